@@ -1,0 +1,34 @@
+# onnx-rebasin: `make test` runs every test; `make demo` builds and runs the main job.
+GO ?= go
+FUZZTIME ?= 20s
+
+.PHONY: test demo build ortref vet unit arm64 fuzz
+
+build:
+	$(GO) build -o bin/onnx-rebasin ./cmd/onnx-rebasin
+
+demo: build
+	./bin/onnx-rebasin inspect testmodels/mlp_s0.onnx
+
+# The reference runtime (ONNX Runtime from npm) that function-invariance tests compare against.
+ortref: tools/ortref/node_modules/onnxruntime-node/package.json
+tools/ortref/node_modules/onnxruntime-node/package.json: tools/ortref/package-lock.json
+	cd tools/ortref && npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+vet:
+	test -z "$$(gofmt -l . | grep -v '^simd/_gen/' )" || { gofmt -l .; echo 'gofmt needed'; exit 1; }
+	$(GO) vet ./...
+
+unit: ortref
+	$(GO) test -count=1 ./...
+
+# NEON and generic code paths of simd on arm64, under qemu-user.
+arm64:
+	GOARCH=arm64 $(GO) vet ./simd/...
+	GOARCH=arm64 $(GO) test -count=1 -exec qemu-aarch64-static ./simd/...
+
+fuzz:
+	$(GO) test ./onnx -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+
+test: vet unit arm64 fuzz

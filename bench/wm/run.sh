@@ -1,0 +1,156 @@
+#!/bin/bash
+# Weight-matching benchmark: numpy/scipy reference (wm.py) vs onnx-rebasin.
+#
+#   bench/wm/run.sh                      all pairs: mlp resnet mlp4096 resnet-wide
+#   bench/wm/run.sh mlp resnet           only these pairs
+#   bench/wm/run.sh --selftest           only the reference's self-recovery test
+#   bench/wm/run.sh --ref-only [pairs]   skip onnx-rebasin
+#
+# Environment:
+#   ONNX_REBASIN=/path/to/binary   use this binary instead of building /tmp/onnx-rebasin
+#   WM_DTYPE=float64               reference product precision (default float32)
+#   WM_SEED=0                      seed for both tools (visiting order of the groups)
+#
+# Results: bench/wm/out/ (git-ignored): ref_<pair>.json, rebasin_<pair>.json, results.md.
+set -u
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT" || exit 1
+WM=bench/wm
+OUT=$WM/out
+PY=/usr/bin/python3
+SEED=${WM_SEED:-0}
+DTYPE=${WM_DTYPE:-float32}
+mkdir -p "$OUT"
+
+REF_ONLY=0
+PAIRS=()
+for a in "$@"; do
+  case "$a" in
+    --selftest) exec $PY $WM/wm.py --selftest --testmodels testmodels ;;
+    --ref-only) REF_ONLY=1 ;;
+    mlp|resnet|mlp4096|resnet-wide) PAIRS+=("$a") ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $a" >&2; exit 2 ;;
+  esac
+done
+[ ${#PAIRS[@]} -eq 0 ] && PAIRS=(mlp resnet mlp4096 resnet-wide)
+
+pair_files() {
+  case "$1" in
+    mlp) echo testmodels/mlp_s0.onnx testmodels/mlp_s1.onnx ;;
+    resnet) echo testmodels/resnet_s0.onnx testmodels/resnet_s1.onnx ;;
+    mlp4096) echo $OUT/mlp4096_s0.onnx $OUT/mlp4096_s1.onnx ;;
+    resnet-wide) echo $OUT/resnetwide_s0.onnx $OUT/resnetwide_s1.onnx ;;
+  esac
+}
+
+now() { date +%s.%N; }
+
+# scaled models
+for p in "${PAIRS[@]}"; do
+  read -r A B <<<"$(pair_files "$p")"
+  if [ ! -f "$A" ] || [ ! -f "$B" ]; then
+    case "$p" in
+      mlp4096) $PY $WM/make_scaled.py --out "$OUT" --only mlp4096 || exit 1 ;;
+      resnet-wide) $PY $WM/make_scaled.py --out "$OUT" --only resnet-wide || exit 1 ;;
+      *) echo "missing $A or $B" >&2; exit 1 ;;
+    esac
+  fi
+done
+
+# onnx-rebasin binary
+BIN=${ONNX_REBASIN:-}
+if [ $REF_ONLY -eq 0 ] && [ -z "$BIN" ]; then
+  BIN=/tmp/onnx-rebasin
+  echo "building $BIN ..." >&2
+  if ! go build -o "$BIN" ./cmd/onnx-rebasin; then
+    echo "WARNING: onnx-rebasin does not build; running the reference only" >&2
+    REF_ONLY=1
+  fi
+fi
+if [ $REF_ONLY -eq 0 ] && [ ! -x "$BIN" ]; then
+  echo "WARNING: $BIN is not executable; running the reference only" >&2
+  REF_ONLY=1
+fi
+
+echo "host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" >&2
+for p in "${PAIRS[@]}"; do
+  read -r A B <<<"$(pair_files "$p")"
+  rm -f "$OUT/ref_$p.json" "$OUT/rebasin_$p.json" "$OUT/rebasin_$p.err" "$OUT/$p.wall"
+
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  echo "== $p: reference (load avg $load)" >&2
+  t0=$(now)
+  $PY $WM/wm.py "$A" "$B" --seed "$SEED" --dtype "$DTYPE" --json "$OUT/ref_$p.json" >&2
+  rc=$?
+  t1=$(now)
+  echo "ref_wall=$(echo "$t1 - $t0" | bc -l) ref_rc=$rc ref_load=$load" >"$OUT/$p.wall"
+
+  if [ $REF_ONLY -eq 0 ]; then
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    echo "== $p: onnx-rebasin (load avg $load)" >&2
+    t0=$(now)
+    "$BIN" align "$A" "$B" -o "$OUT/${p}_aligned.onnx" --seed "$SEED" --report "$OUT/rebasin_$p.json" -q \
+      2>"$OUT/rebasin_$p.err"
+    rc=$?
+    t1=$(now)
+    [ $rc -ne 0 ] && { echo "onnx-rebasin failed (rc $rc):" >&2; cat "$OUT/rebasin_$p.err" >&2; }
+    echo "go_wall=$(echo "$t1 - $t0" | bc -l) go_rc=$rc go_load=$load" >>"$OUT/$p.wall"
+    rm -f "$OUT/${p}_aligned.onnx"
+  fi
+done
+
+# table
+$PY - "$OUT" "$DTYPE" "${PAIRS[@]}" <<'EOF' | tee "$OUT/results.md"
+import json, os, sys
+out, dtype, pairs = sys.argv[1], sys.argv[2], sys.argv[3:]
+
+def load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+def wall(p):
+    d = {}
+    try:
+        for tok in open(os.path.join(out, p + ".wall")).read().split():
+            k, v = tok.split("=")
+            d[k] = v
+    except OSError:
+        pass
+    return d
+
+def f(x, fmt):
+    return "—" if x is None else format(x, fmt)
+
+print(f"| pair | reference time | reference sweeps | reference objective | onnx-rebasin time | sweeps | objective | speed-up | objective ratio |")
+print(f"|---|---|---|---|---|---|---|---|---|")
+notes = []
+for p in pairs:
+    r, g, w = load(os.path.join(out, f"ref_{p}.json")), load(os.path.join(out, f"rebasin_{p}.json")), wall(p)
+    gw = float(w["go_wall"]) if g is not None and "go_wall" in w and w.get("go_rc") == "0" else None
+    ref_t = f"{r['total_seconds']:.2f} s (match {r['match_seconds']:.2f} s)" if r else "failed"
+    go_t = f"{gw:.2f} s" if gw is not None else "—"
+    speed = f"{r['total_seconds'] / gw:.1f}×" if r and gw else "—"
+    ratio = f"{g['objective_after'] / r['objective_after']:.6f}" if r and g else "—"
+    print(f"| {p} | {ref_t} | {r['sweeps'] if r else '—'} | {f(r and r['objective_after'], '.8g')} "
+          f"| {go_t} | {len(g['sweeps']) if g else '—'} | {f(g and g['objective_after'], '.8g')} | {speed} | {ratio} |")
+    if r:
+        s = (f"- {p}: reference {r['dtype']} products, load {r['load_seconds']:.2f} s, process wall "
+             f"{float(w.get('ref_wall', 'nan')):.2f} s, load avg {w.get('ref_load', '?')}; objective at identity "
+             f"{r['objective_before']:.10g}")
+        if g:
+            s += (f"; onnx-rebasin objective at identity {g['objective_before']:.10g} "
+                  f"(rel. diff {abs(g['objective_before'] - r['objective_before']) / abs(r['objective_before']):.1e}), "
+                  f"report seconds {g['seconds']:.2f}, load avg {w.get('go_load', '?')}")
+        notes.append(s)
+print()
+print("reference time = load + match (wm.py); onnx-rebasin time = wall time of the whole `align` command "
+      "(load, analysis, match, apply, save); speed-up = reference time / onnx-rebasin time; "
+      "objective ratio = onnx-rebasin / reference (objective_after).")
+print()
+print("\n".join(notes))
+EOF

@@ -1,0 +1,340 @@
+#!/usr/bin/python3
+"""Reference weight matching (Git Re-Basin) on ONNX files, in numpy + scipy.
+
+A faithful port of `weight_matching` from the authors' repository
+(samuela/git-re-basin, src/weight_matching.py; Ainsworth, Hayase & Srinivasa
+2022, arXiv 2209.04836, Algorithm 1 "PermutationCoordinateDescent"), with
+hand-written permutation specs for the architectures used by bench/wm:
+
+  * MLP  (torch nn.Sequential of Flatten, Linear, ReLU, ...; Gemm in ONNX)
+  * ResNet of BasicBlocks with BatchNormalization kept (torch naming
+    stem.0/stem.1, layerS.B.conv1/bn1/conv2/bn2/downsample.0/downsample.1, fc)
+
+Usage:
+    wm.py A.onnx B.onnx [--seed 0] [--max-iter 100] [--dtype float32] [--json out.json]
+    wm.py --selftest [--testmodels DIR]
+
+What is computed (the paper's code, line by line):
+
+    for iteration in range(max_iter):
+        progress = False
+        for p in perm_names[random permutation]:
+            A = 0 (n x n)
+            for (param, axis) in perm_to_axes[p]:
+                w_a = params_a[param]                          moved axis to front, (n, -1)
+                w_b = B's param with every OTHER axis permuted  moved axis to front, (n, -1)
+                A += w_a @ w_b.T
+            ci = linear_sum_assignment(A, maximize=True)
+            oldL = <A, P_old>, newL = <A, P_new>
+            progress |= newL > oldL + 1e-12
+            perm[p] = ci
+        if not progress: break
+
+Numerics: the weights are float32 as stored in the ONNX file. With
+--dtype float32 (default; as the paper's float32 JAX code) each product
+w_a @ w_b.T is a float32 GEMM (OpenBLAS sgemm), accumulated into a float64 A;
+with --dtype float64 the weights are converted to float64 first and every
+product is a float64 GEMM. oldL/newL and the objective are float64.
+
+Objective (comparable with onnx-rebasin's "objective_before/after"):
+    Σ over every parameter of the spec that has at least one permuted axis
+    of <W_A, π(W_B)>, in float64. Parameters of the spec no permutation touches
+    (e.g. the final layer's bias) are excluded; the sum over ALL spec
+    parameters is printed as well ("objective_all").
+A parameter is one weight *use* (one node input): the torch exporter sometimes
+deduplicates equal initializers and feeds the second user through an Identity
+node (resnet_s*.onnx: layer2.0.downsample.1.bias = Identity(layer2.0.bn2.bias));
+such a parameter is read through the Identity and counted once per use, as
+onnx-rebasin does.
+
+Timing: "load" = onnx.load + numpy_helper.to_array of both files; "match" =
+the weight_matching loop alone (from loaded arrays to the final permutation);
+"total" = load + match. The objective evaluations are not timed.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+from scipy.optimize import linear_sum_assignment
+
+
+# --------------------------------------------------------------------------
+# ONNX loading
+
+
+def load_params(path):
+    """Initializers of an ONNX file as float32 numpy arrays, plus every
+    Identity node output that aliases an initializer (resolved transitively)."""
+    m = onnx.load(path)
+    params = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+    changed = True
+    while changed:
+        changed = False
+        for n in m.graph.node:
+            if n.op_type == "Identity" and n.input[0] in params and n.output[0] not in params:
+                params[n.output[0]] = params[n.input[0]]
+                changed = True
+    return params, m
+
+
+# --------------------------------------------------------------------------
+# permutation specs (torch layouts: Linear/Gemm weight (out, in), Conv (out, in, kh, kw))
+
+
+class PermutationSpec:
+    def __init__(self, axes_to_perm):
+        self.axes_to_perm = axes_to_perm
+        self.perm_to_axes = {}
+        for wk, axes in axes_to_perm.items():
+            for axis, p in enumerate(axes):
+                if p is not None:
+                    self.perm_to_axes.setdefault(p, []).append((wk, axis))
+
+
+def mlp_permutation_spec(params):
+    """nn.Sequential(Flatten, Linear, ReLU, ..., Linear): net.1, net.3, ..."""
+    layers = sorted(int(k.split(".")[1]) for k in params if k.startswith("net.") and k.endswith(".weight"))
+    assert layers and all(layers[i] == 2 * i + 1 for i in range(len(layers))), layers
+    num_hidden = len(layers) - 1
+    spec = {}
+    for i, li in enumerate(layers):
+        p_in = None if i == 0 else f"P_{i - 1}"
+        p_out = None if i == num_hidden else f"P_{i}"
+        spec[f"net.{li}.weight"] = (p_out, p_in)
+        spec[f"net.{li}.bias"] = (p_out,)
+    return PermutationSpec(spec)
+
+
+def resnet_permutation_spec(params):
+    """Stem conv+BN, stages of BasicBlocks (first block of stage >= 2 may carry
+    a 1x1 conv + BN downsample shortcut), GAP, fc. One permutation per
+    residual stream (stem + stage 1 share P_res0 through the identity adds;
+    a downsample block starts a new stream), one inner permutation per block."""
+    conv = lambda name, p_in, p_out: {f"{name}.weight": (p_out, p_in, None, None)}
+    norm = lambda name, p: {f"{name}.{v}": (p,) for v in ("weight", "bias", "running_mean", "running_var")}
+    dense = lambda name, p_in, p_out: {f"{name}.weight": (p_out, p_in), f"{name}.bias": (p_out,)}
+
+    spec = {**conv("stem.0", None, "P_res0"), **norm("stem.1", "P_res0")}
+    stream = 0
+    s = 1
+    while f"layer{s}.0.conv1.weight" in params:
+        b = 0
+        while f"layer{s}.{b}.conv1.weight" in params:
+            name = f"layer{s}.{b}"
+            inner = f"P_{name}_inner"
+            p_in = f"P_res{stream}"
+            if f"{name}.downsample.0.weight" in params:
+                stream += 1
+            p_out = f"P_res{stream}"
+            spec.update({
+                **conv(f"{name}.conv1", p_in, inner), **norm(f"{name}.bn1", inner),
+                **conv(f"{name}.conv2", inner, p_out), **norm(f"{name}.bn2", p_out),
+            })
+            if f"{name}.downsample.0.weight" in params:
+                spec.update({**conv(f"{name}.downsample.0", p_in, p_out), **norm(f"{name}.downsample.1", p_out)})
+            else:
+                assert p_in == p_out
+            b += 1
+        s += 1
+    spec.update(dense("fc", f"P_res{stream}", None))
+    return PermutationSpec(spec)
+
+
+def spec_for(params):
+    if "fc.weight" in params and "stem.0.weight" in params:
+        return "resnet", resnet_permutation_spec(params)
+    if "net.1.weight" in params:
+        return "mlp", mlp_permutation_spec(params)
+    raise SystemExit("unknown architecture: no spec for these initializer names")
+
+
+def check_spec(ps, params):
+    missing = [k for k in ps.axes_to_perm if k not in params]
+    if missing:
+        raise SystemExit(f"spec names missing from the model: {missing}")
+    for k, axes in ps.axes_to_perm.items():
+        assert params[k].ndim == len(axes), (k, params[k].shape, axes)
+    for p, axes in ps.perm_to_axes.items():
+        sizes = {params[k].shape[a] for k, a in axes}
+        assert len(sizes) == 1, (p, [(k, a, params[k].shape) for k, a in axes])
+
+
+# --------------------------------------------------------------------------
+# the algorithm (samuela/git-re-basin src/weight_matching.py)
+
+
+def get_permuted_param(ps, perm, k, params, except_axis=None):
+    """Get parameter `k` from `params`, with the permutations applied."""
+    w = params[k]
+    for axis, p in enumerate(ps.axes_to_perm[k]):
+        # Skip the axis we're trying to permute.
+        if axis == except_axis:
+            continue
+        # None indicates that there is no permutation relevant to that axis.
+        if p is not None:
+            w = np.take(w, perm[p], axis=axis)
+    return w
+
+
+def weight_matching(seed, ps, params_a, params_b, max_iter=100, init_perm=None, silent=True, dtype=np.float32):
+    """Find a permutation of `params_b` to make them match `params_a`.
+    Returns (perm, sweeps) with sweeps = number of iterations run."""
+    rng = np.random.default_rng(seed)
+    perm_sizes = {p: params_a[axes[0][0]].shape[axes[0][1]] for p, axes in ps.perm_to_axes.items()}
+    perm = {p: np.arange(n) for p, n in perm_sizes.items()} if init_perm is None else dict(init_perm)
+    perm_names = list(perm.keys())
+    if dtype != np.float32:
+        params_a = {k: v.astype(dtype) for k, v in params_a.items()}
+        params_b = {k: v.astype(dtype) for k, v in params_b.items()}
+
+    iters = 0
+    for iteration in range(max_iter):
+        iters = iteration + 1
+        progress = False
+        for p_ix in rng.permutation(len(perm_names)):
+            p = perm_names[p_ix]
+            n = perm_sizes[p]
+            A = np.zeros((n, n), dtype=np.float64)
+            for wk, axis in ps.perm_to_axes[p]:
+                w_a = params_a[wk]
+                w_b = get_permuted_param(ps, perm, wk, params_b, except_axis=axis)
+                w_a = np.moveaxis(w_a, axis, 0).reshape((n, -1))
+                w_b = np.moveaxis(w_b, axis, 0).reshape((n, -1))
+                A += w_a @ w_b.T
+
+            ri, ci = linear_sum_assignment(A, maximize=True)
+            assert (ri == np.arange(len(ri))).all()
+
+            # <A, eye(n)[perm]> without materialising the n x n one-hot matrix
+            oldL = A[np.arange(n), perm[p]].sum()
+            newL = A[np.arange(n), ci].sum()
+            if not silent:
+                print(f"{iteration}/{p}: {newL - oldL}", file=sys.stderr)
+            progress = progress or newL > oldL + 1e-12
+
+            perm[p] = np.array(ci)
+
+        if not progress:
+            break
+
+    return perm, iters
+
+
+def objective(ps, perm, params_a, params_b, restrict=True):
+    """Σ <W_A, π(W_B)> in float64 over the spec's parameters (restricted to
+    those with at least one permuted axis unless restrict=False)."""
+    tot = 0.0
+    for k, axes in ps.axes_to_perm.items():
+        if restrict and all(p is None for p in axes):
+            continue
+        wb = get_permuted_param(ps, perm, k, params_b)
+        tot += float(np.dot(params_a[k].astype(np.float64).ravel(), wb.astype(np.float64).ravel()))
+    return tot
+
+
+# --------------------------------------------------------------------------
+# drivers
+
+
+def run_pair(path_a, path_b, seed, max_iter, dtype, verbose):
+    t0 = time.perf_counter()
+    params_a, _ = load_params(path_a)
+    params_b, _ = load_params(path_b)
+    t_load = time.perf_counter() - t0
+    arch, ps = spec_for(params_a)
+    check_spec(ps, params_a)
+    check_spec(ps, params_b)
+    for k in ps.axes_to_perm:
+        if params_a[k].shape != params_b[k].shape:
+            raise SystemExit(f"{k}: shape {params_a[k].shape} vs {params_b[k].shape}")
+    ident = {p: np.arange(params_a[ax[0][0]].shape[ax[0][1]]) for p, ax in ps.perm_to_axes.items()}
+    obj_before = objective(ps, ident, params_a, params_b)
+
+    t1 = time.perf_counter()
+    perm, sweeps = weight_matching(seed, ps, params_a, params_b, max_iter=max_iter,
+                                   silent=not verbose, dtype=dtype)
+    t_match = time.perf_counter() - t1
+
+    res = dict(
+        a=path_a, b=path_b, arch=arch, seed=seed, dtype=np.dtype(dtype).name,
+        perms={p: len(v) for p, v in perm.items()},
+        spec_params=len(ps.axes_to_perm),
+        spec_params_permuted=sum(any(p is not None for p in ax) for ax in ps.axes_to_perm.values()),
+        sweeps=sweeps,
+        objective_before=obj_before,
+        objective_after=objective(ps, perm, params_a, params_b),
+        objective_all_after=objective(ps, perm, params_a, params_b, restrict=False),
+        moved={p: int((v != np.arange(len(v))).sum()) for p, v in perm.items()},
+        load_seconds=t_load, match_seconds=t_match, total_seconds=t_load + t_match,
+    )
+    return res, perm
+
+
+def selftest(testmodels, seed):
+    """Align a model with a randomly hidden-unit-permuted copy of itself: the
+    permutation must be undone exactly and the objective must equal ||W||^2."""
+    ok = True
+    for name in ("mlp_s0", "resnet_s0"):
+        path = os.path.join(testmodels, name + ".onnx")
+        params_a, _ = load_params(path)
+        arch, ps = spec_for(params_a)
+        check_spec(ps, params_a)
+        rng = np.random.default_rng(12345)
+        q = {p: rng.permutation(params_a[ax[0][0]].shape[ax[0][1]]) for p, ax in ps.perm_to_axes.items()}
+        # B = A with hidden units shuffled: B[k] = take(A[k], q[p], axis) on every permuted axis
+        params_b = {k: get_permuted_param(ps, q, k, params_a) if k in ps.axes_to_perm else v
+                    for k, v in params_a.items()}
+        norm2 = objective(ps, {p: np.arange(len(v)) for p, v in q.items()}, params_a, params_a)
+        t = time.perf_counter()
+        perm, sweeps = weight_matching(seed, ps, params_a, params_b)
+        dt = time.perf_counter() - t
+        obj = objective(ps, perm, params_a, params_b)
+        inv_ok = all(np.array_equal(perm[p], np.argsort(q[p])) for p in q)
+        exact = all(np.array_equal(get_permuted_param(ps, perm, k, params_b), params_a[k]) for k in ps.axes_to_perm)
+        good = inv_ok and exact and obj == norm2
+        ok &= good
+        print(f"selftest {name}: {len(q)} perms, sweeps {sweeps}, {dt:.2f}s, "
+              f"perm == q^-1: {inv_ok}, pi(W_B) == W_A bitwise: {exact}, "
+              f"objective {obj!r} vs ||W||^2 {norm2!r}: {'OK' if good else 'FAIL'}")
+    return ok
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("a", nargs="?")
+    ap.add_argument("b", nargs="?")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the visiting order (numpy default_rng)")
+    ap.add_argument("--max-iter", type=int, default=100)
+    ap.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                    help="precision of the w_a @ w_b.T products (A is accumulated in float64)")
+    ap.add_argument("--json", help="write the result (and the permutations) to this file")
+    ap.add_argument("-v", "--verbose", action="store_true", help="print newL - oldL per step, like the paper's code")
+    ap.add_argument("--selftest", action="store_true")
+    ap.add_argument("--testmodels", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "testmodels"))
+    args = ap.parse_args()
+
+    if args.selftest:
+        sys.exit(0 if selftest(args.testmodels, args.seed) else 1)
+    if not (args.a and args.b):
+        ap.error("need A.onnx B.onnx (or --selftest)")
+    res, perm = run_pair(args.a, args.b, args.seed, args.max_iter, np.dtype(args.dtype).type, args.verbose)
+    print(f"{res['arch']}: {len(res['perms'])} perms {res['perms']}; spec params {res['spec_params']} "
+          f"({res['spec_params_permuted']} permuted)")
+    print(f"sweeps {res['sweeps']}  objective {res['objective_before']:.10g} -> {res['objective_after']:.10g} "
+          f"(all spec params incl. unpermuted: {res['objective_all_after']:.10g})")
+    print(f"load {res['load_seconds']:.3f}s  match {res['match_seconds']:.3f}s  total {res['total_seconds']:.3f}s  "
+          f"[{res['dtype']} products]")
+    if args.json:
+        out = dict(res, perm={p: v.tolist() for p, v in perm.items()})
+        with open(args.json, "w") as f:
+            json.dump(out, f)
+
+
+if __name__ == "__main__":
+    main()

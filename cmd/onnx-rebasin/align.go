@@ -1,0 +1,144 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/onnx-rebasin/onnx-rebasin/graph"
+	"github.com/onnx-rebasin/onnx-rebasin/internal/atomicfile"
+	"github.com/onnx-rebasin/onnx-rebasin/onnx"
+	"github.com/onnx-rebasin/onnx-rebasin/permute"
+)
+
+// alignReport is what `align --report` writes.
+type alignReport struct {
+	A               string          `json:"a"`
+	B               string          `json:"b"`
+	Out             string          `json:"out"`
+	Method          string          `json:"method"`
+	Seed            uint64          `json:"seed"`
+	Groups          []groupReport   `json:"groups"`
+	Sweeps          []permute.Sweep `json:"sweeps"`
+	ObjectiveBefore float64         `json:"objective_before"`
+	ObjectiveAfter  float64         `json:"objective_after"`
+	Seconds         float64         `json:"seconds"`
+	Perms           permute.Perms   `json:"perms"`
+}
+
+type groupReport struct {
+	ID    int `json:"id"`
+	Size  int `json:"size"`
+	Moved int `json:"moved"` // units not mapped to themselves
+}
+
+// alignPair loads a and b, checks they share an architecture, and weight-matches b to a.
+func alignPair(c *cmdContext, pathA, pathB string, seed uint64, maxIter int, quiet bool) (*onnx.Model, *onnx.Model, *graph.Analysis, *permute.MatchResult, error) {
+	ma, ga, err := loadAnalyzed(pathA)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	mb, gb, err := loadAnalyzed(pathB)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if err := permute.SameArchitecture(ma, mb, ga, gb); err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("cannot align: %w", err)
+	}
+	opts := permute.MatchOptions{Seed: seed, MaxIter: maxIter}
+	if !quiet {
+		opts.Progress = func(s permute.Sweep) {
+			fmt.Fprintf(c.stderr, "sweep %d: objective %.6g, %d groups changed (%.2fs)\n", s.N, s.Objective, s.Changed, s.Elapsed.Seconds())
+		}
+	}
+	res, err := permute.WeightMatch(ma, mb, ga, opts)
+	if err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("aligning %s to %s: %w", pathB, pathA, err)
+	}
+	return ma, mb, ga, res, nil
+}
+
+func runAlign(c *cmdContext, args []string) error {
+	fs := newFlags(c, "align", "a.onnx b.onnx -o b_aligned.onnx [--seed N] [--max-iter K] [--report r.json]",
+		"Permute b's hidden units to match a's (weight matching). The output computes what b computes.")
+	out := fs.String("o", "", "output model `path` (required)")
+	seed := fs.Uint64("seed", 0, "seed for the order in which groups are visited")
+	maxIter := fs.Int("max-iter", 100, "maximum number of sweeps")
+	report := fs.String("report", "", "write a JSON report (groups, sweeps, objective, permutations) to this `path`")
+	quiet := fs.Bool("q", false, "no progress on stderr")
+	force := fs.Bool("force", false, "allow the output to replace an input file")
+	pos, err := parseFlags(fs, args, 2, 2)
+	if err != nil {
+		return err
+	}
+	if err := checkOutput(*out, *force, pos...); err != nil {
+		return err
+	}
+	start := time.Now()
+	_, mb, ga, res, err := alignPair(c, pos[0], pos[1], *seed, *maxIter, *quiet)
+	if err != nil {
+		return err
+	}
+	if err := permute.Apply(mb, ga, res.Perms); err != nil {
+		return fmt.Errorf("%s: %w", pos[1], err)
+	}
+	if err := mb.Save(*out); err != nil {
+		return err
+	}
+	if !*quiet {
+		fmt.Fprintf(c.stderr, "aligned %s to %s: objective %.6g -> %.6g in %d sweeps, wrote %s\n",
+			pos[1], pos[0], res.ObjectiveBefore, res.ObjectiveAfter, len(res.Sweeps), *out)
+	}
+	if *report != "" {
+		r := alignReport{A: pos[0], B: pos[1], Out: *out, Method: "weight", Seed: *seed, Sweeps: res.Sweeps,
+			ObjectiveBefore: res.ObjectiveBefore, ObjectiveAfter: res.ObjectiveAfter,
+			Seconds: time.Since(start).Seconds(), Perms: res.Perms}
+		for i, g := range ga.Groups {
+			moved := 0
+			for k, j := range res.Perms[i] {
+				if k != j {
+					moved++
+				}
+			}
+			r.Groups = append(r.Groups, groupReport{g.ID, g.Size, moved})
+		}
+		if err := writeJSON(*report, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeJSON(path string, v any) error {
+	return atomicfile.Write(path, func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(v); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		return nil
+	})
+}
+
+// parseWeights parses "w1,w2,...".
+func parseWeights(s string, n int) ([]float64, error) {
+	if s == "" {
+		return nil, nil
+	}
+	parts := strings.Split(s, ",")
+	if len(parts) != n {
+		return nil, usagef("--weights has %d values for %d models", len(parts), n)
+	}
+	w := make([]float64, n)
+	for i, p := range parts {
+		v, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
+		if err != nil || v < 0 {
+			return nil, usagef("--weights: %q is not a non-negative number", p)
+		}
+		w[i] = v
+	}
+	return w, nil
+}

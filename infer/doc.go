@@ -1,0 +1,40 @@
+// Package infer runs ONNX models on the CPU in float32, without Python or
+// native libraries: the forward passes that activation matching, BatchNorm
+// resets, REPAIR and loss-barrier curves need.
+//
+// It covers the operators that CNNs, MLPs and transformer encoders exported
+// by torch.onnx use (SupportedOps lists them): Gemm, MatMul, Conv,
+// ConvTranspose, pooling, BatchNormalization, LayerNormalization,
+// InstanceNormalization, the usual activations, Softmax/LogSoftmax,
+// elementwise arithmetic and comparisons with numpy broadcasting, the Reduce*
+// family and the shape operators (Reshape, Transpose, Concat, Split, Slice,
+// Gather, Pad, ...), following each operator's semantics at the model's opset.
+// Tensors hold float32, int64 (shapes, indices) or bool.
+//
+// Usage:
+//
+//	m, _ := onnx.Load("model.onnx")
+//	sess, err := infer.NewSession(m) // compiles once; fails early on anything unsupported
+//	x := infer.NewFloat32([]int{64, 1, 28, 28}, pixels)
+//	outs, err := sess.Run(map[string]*infer.Tensor{"input": x})
+//	logits := outs["logits"]
+//
+// Intermediate values are available by name with Capture (kept and returned
+// with the outputs) or OnValue (a callback seeing every node output as it is
+// computed, without copies). BatchNormStatistics runs BatchNormalization in
+// batch-statistics mode and reports per-channel sums for re-estimating
+// running statistics; BatchNormAccumulator adds them up over a data set.
+//
+// A Session compiles the graph once: nodes are put in topological order,
+// bound to kernels whose attributes are checked up front (an unsupported
+// operator, attribute value or element type is an *UnsupportedError from
+// NewSession, never a failure halfway through a run), and subgraphs that
+// depend only on initializers and constants are evaluated at that point.
+// Buffers of intermediate values are recycled within and across runs.
+//
+// Matrix products (Gemm, MatMul, and Conv through im2col) and the larger
+// elementwise kernels are split over up to GOMAXPROCS goroutines (see
+// Threads). Every output element is computed by one goroutine with a fixed
+// order of operations, so results are bit-for-bit the same whatever the
+// number of threads.
+package infer

@@ -1,0 +1,18 @@
+//go:build !amd64 || purego
+
+package lap
+
+// useAVX2 is false where there is no vector kernel.
+var useAVX2 = false
+
+func relaxVector(row, v, d []float64, pred []int32, i int32, off float64) (float64, int) {
+	return relaxGeneric(row, v, d, pred, i, off, 0, inf, -1)
+}
+
+func twoMinVector(row, v []float64) (float64, int, float64, int) {
+	return twoMinGeneric(row, v, 0, inf, -1, inf, -1)
+}
+
+func colMaxAVX2(row, vmax *float64, arg *int32, n int, i int32, acc *[4]float64) {
+	panic("unreachable")
+}

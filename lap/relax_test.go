@@ -1,0 +1,121 @@
+package lap
+
+import (
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// TestRelaxKernelsAgree checks the vector kernel against the portable loop
+// on random inputs, including finalised (+Inf) columns, ties and every
+// length mod 4, and that whole solves are bit-identical either way.
+func TestRelaxKernelsAgree(t *testing.T) {
+	if !useAVX2 {
+		t.Skip("no vector kernel on this machine")
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for trial := 0; trial < 2000; trial++ {
+		n := 1 + r.IntN(70)
+		row, v, d := make([]float64, n), make([]float64, n), make([]float64, n)
+		pred := make([]int32, n)
+		for k := range row {
+			// Few distinct values, so ties are common.
+			row[k] = float64(r.IntN(5))
+			v[k] = float64(r.IntN(5))
+			d[k] = float64(r.IntN(8))
+			pred[k] = int32(r.IntN(9))
+			if r.IntN(4) == 0 {
+				v[k], d[k] = inf, inf
+			}
+		}
+		off := float64(r.IntN(5)) - 2
+		d2, pred2 := slices.Clone(d), slices.Clone(pred)
+		b1, k1 := relaxGeneric(row, v, d, pred, 7, off, 0, inf, -1)
+		b2, k2 := relaxVector(row, v, d2, pred2, 7, off)
+		if b1 != b2 || k1 != k2 || !slices.Equal(d, d2) || !slices.Equal(pred, pred2) {
+			t.Fatalf("n=%d: generic (%v,%d) vs vector (%v,%d)", n, b1, k1, b2, k2)
+		}
+	}
+}
+
+func TestTwoMinKernelsAgree(t *testing.T) {
+	if !useAVX2 {
+		t.Skip("no vector kernel on this machine")
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	for trial := 0; trial < 3000; trial++ {
+		n := 8 + r.IntN(70)
+		row, v := make([]float64, n), make([]float64, n)
+		for k := range row {
+			row[k] = float64(r.IntN(6))
+			v[k] = float64(r.IntN(6))
+			if trial%3 == 0 {
+				row[k] = r.Float64()
+			}
+		}
+		a1, b1, c1, d1 := twoMinGeneric(row, v, 0, inf, -1, inf, -1)
+		a2, b2, c2, d2 := twoMinVector(row, v)
+		if a1 != a2 || b1 != b2 || c1 != c2 || d1 != d2 {
+			t.Fatalf("n=%d: generic (%v,%d,%v,%d) vs vector (%v,%d,%v,%d)", n, a1, b1, c1, d1, a2, b2, c2, d2)
+		}
+	}
+}
+
+func TestColMaxKernelsAgree(t *testing.T) {
+	if !useAVX2 {
+		t.Skip("no vector kernel on this machine")
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	for trial := 0; trial < 1000; trial++ {
+		n := 8 + r.IntN(70)
+		vmax1, arg1 := make([]float64, n), make([]int32, n)
+		for k := range vmax1 {
+			vmax1[k] = float64(r.IntN(4))
+			arg1[k] = int32(r.IntN(5))
+		}
+		vmax2, arg2 := slices.Clone(vmax1), slices.Clone(arg1)
+		for i := int32(0); i < 5; i++ {
+			row := make([]float64, n)
+			for k := range row {
+				row[k] = float64(r.IntN(5))
+				if trial%2 == 0 {
+					row[k] = r.NormFloat64() * 1e150
+				}
+			}
+			var acc [4]float64
+			s1 := colMaxGeneric(row, vmax1, arg1, i, 0, &acc)
+			s2 := colMax(row, vmax2, arg2, i)
+			if s1 != s2 && !(s1 != s1 && s2 != s2) || !slices.Equal(vmax1, vmax2) || !slices.Equal(arg1, arg2) {
+				t.Fatalf("n=%d row %d: generic %v vs vector %v", n, i, s1, s2)
+			}
+		}
+	}
+}
+
+func TestSolveSameWithAndWithoutVectorKernel(t *testing.T) {
+	if !useAVX2 {
+		t.Skip("no vector kernel on this machine")
+	}
+	defer func() { useAVX2 = true }()
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{5, 33, 200, 301} {
+		for _, ints := range []bool{false, true} {
+			cost := make([]float64, n*n)
+			for k := range cost {
+				if ints {
+					cost[k] = float64(r.IntN(4))
+				} else {
+					cost[k] = r.NormFloat64()
+				}
+			}
+			var s Solver
+			useAVX2 = true
+			p1, t1, err1 := s.Solve(n, cost)
+			useAVX2 = false
+			p2, t2, err2 := s.Solve(n, cost)
+			if err1 != nil || err2 != nil || t1 != t2 || !slices.Equal(p1, p2) {
+				t.Fatalf("n=%d ints=%v: vector and portable solves differ (%v vs %v)", n, ints, t1, t2)
+			}
+		}
+	}
+}

@@ -1,0 +1,486 @@
+package onnx
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
+)
+
+// backendTestData is where Debian's libonnx-testdata puts ONNX's own backend
+// test models.
+const backendTestData = "/usr/share/libonnx-testdata/data"
+
+// requireDir skips when dir is missing, except under CI where the data must be installed.
+func requireDir(t *testing.T, dir, install string) {
+	t.Helper()
+	if _, err := os.Stat(dir); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s missing under CI (%s): %v", dir, install, err)
+		}
+		t.Skipf("%s missing; install with: %s", dir, install)
+	}
+}
+
+func roundTripFile(t *testing.T, path string) {
+	t.Helper()
+	orig, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Parse(orig, path, filepath.Dir(path))
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	got, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, orig) {
+		t.Errorf("%s: round trip changed the bytes (%d -> %d bytes)", path, len(orig), len(got))
+	}
+}
+
+func TestRoundTripBackendModels(t *testing.T) {
+	requireDir(t, backendTestData, "apt-get install libonnx-testdata")
+	count := 0
+	err := filepath.WalkDir(backendTestData, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".onnx") {
+			return err
+		}
+		count++
+		roundTripFile(t, path)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if count < 1000 {
+		t.Fatalf("found only %d backend test models", count)
+	}
+	t.Logf("%d backend test models round-tripped byte-identically", count)
+}
+
+func TestRoundTripTestModels(t *testing.T) {
+	paths, _ := filepath.Glob("../testmodels/*.onnx")
+	if len(paths) == 0 {
+		t.Fatal("no committed test models in ../testmodels")
+	}
+	for _, p := range paths {
+		roundTripFile(t, p)
+	}
+	t.Logf("%d committed test models round-tripped byte-identically", len(paths))
+}
+
+// TestSaveUnchanged checks that Save (not just Marshal) gives back the input bytes.
+func TestSaveUnchanged(t *testing.T) {
+	orig := marshal(t, tinyModel())
+	in := filepath.Join(t.TempDir(), "in.onnx")
+	os.WriteFile(in, orig, 0o644)
+	m, err := Load(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out.onnx")
+	if err := m.Save(out); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(out)
+	if !bytes.Equal(got, orig) {
+		t.Fatal("saved bytes differ from the input")
+	}
+}
+
+// TestUnknownFieldsSurvive appends fields this schema does not know (as a
+// newer IR version would write them) at several nesting levels.
+func TestUnknownFieldsSurvive(t *testing.T) {
+	mp := tinyModel()
+	unknown := func(num protowire.Number, s string) []byte {
+		b := protowire.AppendTag(nil, num, protowire.BytesType)
+		return protowire.AppendString(b, s)
+	}
+	mp.ProtoReflect().SetUnknown(unknown(1000, "model-level future field"))
+	mp.Graph.ProtoReflect().SetUnknown(unknown(999, "graph-level"))
+	mp.Graph.Node[0].ProtoReflect().SetUnknown(unknown(500, "node-level"))
+	mp.Graph.Initializer[0].ProtoReflect().SetUnknown(unknown(777, "tensor-level"))
+	orig := marshal(t, mp)
+	m, err := Parse(orig, "future.onnx", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetFloat32s(m.Proto.Graph.Initializer[0], []float32{9, 8, 7, 6}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"model-level future field", "graph-level", "node-level", "tensor-level"} {
+		if !bytes.Contains(got, []byte(s)) {
+			t.Errorf("unknown field %q lost", s)
+		}
+	}
+	back := &onnxpb.ModelProto{}
+	if err := proto.Unmarshal(got, back); err != nil {
+		t.Fatal(err)
+	}
+	if len(back.Graph.Initializer[0].ProtoReflect().GetUnknown()) == 0 {
+		t.Error("tensor unknown field not attached to the tensor after the rewrite")
+	}
+}
+
+// tensorForms builds the same values in every storage form a float tensor can take.
+func tensorForms(dt onnxpb.TensorProto_DataType, vals []float32) map[string]*onnxpb.TensorProto {
+	dims := []int64{int64(len(vals))}
+	raw := &onnxpb.TensorProto{Name: proto.String("raw"), Dims: dims, DataType: proto.Int32(int32(dt))}
+	typed := &onnxpb.TensorProto{Name: proto.String("typed"), Dims: dims, DataType: proto.Int32(int32(dt))}
+	tmp := &Model{}
+	raw.RawData = make([]byte, len(vals)*ElemSize(dt))
+	tmp.SetFloat32s(raw, vals)
+	switch dt {
+	case onnxpb.TensorProto_FLOAT:
+		typed.FloatData = []float32{}
+	case onnxpb.TensorProto_DOUBLE:
+		typed.DoubleData = []float64{}
+	}
+	tmp.SetFloat32s(typed, vals)
+	return map[string]*onnxpb.TensorProto{"raw": raw, "typed": typed}
+}
+
+func TestFloatViewsAllDtypesAndForms(t *testing.T) {
+	vals := []float32{0, 1, -2.5, 0.1, 65504, 1e-6, -0}
+	for _, dt := range []onnxpb.TensorProto_DataType{onnxpb.TensorProto_FLOAT, onnxpb.TensorProto_FLOAT16, onnxpb.TensorProto_BFLOAT16, onnxpb.TensorProto_DOUBLE} {
+		for form, tp := range tensorForms(dt, vals) {
+			m := &Model{}
+			if err := checkTensor(tp); err != nil {
+				t.Fatalf("%v %s: %v", dt, form, err)
+			}
+			got, err := m.Float32s(tp)
+			if err != nil {
+				t.Fatalf("%v %s: %v", dt, form, err)
+			}
+			for i, v := range vals {
+				want := v
+				switch dt {
+				case onnxpb.TensorProto_FLOAT16:
+					want = Float16ToFloat32(Float32ToFloat16(v))
+				case onnxpb.TensorProto_BFLOAT16:
+					want = BFloat16ToFloat32(Float32ToBFloat16(v))
+				}
+				if got[i] != want {
+					t.Errorf("%v %s [%d]: got %v want %v", dt, form, i, got[i], want)
+				}
+			}
+			// Write-back keeps the storage form.
+			hadRaw := tp.RawData != nil
+			if err := m.SetFloat32s(tp, []float32{1, 2, 3, 4, 5, 6, 7}); err != nil {
+				t.Fatal(err)
+			}
+			if (tp.RawData != nil) != hadRaw {
+				t.Errorf("%v %s: storage form changed", dt, form)
+			}
+			f64, _ := m.Float64s(tp)
+			if f64[6] != 7 {
+				t.Errorf("%v %s: write-back lost, got %v", dt, form, f64)
+			}
+			if err := m.SetFloat32s(tp, []float32{1}); err == nil {
+				t.Errorf("%v %s: wrong length accepted", dt, form)
+			}
+		}
+	}
+}
+
+func TestDoubleKeepsPrecision(t *testing.T) {
+	tp := &onnxpb.TensorProto{Dims: []int64{1}, DataType: proto.Int32(int32(onnxpb.TensorProto_DOUBLE)), RawData: make([]byte, 8)}
+	m := &Model{}
+	x := math.Pi
+	m.SetFloat64s(tp, []float64{x})
+	got, _ := m.Float64s(tp)
+	if got[0] != x {
+		t.Fatalf("got %v want %v", got[0], x)
+	}
+}
+
+func TestWeightsIncludeConstants(t *testing.T) {
+	mp := tinyModel()
+	c := &onnxpb.TensorProto{Name: proto.String("cval"), Dims: []int64{2}, DataType: proto.Int32(1), FloatData: []float32{1, 2}}
+	mp.Graph.Node = append(mp.Graph.Node, &onnxpb.NodeProto{OpType: proto.String("Constant"), Output: []string{"c"},
+		Attribute: []*onnxpb.AttributeProto{{Name: proto.String("value"), Type: onnxpb.AttributeProto_TENSOR.Enum(), T: c}}})
+	m := &Model{Proto: mp}
+	w := m.Weights()
+	if w["W"] == nil || w["c"] != c {
+		t.Fatalf("weights = %v", w)
+	}
+}
+
+// tinyModel is Y = X·W with W a 2×2 FLOAT initializer in raw_data.
+func tinyModel() *onnxpb.ModelProto {
+	w := &onnxpb.TensorProto{Name: proto.String("W"), Dims: []int64{2, 2}, DataType: proto.Int32(1), RawData: make([]byte, 16)}
+	(&Model{}).SetFloat32s(w, []float32{1, 2, 3, 4})
+	vi := func(name string) *onnxpb.ValueInfoProto {
+		return &onnxpb.ValueInfoProto{Name: proto.String(name), Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{TensorType: &onnxpb.TypeProto_Tensor{
+			ElemType: proto.Int32(1),
+			Shape: &onnxpb.TensorShapeProto{Dim: []*onnxpb.TensorShapeProto_Dimension{
+				{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: 1}},
+				{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: 2}}}},
+		}}}}
+	}
+	return &onnxpb.ModelProto{
+		IrVersion:   proto.Int64(8),
+		OpsetImport: []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(17)}},
+		Graph: &onnxpb.GraphProto{
+			Name:        proto.String("tiny"),
+			Node:        []*onnxpb.NodeProto{{OpType: proto.String("MatMul"), Input: []string{"X", "W"}, Output: []string{"Y"}, Name: proto.String("mm")}},
+			Initializer: []*onnxpb.TensorProto{w},
+			Input:       []*onnxpb.ValueInfoProto{vi("X")},
+			Output:      []*onnxpb.ValueInfoProto{vi("Y")},
+		},
+	}
+}
+
+func marshal(t testing.TB, mp *onnxpb.ModelProto) []byte {
+	t.Helper()
+	b, err := proto.Marshal(mp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestBadInput(t *testing.T) {
+	good := marshal(t, tinyModel())
+	mutate := func(f func(mp *onnxpb.ModelProto)) []byte {
+		mp := tinyModel()
+		f(mp)
+		return marshal(t, mp)
+	}
+	cases := []struct {
+		name, want string
+		data       []byte
+	}{
+		{"truncated", "not an ONNX model", good[:len(good)-7]},
+		{"text file", "not an ONNX model", []byte("hello, this is not a model\n")},
+		{"empty", "not an ONNX model", nil},
+		{"dims overflow", "overflows", mutate(func(mp *onnxpb.ModelProto) {
+			mp.Graph.Initializer[0].Dims = []int64{1 << 40, 1 << 40}
+		})},
+		{"negative dim", "negative dimension", mutate(func(mp *onnxpb.ModelProto) { mp.Graph.Initializer[0].Dims = []int64{-1, 2} })},
+		{"raw_data length", "raw_data has 16 bytes", mutate(func(mp *onnxpb.ModelProto) { mp.Graph.Initializer[0].Dims = []int64{3, 2} })},
+		{"typed length", "holds 3 values", mutate(func(mp *onnxpb.ModelProto) {
+			w := mp.Graph.Initializer[0]
+			w.RawData, w.FloatData = nil, []float32{1, 2, 3}
+		})},
+		{"missing external file", "no such file", mutate(func(mp *onnxpb.ModelProto) { setExternal(mp.Graph.Initializer[0], "w.bin", 0, 16) })},
+		{"absolute external", "absolute or leaves", mutate(func(mp *onnxpb.ModelProto) { setExternal(mp.Graph.Initializer[0], "/etc/passwd", 0, 16) })},
+		{"climbing external", "absolute or leaves", mutate(func(mp *onnxpb.ModelProto) { setExternal(mp.Graph.Initializer[0], "../../x.bin", 0, 16) })},
+		{"bad external offset", "not a valid byte count", mutate(func(mp *onnxpb.ModelProto) {
+			setExternal(mp.Graph.Initializer[0], "w.bin", 0, 16)
+			mp.Graph.Initializer[0].ExternalData[1].Value = proto.String("-5")
+		})},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "bad.onnx")
+			os.WriteFile(path, c.data, 0o644)
+			_, err := Load(path)
+			if err == nil {
+				t.Fatal("loaded without error")
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, path) || !strings.Contains(msg, c.want) || strings.Contains(msg, "\n") {
+				t.Fatalf("error %q should be one line naming %s and saying %q", msg, path, c.want)
+			}
+		})
+	}
+}
+
+func setExternal(t *onnxpb.TensorProto, loc string, off, length int) {
+	t.RawData = nil
+	t.DataLocation = onnxpb.TensorProto_EXTERNAL.Enum()
+	t.ExternalData = []*onnxpb.StringStringEntryProto{
+		{Key: proto.String("location"), Value: proto.String(loc)},
+		{Key: proto.String("offset"), Value: proto.String(itoa(off))},
+		{Key: proto.String("length"), Value: proto.String(itoa(length))},
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func TestExternalData(t *testing.T) {
+	dir := t.TempDir()
+	mp := tinyModel()
+	// Put W at offset 8 of a shared file with junk around it.
+	data := make([]byte, 8, 40)
+	w := []float32{1.5, -2, 3, 4.25}
+	tmp := &onnxpb.TensorProto{Dims: []int64{4}, DataType: proto.Int32(1), RawData: make([]byte, 16)}
+	(&Model{}).SetFloat32s(tmp, w)
+	data = append(data, tmp.RawData...)
+	data = append(data, "trailing junk"...)
+	os.WriteFile(filepath.Join(dir, "weights.bin"), data, 0o644)
+	setExternal(mp.Graph.Initializer[0], "weights.bin", 8, 16)
+	os.WriteFile(filepath.Join(dir, "m.onnx"), marshal(t, mp), 0o644)
+
+	m, err := Load(filepath.Join(dir, "m.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.Float32s(m.Proto.Graph.Initializer[0])
+	if err != nil || !equal32(got, w) {
+		t.Fatalf("external read: %v %v", got, err)
+	}
+	// Change it and save elsewhere: stays external, the input data file is untouched.
+	m.SetFloat32s(m.Proto.Graph.Initializer[0], []float32{5, 6, 7, 8})
+	out := filepath.Join(t.TempDir(), "sub", "out.onnx")
+	os.MkdirAll(filepath.Dir(out), 0o755)
+	if err := m.Save(out); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, "weights.bin")); !bytes.Equal(after, data) {
+		t.Fatal("input external data file changed")
+	}
+	m2, err := Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m2.HasExternalData() {
+		t.Fatal("saved model lost its external data")
+	}
+	got, _ = m2.Float32s(m2.Proto.Graph.Initializer[0])
+	if !equal32(got, []float32{5, 6, 7, 8}) {
+		t.Fatalf("after save: %v", got)
+	}
+	if _, err := os.Stat(out + ".data"); err != nil {
+		t.Fatal(err)
+	}
+	// Marshal inlines the data; the proto is left as it was.
+	inline, _ := m2.Marshal()
+	m3, err := Parse(inline, "inline", "")
+	if err != nil || m3.HasExternalData() {
+		t.Fatalf("inline marshal: %v", err)
+	}
+	if m2.Proto.Graph.Initializer[0].GetDataLocation() != onnxpb.TensorProto_EXTERNAL {
+		t.Fatal("Marshal changed the model")
+	}
+	// Length mismatch with the file is an error.
+	setExternal(mp.Graph.Initializer[0], "weights.bin", 30, 16)
+	os.WriteFile(filepath.Join(dir, "short.onnx"), marshal(t, mp), 0o644)
+	if _, err := Load(filepath.Join(dir, "short.onnx")); err == nil || !strings.Contains(err.Error(), "short.onnx") {
+		t.Fatalf("out-of-range external data: %v", err)
+	}
+}
+
+// TestLargeModelGoesExternal lowers the inline limit to exercise the >2 GiB path.
+func TestLargeModelGoesExternal(t *testing.T) {
+	defer func(old int) { maxInlineBytes = old }(maxInlineBytes)
+	maxInlineBytes = 1000
+	mp := tinyModel()
+	big := &onnxpb.TensorProto{Name: proto.String("big"), Dims: []int64{1000}, DataType: proto.Int32(1), FloatData: make([]float32, 1000)}
+	for i := range big.FloatData {
+		big.FloatData[i] = float32(i)
+	}
+	mp.Graph.Initializer = append(mp.Graph.Initializer, big)
+	m := &Model{Proto: mp, Name: "big"}
+	out := filepath.Join(t.TempDir(), "big.onnx")
+	if err := m.Save(out); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(out)
+	if fi.Size() > 1000 {
+		t.Fatalf("model file is %d bytes, expected tensors moved out", fi.Size())
+	}
+	m2, err := Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := m2.Float32s(m2.Proto.Graph.Initializer[1])
+	if got[999] != 999 || m2.Proto.Graph.Initializer[1].GetDataLocation() != onnxpb.TensorProto_EXTERNAL {
+		t.Fatal("big tensor not restored from external data")
+	}
+	// The small tensor stays inline.
+	if m2.Proto.Graph.Initializer[0].GetDataLocation() == onnxpb.TensorProto_EXTERNAL {
+		t.Fatal("small tensor moved out")
+	}
+}
+
+func TestSaveFailureLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	m := &Model{Proto: tinyModel()}
+	err := m.Save(filepath.Join(dir, "missing-dir", "out.onnx"))
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("save into a missing folder: %v", err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 0 {
+		t.Fatalf("left files behind: %v", entries)
+	}
+}
+
+func TestNumElements(t *testing.T) {
+	for _, c := range []struct {
+		dims []int64
+		n    int
+		ok   bool
+	}{
+		{nil, 1, true}, {[]int64{0, 5}, 0, true}, {[]int64{3, 4}, 12, true},
+		{[]int64{-1}, 0, false}, {[]int64{1 << 32, 1 << 32}, 0, false}, {[]int64{1 << 62, 4}, 0, false},
+	} {
+		n, err := NumElements(c.dims)
+		if (err == nil) != c.ok || n != c.n {
+			t.Errorf("NumElements(%v) = %d, %v", c.dims, n, err)
+		}
+	}
+}
+
+func equal32(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add(marshal(f, tinyModel()))
+	f.Add([]byte{})
+	f.Add([]byte("\x08\x07\x3a\x02\x0a\x00"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := Parse(data, "fuzz.onnx", t.TempDir())
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "fuzz.onnx: ") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		// Anything accepted must be readable and re-encodable.
+		walkTensors(m.Proto.Graph, func(_ string, tp *onnxpb.TensorProto) error {
+			if IsFloat(DataType(tp)) {
+				if _, err := m.Float32s(tp); err != nil {
+					t.Fatalf("accepted tensor unreadable: %v", err)
+				}
+			}
+			return nil
+		})
+		out, err := m.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Parse(out, "again", ""); err != nil {
+			t.Fatalf("re-parse: %v", err)
+		}
+	})
+}

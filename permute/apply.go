@@ -1,0 +1,288 @@
+// Package permute applies permutations of hidden units to ONNX models and
+// finds the permutations that align one model to another (Git Re-Basin
+// weight matching), then merges aligned models.
+package permute
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+
+	"github.com/onnx-rebasin/onnx-rebasin/graph"
+	"github.com/onnx-rebasin/onnx-rebasin/onnx"
+	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
+)
+
+// Perms holds one permutation per group of an analysis, in group order.
+// perms[g][i] = j means unit j of the input becomes unit i of the output.
+type Perms [][]int
+
+// Identity returns the identity permutation of every group.
+func Identity(a *graph.Analysis) Perms {
+	p := make(Perms, len(a.Groups))
+	for g, grp := range a.Groups {
+		p[g] = identityPerm(grp.Size)
+	}
+	return p
+}
+
+// Random returns a uniformly random permutation of every group, drawn from seed.
+func Random(a *graph.Analysis, seed uint64) Perms {
+	r := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
+	p := make(Perms, len(a.Groups))
+	for g, grp := range a.Groups {
+		p[g] = r.Perm(grp.Size)
+	}
+	return p
+}
+
+func identityPerm(n int) []int {
+	p := make([]int, n)
+	for i := range p {
+		p[i] = i
+	}
+	return p
+}
+
+// Check verifies that p has one valid permutation per group of a.
+func (p Perms) Check(a *graph.Analysis) error {
+	if len(p) != len(a.Groups) {
+		return fmt.Errorf("got %d permutations for %d groups", len(p), len(a.Groups))
+	}
+	for g, grp := range a.Groups {
+		if len(p[g]) != grp.Size {
+			return fmt.Errorf("group %d: permutation has %d entries, group has %d units", g, len(p[g]), grp.Size)
+		}
+		seen := make([]bool, grp.Size)
+		for _, j := range p[g] {
+			if j < 0 || j >= grp.Size || seen[j] {
+				return fmt.Errorf("group %d: not a permutation of 0..%d", g, grp.Size-1)
+			}
+			seen[j] = true
+		}
+	}
+	return nil
+}
+
+// axisMove is one permuted axis of a weight: new index i along Axis takes old index Index[i].
+type axisMove struct {
+	Axis  int
+	Index []int
+}
+
+// use is one node input that reads a weight tensor.
+type use struct{ node, input int }
+
+// Apply permutes every weight of m that a group touches, in place. a must be
+// the analysis of m. A tensor whose users need different permutations (an
+// initializer shared between layers) is copied once per distinct
+// permutation, so no tensor is ever permuted twice.
+func Apply(m *onnx.Model, a *graph.Analysis, p Perms) error {
+	if err := p.Check(a); err != nil {
+		return err
+	}
+	weights := m.Weights()
+	g := m.Proto.GetGraph()
+	// Sites of each use, per axis.
+	type siteOnAxis struct {
+		group, block, offset int
+		perm                 []int
+	}
+	byUse := map[use]map[int][]siteOnAxis{}
+	tensorOf := map[use]string{}
+	for gi, grp := range a.Groups {
+		for _, s := range grp.Weights {
+			u := use{s.Node, s.Input}
+			if byUse[u] == nil {
+				byUse[u] = map[int][]siteOnAxis{}
+			}
+			byUse[u][s.Axis] = append(byUse[u][s.Axis], siteOnAxis{gi, s.Block, s.Offset, p[gi]})
+			tensorOf[u] = s.Tensor
+		}
+	}
+	// Turn each use's sites into per-axis index maps over the full tensor.
+	moves := map[use][]axisMove{}
+	shapeKey := map[use]string{} // which groups sit where: decides sharing
+	for u, axes := range byUse {
+		t := weights[tensorOf[u]]
+		if t == nil {
+			return fmt.Errorf("group member %q is not a weight of the model", tensorOf[u])
+		}
+		for axis := 0; axis < len(t.Dims); axis++ {
+			sites, ok := axes[axis]
+			if !ok {
+				continue
+			}
+			for _, s := range sites {
+				shapeKey[u] += fmt.Sprintf("%d:%d/%d/%d;", axis, s.group, s.block, s.offset)
+			}
+			idx := identityPerm(int(t.Dims[axis]))
+			covered := make([]bool, len(idx))
+			for _, s := range sites {
+				block := max(s.block, 1)
+				for c, from := range s.perm {
+					for j := 0; j < block; j++ {
+						i := s.offset + c*block + j
+						if i >= len(idx) || covered[i] {
+							return fmt.Errorf("weight %q axis %d: group sites overlap or exceed the axis (%d)", t.GetName(), axis, t.Dims[axis])
+						}
+						covered[i] = true
+						idx[i] = s.offset + from*block + j
+					}
+				}
+			}
+			moves[u] = append(moves[u], axisMove{axis, idx})
+		}
+		if len(axes) > 0 && len(moves[u]) == 0 {
+			return fmt.Errorf("weight %q: permuted axis out of range", t.GetName())
+		}
+	}
+
+	// Every reader of every weight, looking through Identity nodes.
+	identityIn := map[string]string{}
+	for _, n := range g.GetNode() {
+		if n.GetOpType() == "Identity" && len(n.Input) == 1 && len(n.Output) == 1 {
+			identityIn[n.Output[0]] = n.Input[0]
+		}
+	}
+	source := func(v string) string {
+		for i := 0; i < len(g.GetNode()) && weights[v] == nil; i++ {
+			in, ok := identityIn[v]
+			if !ok {
+				break
+			}
+			v = in
+		}
+		if weights[v] == nil {
+			return ""
+		}
+		return v
+	}
+	type reader struct {
+		u   use
+		key string // canonical form of the moves, "" for none
+	}
+	readers := map[string][]reader{}
+	var tensorOrder []string
+	for ni, n := range g.GetNode() {
+		if n.GetOpType() == "Identity" && len(n.Output) == 1 && source(n.Output[0]) != "" {
+			continue // a forwarder, not a reader
+		}
+		for ii, in := range n.Input {
+			tn := source(in)
+			if tn == "" {
+				continue
+			}
+			u := use{ni, ii}
+			if readers[tn] == nil {
+				tensorOrder = append(tensorOrder, tn)
+			}
+			readers[tn] = append(readers[tn], reader{u, shapeKey[u]})
+		}
+	}
+	for _, o := range g.GetOutput() {
+		if tn := source(o.GetName()); tn != "" {
+			if readers[tn] == nil {
+				tensorOrder = append(tensorOrder, tn)
+			}
+			readers[tn] = append(readers[tn], reader{use{-1, -1}, ""})
+		}
+	}
+
+	for _, tn := range tensorOrder {
+		rs := readers[tn]
+		t := weights[tn]
+		distinct := map[string]bool{}
+		for _, r := range rs {
+			distinct[r.key] = true
+		}
+		if len(distinct) == 1 {
+			if rs[0].key != "" {
+				if err := permuteTensor(m, t, moves[rs[0].u]); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		// Users disagree: the unpermuted readers keep the original, each
+		// distinct placement of groups gets its own copy. Copies depend on
+		// the groups, not on the permutation values, so every model of one
+		// architecture gets the same tensors (even under identity
+		// permutations), and aligned models can be averaged tensor by tensor.
+		copies := map[string]string{}
+		for _, r := range rs {
+			if r.key == "" {
+				continue
+			}
+			name, ok := copies[r.key]
+			if !ok {
+				name = uniqueName(m, tn+"_rebasin"+strconv.Itoa(len(copies)+1))
+				c := m.CopyTensor(t, name)
+				weights[name] = c
+				if err := permuteTensor(m, c, moves[r.u]); err != nil {
+					return err
+				}
+				copies[r.key] = name
+			}
+			g.Node[r.u.node].Input[r.u.input] = name
+		}
+	}
+	return nil
+}
+
+// uniqueName returns base, or base with a suffix, that names no value of m.
+func uniqueName(m *onnx.Model, base string) string {
+	used := map[string]bool{}
+	g := m.Proto.GetGraph()
+	for _, t := range g.GetInitializer() {
+		used[t.GetName()] = true
+	}
+	for _, n := range g.GetNode() {
+		for _, o := range n.Output {
+			used[o] = true
+		}
+	}
+	for _, v := range g.GetInput() {
+		used[v.GetName()] = true
+	}
+	name := base
+	for i := 2; used[name]; i++ {
+		name = base + "_" + strconv.Itoa(i)
+	}
+	return name
+}
+
+// permuteTensor moves whole elements of t (any fixed-size type, bit-exactly)
+// along each axis of ms.
+func permuteTensor(m *onnx.Model, t *onnxpb.TensorProto, ms []axisMove) error {
+	raw, err := m.TensorBytes(t)
+	if err != nil {
+		return err
+	}
+	es := onnx.ElemSize(onnx.DataType(t))
+	cur := raw
+	for _, mv := range ms {
+		outer, inner := 1, es
+		for i, d := range t.Dims {
+			switch {
+			case i < mv.Axis:
+				outer *= int(d)
+			case i > mv.Axis:
+				inner *= int(d)
+			}
+		}
+		n := int(t.Dims[mv.Axis])
+		if len(mv.Index) != n {
+			return fmt.Errorf("tensor %q axis %d: index map has %d entries for %d", t.GetName(), mv.Axis, len(mv.Index), n)
+		}
+		next := make([]byte, len(cur))
+		for o := 0; o < outer; o++ {
+			base := o * n * inner
+			for i, from := range mv.Index {
+				copy(next[base+i*inner:base+(i+1)*inner], cur[base+from*inner:base+(from+1)*inner])
+			}
+		}
+		cur = next
+	}
+	return m.SetTensorBytes(t, cur)
+}

@@ -1,0 +1,433 @@
+package permute
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/onnx-rebasin/onnx-rebasin/graph"
+	"github.com/onnx-rebasin/onnx-rebasin/onnx"
+	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
+)
+
+// MatchOptions controls weight matching.
+type MatchOptions struct {
+	// Seed draws the order in which each sweep visits the groups.
+	Seed uint64
+	// MaxIter bounds the number of sweeps (default 100).
+	MaxIter int
+	// Init is the starting permutation. By default matching starts from
+	// whichever scores higher of the identity and the signature start (see
+	// WeightMatch).
+	Init Perms
+	// IdentityStart, when Init is nil, starts from the identity without
+	// trying the signature start.
+	IdentityStart bool
+	// Progress, if set, is called after every sweep.
+	Progress func(s Sweep)
+}
+
+// Sweep reports one pass of coordinate descent over all groups.
+type Sweep struct {
+	N         int           // 1-based sweep number
+	Objective float64       // Σ⟨W_A, π(W_B)⟩ after the sweep
+	Changed   int           // groups whose permutation changed
+	Elapsed   time.Duration // since matching started
+}
+
+// MatchResult is the outcome of weight matching.
+type MatchResult struct {
+	Perms           Perms
+	Sweeps          []Sweep
+	ObjectiveBefore float64 // at the initial permutation
+	ObjectiveAfter  float64
+}
+
+// matchSite is one group site of one weight use, with its data in matrix form.
+type matchSite struct {
+	use   int // index into matcher.uses
+	group int
+	axis  int
+	block int
+	off   int
+	rows  int       // group size
+	cols  int       // everything else
+	aMat  []float32 // A's rows for this site, rows × cols
+	cost  []float64 // cached contribution to the group's cost, rows × rows
+	stamp []uint64  // versions of the uses' other groups when cost was computed
+}
+
+// matchUse is one node input that reads a permuted weight.
+type matchUse struct {
+	tensor string
+	dims   []int
+	a, b   []float32
+	sites  []int // indices into matcher.sites
+}
+
+type matcher struct {
+	groups  []graph.Group
+	uses    []matchUse
+	sites   []matchSite
+	byGroup [][]int // group → site indices
+	version []uint64
+}
+
+// WeightMatch finds permutations of b's groups that maximise Σ⟨W_A, π(W_B)⟩
+// over all permuted weights, by the coordinate descent of Ainsworth et al.
+// (PermutationCoordinateDescent): each step solves one group's linear
+// assignment problem exactly with the other groups held fixed, so the
+// objective never decreases. ga must be the analysis of a; a and b must
+// have the same architecture (see SameArchitecture).
+//
+// Coordinate descent from the identity can stall in a poor local optimum
+// when a group's cost is dominated by neighbours that are still unaligned
+// (seen on MobileNetV2, whose depthwise layers give each unit few weights
+// of its own). So unless told otherwise it also builds a signature start:
+// each group is matched on its units' weights sorted within each site,
+// which no permutation of the other groups can change, and descent starts
+// from whichever of the two scores higher.
+func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*MatchResult, error) {
+	start := time.Now()
+	mt, err := newMatcher(a, b, ga)
+	if err != nil {
+		return nil, err
+	}
+	solver := newAssigner()
+	var perms Perms
+	switch {
+	case opts.Init != nil:
+		perms = clonePerms(opts.Init)
+		if err := perms.Check(ga); err != nil {
+			return nil, fmt.Errorf("initial permutation: %w", err)
+		}
+	case opts.IdentityStart:
+		perms = Identity(ga)
+	default:
+		perms = Identity(ga)
+		sig, err := mt.signatureStart(solver)
+		if err != nil {
+			return nil, err
+		}
+		if mt.objective(sig) > mt.objective(perms) {
+			perms = sig
+		}
+	}
+	maxIter := opts.MaxIter
+	if maxIter <= 0 {
+		maxIter = 100
+	}
+	res := &MatchResult{ObjectiveBefore: mt.objective(Identity(ga))}
+	rng := rand.New(rand.NewPCG(opts.Seed, 0x2545f4914f6cdd1d))
+	for sweep := 1; sweep <= maxIter; sweep++ {
+		changed := 0
+		for _, g := range rng.Perm(len(mt.groups)) {
+			n := mt.groups[g].Size
+			cost := mt.groupCost(g, perms)
+			old := 0.0
+			for i, j := range perms[g] {
+				old += cost[i*n+j]
+			}
+			p, total, err := solver.solve(g, n, cost, perms[g])
+			if err != nil {
+				return nil, fmt.Errorf("group %d: %w", g, err)
+			}
+			// Only a strict improvement moves: ties keep the current
+			// permutation, so the descent terminates.
+			if total > old+1e-12*math.Abs(old) && !equalPerm(p, perms[g]) {
+				perms[g] = p
+				mt.version[g]++
+				changed++
+			}
+		}
+		s := Sweep{N: sweep, Objective: mt.objective(perms), Changed: changed, Elapsed: time.Since(start)}
+		res.Sweeps = append(res.Sweeps, s)
+		if opts.Progress != nil {
+			opts.Progress(s)
+		}
+		if changed == 0 {
+			break
+		}
+	}
+	res.Perms = perms
+	res.ObjectiveAfter = mt.objective(perms)
+	return res, nil
+}
+
+func clonePerms(p Perms) Perms {
+	c := make(Perms, len(p))
+	for i := range p {
+		c[i] = append([]int(nil), p[i]...)
+	}
+	return c
+}
+
+func equalPerm(a, b []int) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func newMatcher(a, b *onnx.Model, ga *graph.Analysis) (*matcher, error) {
+	mt := &matcher{groups: ga.Groups, byGroup: make([][]int, len(ga.Groups)), version: make([]uint64, len(ga.Groups))}
+	wa, wb := a.Weights(), b.Weights()
+	useIndex := map[[2]int]int{}
+	for gi, grp := range ga.Groups {
+		for _, s := range grp.Weights {
+			key := [2]int{s.Node, s.Input}
+			ui, ok := useIndex[key]
+			if !ok {
+				ta, tb := useTensor(a, wa, s), useTensor(b, wb, s)
+				if ta == nil || tb == nil {
+					return nil, fmt.Errorf("weight %q missing", s.Tensor)
+				}
+				if !onnx.IsFloat(onnx.DataType(ta)) {
+					return nil, fmt.Errorf("weight %q: type %v cannot be matched", s.Tensor, onnx.DataType(ta))
+				}
+				fa, err := a.Float32s(ta)
+				if err != nil {
+					return nil, err
+				}
+				fb, err := b.Float32s(tb)
+				if err != nil {
+					return nil, err
+				}
+				dims := make([]int, len(ta.Dims))
+				for i, d := range ta.Dims {
+					dims[i] = int(d)
+				}
+				ui = len(mt.uses)
+				useIndex[key] = ui
+				mt.uses = append(mt.uses, matchUse{tensor: s.Tensor, dims: dims, a: fa, b: fb})
+			}
+			u := &mt.uses[ui]
+			if s.Axis < 0 || s.Axis >= len(u.dims) {
+				return nil, fmt.Errorf("weight %q: axis %d out of range", s.Tensor, s.Axis)
+			}
+			block := max(s.Block, 1)
+			if s.Offset+grp.Size*block > u.dims[s.Axis] {
+				return nil, fmt.Errorf("weight %q axis %d: group %d does not fit", s.Tensor, s.Axis, gi)
+			}
+			si := len(mt.sites)
+			mt.sites = append(mt.sites, matchSite{use: ui, group: gi, axis: s.Axis, block: block, off: s.Offset, rows: grp.Size})
+			u.sites = append(u.sites, si)
+			mt.byGroup[gi] = append(mt.byGroup[gi], si)
+		}
+	}
+	for i := range mt.sites {
+		s := &mt.sites[i]
+		s.aMat, s.cols = gatherRows(mt.uses[s.use].a, mt.uses[s.use].dims, s.axis, s.block, s.off, s.rows, nil)
+	}
+	if len(mt.sites) == 0 && len(ga.Groups) > 0 {
+		return nil, errors.New("groups have no weights to match")
+	}
+	return mt, nil
+}
+
+// gatherRows lays out the part of an axis that a group occupies as a
+// rows × cols matrix: row c holds, for every index of the other axes, the
+// block of channel c.
+func gatherRows(data []float32, dims []int, axis, block, off, rows int, dst []float32) ([]float32, int) {
+	outer, inner := 1, 1
+	for i, d := range dims {
+		if i < axis {
+			outer *= d
+		} else if i > axis {
+			inner *= d
+		}
+	}
+	cols := outer * block * inner
+	if cap(dst) < rows*cols {
+		dst = make([]float32, rows*cols)
+	}
+	dst = dst[:rows*cols]
+	n := dims[axis]
+	for c := 0; c < rows; c++ {
+		row := dst[c*cols : (c+1)*cols]
+		k := 0
+		for o := 0; o < outer; o++ {
+			src := (o*n + off + c*block) * inner
+			copy(row[k:k+block*inner], data[src:src+block*inner])
+			k += block * inner
+		}
+	}
+	return dst, cols
+}
+
+// permutedB returns use u's B weight with every group site except skip
+// permuted by the current permutations.
+func (mt *matcher) permutedB(u int, skip int, perms Perms) []float32 {
+	use := &mt.uses[u]
+	out := use.b
+	copied := false
+	for _, si := range use.sites {
+		if si == skip {
+			continue
+		}
+		s := &mt.sites[si]
+		if isIdentity(perms[s.group]) {
+			continue
+		}
+		if !copied {
+			out = append([]float32(nil), use.b...)
+			copied = true
+		}
+		permuteAxisF32(out, use.dims, s.axis, s.block, s.off, perms[s.group])
+	}
+	return out
+}
+
+func isIdentity(p []int) bool {
+	for i, j := range p {
+		if i != j {
+			return false
+		}
+	}
+	return true
+}
+
+// permuteAxisF32 applies perm to the group's part of one axis, in place.
+func permuteAxisF32(data []float32, dims []int, axis, block, off int, perm []int) {
+	outer, inner := 1, 1
+	for i, d := range dims {
+		if i < axis {
+			outer *= d
+		} else if i > axis {
+			inner *= d
+		}
+	}
+	n := dims[axis]
+	seg := len(perm) * block * inner
+	tmp := make([]float32, seg)
+	for o := 0; o < outer; o++ {
+		base := (o*n + off) * inner
+		copy(tmp, data[base:base+seg])
+		for i, from := range perm {
+			copy(data[base+i*block*inner:base+(i+1)*block*inner], tmp[from*block*inner:(from+1)*block*inner])
+		}
+	}
+}
+
+// groupCost returns the n×n matrix whose entry (i, j) is the gain of
+// mapping B's unit j to A's unit i, summed over all the group's sites with
+// every other permutation applied to B. Site contributions are cached and
+// recomputed only when another group on the same weight has moved.
+func (mt *matcher) groupCost(g int, perms Perms) []float64 {
+	n := mt.groups[g].Size
+	total := make([]float64, n*n)
+	for _, si := range mt.byGroup[g] {
+		s := &mt.sites[si]
+		use := &mt.uses[s.use]
+		stamp := make([]uint64, 0, len(use.sites))
+		for _, o := range use.sites {
+			if o != si {
+				stamp = append(stamp, mt.version[mt.sites[o].group])
+			}
+		}
+		if s.cost == nil || !equalStamp(stamp, s.stamp) {
+			bp := mt.permutedB(s.use, si, perms)
+			bMat, _ := gatherRows(bp, use.dims, s.axis, s.block, s.off, s.rows, nil)
+			if s.cost == nil {
+				s.cost = make([]float64, n*n)
+			} else {
+				clear(s.cost)
+			}
+			gemmABT(n, n, s.cols, s.aMat, bMat, s.cost)
+			s.stamp = stamp
+		}
+		for i, v := range s.cost {
+			total[i] += v
+		}
+	}
+	return total
+}
+
+func equalStamp(a, b []uint64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// signatureStart matches every group on permutation-invariant unit
+// signatures: within each site, a unit's weights sorted by value. The score
+// Σ⟨sort(a_i), sort(b_j)⟩ bounds what units i and j can contribute under any
+// permutation of the other groups, and when B is a permuted copy of A the
+// signatures agree exactly, so the true permutation is found at once.
+func (mt *matcher) signatureStart(solver *assigner) (Perms, error) {
+	perms := make(Perms, len(mt.groups))
+	for g, grp := range mt.groups {
+		n := grp.Size
+		cost := make([]float64, n*n)
+		for _, si := range mt.byGroup[g] {
+			s := &mt.sites[si]
+			use := &mt.uses[s.use]
+			sa := sortRows(append([]float32(nil), s.aMat...), s.cols)
+			sb, _ := gatherRows(use.b, use.dims, s.axis, s.block, s.off, s.rows, nil)
+			sortRows(sb, s.cols)
+			gemmABT(n, n, s.cols, sa, sb, cost)
+		}
+		p, _, err := solver.solve(-1-g, n, cost, nil)
+		if err != nil {
+			return nil, fmt.Errorf("group %d: %w", g, err)
+		}
+		perms[g] = p
+	}
+	return perms, nil
+}
+
+func sortRows(m []float32, cols int) []float32 {
+	for r := 0; r+cols <= len(m) && cols > 0; r += cols {
+		slices.Sort(m[r : r+cols])
+	}
+	return m
+}
+
+// objective is Σ over permuted weight uses of ⟨W_A, π(W_B)⟩, in float64.
+func (mt *matcher) objective(perms Perms) float64 {
+	total := 0.0
+	for u := range mt.uses {
+		bp := mt.permutedB(u, -1, perms)
+		total += dot64(mt.uses[u].a, bp)
+	}
+	return total
+}
+
+// useTensor returns the tensor that node s.Node reads at input s.Input,
+// looking through Identity nodes. It is s.Tensor in the model the analysis
+// was made on, and the right copy in a model where Apply split a shared
+// tensor between users.
+func useTensor(m *onnx.Model, weights map[string]*onnxpb.TensorProto, s graph.WeightSite) *onnxpb.TensorProto {
+	nodes := m.Proto.GetGraph().GetNode()
+	if s.Node < 0 || s.Node >= len(nodes) || s.Input < 0 || s.Input >= len(nodes[s.Node].Input) {
+		return nil
+	}
+	v := nodes[s.Node].Input[s.Input]
+	for hops := 0; hops <= len(nodes); hops++ {
+		if t := weights[v]; t != nil {
+			return t
+		}
+		found := false
+		for _, n := range nodes {
+			if n.GetOpType() == "Identity" && len(n.Output) == 1 && n.Output[0] == v && len(n.Input) == 1 {
+				v, found = n.Input[0], true
+				break
+			}
+		}
+		if !found {
+			return nil
+		}
+	}
+	return nil
+}

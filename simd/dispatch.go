@@ -1,0 +1,69 @@
+package simd
+
+import (
+	"os"
+
+	"github.com/klauspost/cpuid/v2"
+)
+
+// impl is one complete implementation of the package's kernels. The public
+// functions call through active; tests call every entry of available().
+type impl struct {
+	name   string
+	dot    func(x, y []float32) float32
+	dotF64 func(x, y []float32) float64
+	axpy   func(alpha float32, x, y []float32)
+	scale  func(alpha float32, x []float32)
+	sgemm  *microKernel[float32]
+	dgemm  *microKernel[float64] // float64 accumulation for GemmF64Acc
+}
+
+// genericImpl is the pure-Go implementation, available everywhere.
+var genericImpl = &impl{
+	name:   "generic",
+	dot:    dotGeneric,
+	dotF64: dotF64Generic,
+	axpy:   axpyGeneric,
+	scale:  scaleGeneric,
+	sgemm:  newMicroKernel(4, 4, genericKC, microGeneric[float32]),
+	dgemm:  newMicroKernel(4, 4, genericKC, microGeneric[float64]),
+}
+
+// active is the implementation used by the public functions, chosen once.
+var active = choose(available(), os.Getenv("ONNX_REBASIN_NOASM"), os.Getenv("ONNX_REBASIN_SIMD"))
+
+// available lists the implementations this machine can run, best first; the
+// last one is always genericImpl. archImpls is defined per architecture and
+// build tag (dispatch_amd64.go, simd_arm64.go, simd_noasm.go).
+func available() []*impl {
+	return append(archImpls(), genericImpl)
+}
+
+// choose picks the implementation: the best available one, unless noasm is
+// "1" (generic) or want names an available implementation.
+func choose(impls []*impl, noasm, want string) *impl {
+	if noasm == "1" {
+		return genericImpl
+	}
+	for _, im := range impls {
+		if im.name == want {
+			return im
+		}
+	}
+	return impls[0]
+}
+
+// Cache sizes in bytes used to size the GEMM blocks, from cpuid where it
+// knows them (x86; often not on arm64) with conservative defaults otherwise.
+var (
+	cacheL1 = cacheSize(cpuid.CPU.Cache.L1D, 32<<10)
+	cacheL2 = cacheSize(cpuid.CPU.Cache.L2, 256<<10)
+	cacheL3 = cacheSize(cpuid.CPU.Cache.L3, 0)
+)
+
+func cacheSize(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
+}

@@ -1,0 +1,288 @@
+package simd
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// Guarded buffers, after gonum's internal/asm tests: every slice handed to
+// a kernel sits between guard zones filled with a NaN whose payload no
+// arithmetic produces, and has its capacity cut to its length. After the
+// call, the guards must still hold that exact bit pattern: a kernel that
+// writes past either end of its slice is caught even where the Go bounds
+// checks cannot see (assembly).
+
+const (
+	guardLen  = 37 // odd, so that slices start at every alignment
+	guardBits = 0x7fa5a5a5
+	guard64   = 0x7ff4a5a5a5a5a5a5
+)
+
+var (
+	guard32 = math.Float32frombits(guardBits)
+	guardF  = math.Float64frombits(guard64)
+)
+
+// guarded is a float32 slice surrounded by guard zones.
+type guarded struct {
+	buf  []float32
+	off  int
+	data []float32 // buf[off:off+n:off+n]
+}
+
+// newGuarded returns n elements from gen, starting `shift` elements past a
+// guard zone (shift varies the alignment).
+func newGuarded(n, shift int, gen func(i int) float32) *guarded {
+	g := &guarded{buf: make([]float32, guardLen+shift+n+guardLen), off: guardLen + shift}
+	for i := range g.buf {
+		g.buf[i] = guard32
+	}
+	g.data = g.buf[g.off : g.off+n : g.off+n]
+	for i := range g.data {
+		g.data[i] = gen(i)
+	}
+	return g
+}
+
+func (g *guarded) check(t *testing.T, what string) {
+	t.Helper()
+	for i, v := range g.buf {
+		if i >= g.off && i < g.off+len(g.data) {
+			continue
+		}
+		if math.Float32bits(v) != guardBits {
+			t.Fatalf("%s: guard element %d (relative %d) overwritten: %v", what, i, i-g.off, v)
+		}
+	}
+}
+
+type guarded64 struct {
+	buf  []float64
+	off  int
+	data []float64
+}
+
+func newGuarded64(n, shift int, gen func(i int) float64) *guarded64 {
+	g := &guarded64{buf: make([]float64, guardLen+shift+n+guardLen), off: guardLen + shift}
+	for i := range g.buf {
+		g.buf[i] = guardF
+	}
+	g.data = g.buf[g.off : g.off+n : g.off+n]
+	for i := range g.data {
+		g.data[i] = gen(i)
+	}
+	return g
+}
+
+func (g *guarded64) check(t *testing.T, what string) {
+	t.Helper()
+	for i, v := range g.buf {
+		if i >= g.off && i < g.off+len(g.data) {
+			continue
+		}
+		if math.Float64bits(v) != guard64 {
+			t.Fatalf("%s: guard element %d (relative %d) overwritten: %v", what, i, i-g.off, v)
+		}
+	}
+}
+
+// randVals returns a generator of values in [-1, 1) with a spread of
+// magnitudes, reproducibly from seed.
+func randVals(seed uint64) func(int) float32 {
+	r := rand.New(rand.NewPCG(seed, 0x5eed))
+	return func(int) float32 {
+		v := float32(r.Float64()*2 - 1)
+		if r.IntN(8) == 0 {
+			v *= 1 << 6
+		}
+		return v
+	}
+}
+
+// eps32 is float32's unit roundoff doubled, for error bounds of the form
+// (terms)·eps·Σ|products|.
+const (
+	eps32 = 0x1p-23
+	eps64 = 0x1p-52
+)
+
+func forEachImpl(t *testing.T, f func(t *testing.T, im *impl)) {
+	for _, im := range available() {
+		t.Run(im.name, func(t *testing.T) { f(t, im) })
+	}
+}
+
+func TestPathNames(t *testing.T) {
+	im := available()
+	if im[len(im)-1] != genericImpl {
+		t.Fatal("generic implementation is not last")
+	}
+	names := map[string]bool{}
+	for _, x := range im {
+		names[x.name] = true
+	}
+	if !names[Path()] {
+		t.Fatalf("Path() = %q is not among the available %v", Path(), names)
+	}
+	t.Logf("active path %s; available %d; caches L1=%d L2=%d L3=%d", Path(), len(im), cacheL1, cacheL2, cacheL3)
+	if got := choose(im, "1", ""); got != genericImpl {
+		t.Errorf("ONNX_REBASIN_NOASM=1 chose %s", got.name)
+	}
+	if got := choose(im, "", "generic"); got != genericImpl {
+		t.Errorf("ONNX_REBASIN_SIMD=generic chose %s", got.name)
+	}
+	if got := choose(im, "", "nonsense"); got != im[0] {
+		t.Errorf("unknown ONNX_REBASIN_SIMD chose %s, want the best %s", got.name, im[0].name)
+	}
+	if got := choose(im, "0", ""); got != im[0] {
+		t.Errorf("ONNX_REBASIN_NOASM=0 chose %s", got.name)
+	}
+}
+
+func TestDot(t *testing.T) {
+	forEachImpl(t, func(t *testing.T, im *impl) {
+		for n := 0; n <= 67; n++ {
+			for shift := 0; shift < 3; shift++ {
+				x := newGuarded(n, shift, randVals(uint64(n)))
+				y := newGuarded(n, 2-shift, randVals(uint64(n)+1000))
+				var ref, mag float64
+				for i := 0; i < n; i++ {
+					p := float64(x.data[i]) * float64(y.data[i])
+					ref += p
+					mag += math.Abs(p)
+				}
+				tol := float64(n+1) * eps32 * mag
+				got := im.dot(x.data, y.data)
+				if d := math.Abs(float64(got) - ref); d > tol {
+					t.Errorf("n=%d: dot=%v, float64 reference %v (|diff| %g > %g)", n, got, ref, d, tol)
+				}
+				gen := dotGeneric(x.data, y.data)
+				if d := math.Abs(float64(got) - float64(gen)); d > 2*tol {
+					t.Errorf("n=%d: dot=%v, generic %v", n, got, gen)
+				}
+				got64 := im.dotF64(x.data, y.data)
+				if d := math.Abs(got64 - ref); d > float64(n+1)*eps64*mag {
+					t.Errorf("n=%d: dotF64=%v, float64 reference %v", n, got64, ref)
+				}
+				if d := math.Abs(got64 - dotF64Generic(x.data, y.data)); d > 2*float64(n+1)*eps64*mag {
+					t.Errorf("n=%d: dotF64=%v, generic %v", n, got64, dotF64Generic(x.data, y.data))
+				}
+				x.check(t, fmt.Sprintf("dot n=%d x", n))
+				y.check(t, fmt.Sprintf("dot n=%d y", n))
+			}
+		}
+	})
+}
+
+func TestDotF64Precision(t *testing.T) {
+	// 1 + many tiny terms: float32 accumulation would drop them all.
+	n := 4099
+	x := make([]float32, n)
+	y := make([]float32, n)
+	x[0], y[0] = 1, 1
+	for i := 1; i < n; i++ {
+		x[i], y[i] = 0x1p-13, 0x1p-13 // product 2^-26, below float32's half-ulp of 1
+	}
+	want := 1 + float64(n-1)*0x1p-26
+	forEachImpl(t, func(t *testing.T, im *impl) {
+		if got := im.dotF64(x, y); got != want {
+			t.Errorf("dotF64 = %v, want %v", got, want)
+		}
+	})
+}
+
+func TestAxpy(t *testing.T) {
+	forEachImpl(t, func(t *testing.T, im *impl) {
+		for _, alpha := range []float32{0, 1, -1, 0.37, 3} {
+			for n := 0; n <= 67; n++ {
+				x := newGuarded(n, n%3, randVals(uint64(n)))
+				y := newGuarded(n, (n+1)%4, randVals(uint64(n)+77))
+				yg := append([]float32(nil), y.data...)
+				ref := make([]float64, n)
+				for i := range ref {
+					ref[i] = float64(alpha)*float64(x.data[i]) + float64(y.data[i])
+				}
+				im.axpy(alpha, x.data, y.data)
+				axpyGeneric(alpha, x.data, yg)
+				for i := range ref {
+					tol := eps32 * (math.Abs(float64(alpha)*float64(x.data[i])) + math.Abs(ref[i]))
+					if d := math.Abs(float64(y.data[i]) - ref[i]); d > tol {
+						t.Fatalf("alpha=%v n=%d i=%d: axpy %v, float64 reference %v", alpha, n, i, y.data[i], ref[i])
+					}
+					if d := math.Abs(float64(y.data[i]) - float64(yg[i])); d > 2*tol {
+						t.Fatalf("alpha=%v n=%d i=%d: axpy %v, generic %v", alpha, n, i, y.data[i], yg[i])
+					}
+				}
+				x.check(t, "axpy x")
+				y.check(t, "axpy y")
+			}
+		}
+	})
+}
+
+func TestScale(t *testing.T) {
+	forEachImpl(t, func(t *testing.T, im *impl) {
+		for _, alpha := range []float32{0, 1, -2, 0.37} {
+			for n := 0; n <= 67; n++ {
+				x := newGuarded(n, n%5, randVals(uint64(n)))
+				want := make([]float32, n)
+				for i, v := range x.data {
+					// The float64 product of two float32s is exact, so
+					// rounding it once gives the correctly rounded result,
+					// which every path must produce exactly.
+					want[i] = float32(float64(alpha) * float64(v))
+				}
+				im.scale(alpha, x.data)
+				for i := range want {
+					if x.data[i] != want[i] {
+						t.Fatalf("alpha=%v n=%d i=%d: scale %v, want %v", alpha, n, i, x.data[i], want[i])
+					}
+				}
+				x.check(t, "scale x")
+			}
+		}
+	})
+}
+
+func TestLengthMismatchPanics(t *testing.T) {
+	for name, f := range map[string]func(){
+		"Dot":    func() { Dot(make([]float32, 3), make([]float32, 4)) },
+		"DotF64": func() { DotF64(make([]float32, 3), make([]float32, 2)) },
+		"Axpy":   func() { Axpy(1, make([]float32, 3), make([]float32, 2)) },
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s did not panic on a length mismatch", name)
+				}
+			}()
+			f()
+		}()
+	}
+}
+
+func TestPublicAPI(t *testing.T) {
+	x := []float32{1, 2, 3, 4, 5, 6, 7, 8, 9}
+	y := []float32{9, 8, 7, 6, 5, 4, 3, 2, 1}
+	if got := Dot(x, y); got != 165 {
+		t.Errorf("Dot = %v, want 165", got)
+	}
+	if got := DotF64(x, y); got != 165 {
+		t.Errorf("DotF64 = %v, want 165", got)
+	}
+	z := append([]float32(nil), y...)
+	Axpy(2, x, z)
+	for i := range z {
+		if z[i] != y[i]+2*x[i] {
+			t.Fatalf("Axpy: z[%d] = %v", i, z[i])
+		}
+	}
+	Scale(0.5, z)
+	for i := range z {
+		if z[i] != (y[i]+2*x[i])/2 {
+			t.Fatalf("Scale: z[%d] = %v", i, z[i])
+		}
+	}
+}

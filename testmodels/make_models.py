@@ -1,0 +1,385 @@
+#!/usr/bin/python3
+"""Generate ONNX test models for onnx-rebasin.
+
+Usage (from the repository root):
+
+    /usr/bin/python3 testmodels/make_models.py          # small trained models + data slices
+    /usr/bin/python3 testmodels/make_models.py --large  # random-init structure models -> testmodels/large/
+
+Small models are trained briefly on Fashion-MNIST (Debian package
+dataset-fashion-mnist) and exported with torch.onnx.export at opset 17.
+Inputs are float32 (N,1,28,28) with pixel values x/255 (no mean/std
+normalisation); the normalisation is NOT part of the models.
+
+Everything is deterministic given the seed: single thread,
+torch.use_deterministic_algorithms, explicit numpy permutation for shuffling.
+"""
+
+import argparse
+import collections
+import gzip
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import onnx
+
+torch.set_num_threads(1)
+torch.set_num_interop_threads(1)
+torch.use_deterministic_algorithms(True)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LARGE = os.path.join(HERE, "large")
+DATA_DIR = "/usr/share/datasets/fashion-mnist"
+OPSET = 17
+DYN_AXES = {"input": {0: "N"}, "logits": {0: "N"}}
+SEEDS = (0, 1)
+BATCH = 128
+
+
+# --------------------------------------------------------------------------
+# data
+
+
+def _read_idx(path):
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    magic = int.from_bytes(raw[0:4], "big")
+    ndim = magic & 0xFF
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def load_fashion():
+    def imgs(name):
+        a = _read_idx(os.path.join(DATA_DIR, name)).astype(np.float32) / 255.0
+        return a.reshape(-1, 1, 28, 28)
+
+    def labels(name):
+        return _read_idx(os.path.join(DATA_DIR, name)).astype(np.int64)
+
+    xtr = imgs("train-images-idx3-ubyte.gz")
+    ytr = labels("train-labels-idx1-ubyte.gz")
+    xte = imgs("t10k-images-idx3-ubyte.gz")
+    yte = labels("t10k-labels-idx1-ubyte.gz")
+    assert xtr.shape == (60000, 1, 28, 28) and xte.shape == (10000, 1, 28, 28)
+    return xtr, ytr, xte, yte
+
+
+# --------------------------------------------------------------------------
+# models
+
+
+class MLP(nn.Module):
+    def __init__(self, width=512, depth=3):
+        super().__init__()
+        layers = [nn.Flatten()]
+        d = 784
+        for _ in range(depth):
+            layers += [nn.Linear(d, width), nn.ReLU()]
+            d = width
+        layers.append(nn.Linear(d, 10))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class CNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10),
+        )
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin, cout, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        idt = x if self.downsample is None else self.downsample(x)
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return F.relu(y + idt)
+
+
+class SmallResNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+        self.layer1 = nn.Sequential(BasicBlock(16, 16), BasicBlock(16, 16))
+        self.layer2 = nn.Sequential(BasicBlock(16, 32, stride=2), BasicBlock(32, 32))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = self.layer2(self.layer1(self.stem(x)))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+class EncoderLayer(nn.Module):
+    """Pre-LN transformer encoder layer written out by hand so that it exports
+    as plain MatMul/Add/Reshape/Transpose/Softmax/LayerNormalization."""
+
+    def __init__(self, d=64, heads=4, ff=128, tokens=16):
+        super().__init__()
+        self.d, self.h, self.dh, self.t = d, heads, d // heads, tokens
+        self.ln1 = nn.LayerNorm(d)
+        self.q = nn.Linear(d, d)
+        self.k = nn.Linear(d, d)
+        self.v = nn.Linear(d, d)
+        self.o = nn.Linear(d, d)
+        self.ln2 = nn.LayerNorm(d)
+        self.fc1 = nn.Linear(d, ff)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(ff, d)
+
+    def _heads(self, x):  # (N,T,D) -> (N,H,T,Dh)
+        return x.reshape(-1, self.t, self.h, self.dh).transpose(1, 2)
+
+    def forward(self, x):
+        y = self.ln1(x)
+        q, k, v = self._heads(self.q(y)), self._heads(self.k(y)), self._heads(self.v(y))
+        att = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(self.dh), dim=-1)
+        a = torch.matmul(att, v).transpose(1, 2).reshape(-1, self.t, self.d)
+        x = x + self.o(a)
+        x = x + self.fc2(self.act(self.fc1(self.ln2(x))))
+        return x
+
+
+class TinyTransformer(nn.Module):
+    def __init__(self, d=64, layers=2):
+        super().__init__()
+        self.patch = nn.Linear(49, d)
+        self.pos = nn.Parameter(torch.randn(1, 16, d) * 0.02)
+        self.layers = nn.Sequential(*[EncoderLayer(d) for _ in range(layers)])
+        self.norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, 10)
+
+    def forward(self, x):
+        # (N,1,28,28) -> (N,4,7,4,7) -> (N,4,4,7,7) -> (N,16,49): 7x7 patches, row-major
+        x = x.reshape(-1, 4, 7, 4, 7).transpose(2, 3).reshape(-1, 16, 49)
+        x = self.patch(x) + self.pos
+        x = self.norm(self.layers(x))
+        return self.head(x.mean(dim=1))  # mean pooling over tokens
+
+
+# --------------------------------------------------------------------------
+# training
+
+
+def set_seed(seed):
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+
+def train(model, xtr, ytr, seed, epochs, lr):
+    rng = np.random.RandomState(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    steps = epochs * ((len(xtr) + BATCH - 1) // BATCH)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
+    xt, yt = torch.from_numpy(xtr), torch.from_numpy(ytr)
+    model.train()
+    for ep in range(epochs):
+        perm = torch.from_numpy(rng.permutation(len(xtr)))
+        tot, n = 0.0, 0
+        for i in range(0, len(perm), BATCH):
+            idx = perm[i:i + BATCH]
+            loss = F.cross_entropy(model(xt[idx]), yt[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            tot += loss.item() * len(idx)
+            n += len(idx)
+        print(f"    epoch {ep + 1}/{epochs} train loss {tot / n:.4f}", flush=True)
+    model.eval()
+
+
+@torch.no_grad()
+def predict(model, x):
+    model.eval()
+    out = [model(torch.from_numpy(x[i:i + 1000])) for i in range(0, len(x), 1000)]
+    return torch.cat(out).numpy()
+
+
+# --------------------------------------------------------------------------
+# export + checks
+
+
+def op_histogram(m):
+    return dict(sorted(collections.Counter(n.op_type for n in m.graph.node).items()))
+
+
+def export(model, path, example, bn_kept=False, allow_bn=False):
+    model.eval()
+    kw = dict(input_names=["input"], output_names=["logits"], dynamic_axes=DYN_AXES,
+              opset_version=OPSET)
+    if bn_kept:
+        kw.update(training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
+    else:
+        kw.update(training=torch.onnx.TrainingMode.EVAL, do_constant_folding=True)
+    torch.onnx.export(model, example, path, **kw)
+    m = onnx.load(path)
+    onnx.checker.check_model(m)
+    # interface checks
+    assert [i.name for i in m.graph.input] == ["input"], [i.name for i in m.graph.input]
+    assert [o.name for o in m.graph.output] == ["logits"]
+    d0 = m.graph.input[0].type.tensor_type.shape.dim[0]
+    assert d0.dim_param == "N", d0
+    assert m.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert m.opset_import[0].version == OPSET
+    # BatchNormalization form
+    n_bn = sum(isinstance(mod, nn.BatchNorm2d) for mod in model.modules())
+    bns = [n for n in m.graph.node if n.op_type == "BatchNormalization"]
+    if bn_kept:
+        assert len(bns) == n_bn, (len(bns), n_bn)
+        for n in bns:
+            assert len(n.output) == 1, f"BN {n.name} has {len(n.output)} outputs"
+            tm = [a.i for a in n.attribute if a.name == "training_mode"]
+            assert tm in ([], [0]), f"BN {n.name} training_mode={tm}"
+    else:
+        # every Conv -> BatchNormalization pair must have been folded; a BN that does
+        # not follow a Conv (e.g. DenseNet's pre-activation BN-ReLU-Conv) cannot be.
+        producer = {o: n for n in m.graph.node for o in n.output}
+        for n in bns:
+            p = producer.get(n.input[0])
+            assert p is None or p.op_type != "Conv", f"{path}: BN {n.name} after Conv not folded"
+        if not allow_bn:
+            assert not bns, f"{path}: {len(bns)} BatchNormalization nodes not folded"
+    return m
+
+
+def param_count(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+# --------------------------------------------------------------------------
+# main: small models
+
+
+SPECS = [
+    # name, ctor, epochs, lr
+    ("mlp", lambda: MLP(512), 2, 1e-3),
+    ("mlp32", lambda: MLP(32), 2, 3e-3),
+    ("cnn", CNN, 1, 2e-3),
+    ("resnet", SmallResNet, 1, 3e-3),
+    ("transformer", TinyTransformer, 2, 2e-3),
+]
+
+
+def make_small():
+    t0 = time.time()
+    xtr, ytr, xte, yte = load_fashion()
+    np.save(os.path.join(HERE, "fashion_test_x.npy"), np.ascontiguousarray(xte[:1000]))
+    np.save(os.path.join(HERE, "fashion_test_y.npy"), np.ascontiguousarray(yte[:1000]))
+    np.save(os.path.join(HERE, "fashion_train_x.npy"), np.ascontiguousarray(xtr[:1000]))
+    np.save(os.path.join(HERE, "fashion_train_y.npy"), np.ascontiguousarray(ytr[:1000]))
+    example = torch.from_numpy(xte[:2])
+
+    records = []
+    for name, ctor, epochs, lr in SPECS:
+        for seed in SEEDS:
+            set_seed(seed)
+            model = ctor()
+            print(f"== {name} seed {seed}: {param_count(model)} params", flush=True)
+            ts = time.time()
+            train(model, xtr, ytr, seed, epochs, lr)
+            logits = predict(model, xte)
+            acc = float((logits.argmax(1) == yte).mean())
+            print(f"    test acc {acc:.4f}  ({time.time() - ts:.0f}s)", flush=True)
+            if name == "cnn":
+                outs = [(f"cnn_bn_s{seed}", True), (f"cnn_fold_s{seed}", False)]
+            elif name == "resnet":
+                outs = [(f"resnet_s{seed}", True)]
+            else:
+                outs = [(f"{name}_s{seed}", False)]
+            for fname, bn_kept in outs:
+                path = os.path.join(HERE, fname + ".onnx")
+                m = export(model, path, example, bn_kept=bn_kept)
+                # reference logits of the torch model on the committed 1000-image test slice
+                np.save(os.path.join(HERE, fname + "_logits.npy"),
+                        np.ascontiguousarray(logits[:1000].astype(np.float32)))
+                records.append(dict(
+                    name=fname, arch=name, seed=seed, test_accuracy=round(acc, 4),
+                    test_accuracy_slice1000=round(float((logits[:1000].argmax(1) == yte[:1000]).mean()), 4),
+                    opset=OPSET, bn="kept" if bn_kept else ("folded" if name == "cnn" else "none"),
+                    params=param_count(model), file=fname + ".onnx",
+                    file_size=os.path.getsize(path),
+                    sha256=hashlib.sha256(open(path, "rb").read()).hexdigest(),
+                    epochs=epochs, ops=op_histogram(m)))
+                print(f"    wrote {fname}.onnx ({os.path.getsize(path)} bytes) ops={op_histogram(m)}",
+                      flush=True)
+
+    with open(os.path.join(HERE, "models.json"), "w") as f:
+        json.dump(dict(
+            note="Fashion-MNIST; input float32 (N,1,28,28) = uint8 pixels / 255; "
+                 "test_accuracy on the full 10k t10k set computed in torch",
+            torch=torch.__version__, onnx=onnx.__version__, models=records), f, indent=1)
+        f.write("\n")
+    print(f"total {time.time() - t0:.0f}s")
+
+
+# --------------------------------------------------------------------------
+# --large: random-init structure models
+
+
+def make_large():
+    import torchvision
+    os.makedirs(LARGE, exist_ok=True)
+    jobs = []
+    for arch in ("resnet18", "mobilenet_v2", "densenet121"):
+        torch.manual_seed(0)
+        model = getattr(torchvision.models, arch)(weights=None).eval()
+        ex = torch.randn(1, 3, 64, 64)
+        jobs.append((arch, model, ex, False))
+        if arch == "resnet18":
+            jobs.append(("resnet18_bn", model, ex, True))
+    torch.manual_seed(0)
+    vit = torchvision.models.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=4,
+                                               hidden_dim=64, mlp_dim=128, num_classes=10).eval()
+    jobs.append(("vit_tiny", vit, torch.randn(1, 3, 32, 32), False))
+    for name, model, ex, bn_kept in jobs:
+        path = os.path.join(LARGE, name + ".onnx")
+        m = export(model, path, ex, bn_kept=bn_kept, allow_bn=(name == "densenet121"))
+        print(f"wrote large/{name}.onnx ({os.path.getsize(path)} bytes) params={param_count(model)} "
+              f"ops={op_histogram(m)}", flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--large", action="store_true",
+                    help="only write random-init structure models to testmodels/large/")
+    args = ap.parse_args()
+    if args.large:
+        make_large()
+    else:
+        make_small()
+
+
+if __name__ == "__main__":
+    main()
