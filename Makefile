@@ -8,7 +8,7 @@ build:
 	$(GO) build -o bin/onnx-rebasin ./cmd/onnx-rebasin
 
 demo: build
-	./bin/onnx-rebasin inspect testmodels/mlp_s0.onnx
+	./bin/onnx-rebasin align testmodels/mlp_s0.onnx testmodels/mlp_s1.onnx -o /tmp/mlp_s1_aligned.onnx --report /tmp/align.json
 
 # The reference runtime (ONNX Runtime from npm) that function-invariance tests compare against.
 ortref: tools/ortref/node_modules/onnxruntime-node/package.json

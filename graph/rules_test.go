@@ -507,7 +507,7 @@ func ruleCases() []ruleCase {
 			groups: []string{"5: W2#1 W3#0"},
 			frozen: []string{`x#1(4)~graph input`, `h#1(6)~unknown op "com.microsoft.Foo" at node "f"`,
 				`f#1(6)~unknown op "com.microsoft.Foo" at node "f"`, `y#1(3)~graph output`},
-			noORT:  true,
+			noORT: true,
 		},
 		{
 			name: "gather, expand, tile, pad on channels freeze",

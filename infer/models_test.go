@@ -331,3 +331,39 @@ func TestCaptureAndOnValue(t *testing.T) {
 		t.Error("capturing an unknown value succeeded")
 	}
 }
+
+// TestConcurrentRuns runs one session from several goroutines (each run has
+// its own buffers) and checks that inputs are never written to.
+func TestConcurrentRuns(t *testing.T) {
+	paths := smallModels(t)
+	x, _ := fashion(t, "test", 32)
+	orig := x.Clone()
+	for _, path := range paths {
+		if !strings.Contains(path, "_s0") {
+			continue
+		}
+		_, s := loadSession(t, path)
+		want := predict(t, s, x, 8)
+		errs := make(chan error, 4)
+		for g := 0; g < 4; g++ {
+			go func() {
+				for r := 0; r < 3; r++ {
+					got := predict(t, s, x, 8)
+					if err := compareTensors(got, want, 0, 0); err != nil {
+						errs <- fmt.Errorf("%s: %v", modelName(path), err)
+						return
+					}
+				}
+				errs <- nil
+			}()
+		}
+		for g := 0; g < 4; g++ {
+			if err := <-errs; err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	if err := compareTensors(x, orig, 0, 0); err != nil {
+		t.Errorf("input modified: %v", err)
+	}
+}

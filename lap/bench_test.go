@@ -2,6 +2,7 @@ package lap_test
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -51,9 +52,59 @@ func BenchmarkSolve(b *testing.B) {
 				}
 				st := s.Stats()
 				b.ReportMetric(float64(st.Seeded)/float64(n), "seeded/n")
-				b.ReportMetric(float64(st.ARRSteps)/float64(n), "arr/n")
-				b.ReportMetric(float64(st.Scans+st.Augmentations)/float64(n), "dijkstra/n")
+				b.ReportMetric(float64(st.Entries)/float64(n*n), "entries/n²")
 			})
 		}
 	}
+}
+
+// BenchmarkSolveWarm re-solves a weight-matching matrix after every entry
+// moved by noise of rel × the entries' standard deviation, from the
+// previous solution's permutation and duals, as a later sweep of weight
+// matching does; "cold" solves the same perturbed matrix from scratch.
+func BenchmarkSolveWarm(b *testing.B) {
+	for _, n := range []int{512, 1024, 2048} {
+		base := benchMatrix(b, "wm", n)
+		var s lap.Solver
+		perm, _, err := s.Solve(n, base)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, v := s.Duals()
+		std := stdDev(base)
+		for _, rel := range []float64{0.001, 0.01, 0.1} {
+			cost := perturb(base, 1, rel*std, false, 3)
+			for _, mode := range []string{"warm", "cold"} {
+				b.Run(fmt.Sprintf("n=%d/noise=%g/%s", n, rel, mode), func(b *testing.B) {
+					var s lap.Solver
+					for b.Loop() {
+						if mode == "warm" {
+							_, _, err = s.SolveWarm(n, cost, perm, v)
+						} else {
+							_, _, err = s.Solve(n, cost)
+						}
+						if err != nil {
+							b.Fatal(err)
+						}
+					}
+					st := s.Stats()
+					b.ReportMetric(float64(st.Seeded)/float64(n), "seeded/n")
+					b.ReportMetric(float64(st.Entries)/float64(n*n), "entries/n²")
+				})
+			}
+		}
+	}
+}
+
+func stdDev(x []float64) float64 {
+	m := 0.0
+	for _, v := range x {
+		m += v
+	}
+	m /= float64(len(x))
+	ss := 0.0
+	for _, v := range x {
+		ss += (v - m) * (v - m)
+	}
+	return math.Sqrt(ss / float64(len(x)))
 }

@@ -38,23 +38,40 @@
 // all i, j with equality on the assignment, and Σu+Σv equals the optimal
 // total: the duals are a certificate of optimality ([Solver.Duals]).
 //
+// # Speed
+//
+// The matrix is read row by row only (flat row-major []float64, no column
+// walks), the solver keeps all scratch in a reusable [Solver], and each
+// phase's inner loop is a single pass over one row and a few n-vectors.
+// The Dijkstra search fuses relaxation and selection of the next column
+// into that one pass, and marks finished columns with +Inf instead of
+// branching on them. On amd64 with AVX2 the four hot loops run as vector
+// kernels (written in Go assembly, eight columns per step); elsewhere, or
+// with the purego build tag, portable Go loops compute exactly the same
+// results.
+//
 // # Warm start
 //
 // In weight matching, later sweeps solve matrices close to ones already
 // solved. [Solver.SolveWarm] takes the previous permutation and column duals:
 // it keeps the old prices, seeds every row whose previous column is still
-// one it values most, and augments only the remaining rows. The result is
-// still an exact optimum; only the work changes.
+// one it values most (within 4 ulps, the rounding left by the previous
+// solve), runs one augmenting row reduction pass over the rest and augments
+// whatever is still free. The result is still an exact optimum; only the
+// work changes.
 //
 // # Numerics and determinism
 //
-// Entries must be finite (NaN and ±Inf are rejected with [ErrNonFinite]) and
-// of magnitude at most about MaxFloat64/(16n) so that no dual can overflow
-// ([ErrRange]). Prices move only by sums and differences of entries, so
-// integer-valued matrices (of magnitude below 2⁵³/(16n)) are solved in exact
-// arithmetic; for general floats the total is optimal up to rounding of the
-// order of n·ε·max|cost|. Ties are broken by index order, so the same input
-// always gives the same permutation.
+// Entries must be finite (NaN and ±Inf are rejected with [ErrNonFinite]);
+// entries up to [MaxCost] = 1e150 in magnitude are always accepted, and
+// rows so large that their sum of squares overflows (about 1e154) are
+// rejected with [ErrRange], so no dual can overflow. Prices move only by
+// sums and differences of entries, so integer-valued matrices with entries
+// below 2⁴⁸/n in magnitude are solved in exact arithmetic, warm or cold;
+// for general floats the total is optimal up to rounding of the order of
+// n·ε·max|cost|. Ties are broken by index order and the vector kernels
+// reproduce the portable loops bit for bit, so the same input gives the
+// same permutation on every machine.
 package lap
 
 import (
@@ -68,7 +85,8 @@ var (
 	ErrShape = errors.New("lap: cost matrix is not n×n")
 	// ErrNonFinite reports a NaN or infinite cost entry.
 	ErrNonFinite = errors.New("lap: cost entry is not finite")
-	// ErrRange reports a cost entry so large that the duals could overflow.
+	// ErrRange reports cost entries so large that the duals could overflow
+	// (see [MaxCost]).
 	ErrRange = errors.New("lap: cost entry too large")
 	// ErrWarmStart reports a malformed warm start: a prevPerm that is not a
 	// permutation of 0..n-1, or column duals of the wrong length or non-finite.
@@ -138,9 +156,9 @@ type Solver struct {
 // floats the raises can be tiny, and the Dijkstra phase finishes whatever is
 // left anyway, so the bound only guards against a long price war.
 var (
-	arrPasses = 2
-	arrBudget = 2
-	listAfter = 2
+	arrPasses     = 2
+	arrBudget     = 2
+	listAfter     = 2
 	warmARRPasses = 1
 )
 
@@ -171,16 +189,21 @@ func (s *Solver) SolveWarm(n int, cost []float64, prevPerm []int, prevV []float6
 	if prevPerm == nil && prevV == nil {
 		return s.solve(n, cost, nil, nil)
 	}
+	if !validShape(n, cost) {
+		return s.solve(n, cost, nil, nil) // reports the shape error
+	}
 	if prevPerm != nil {
 		if len(prevPerm) != n {
 			return nil, 0, fmt.Errorf("%w: len(prevPerm) = %d, want %d", ErrWarmStart, len(prevPerm), n)
 		}
-		seen := make([]bool, n)
+		s.grow(n)
+		seen := s.cnt // scratch until solve
+		clear(seen)
 		for i, p := range prevPerm {
-			if p < 0 || p >= n || seen[p] {
+			if p < 0 || p >= n || seen[p] != 0 {
 				return nil, 0, fmt.Errorf("%w: prevPerm[%d] = %d is not a permutation entry", ErrWarmStart, i, p)
 			}
-			seen[p] = true
+			seen[p] = 1
 		}
 	}
 	if prevV != nil {
@@ -241,13 +264,19 @@ func (s *Solver) grow(n int) {
 	s.scanCol, s.scanW, s.cols = s.scanCol[:n], s.scanW[:n], s.cols[:n]
 }
 
+// validShape reports whether cost can be an n×n matrix (n fits the int32
+// indices the solver uses).
+func validShape(n int, cost []float64) bool {
+	return n >= 0 && n <= math.MaxInt32 && len(cost) == n*n
+}
+
 // solve is the common driver. prevPerm == nil means a cold start; a non-nil
 // prevPerm (possibly empty, meaning "no permutation") or prevV means a warm
 // start. Both have been validated.
 func (s *Solver) solve(n int, cost []float64, prevPerm []int, prevV []float64) ([]int, float64, error) {
 	s.solved = false
 	s.stats = Stats{}
-	if n < 0 || n > math.MaxInt32 || len(cost) != n*n || (n > 0 && len(cost)/n != n) {
+	if !validShape(n, cost) {
 		return nil, 0, fmt.Errorf("%w: n = %d, len(cost) = %d", ErrShape, n, len(cost))
 	}
 	s.n = n
@@ -441,27 +470,16 @@ func (s *Solver) warmInit(cost []float64, prevPerm []int, prevV []float64) (int,
 			}
 		}
 	}
-	best := s.d    // per-row best value (here d is indexed by row)
 	bestJ := s.cnt // per-row best column
 	for i := 0; i < n; i++ {
 		row := cost[i*n : i*n+n]
 		vv := v[:len(row)]
-		sq := 0.0
-		b, bj := inf, 0
-		for j, c := range row {
-			sq += c * c
-			// Row values are c - v; track the minimum of v - c, the
-			// row's reduced-cost form, as the Dijkstra phase does.
-			if h := vv[j] - c; h < b {
-				b, bj = h, j
-			}
-		}
+		b, bj, sq := rowMin(row, vv)
 		if !rowSquaresOK(sq) {
 			if err := badEntry(n, cost, i); err != nil {
 				return 0, err
 			}
 		}
-		best[i] = b
 		bestJ[i] = int32(bj)
 		if len(prevPerm) > 0 {
 			// Duals computed in floating point leave the optimal

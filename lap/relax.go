@@ -162,3 +162,61 @@ func colMaxGeneric(row, vmax []float64, arg []int32, i int32, from int, acc *[4]
 	}
 	return a0 + a1 + a2 + a3
 }
+
+// rowMin returns the smallest v[j] − row[j] with its lowest index j, and
+// the row's sum of squares accumulated as in colMax. It is the validating
+// pass of a warm start.
+func rowMin(row, v []float64) (best float64, bj int, sumSq float64) {
+	var acc [4]float64
+	best, bj = inf, -1
+	from := 0
+	if useAVX2 && len(row) >= 8 {
+		from = len(row) &^ 7
+		var vals [8]float64
+		var idxs [8]int64
+		rowMinAVX2(&row[0], &v[0], from, &vals, &idxs, &acc)
+		for l, val := range vals {
+			if val < best || (val == best && int(idxs[l]) < bj) {
+				best, bj = val, int(idxs[l])
+			}
+		}
+	}
+	return rowMinGeneric(row, v, from, best, bj, &acc)
+}
+
+// rowMinGeneric is the portable rowMin over row[from:] (from a multiple of
+// 4), continuing from (best, bj) and the partial sums in acc.
+//
+//go:noinline
+func rowMinGeneric(row, v []float64, from int, best float64, bj int, acc *[4]float64) (float64, int, float64) {
+	v = v[:len(row)]
+	a0, a1, a2, a3 := acc[0], acc[1], acc[2], acc[3]
+	j := from
+	for ; j+3 < len(row); j += 4 {
+		c0, c1, c2, c3 := row[j], row[j+1], row[j+2], row[j+3]
+		a0 += float64(c0 * c0)
+		a1 += float64(c1 * c1)
+		a2 += float64(c2 * c2)
+		a3 += float64(c3 * c3)
+		if h := v[j] - c0; h < best {
+			best, bj = h, j
+		}
+		if h := v[j+1] - c1; h < best {
+			best, bj = h, j+1
+		}
+		if h := v[j+2] - c2; h < best {
+			best, bj = h, j+2
+		}
+		if h := v[j+3] - c3; h < best {
+			best, bj = h, j+3
+		}
+	}
+	for ; j < len(row); j++ {
+		c := row[j]
+		a0 += float64(c * c)
+		if h := v[j] - c; h < best {
+			best, bj = h, j
+		}
+	}
+	return best, bj, a0 + a1 + a2 + a3
+}

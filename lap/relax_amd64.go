@@ -94,3 +94,10 @@ func twoMinVector(row, v []float64) (float64, int, float64, int) {
 //
 //go:noescape
 func colMaxAVX2(row, vmax *float64, arg *int32, n int, i int32, acc *[4]float64)
+
+// rowMinAVX2 runs rowMin over the first n entries (n a multiple of 8),
+// leaving each lane's smallest v−row and its lowest index in vals and idxs
+// (lanes are columns ≡ lane mod 8) and adding the squares to acc.
+//
+//go:noescape
+func rowMinAVX2(row, v *float64, n int, vals *[8]float64, idxs *[8]int64, acc *[4]float64)

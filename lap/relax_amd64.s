@@ -262,3 +262,61 @@ cmDone:
 	VMOVUPD Y0, (DX)
 	VZEROUPPER
 	RET
+
+// func rowMinAVX2(row, v *float64, n int, vals *[8]float64, idxs *[8]int64, acc *[4]float64)
+//
+// Per group of 8 entries, as vectors A (k..k+3) and B (k+4..k+7):
+//	acc += A*A; acc += B*B
+//	h = v − row; lane minima with their lowest indices (strict <)
+//
+// Registers: Y0 acc; Y1,Y2 row; Y3,Y9 h; Y4,Y14 minima; Y6,Y15 indices;
+// Y7,Y13 current indices; Y8 eight; Y5,Y10,Y11,Y12 scratch.
+TEXT ·rowMinAVX2(SB), NOSPLIT, $0-48
+	MOVQ row+0(FP), SI
+	MOVQ v+8(FP), DI
+	MOVQ n+16(FP), CX
+	MOVQ acc+40(FP), DX
+	VMOVUPD (DX), Y0
+	VBROADCASTSD posInf<>(SB), Y4
+	VMOVAPD Y4, Y14
+	VPXOR Y6, Y6, Y6
+	VPXOR Y15, Y15, Y15
+	VMOVDQU laneIdx<>+0(SB), Y7
+	VMOVDQU laneIdx<>+32(SB), Y13
+	VPBROADCASTQ eight<>(SB), Y8
+	XORQ BX, BX
+
+rmLoop:
+	CMPQ BX, CX
+	JAE rmDone
+	VMOVUPD (SI)(BX*8), Y1
+	VMOVUPD 32(SI)(BX*8), Y2
+	VMULPD Y1, Y1, Y10
+	VADDPD Y10, Y0, Y0
+	VMULPD Y2, Y2, Y11
+	VADDPD Y11, Y0, Y0
+	VMOVUPD (DI)(BX*8), Y3
+	VMOVUPD 32(DI)(BX*8), Y9
+	VSUBPD Y1, Y3, Y3
+	VSUBPD Y2, Y9, Y9
+	VCMPPD $0x11, Y4, Y3, Y5
+	VCMPPD $0x11, Y14, Y9, Y12
+	VBLENDVPD Y5, Y3, Y4, Y4
+	VBLENDVPD Y12, Y9, Y14, Y14
+	VBLENDVPD Y5, Y7, Y6, Y6
+	VBLENDVPD Y12, Y13, Y15, Y15
+	VPADDQ Y8, Y7, Y7
+	VPADDQ Y8, Y13, Y13
+	ADDQ $8, BX
+	JMP rmLoop
+
+rmDone:
+	VMOVUPD Y0, (DX)
+	MOVQ vals+24(FP), AX
+	VMOVUPD Y4, (AX)
+	VMOVUPD Y14, 32(AX)
+	MOVQ idxs+32(FP), AX
+	VMOVDQU Y6, (AX)
+	VMOVDQU Y15, 32(AX)
+	VZEROUPPER
+	RET

@@ -16,3 +16,7 @@ func twoMinVector(row, v []float64) (float64, int, float64, int) {
 func colMaxAVX2(row, vmax *float64, arg *int32, n int, i int32, acc *[4]float64) {
 	panic("unreachable")
 }
+
+func rowMinAVX2(row, v *float64, n int, vals *[8]float64, idxs *[8]int64, acc *[4]float64) {
+	panic("unreachable")
+}

@@ -92,6 +92,29 @@ func TestColMaxKernelsAgree(t *testing.T) {
 	}
 }
 
+func TestRowMinKernelsAgree(t *testing.T) {
+	if !useAVX2 {
+		t.Skip("no vector kernel on this machine")
+	}
+	r := rand.New(rand.NewPCG(9, 10))
+	for trial := 0; trial < 2000; trial++ {
+		n := 8 + r.IntN(70)
+		row, v := make([]float64, n), make([]float64, n)
+		for k := range row {
+			row[k], v[k] = float64(r.IntN(5)), float64(r.IntN(5))
+			if trial%2 == 0 {
+				row[k] = r.NormFloat64()
+			}
+		}
+		var acc [4]float64
+		b1, j1, s1 := rowMinGeneric(row, v, 0, inf, -1, &acc)
+		b2, j2, s2 := rowMin(row, v)
+		if b1 != b2 || j1 != j2 || s1 != s2 {
+			t.Fatalf("n=%d: generic (%v,%d,%v) vs vector (%v,%d,%v)", n, b1, j1, s1, b2, j2, s2)
+		}
+	}
+}
+
 func TestSolveSameWithAndWithoutVectorKernel(t *testing.T) {
 	if !useAVX2 {
 		t.Skip("no vector kernel on this machine")

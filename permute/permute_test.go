@@ -147,7 +147,18 @@ func TestPermuteKeepsFunction(t *testing.T) {
 // TestSelfRecovery permutes a model at random and checks that weight
 // matching finds the permutation back exactly.
 func TestSelfRecovery(t *testing.T) {
-	for _, path := range testModels(t) {
+	testSelfRecovery(t, testModels(t), MatchOptions{})
+}
+
+// TestSelfRecoveryByDescent is TestSelfRecovery with the coordinate descent
+// alone, from the identity, on the committed models.
+func TestSelfRecoveryByDescent(t *testing.T) {
+	paths, _ := filepath.Glob("../testmodels/*.onnx")
+	testSelfRecovery(t, paths, MatchOptions{IdentityStart: true})
+}
+
+func testSelfRecovery(t *testing.T, paths []string, opts MatchOptions) {
+	for _, path := range paths {
 		name := strings.TrimSuffix(filepath.Base(path), ".onnx")
 		if testing.Short() && strings.Contains(path, "large") {
 			continue
@@ -159,7 +170,9 @@ func TestSelfRecovery(t *testing.T) {
 				if err := Apply(b, ga, Random(ga, seed)); err != nil {
 					t.Fatal(err)
 				}
-				res, err := WeightMatch(a, b, ga, MatchOptions{Seed: seed})
+				o := opts
+				o.Seed = seed
+				res, err := WeightMatch(a, b, ga, o)
 				if err != nil {
 					t.Fatal(err)
 				}

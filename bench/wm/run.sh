@@ -10,6 +10,8 @@
 #   ONNX_REBASIN=/path/to/binary   use this binary instead of building /tmp/onnx-rebasin
 #   WM_DTYPE=float64               reference product precision (default float32)
 #   WM_SEED=0                      seed for both tools (visiting order of the groups)
+#   WM_MAX_ITER=100                sweep cap for both tools (the paper's max_iter)
+#   WM_VERBOSE=1                   reference prints newL - oldL per step (as the paper's code)
 #
 # Results: bench/wm/out/ (git-ignored): ref_<pair>.json, rebasin_<pair>.json, results.md.
 set -u
@@ -21,6 +23,7 @@ OUT=$WM/out
 PY=/usr/bin/python3
 SEED=${WM_SEED:-0}
 DTYPE=${WM_DTYPE:-float32}
+MAXIT=${WM_MAX_ITER:-100}
 mkdir -p "$OUT"
 
 REF_ONLY=0
@@ -30,7 +33,7 @@ for a in "$@"; do
     --selftest) exec $PY $WM/wm.py --selftest --testmodels testmodels ;;
     --ref-only) REF_ONLY=1 ;;
     mlp|resnet|mlp4096|resnet-wide) PAIRS+=("$a") ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "unknown argument: $a" >&2; exit 2 ;;
   esac
 done
@@ -82,7 +85,7 @@ for p in "${PAIRS[@]}"; do
   load=$(cut -d' ' -f1 /proc/loadavg)
   echo "== $p: reference (load avg $load)" >&2
   t0=$(now)
-  $PY $WM/wm.py "$A" "$B" --seed "$SEED" --dtype "$DTYPE" --json "$OUT/ref_$p.json" >&2
+  $PY $WM/wm.py ${WM_VERBOSE:+-v} "$A" "$B" --seed "$SEED" --max-iter "$MAXIT" --dtype "$DTYPE" --json "$OUT/ref_$p.json" >&2
   rc=$?
   t1=$(now)
   echo "ref_wall=$(echo "$t1 - $t0" | bc -l) ref_rc=$rc ref_load=$load" >"$OUT/$p.wall"
@@ -91,7 +94,7 @@ for p in "${PAIRS[@]}"; do
     load=$(cut -d' ' -f1 /proc/loadavg)
     echo "== $p: onnx-rebasin (load avg $load)" >&2
     t0=$(now)
-    "$BIN" align "$A" "$B" -o "$OUT/${p}_aligned.onnx" --seed "$SEED" --report "$OUT/rebasin_$p.json" -q \
+    "$BIN" align "$A" "$B" -o "$OUT/${p}_aligned.onnx" --seed "$SEED" --max-iter "$MAXIT" --report "$OUT/rebasin_$p.json" -q \
       2>"$OUT/rebasin_$p.err"
     rc=$?
     t1=$(now)
