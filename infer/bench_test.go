@@ -2,19 +2,24 @@ package infer
 
 import (
 	"fmt"
+	"path/filepath"
 	"testing"
 )
 
-// BenchmarkModels runs the test models (and testmodels/large when present)
-// at batch 1 and 256, reporting images/s (wall time) and the process CPU
-// time per run (all threads):
+// BenchmarkModels runs the test models at batch 1 and 256 (the structure
+// models in testmodels/large, when present, at batch 1 and 32), reporting
+// images/s (wall time) and the process CPU time per run (all threads):
 //
 //	go test ./infer -run '^$' -bench Models -benchtime 2x
 func BenchmarkModels(b *testing.B) {
 	paths := append(smallModels(b), largeModels()...)
 	x, _ := fashion(b, "test", 256)
 	for _, path := range paths {
-		for _, n := range []int{1, 256} {
+		batches := []int{1, 256}
+		if filepath.Base(filepath.Dir(path)) == "large" {
+			batches = []int{1, 32}
+		}
+		for _, n := range batches {
 			b.Run(fmt.Sprintf("%s/batch%d", modelName(path), n), func(b *testing.B) {
 				_, s := loadSession(b, path)
 				var in map[string]*Tensor

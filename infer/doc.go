@@ -32,9 +32,14 @@
 // depend only on initializers and constants are evaluated at that point.
 // Buffers of intermediate values are recycled within and across runs.
 //
-// Matrix products (Gemm, MatMul, and Conv through im2col) and the larger
+// Matrix products (Gemm, MatMul, and Conv and ConvTranspose through
+// im2col/col2im) use package simd's SGEMM; batches, channels and the larger
 // elementwise kernels are split over up to GOMAXPROCS goroutines (see
 // Threads). Every output element is computed by one goroutine with a fixed
 // order of operations, so results are bit-for-bit the same whatever the
 // number of threads.
+//
+// BatchNormalization's training mode (training_mode=1) is supported as in the
+// ONNX reference; Dropout is always the identity (a training-mode Dropout with
+// a nonzero ratio is refused).
 package infer

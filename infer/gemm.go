@@ -18,7 +18,46 @@ func sgemm(threads int, transA, transB bool, m, n, k int, alpha float32, a []flo
 	if m <= 0 || n <= 0 {
 		return
 	}
+	if m <= gemvRows && !transA && k > 0 {
+		gemv(threads, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
 	simd.Gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// gemvRows is the largest m for which sgemm skips the packed GEMM: with one
+// or two rows (batch-1 fully connected layers) packing B would cost as much
+// as the product itself.
+const gemvRows = 2
+
+// gemv computes the product row by row with vector dot products (B stored
+// n×k) or axpys (B stored k×n), split over columns. Each element's sum runs
+// over k in one fixed order, so the split does not matter.
+func gemv(threads int, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	parallelFor(threads, n, max(16, (1<<16)/max(k, 1)), func(lo, hi int) {
+		for i := 0; i < m; i++ {
+			ai := a[i*lda : i*lda+k]
+			ci := c[i*ldc+lo : i*ldc+hi]
+			if transB {
+				for j := range ci {
+					d := alpha * simd.Dot(ai, b[(lo+j)*ldb:(lo+j)*ldb+k])
+					if beta != 0 {
+						d += beta * ci[j]
+					}
+					ci[j] = d
+				}
+				continue
+			}
+			if beta == 0 {
+				clear(ci)
+			} else if beta != 1 {
+				simd.Scale(beta, ci)
+			}
+			for p, v := range ai {
+				simd.Axpy(alpha*v, b[p*ldb+lo:p*ldb+hi], ci)
+			}
+		}
+	})
 }
 
 // Blocking of the portable kernel: a kc-long slice of the k dimension is

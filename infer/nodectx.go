@@ -55,7 +55,7 @@ type nodeCtx struct {
 	bn     *bnInfo // set by the BatchNormalization builder
 }
 
-// errUnsupported marks builder errors that become *UnsupportedError.
+// unsupported marks builder errors that become *UnsupportedError.
 type unsupported struct{ what string }
 
 func (u *unsupported) Error() string { return u.what }
@@ -124,8 +124,7 @@ func (b *nodeCtx) str(name, def string) string {
 // input returns whether input i is present.
 func (b *nodeCtx) input(i int) bool { return i < len(b.in) && b.in[i] != 0 }
 
-// nIn is the number of inputs, counting absent optional ones before the last
-// present input.
+// nIn is the number of inputs the node lists (absent optional ones included).
 func (b *nodeCtx) nIn() int { return len(b.in) }
 
 // needInputs checks the number of inputs.

@@ -39,10 +39,30 @@ type BatchNormStats struct {
 // Scale and bias (γ, β) are applied as usual; the model is not modified.
 //
 // To reset BatchNorm statistics over a data set (e.g. after merging or
-// permuting weights), run every batch with this option, feeding fn to a
-// BatchNormAccumulator, then write the accumulator's MeanVar into each node's
-// Mean and Var tensors. With batches of equal size this equals PyTorch's
-// reset with momentum=None up to the variance estimator (see MeanVar).
+// permuting weights), run every batch with this option feeding a
+// BatchNormAccumulator, then write each node's mean and variance into the
+// tensors its Mean and Var fields name, and compile a new Session:
+//
+//	var acc infer.BatchNormAccumulator
+//	for _, x := range batches {
+//		sess.Run(map[string]*infer.Tensor{"input": x}, infer.BatchNormStatistics(acc.Add))
+//	}
+//	w := m.Weights()
+//	for _, node := range acc.Nodes() {
+//		st, _ := acc.Stats(node)
+//		mean, variance, _ := acc.MeanVar(node, false)
+//		m.SetFloat32s(w[st.Mean], mean)
+//		m.SetFloat32s(w[st.Var], variance)
+//	}
+//
+// All batches must go through the same (unmodified) model: the statistics of
+// each layer depend on the layers before it only through batch
+// normalisation, never through the stored running statistics. The mean is
+// the exact mean over the data set, as PyTorch's cumulative (momentum=None)
+// reset gives with batches of equal size; the variance is the exact
+// variance over the data set, whereas PyTorch averages per-batch unbiased
+// variances (which leaves out the spread of the batch means), so the two
+// differ slightly.
 func BatchNormStatistics(fn func(BatchNormStats)) RunOption {
 	return func(c *runConfig) { c.bnStats = fn }
 }
@@ -143,8 +163,8 @@ func buildBatchNorm(b *nodeCtx) (kernel, error) {
 	momentum := float64(b.float("momentum", 0.9))
 	training := b.int("training_mode", 0) != 0
 	outs := 0
-	for _, o := range b.proto.GetOutput()[1:] {
-		if o != "" {
+	for i, o := range b.proto.GetOutput() {
+		if i > 0 && o != "" {
 			outs++
 		}
 	}

@@ -758,11 +758,12 @@ func TestUnsupportedAtCreation(t *testing.T) {
 	}
 }
 
-// TestGemmFallback checks the portable kernel against package simd and a
-// naive product, including transposes, alpha/beta and thread counts.
+// TestGemmFallback checks the portable kernel and sgemm (with its
+// matrix-vector path for one or two rows) against package simd, including
+// transposes, alpha/beta and thread counts.
 func TestGemmFallback(t *testing.T) {
 	rng := rand.New(rand.NewSource(6))
-	for _, c := range [][3]int{{1, 1, 1}, {3, 5, 7}, {130, 67, 300}, {1, 200, 513}, {64, 3, 9}} {
+	for _, c := range [][3]int{{1, 1, 1}, {3, 5, 7}, {130, 67, 300}, {1, 200, 513}, {2, 33, 17}, {64, 3, 9}} {
 		m, n, k := c[0], c[1], c[2]
 		for _, tr := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
 			a, b := randT(rng, m*k).F, randT(rng, k*n).F
@@ -779,6 +780,13 @@ func TestGemmFallback(t *testing.T) {
 			for _, threads := range []int{1, 3} {
 				got := append([]float32{}, c0...)
 				goSgemm(threads, tr[0], tr[1], m, n, k, 0.5, a, lda, b, ldb, 2, got, n)
+				viaSgemm := append([]float32{}, c0...) // includes the gemv path for m <= 2
+				sgemm(threads, tr[0], tr[1], m, n, k, 0.5, a, lda, b, ldb, 2, viaSgemm, n)
+				for i := range got {
+					if d := math.Abs(float64(viaSgemm[i] - want[i])); d > 1e-4*(1+math.Abs(float64(want[i]))) {
+						t.Fatalf("%v trans %v threads %d: sgemm C[%d] = %v, simd %v", c, tr, threads, i, viaSgemm[i], want[i])
+					}
+				}
 				for i := range got {
 					if d := math.Abs(float64(got[i] - want[i])); d > 1e-4*(1+math.Abs(float64(want[i]))) {
 						t.Fatalf("%v trans %v threads %d: C[%d] = %v, simd %v", c, tr, threads, i, got[i], want[i])
@@ -787,4 +795,39 @@ func TestGemmFallback(t *testing.T) {
 			}
 		}
 	}
+}
+
+func TestActivations(t *testing.T) {
+	x := NewFloat32([]int{7}, []float32{-30, -2, -0.5, 0, 0.5, 2, 30})
+	each := func(f func(v float64) float64) *Tensor {
+		y := NewFloat32(x.Shape, nil)
+		for i, v := range x.F {
+			y.F[i] = float32(f(float64(v)))
+		}
+		return y
+	}
+	gelu := func(v float64) float64 { return 0.5 * v * (1 + math.Erf(v/math.Sqrt2)) }
+	geluTanh := func(v float64) float64 {
+		return 0.5 * v * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(v+0.044715*v*v*v)))
+	}
+	check(t, "Gelu", runOp(t, "Gelu", 20, nil, 1, x)[0], each(gelu), 1e-6)
+	check(t, "Gelu tanh", runOp(t, "Gelu", 20, attrs{"approximate": "tanh"}, 1, x)[0], each(geluTanh), 1e-6)
+	check(t, "Erf", runOp(t, "Erf", 13, nil, 1, x)[0], each(math.Erf), 1e-6)
+	check(t, "Sigmoid", runOp(t, "Sigmoid", 13, nil, 1, x)[0], each(func(v float64) float64 { return 1 / (1 + math.Exp(-v)) }), 1e-6)
+	check(t, "LeakyRelu", runOp(t, "LeakyRelu", 16, attrs{"alpha": 0.1}, 1, x)[0],
+		each(func(v float64) float64 { return max(v, float64(float32(0.1))*v) }), 1e-6)
+	// PRelu with a per-channel slope [C 1 1].
+	rng := rand.New(rand.NewSource(7))
+	xc := randT(rng, 2, 3, 2, 2)
+	slope := NewFloat32([]int{3, 1, 1}, []float32{0.1, 0.2, 0.3})
+	check(t, "PRelu", runOp(t, "PRelu", 16, nil, 1, xc, slope)[0], naiveBinary(xc, slope, func(v, s float32) float32 {
+		if v < 0 {
+			return v * s
+		}
+		return v
+	}), 0)
+	// Inputs are never modified, even by kernels that can work in place.
+	orig := xc.Clone()
+	runOp(t, "Relu", 14, nil, 1, xc)
+	check(t, "Relu input", xc, orig, 0)
 }

@@ -25,14 +25,26 @@ func parallelFor(threads, n, grain int, fn func(lo, hi int)) {
 		return
 	}
 	var wg sync.WaitGroup
+	var once sync.Once
+	var panicked any
 	wg.Add(parts - 1)
 	for p := 1; p < parts; p++ {
 		lo, hi := p*n/parts, (p+1)*n/parts
 		go func() {
 			defer wg.Done()
+			defer func() {
+				// Hand a worker's panic to the calling goroutine, where Run
+				// turns it into an error.
+				if r := recover(); r != nil {
+					once.Do(func() { panicked = r })
+				}
+			}()
 			fn(lo, hi)
 		}()
 	}
 	fn(0, n/parts)
 	wg.Wait()
+	if panicked != nil {
+		panic(panicked)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
@@ -74,8 +75,11 @@ type sessionConfig struct {
 	threads int
 }
 
-// Threads bounds the goroutines a Run uses for one kernel; n <= 0 means
-// runtime.GOMAXPROCS(0), the default. Results do not depend on n.
+// Threads bounds the goroutines the interpreter's own kernels use in a Run
+// (elementwise, pooling, normalisation, im2col and the split of a batch over
+// images); n <= 0 means runtime.GOMAXPROCS(0), the default. Large matrix
+// products run in package simd, which sizes its worker pool from GOMAXPROCS.
+// Results do not depend on either.
 func Threads(n int) Option {
 	return func(c *sessionConfig) { c.threads = n }
 }
@@ -170,7 +174,8 @@ func NewSession(m *onnx.Model, opts ...Option) (*Session, error) {
 	for _, vi := range s.inputs {
 		isInput[vi.Name] = true
 	}
-	// needConst loads an initializer the first time it is referenced.
+	// resolve returns the slot of a referenced value, loading an initializer
+	// the first time it is referenced.
 	resolve := func(name string) (int, error) {
 		if i, ok := s.slotOf[name]; ok {
 			return i, nil
@@ -286,7 +291,7 @@ func (s *Session) maybeFold(nd *node, b *nodeCtx) error {
 			in[j] = s.consts[i]
 		}
 	}
-	out, err := nd.run(&runCtx{threads: 1}, in)
+	out, err := safeRun(nd, &runCtx{threads: 1}, in)
 	if err != nil {
 		return b.wrap(err)
 	}
@@ -473,9 +478,10 @@ type runConfig struct {
 }
 
 // Capture adds the named intermediate tensors (any value of the graph: node
-// outputs, inputs or initializers) to the map Run returns. Captured tensors
-// are not copied: they are the buffers the run computed, kept from being
-// recycled.
+// outputs, inputs or initializers) to the map Run returns. Captured node
+// outputs are not copied: they are the buffers the run computed, kept from
+// being recycled or overwritten (values that share the memory of a graph
+// input or a constant are returned as copies).
 func Capture(names ...string) RunOption {
 	return func(c *runConfig) { c.capture = append(c.capture, names...) }
 }
@@ -553,7 +559,7 @@ func (s *Session) Run(inputs map[string]*Tensor, opts ...RunOption) (map[string]
 				c.dying = append(c.dying, d && !pinned[s.group[nd.in[j]]])
 			}
 		}
-		out, err := nd.run(c, in)
+		out, err := safeRun(nd, c, in)
 		if err != nil {
 			return nil, fmt.Errorf("infer: %s node %q: %v", nd.op, nd.name, err)
 		}
@@ -590,7 +596,11 @@ func (s *Session) Run(inputs map[string]*Tensor, opts ...RunOption) (map[string]
 		res[s.outputs[k].Name] = t
 	}
 	for _, i := range capSlots {
-		res[s.names[i]] = vals[i]
+		t := vals[i]
+		if s.external[s.group[i]] {
+			t = t.Clone()
+		}
+		res[s.names[i]] = t
 	}
 	return res, nil
 }
@@ -612,6 +622,29 @@ func checkInput(info ValueInfo, t *Tensor) error {
 		}
 	}
 	return nil
+}
+
+// safeRun runs a node's kernel, turning a panic (a kernel meeting shapes it
+// did not validate) into an error rather than crashing the caller.
+func safeRun(nd *node, c *runCtx, in []*Tensor) (out []*Tensor, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = nil, fmt.Errorf("internal error (inputs %s): %v", describe(in), r)
+		}
+	}()
+	return nd.run(c, in)
+}
+
+func describe(in []*Tensor) string {
+	var parts []string
+	for _, t := range in {
+		if t == nil {
+			parts = append(parts, "-")
+		} else {
+			parts = append(parts, t.String())
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // reusedAsOutput reports whether buf is the storage of one of a node's

@@ -70,6 +70,8 @@ func runAlign(c *cmdContext, args []string) error {
 	report := fs.String("report", "", "write a JSON report (groups, sweeps, objective, permutations) to this `path`")
 	quiet := fs.Bool("q", false, "no progress on stderr")
 	force := fs.Bool("force", false, "allow the output to replace an input file")
+	verify := fs.Bool("verify", false, "run b and the output with the built-in interpreter and fail if their outputs differ")
+	verifyData := fs.String("verify-data", "", "with --verify: inputs (.npy) to compare on instead of random ones")
 	pos, err := parseFlags(fs, args, 2, 2)
 	if err != nil {
 		return err
@@ -82,8 +84,17 @@ func runAlign(c *cmdContext, args []string) error {
 	if err != nil {
 		return err
 	}
+	origB := mb.Clone()
 	if err := permute.Apply(mb, ga, res.Perms); err != nil {
 		return fmt.Errorf("%s: %w", pos[1], err)
+	}
+	if *verify {
+		if err := verifySame(origB, mb, *verifyData, *seed); err != nil {
+			return err
+		}
+		if !*quiet {
+			fmt.Fprintf(c.stderr, "verified: %s computes what %s computes\n", *out, pos[1])
+		}
 	}
 	if err := mb.Save(*out); err != nil {
 		return err

@@ -73,6 +73,8 @@ func runPermute(c *cmdContext, args []string) error {
 	seed := fs.Uint64("seed", 1, "random seed for the permutations")
 	permsFile := fs.String("perms", "", "apply the permutations of this align report (JSON) instead of random ones")
 	force := fs.Bool("force", false, "allow the output to replace an input file")
+	verify := fs.Bool("verify", false, "run input and output with the built-in interpreter and fail if their outputs differ")
+	verifyData := fs.String("verify-data", "", "with --verify: inputs (.npy) to compare on instead of random ones")
 	pos, err := parseFlags(fs, args, 1, 1)
 	if err != nil {
 		return err
@@ -90,8 +92,14 @@ func runPermute(c *cmdContext, args []string) error {
 			return err
 		}
 	}
+	orig := m.Clone()
 	if err := permute.Apply(m, a, perms); err != nil {
 		return fmt.Errorf("%s: %w", pos[0], err)
+	}
+	if *verify {
+		if err := verifySame(orig, m, *verifyData, *seed); err != nil {
+			return err
+		}
 	}
 	if err := m.Save(*out); err != nil {
 		return err

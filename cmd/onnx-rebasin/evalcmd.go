@@ -1,0 +1,153 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"strings"
+
+	"github.com/onnx-rebasin/onnx-rebasin/eval"
+	"github.com/onnx-rebasin/onnx-rebasin/infer"
+	"github.com/onnx-rebasin/onnx-rebasin/onnx"
+)
+
+func runEval(c *cmdContext, args []string) error {
+	fs := newFlags(c, "eval", "model.onnx --data x.npy [--labels y.npy] [--batch 256] [--json]",
+		"Run the model on a data set with the built-in interpreter: top-1 accuracy and mean cross-entropy (with labels) and throughput.")
+	data := fs.String("data", "", "inputs as an .npy `file` (required)")
+	labels := fs.String("labels", "", "integer class labels as an .npy `file`")
+	batch := fs.Int("batch", 256, "batch size")
+	asJSON := fs.Bool("json", false, "print JSON")
+	quiet := fs.Bool("q", false, "no progress bar on stderr")
+	pos, err := parseFlags(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	if *data == "" {
+		return usagef("eval: --data is required")
+	}
+	if *batch <= 0 {
+		return usagef("eval: --batch must be positive")
+	}
+	sess, err := loadSession(pos[0])
+	if err != nil {
+		return err
+	}
+	ds, err := eval.Load(*data, *labels)
+	if err != nil {
+		return err
+	}
+	var progress func(done, total int)
+	if !*quiet {
+		progress = progressBar(c.stderr, "eval")
+	}
+	res, err := eval.Run(sess, ds, *batch, progress)
+	if err != nil {
+		return fmt.Errorf("%s: %w", pos[0], err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	if res.HaveLabels {
+		fmt.Fprintf(c.stdout, "accuracy: %.4f\nloss:     %.4f\n", res.Accuracy, res.Loss)
+	}
+	fmt.Fprintf(c.stdout, "samples:  %d in %.2fs (%.0f/s)\n", res.Samples, res.Seconds, res.PerSecond)
+	return nil
+}
+
+// loadSession loads a model and compiles it for the interpreter.
+func loadSession(path string) (*infer.Session, error) {
+	m, err := onnx.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := infer.NewSession(m)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return sess, nil
+}
+
+// progressBar returns a callback drawing a one-line bar on w.
+func progressBar(w io.Writer, label string) func(done, total int) {
+	return func(done, total int) {
+		const width = 30
+		filled := width * done / max(total, 1)
+		fmt.Fprintf(w, "\r%s [%s%s] %d/%d", label, strings.Repeat("#", filled), strings.Repeat(" ", width-filled), done, total)
+		if done >= total {
+			fmt.Fprintln(w)
+		}
+	}
+}
+
+// verifySame runs orig and rewritten on the same inputs with the built-in
+// interpreter and fails if any output differs beyond atol 1e-4 + rtol 1e-3.
+// Inputs come from data (its first 64 samples) or are drawn at random from
+// seed with the models' declared input shapes (dynamic dims set to 2).
+func verifySame(orig, rewritten *onnx.Model, data string, seed uint64) error {
+	so, err := infer.NewSession(orig)
+	if err != nil {
+		return fmt.Errorf("--verify: %s: %w", orig.Name, err)
+	}
+	sr, err := infer.NewSession(rewritten)
+	if err != nil {
+		return fmt.Errorf("--verify: rewritten model: %w", err)
+	}
+	inputs := map[string]*infer.Tensor{}
+	if data != "" {
+		ds, err := eval.Load(data, "")
+		if err != nil {
+			return err
+		}
+		if len(so.Inputs()) != 1 {
+			return fmt.Errorf("--verify-data needs a model with one input")
+		}
+		inputs[so.Inputs()[0].Name] = ds.Batch(0, min(64, ds.N()))
+	} else {
+		r := rand.New(rand.NewPCG(seed, 11))
+		for _, in := range so.Inputs() {
+			if in.DType != infer.Float32 {
+				return fmt.Errorf("--verify: input %s is not float32; give --verify-data", in.Name)
+			}
+			shape := make([]int, len(in.Shape))
+			n := 1
+			for i, d := range in.Shape {
+				if d <= 0 {
+					d = 2
+				}
+				shape[i] = d
+				n *= d
+			}
+			x := make([]float32, n)
+			for i := range x {
+				x[i] = float32(r.NormFloat64())
+			}
+			inputs[in.Name] = infer.NewFloat32(shape, x)
+		}
+	}
+	oo, err := so.Run(inputs)
+	if err != nil {
+		return fmt.Errorf("--verify: %s: %w", orig.Name, err)
+	}
+	or, err := sr.Run(inputs)
+	if err != nil {
+		return fmt.Errorf("--verify: rewritten model: %w", err)
+	}
+	for name, a := range oo {
+		b := or[name]
+		if b == nil || len(a.F) != len(b.F) {
+			return fmt.Errorf("--verify: output %s missing or reshaped", name)
+		}
+		for i := range a.F {
+			x, y := float64(a.F[i]), float64(b.F[i])
+			if math.Abs(x-y) > 1e-4+1e-3*math.Abs(x) || math.IsNaN(x) != math.IsNaN(y) {
+				return fmt.Errorf("--verify failed: output %s[%d] is %g, was %g", name, i, y, x)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,154 @@
+// Package eval runs a model over a labelled data set in batches with the
+// built-in interpreter and reports top-1 accuracy, mean cross-entropy and
+// throughput: what `onnx-rebasin eval` and loss-barrier curves print.
+package eval
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/onnx-rebasin/onnx-rebasin/infer"
+	"github.com/onnx-rebasin/onnx-rebasin/npy"
+)
+
+// Dataset is a set of float32 inputs with optional integer labels.
+type Dataset struct {
+	// X holds N samples; Shape[0] is N.
+	X     []float32
+	Shape []int
+	// Y holds one class label per sample, or is nil.
+	Y []int64
+}
+
+// Load reads inputs from an .npy file (any numeric dtype, converted to
+// float32) and, if labelsPath is not empty, labels from another.
+func Load(dataPath, labelsPath string) (*Dataset, error) {
+	xa, err := npy.ReadFile(dataPath)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dataPath, err)
+	}
+	if len(xa.Shape) == 0 || xa.Shape[0] == 0 {
+		return nil, fmt.Errorf("%s: expected an array of samples, got shape %v", dataPath, xa.Shape)
+	}
+	x, err := xa.Float32()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dataPath, err)
+	}
+	ds := &Dataset{X: x, Shape: xa.Shape}
+	if labelsPath == "" {
+		return ds, nil
+	}
+	ya, err := npy.ReadFile(labelsPath)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", labelsPath, err)
+	}
+	if ds.Y, err = ya.Int64(); err != nil {
+		return nil, fmt.Errorf("%s: %w", labelsPath, err)
+	}
+	if len(ya.Shape) != 1 || ya.Shape[0] != xa.Shape[0] {
+		return nil, fmt.Errorf("%s: %d labels of shape %v for %d samples", labelsPath, len(ds.Y), ya.Shape, xa.Shape[0])
+	}
+	return ds, nil
+}
+
+// N is the number of samples.
+func (d *Dataset) N() int { return d.Shape[0] }
+
+// Batch returns samples [from, to) as a tensor (sharing d's memory).
+func (d *Dataset) Batch(from, to int) *infer.Tensor {
+	per := len(d.X) / d.Shape[0]
+	shape := append([]int{to - from}, d.Shape[1:]...)
+	return infer.NewFloat32(shape, d.X[from*per:to*per])
+}
+
+// Result is a model's score on a data set.
+type Result struct {
+	Samples    int     `json:"samples"`
+	Accuracy   float64 `json:"accuracy,omitempty"` // top-1, when labels are given
+	Loss       float64 `json:"loss,omitempty"`     // mean cross-entropy, when labels are given
+	Seconds    float64 `json:"seconds"`
+	PerSecond  float64 `json:"samples_per_second"`
+	HaveLabels bool    `json:"have_labels"`
+}
+
+// Run evaluates sess on d in batches of batch samples. The model must have
+// one input and its first output must be logits of shape (N, classes).
+// progress, if not nil, is called after each batch with the samples done.
+func Run(sess *infer.Session, d *Dataset, batch int, progress func(done, total int)) (Result, error) {
+	if batch <= 0 {
+		return Result{}, errors.New("batch size must be positive")
+	}
+	ins, outs := sess.Inputs(), sess.Outputs()
+	if len(ins) != 1 || len(outs) == 0 {
+		return Result{}, fmt.Errorf("model has %d inputs and %d outputs; eval needs one input and a logits output", len(ins), len(outs))
+	}
+	start := time.Now()
+	res := Result{Samples: d.N(), HaveLabels: d.Y != nil}
+	var correct int
+	var lossSum float64
+	for from := 0; from < d.N(); from += batch {
+		to := min(from+batch, d.N())
+		out, err := sess.Run(map[string]*infer.Tensor{ins[0].Name: d.Batch(from, to)})
+		if err != nil {
+			return Result{}, fmt.Errorf("samples %d-%d: %w", from, to-1, err)
+		}
+		logits := out[outs[0].Name]
+		if logits == nil || len(logits.Shape) != 2 || logits.Shape[0] != to-from {
+			return Result{}, fmt.Errorf("output %s: expected logits of shape (%d, classes)", outs[0].Name, to-from)
+		}
+		if d.Y != nil {
+			c, l, err := score(logits, d.Y[from:to])
+			if err != nil {
+				return Result{}, fmt.Errorf("samples %d-%d: %w", from, to-1, err)
+			}
+			correct += c
+			lossSum += l
+		}
+		if progress != nil {
+			progress(to, d.N())
+		}
+	}
+	res.Seconds = time.Since(start).Seconds()
+	if res.Seconds > 0 {
+		res.PerSecond = float64(d.N()) / res.Seconds
+	}
+	if d.Y != nil {
+		res.Accuracy = float64(correct) / float64(d.N())
+		res.Loss = lossSum / float64(d.N())
+	}
+	return res, nil
+}
+
+// score counts correct top-1 predictions and sums the cross-entropy of the
+// softmax of each row of logits against its label (in float64, with the
+// log-sum-exp shifted by the row maximum).
+func score(logits *infer.Tensor, labels []int64) (correct int, loss float64, err error) {
+	classes := logits.Shape[1]
+	for i, y := range labels {
+		if y < 0 || int(y) >= classes {
+			return 0, 0, fmt.Errorf("label %d out of range for %d classes", y, classes)
+		}
+		row := logits.F[i*classes : (i+1)*classes]
+		best := 0
+		mx := math.Inf(-1)
+		for c, v := range row {
+			if float64(v) > mx {
+				mx = float64(v)
+			}
+			if v > row[best] {
+				best = c
+			}
+		}
+		if best == int(y) {
+			correct++
+		}
+		sum := 0.0
+		for _, v := range row {
+			sum += math.Exp(float64(v) - mx)
+		}
+		loss += math.Log(sum) + mx - float64(row[y])
+	}
+	return correct, loss, nil
+}
