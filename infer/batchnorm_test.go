@@ -8,7 +8,7 @@ import (
 )
 
 // TestBatchNormStatisticsReset resets the BatchNorm statistics of the BN-kept
-// test models from 400 training images and checks the procedure
+// test models from 256 training images and checks the procedure
 // documented on BatchNormStatistics:
 //
 //   - the sums of the first BN (whose input does not depend on any BN) are
@@ -29,7 +29,7 @@ func TestBatchNormStatisticsReset(t *testing.T) {
 		smallModels(t)
 		t.Skip("no BN-kept test models")
 	}
-	xtr, _ := fashion(t, "train", 400)
+	xtr, _ := fashion(t, "train", 256)
 	xte, yte := fashion(t, "test", 500)
 	for _, path := range paths {
 		t.Run(modelName(path), func(t *testing.T) {
@@ -46,10 +46,10 @@ func TestBatchNormStatisticsReset(t *testing.T) {
 			}
 			// Four batches.
 			var parts BatchNormAccumulator
-			predict(t, s, xtr, 100, BatchNormStatistics(parts.Add))
+			predict(t, s, xtr, 64, BatchNormStatistics(parts.Add))
 			a, _ := whole.Stats(nodes[0])
 			b, _ := parts.Stats(nodes[0])
-			if a.Count != b.Count || a.Count%400 != 0 {
+			if a.Count != b.Count || a.Count%256 != 0 {
 				t.Fatalf("counts %d and %d", a.Count, b.Count)
 			}
 			for c := range a.Sum {

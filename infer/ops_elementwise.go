@@ -264,19 +264,12 @@ func buildPow(b *nodeCtx) (kernel, error) {
 		}
 		yf := toF64(y)
 		if x.DType == Float32 {
-			if len(yf) == 1 && (yf[0] == 2 || yf[0] == 1 || yf[0] == 0.5) {
-				// Common exponents (variance in decomposed LayerNorms).
-				e := yf[0]
+			if len(yf) == 1 && yf[0] == 2 {
+				// Squares (variance in decomposed LayerNorms): exactly
+				// float32(pow(x, 2)), since x·x is exact in float64.
 				out := c.newF(shape)
 				for i, v := range x.F {
-					switch e {
-					case 2:
-						out.F[i] = v * v
-					case 1:
-						out.F[i] = v
-					default:
-						out.F[i] = float32(math.Sqrt(float64(v)))
-					}
+					out.F[i] = v * v
 				}
 				return []*Tensor{out}, nil
 			}

@@ -541,6 +541,7 @@ func (s *Session) Run(inputs map[string]*Tensor, opts ...RunOption) (map[string]
 	if pool == nil {
 		pool = newBufPool()
 	}
+	pool.startRun()
 	c := &runCtx{threads: s.threads, pool: pool, bnStats: cfg.bnStats}
 	in := make([]*Tensor, 0, 8)
 	for _, nd := range s.nodes {
@@ -581,6 +582,7 @@ func (s *Session) Run(inputs map[string]*Tensor, opts ...RunOption) (map[string]
 			}
 		}
 	}
+	pool.trim()
 	s.mu.Lock()
 	if s.pool == nil || s.pool.size < pool.size {
 		s.pool = pool
@@ -714,21 +716,39 @@ func (c *runCtx) newF(shape []int) *Tensor {
 	return &Tensor{Shape: shape, DType: Float32, F: c.floats(numel(shape))}
 }
 
-// bufPool keeps float32 buffers by length for reuse.
+// bufPool keeps float32 buffers by length for reuse. Between runs it keeps
+// only the lengths the last run used, so memory stays bounded by one run's
+// working set when batch sizes vary.
 type bufPool struct {
 	free map[int][][]float32
-	size int // total float32s held
+	used map[int]bool // lengths asked for or returned during the current run
+	size int          // total float32s held
 }
 
 // minPooled is the smallest buffer worth recycling.
 const minPooled = 256
 
-func newBufPool() *bufPool { return &bufPool{free: map[int][][]float32{}} }
+func newBufPool() *bufPool {
+	return &bufPool{free: map[int][][]float32{}, used: map[int]bool{}}
+}
+
+func (p *bufPool) startRun() { clear(p.used) }
+
+// trim drops the buffers of lengths the current run did not use.
+func (p *bufPool) trim() {
+	for n, l := range p.free {
+		if !p.used[n] {
+			p.size -= n * len(l)
+			delete(p.free, n)
+		}
+	}
+}
 
 func (p *bufPool) get(n int) []float32 {
 	if n < minPooled {
 		return nil
 	}
+	p.used[n] = true
 	l := p.free[n]
 	if len(l) == 0 {
 		return nil
@@ -743,6 +763,7 @@ func (p *bufPool) put(b []float32) {
 	if len(b) < minPooled {
 		return
 	}
+	p.used[len(b)] = true
 	p.free[len(b)] = append(p.free[len(b)], b)
 	p.size += len(b)
 }

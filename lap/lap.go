@@ -57,8 +57,9 @@
 // it keeps the old prices, seeds every row whose previous column is still
 // one it values most (within 4 ulps, the rounding left by the previous
 // solve), runs one augmenting row reduction pass over the rest and augments
-// whatever is still free. The result is still an exact optimum; only the
-// work changes.
+// whatever is still free. If the matrix changed so much that fewer than 70%
+// of the rows can be seeded, it falls back to a cold start, which is then
+// cheaper. The result is an exact optimum either way; only the work changes.
 //
 // # Numerics and determinism
 //
@@ -150,16 +151,27 @@ type Solver struct {
 	solved  bool
 }
 
-// Tunables of the initialisation. arrPasses is the number of augmenting row
-// reduction passes (JV use two). arrBudget bounds the chained steps of one
-// pass to arrBudget·n: each chained step strictly raises a price, but with
-// floats the raises can be tiny, and the Dijkstra phase finishes whatever is
-// left anyway, so the bound only guards against a long price war.
-var (
+// Tunables, chosen by measurement on uniform and weight-matching matrices
+// of n = 512 to 4096 (the totals of work vary little around these values).
+const (
+	// arrPasses is the number of augmenting row reduction passes of a
+	// cold start (JV use two); warmARRPasses that of a warm start, whose
+	// few free rows mostly need only a small price change.
 	arrPasses     = 2
-	arrBudget     = 2
-	listAfter     = 2
 	warmARRPasses = 1
+	// A warm start that leaves more than warmGiveUp tenths of the rows
+	// free is abandoned for a cold one.
+	warmGiveUp = 3
+	// arrBudget bounds the chained steps of one pass to arrBudget·n. Each
+	// chained step strictly raises a price, but with floats the raises can
+	// be tiny, so two rows can bid a column up in a long price war; the
+	// Dijkstra phase finishes whatever is left more cheaply.
+	arrBudget = 2
+	// listAfter: without the vector kernel, a search that has finalised
+	// more than n/listAfter columns walks a list of the others instead of
+	// all columns (see relaxList). With it, the sequential pass is faster
+	// than the list walk even then.
+	listAfter = 2
 )
 
 var inf = math.Inf(1)
@@ -174,17 +186,22 @@ func (s *Solver) Solve(n int, cost []float64) (perm []int, total float64, err er
 //
 // prevV are column duals, typically the v returned by [Solver.Duals] after
 // solving a similar matrix (for example the same layer in the previous sweep
-// of weight matching); prevPerm is the previous permutation. Either may be
-// nil. With prevV the old prices are kept and each row whose prevPerm column
-// (or, failing that, whose best column) is still one it values most is
-// assigned at once, so only the rows whose preference changed are
-// augmented; on a nearly unchanged matrix that costs little more than one
-// pass over it. With only prevPerm, the prices are derived from it (the
-// price of column prevPerm[i] is cost[i*n+prevPerm[i]]). The result is an
-// exact optimum whatever the warm start; a poor one only costs time. prevV
-// entries larger in magnitude than 1e200 (far beyond any dual of an accepted
-// matrix, see [MaxCost]) make SolveWarm ignore prevV, which keeps every sum
-// it forms finite.
+// of weight matching), and prevPerm the permutation found then. The old
+// prices are kept, and each row whose prevPerm column (or, failing that,
+// whose best column) is still one it values most is assigned at once, so
+// only the rows whose preference changed are augmented; on a slightly
+// changed matrix that costs a fraction of a cold solve. The result is an
+// exact optimum whatever the warm start; a poor one only costs time, and
+// one that leaves more than 30% of the rows unassigned is abandoned for a
+// cold start (measured to be cheaper then).
+//
+// Either argument may be nil. Without prevPerm each row is seeded with its
+// best column alone. A permutation without duals gives no usable prices (a
+// row can hold its old column only if prices make it the row's best), so
+// prevPerm alone is checked but otherwise ignored: the solve is cold.
+// prevV entries larger in magnitude than 1e200 (far beyond any dual of an
+// accepted matrix, see [MaxCost]) are likewise ignored, which keeps every
+// sum the solver forms finite.
 func (s *Solver) SolveWarm(n int, cost []float64, prevPerm []int, prevV []float64) (perm []int, total float64, err error) {
 	if prevPerm == nil && prevV == nil {
 		return s.solve(n, cost, nil, nil)
@@ -219,12 +236,9 @@ func (s *Solver) SolveWarm(n int, cost []float64, prevPerm []int, prevV []float6
 				break
 			}
 		}
-		if prevV == nil && prevPerm == nil {
-			return s.solve(n, cost, nil, nil)
-		}
 	}
-	if prevPerm == nil {
-		prevPerm = []int{} // non-nil: marks a warm start without a permutation
+	if prevV == nil {
+		return s.solve(n, cost, nil, nil)
 	}
 	return s.solve(n, cost, prevPerm, prevV)
 }
@@ -270,9 +284,9 @@ func validShape(n int, cost []float64) bool {
 	return n >= 0 && n <= math.MaxInt32 && len(cost) == n*n
 }
 
-// solve is the common driver. prevPerm == nil means a cold start; a non-nil
-// prevPerm (possibly empty, meaning "no permutation") or prevV means a warm
-// start. Both have been validated.
+// solve is the common driver. prevV == nil means a cold start; otherwise
+// prevV are the warm-start prices and prevPerm (possibly nil) the previous
+// assignment. Both have been validated.
 func (s *Solver) solve(n int, cost []float64, prevPerm []int, prevV []float64) ([]int, float64, error) {
 	s.solved = false
 	s.stats = Stats{}
@@ -294,17 +308,29 @@ func (s *Solver) solve(n int, cost []float64, prevPerm []int, prevV []float64) (
 		nfree int
 		err   error
 	)
-	if prevPerm == nil && prevV == nil {
-		nfree, err = s.coldInit(cost)
-	} else {
+	warm := prevV != nil
+	if warm {
 		nfree, err = s.warmInit(cost, prevPerm, prevV)
+		if err == nil && nfree*10 > n*warmGiveUp {
+			// Too far from the previous solution: a cold start's
+			// initialisation is cheaper than augmenting this many rows.
+			warm = false
+			for i := range s.x {
+				s.x[i] = -1
+				s.y[i] = -1
+			}
+			s.stats.Entries += int64(n) * int64(n)
+		}
+	}
+	if !warm && err == nil {
+		nfree, err = s.coldInit(cost)
 	}
 	if err != nil {
 		return nil, 0, err
 	}
 	s.stats.Seeded = n - nfree
 	passes := arrPasses
-	if prevPerm != nil || prevV != nil {
+	if warm {
 		passes = warmARRPasses
 	}
 	for pass := 0; pass < passes && nfree > 0; pass++ {
@@ -447,29 +473,13 @@ func (s *Solver) coldInit(cost []float64) (int, error) {
 	return nfree, nil
 }
 
-// warmInit keeps the given prices (or derives them from prevPerm), validates
+// warmInit keeps the given prices, validates
 // the matrix while finding each row's best value, and seeds the assignment
 // with rows whose previous column, or else best column, is still a best one.
 func (s *Solver) warmInit(cost []float64, prevPerm []int, prevV []float64) (int, error) {
 	n := s.n
 	v, x, y := s.v, s.x, s.y
-	if prevV != nil {
-		copy(v, prevV)
-	} else {
-		// Price each column at what its previous row gets from it. The
-		// entries are validated below; a bad one makes that pass fail
-		// before these prices matter.
-		for i, p := range prevPerm {
-			v[p] = cost[i*n+p]
-		}
-		for j := range v {
-			// prevPerm's own entries may be bad: keep the prices
-			// finite until validation reports the entry properly.
-			if !rowSquaresOK(v[j] * v[j]) {
-				v[j] = 0
-			}
-		}
-	}
+	copy(v, prevV)
 	bestJ := s.cnt // per-row best column
 	for i := 0; i < n; i++ {
 		row := cost[i*n : i*n+n]
@@ -586,8 +596,10 @@ func (s *Solver) augment(cost []float64, f int32) error {
 	x := s.x
 	scanCol, scanW := s.scanCol, s.scanW
 
-	// Ties prefer a free column, which ends the search sooner, and then
-	// the lowest index.
+	// Ties prefer a free column, which ends the search at once, and then
+	// the lowest index. (The relaxation passes below take the lowest index
+	// only: a free column tied with the minimum is reached one scan later,
+	// and the vector kernel stays simple.)
 	best, bk := inf, -1
 	for k, c := range row {
 		h := v[k] - c

@@ -16,6 +16,8 @@ type impl struct {
 	scale  func(alpha float32, x []float32)
 	sgemm  *microKernel[float32]
 	dgemm  *microKernel[float64] // float64 accumulation for GemmF64Acc
+
+	transpose transposeFunc // packing helper; nil: pure Go
 }
 
 // genericImpl is the pure-Go implementation, available everywhere.

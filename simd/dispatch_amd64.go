@@ -20,6 +20,8 @@ var avx2Impl = &impl{
 	scale:  scaleAVX2,
 	sgemm:  newMicroKernel(6, 16, kcAVX, sgemmKernelAVX2),
 	dgemm:  newMicroKernel(6, 8, kcAVX, dgemmKernelAVX2),
+
+	transpose: transposeAVX,
 }
 
 // The AVX-512 path keeps the AVX2 vector kernels: they are bound by memory
@@ -32,6 +34,8 @@ var avx512Impl = &impl{
 	scale:  scaleAVX2,
 	sgemm:  newMicroKernel(14, 32, kcAVX, sgemmKernelAVX512),
 	dgemm:  newMicroKernel(14, 16, kcAVX, dgemmKernelAVX512),
+
+	transpose: transposeAVX,
 }
 
 func archImpls() []*impl {

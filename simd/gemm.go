@@ -35,9 +35,12 @@ type microKernel[T float32 | float64] struct {
 	mc, nc int // cache blocking of A rows and B columns; performance only
 
 	// fn computes, for i < mr and j < nr,
-	//	c[i*ldc+j] = alpha*Σ_{p<k} a[p*mr+i]*b[p*nr+j] + c[i*ldc+j]
-	// with the sum an FMA chain from zero in increasing p. k >= 1.
-	fn func(k int, a, b, c []T, ldc int, alpha T)
+	//	c[i*ldc+j] = alpha*Σ_{p<k} a[p*mr+i]*b[p*nr+j] + beta*c[i*ldc+j]
+	// with the sum an FMA chain from zero in increasing p, then one FMA
+	// alpha*sum + addend, the addend being c (beta == 1), 0 (beta == 0:
+	// c is not read) or round(beta*c) otherwise. k >= 1. The driver
+	// passes the caller's beta with the first k-block and 1 after it.
+	fn func(k int, a, b, c []T, ldc int, alpha, beta T)
 }
 
 // newMicroKernel sizes the cache blocks from the detected cache sizes: the
@@ -45,7 +48,7 @@ type microKernel[T float32 | float64] struct {
 // (kc×nc) about half of L3 (8 MiB assumed when cpuid does not know L3).
 // kc itself is chosen per kernel so that a B sliver (kc×nr) plus an A
 // sliver fit in L1.
-func newMicroKernel[T float32 | float64](mr, nr, kc int, fn func(k int, a, b, c []T, ldc int, alpha T)) *microKernel[T] {
+func newMicroKernel[T float32 | float64](mr, nr, kc int, fn func(k int, a, b, c []T, ldc int, alpha, beta T)) *microKernel[T] {
 	var zero T
 	es := int(unsafe.Sizeof(zero))
 	mc := cacheL2 / 2 / (kc * es) / mr * mr
@@ -76,7 +79,7 @@ func gemm(im *impl, workers int, transA, transB bool, m, n, k int, alpha float32
 		}
 		return
 	}
-	gemmDriver(im.sgemm, im.scale, workers, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	gemmDriver(im.sgemm, im.transpose, workers, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 func gemmF64Acc(im *impl, workers int, transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float64, ldc int) {
@@ -84,7 +87,7 @@ func gemmF64Acc(im *impl, workers int, transA, transB bool, m, n, k int, a []flo
 	if m == 0 || n == 0 || k == 0 {
 		return
 	}
-	gemmDriver(im.dgemm, nil, workers, transA, transB, m, n, k, 1, a, lda, b, ldb, 1, c, ldc)
+	gemmDriver(im.dgemm, im.transpose, workers, transA, transB, m, n, k, 1, a, lda, b, ldb, 1, c, ldc)
 }
 
 func scaleOrClear[T float32 | float64](scale func(T, []T), beta T, x []T) {
@@ -178,7 +181,7 @@ func split(n, parts, id int) (lo, hi int) {
 	return n * id / parts, n * (id + 1) / parts
 }
 
-func gemmDriver[T float32 | float64](mk *microKernel[T], scale func(T, []T), workers int, transA, transB bool, m, n, k int, alpha T, a []float32, lda int, b []float32, ldb int, beta T, c []T, ldc int) {
+func gemmDriver[T float32 | float64](mk *microKernel[T], tr transposeFunc, workers int, transA, transB bool, m, n, k int, alpha T, a []float32, lda int, b []float32, ldb int, beta T, c []T, ldc int) {
 	mr, nr, kc := mk.mr, mk.nr, mk.kc
 	pm, pn := plan(workers, m, n, k, mr, nr)
 	w := pm * pn
@@ -210,7 +213,7 @@ func gemmDriver[T float32 | float64](mk *microKernel[T], scale func(T, []T), wor
 			kcur := min(kc, k-pc)
 			packSlivers := func(s0, s1 int) {
 				for s := s0; s < s1; s++ {
-					packB(bp[s*kcur*nr:(s+1)*kcur*nr], b, ldb, transB, pc, kcur, jc+s*nr, min(nr, ncur-s*nr), nr)
+					packB(tr, bp[s*kcur*nr:(s+1)*kcur*nr], b, ldb, transB, pc, kcur, jc+s*nr, min(nr, ncur-s*nr), nr)
 				}
 			}
 			compute := func(id int, packOwn bool) {
@@ -223,13 +226,13 @@ func gemmDriver[T float32 | float64](mk *microKernel[T], scale func(T, []T), wor
 				if packOwn {
 					packSlivers(s0, s1)
 				}
-				if pc == 0 && beta != 1 {
-					c0, c1 := jc+s0*nr, jc+min(s1*nr, ncur)
-					for i := r0; i < r1; i++ {
-						scaleOrClear(scale, beta, c[i*ldc+c0:i*ldc+c1])
-					}
+				// beta applies once, with the first k-block, inside the
+				// kernel: no separate pass over C.
+				kbeta := T(1)
+				if pc == 0 {
+					kbeta = beta
 				}
-				computeBlock(mk, abufs[id], a, lda, transA, bp, r0, r1, s0, s1, jc, ncur, pc, kcur, alpha, c, ldc)
+				computeBlock(mk, tr, abufs[id], a, lda, transA, bp, r0, r1, s0, s1, jc, ncur, pc, kcur, alpha, kbeta, c, ldc)
 			}
 			if pm == 1 {
 				// Column split only: every worker packs the B slivers it
@@ -260,7 +263,7 @@ func roundUp(a, b int) int { return ceilDiv(a, b) * b }
 
 // computeBlock runs the micro-kernel over rows [r0, r1) and B slivers
 // [s0, s1) of the current panel, for one k-block.
-func computeBlock[T float32 | float64](mk *microKernel[T], abuf []T, a []float32, lda int, transA bool, bp []T, r0, r1, s0, s1, jc, ncur, pc, kcur int, alpha T, c []T, ldc int) {
+func computeBlock[T float32 | float64](mk *microKernel[T], tr transposeFunc, abuf []T, a []float32, lda int, transA bool, bp []T, r0, r1, s0, s1, jc, ncur, pc, kcur int, alpha, beta T, c []T, ldc int) {
 	mr, nr := mk.mr, mk.nr
 	chunk := chunkRows(r1-r0, mk.mc, mr)
 	ap := abuf[:chunk*kcur]
@@ -270,7 +273,7 @@ func computeBlock[T float32 | float64](mk *microKernel[T], abuf []T, a []float32
 		mcur := min(chunk, r1-ic)
 		msl := ceilDiv(mcur, mr)
 		for t := 0; t < msl; t++ {
-			packA(ap[t*kcur*mr:(t+1)*kcur*mr], a, lda, transA, ic+t*mr, min(mr, mcur-t*mr), pc, kcur, mr)
+			packA(tr, ap[t*kcur*mr:(t+1)*kcur*mr], a, lda, transA, ic+t*mr, min(mr, mcur-t*mr), pc, kcur, mr)
 		}
 		for s := s0; s < s1; s++ {
 			bs := bp[s*kcur*nr : (s+1)*kcur*nr]
@@ -282,7 +285,7 @@ func computeBlock[T float32 | float64](mk *microKernel[T], abuf []T, a []float32
 				mv := min(mr, ic+mcur-i)
 				off := i*ldc + j
 				if mv == mr && nv == nr {
-					fn(kcur, as, bs, c[off:off+(mr-1)*ldc+nr], ldc, alpha)
+					fn(kcur, as, bs, c[off:off+(mr-1)*ldc+nr], ldc, alpha, beta)
 					continue
 				}
 				// Edge tile: run the same kernel on a copy so that edge
@@ -296,7 +299,7 @@ func computeBlock[T float32 | float64](mk *microKernel[T], abuf []T, a []float32
 						clear(trow)
 					}
 				}
-				fn(kcur, as, bs, tmp, nr, alpha)
+				fn(kcur, as, bs, tmp, nr, alpha, beta)
 				for r := 0; r < mv; r++ {
 					copy(c[off+r*ldc:off+r*ldc+nv], tmp[r*nr:r*nr+nv])
 				}
@@ -305,85 +308,84 @@ func computeBlock[T float32 | float64](mk *microKernel[T], abuf []T, a []float32
 	}
 }
 
+// transposeFunc sets dst[p*stride+r] = src[r*ld+p] for r < rows, p < k;
+// the assembly paths provide one (packing A, and B for A·Bᵀ, is a
+// transpose, which costs Go about 1.5 cycles an element).
+type transposeFunc func(dst, src []float32, ld, rows, k, stride int)
+
 // packA copies rows [i0, i0+rows) and columns [p0, p0+kc) of op(A) into dst
 // as dst[p*mr+r], padding rows beyond `rows` with zeros.
-func packA[T float32 | float64](dst []T, a []float32, lda int, trans bool, i0, rows, p0, kc, mr int) {
+func packA[T float32 | float64](tr transposeFunc, dst []T, a []float32, lda int, trans bool, i0, rows, p0, kc, mr int) {
 	dst = dst[:kc*mr]
 	if trans {
 		// op(A)[i][p] = a[p*lda+i]: each k step is a contiguous run.
-		for p := 0; p < kc; p++ {
-			src := a[(p0+p)*lda+i0 : (p0+p)*lda+i0+rows]
-			d := dst[p*mr : p*mr+mr]
-			for r, v := range src {
-				d[r] = T(v)
-			}
-			clear(d[rows:])
-		}
+		packRuns(dst, a, lda, p0*lda+i0, kc, rows, mr)
 		return
 	}
-	// op(A)[i][p] = a[i*lda+p]: a transpose. Walk four rows at a time so
-	// that each group of four writes is contiguous.
-	r := 0
-	for ; r+4 <= rows; r += 4 {
-		s0 := a[(i0+r)*lda+p0 : (i0+r)*lda+p0+kc]
-		s1 := a[(i0+r+1)*lda+p0 : (i0+r+1)*lda+p0+kc]
-		s2 := a[(i0+r+2)*lda+p0 : (i0+r+2)*lda+p0+kc]
-		s3 := a[(i0+r+3)*lda+p0 : (i0+r+3)*lda+p0+kc]
-		for p := range s0 {
-			d := dst[p*mr+r : p*mr+r+4 : p*mr+r+4]
-			d[0], d[1], d[2], d[3] = T(s0[p]), T(s1[p]), T(s2[p]), T(s3[p])
-		}
-	}
-	for ; r < rows; r++ {
-		src := a[(i0+r)*lda+p0 : (i0+r)*lda+p0+kc]
-		for p, v := range src {
-			dst[p*mr+r] = T(v)
-		}
-	}
-	if rows < mr {
-		for p := 0; p < kc; p++ {
-			clear(dst[p*mr+rows : p*mr+mr])
-		}
-	}
+	packTransposed(tr, dst, a, lda, i0*lda+p0, rows, kc, mr)
 }
 
 // packB copies rows [p0, p0+kc) and columns [j0, j0+cols) of op(B) into dst
 // as dst[p*nr+j], padding columns beyond `cols` with zeros.
-func packB[T float32 | float64](dst []T, b []float32, ldb int, trans bool, p0, kc, j0, cols, nr int) {
+func packB[T float32 | float64](tr transposeFunc, dst []T, b []float32, ldb int, trans bool, p0, kc, j0, cols, nr int) {
 	dst = dst[:kc*nr]
 	if !trans {
 		// op(B)[p][j] = b[p*ldb+j]: each k step is a contiguous run.
-		for p := 0; p < kc; p++ {
-			src := b[(p0+p)*ldb+j0 : (p0+p)*ldb+j0+cols]
-			d := dst[p*nr : p*nr+nr]
-			for j, v := range src {
-				d[j] = T(v)
-			}
-			clear(d[cols:])
-		}
+		packRuns(dst, b, ldb, p0*ldb+j0, kc, cols, nr)
 		return
 	}
-	// op(B)[p][j] = b[j*ldb+p]: a transpose, four columns at a time.
-	j := 0
-	for ; j+4 <= cols; j += 4 {
-		s0 := b[(j0+j)*ldb+p0 : (j0+j)*ldb+p0+kc]
-		s1 := b[(j0+j+1)*ldb+p0 : (j0+j+1)*ldb+p0+kc]
-		s2 := b[(j0+j+2)*ldb+p0 : (j0+j+2)*ldb+p0+kc]
-		s3 := b[(j0+j+3)*ldb+p0 : (j0+j+3)*ldb+p0+kc]
+	packTransposed(tr, dst, b, ldb, j0*ldb+p0, cols, kc, nr)
+}
+
+// packRuns sets dst[q*w:q*w+n] = src[off+q*ld:][:n] for q < runs and zeroes
+// the rest of each w-wide row of dst.
+func packRuns[T float32 | float64](dst []T, src []float32, ld, off, runs, n, w int) {
+	d32, is32 := any(dst).([]float32)
+	for q := 0; q < runs; q++ {
+		s := src[off+q*ld : off+q*ld+n]
+		if is32 {
+			copy(d32[q*w:q*w+w], s)
+			clear(d32[q*w+n : q*w+w])
+			continue
+		}
+		d := dst[q*w : q*w+w]
+		for j, v := range s {
+			d[j] = T(v)
+		}
+		clear(d[n:])
+	}
+}
+
+// packTransposed sets dst[p*w+r] = src[off+r*ld+p] for r < rows, p < k and
+// zeroes dst[p*w+r] for rows <= r < w.
+func packTransposed[T float32 | float64](tr transposeFunc, dst []T, src []float32, ld, off, rows, k, w int) {
+	if rows < w {
+		for p := 0; p < k; p++ {
+			clear(dst[p*w+rows : p*w+w])
+		}
+	}
+	if d32, ok := any(dst).([]float32); ok && tr != nil {
+		// Exact bounds, so that a wrong index panics here rather than
+		// letting the assembly touch memory it should not.
+		tr(d32[:(k-1)*w+rows], src[off:off+(rows-1)*ld+k], ld, rows, k, w)
+		return
+	}
+	// Four rows at a time so that each group of four writes is contiguous.
+	r := 0
+	for ; r+4 <= rows; r += 4 {
+		s0 := src[off+r*ld : off+r*ld+k]
+		s1 := src[off+(r+1)*ld : off+(r+1)*ld+k]
+		s2 := src[off+(r+2)*ld : off+(r+2)*ld+k]
+		s3 := src[off+(r+3)*ld : off+(r+3)*ld+k]
 		for p := range s0 {
-			d := dst[p*nr+j : p*nr+j+4 : p*nr+j+4]
+			d := dst[p*w+r : p*w+r+4 : p*w+r+4]
 			d[0], d[1], d[2], d[3] = T(s0[p]), T(s1[p]), T(s2[p]), T(s3[p])
 		}
 	}
-	for ; j < cols; j++ {
-		src := b[(j0+j)*ldb+p0 : (j0+j)*ldb+p0+kc]
-		for p, v := range src {
-			dst[p*nr+j] = T(v)
-		}
-	}
-	if cols < nr {
-		for p := 0; p < kc; p++ {
-			clear(dst[p*nr+cols : p*nr+nr])
+	for ; r < rows; r++ {
+		s := src[off+r*ld : off+r*ld+k]
+		for p, v := range s {
+			dst[p*w+r] = T(v)
 		}
 	}
 }

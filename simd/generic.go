@@ -57,7 +57,7 @@ const genericKC = 256
 // microGeneric is the 4×4 pure-Go GEMM micro-kernel, with the same contract
 // as the assembly ones (see microKernel): sixteen scalar accumulators that
 // the compiler can keep in registers.
-func microGeneric[T float32 | float64](k int, a, b, c []T, ldc int, alpha T) {
+func microGeneric[T float32 | float64](k int, a, b, c []T, ldc int, alpha, beta T) {
 	a = a[:4*k]
 	b = b[:4*k]
 	var c00, c01, c02, c03, c10, c11, c12, c13 T
@@ -84,24 +84,23 @@ func microGeneric[T float32 | float64](k int, a, b, c []T, ldc int, alpha T) {
 		c32 += a3 * b2
 		c33 += a3 * b3
 	}
-	r := c[0:4:4]
-	r[0] += alpha * c00
-	r[1] += alpha * c01
-	r[2] += alpha * c02
-	r[3] += alpha * c03
-	r = c[ldc : ldc+4 : ldc+4]
-	r[0] += alpha * c10
-	r[1] += alpha * c11
-	r[2] += alpha * c12
-	r[3] += alpha * c13
-	r = c[2*ldc : 2*ldc+4 : 2*ldc+4]
-	r[0] += alpha * c20
-	r[1] += alpha * c21
-	r[2] += alpha * c22
-	r[3] += alpha * c23
-	r = c[3*ldc : 3*ldc+4 : 3*ldc+4]
-	r[0] += alpha * c30
-	r[1] += alpha * c31
-	r[2] += alpha * c32
-	r[3] += alpha * c33
+	acc := [16]T{c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33}
+	for i := 0; i < 4; i++ {
+		r := c[i*ldc : i*ldc+4 : i*ldc+4]
+		q := acc[4*i : 4*i+4 : 4*i+4]
+		switch beta {
+		case 0:
+			r[0], r[1], r[2], r[3] = alpha*q[0], alpha*q[1], alpha*q[2], alpha*q[3]
+		case 1:
+			r[0] += alpha * q[0]
+			r[1] += alpha * q[1]
+			r[2] += alpha * q[2]
+			r[3] += alpha * q[3]
+		default:
+			r[0] = alpha*q[0] + beta*r[0]
+			r[1] = alpha*q[1] + beta*r[1]
+			r[2] = alpha*q[2] + beta*r[2]
+			r[3] = alpha*q[3] + beta*r[3]
+		}
+	}
 }

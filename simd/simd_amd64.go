@@ -26,26 +26,32 @@ func axpyAVX2(alpha float32, x []float32, y []float32)
 //go:noescape
 func scaleAVX2(alpha float32, x []float32)
 
-// sgemmKernelAVX2 is the 6×16 micro-kernel: c[i*ldc+j] = alpha*Σ_p a[p*6+i]*b[p*16+j] + c[i*ldc+j].
-// k >= 1; a, b and c must hold the whole tile (checked by the Go driver, not here).
+// transposeAVX sets dst[p*stride+r] = src[r*ld+p] for r < rows and p < k.
+// The Go caller checks that both slices are long enough.
 //
 //go:noescape
-func sgemmKernelAVX2(k int, a []float32, b []float32, c []float32, ldc int, alpha float32)
+func transposeAVX(dst []float32, src []float32, ld int, rows int, k int, stride int)
 
-// dgemmKernelAVX2 is the 6×8 micro-kernel: c[i*ldc+j] = alpha*Σ_p a[p*6+i]*b[p*8+j] + c[i*ldc+j].
+// sgemmKernelAVX2 is the 6×16 micro-kernel: c[i*ldc+j] = alpha*Σ_p a[p*6+i]*b[p*16+j] + beta*c[i*ldc+j].
 // k >= 1; a, b and c must hold the whole tile (checked by the Go driver, not here).
 //
 //go:noescape
-func dgemmKernelAVX2(k int, a []float64, b []float64, c []float64, ldc int, alpha float64)
+func sgemmKernelAVX2(k int, a []float32, b []float32, c []float32, ldc int, alpha float32, beta float32)
 
-// sgemmKernelAVX512 is the 14×32 micro-kernel: c[i*ldc+j] = alpha*Σ_p a[p*14+i]*b[p*32+j] + c[i*ldc+j].
+// dgemmKernelAVX2 is the 6×8 micro-kernel: c[i*ldc+j] = alpha*Σ_p a[p*6+i]*b[p*8+j] + beta*c[i*ldc+j].
 // k >= 1; a, b and c must hold the whole tile (checked by the Go driver, not here).
 //
 //go:noescape
-func sgemmKernelAVX512(k int, a []float32, b []float32, c []float32, ldc int, alpha float32)
+func dgemmKernelAVX2(k int, a []float64, b []float64, c []float64, ldc int, alpha float64, beta float64)
 
-// dgemmKernelAVX512 is the 14×16 micro-kernel: c[i*ldc+j] = alpha*Σ_p a[p*14+i]*b[p*16+j] + c[i*ldc+j].
+// sgemmKernelAVX512 is the 14×32 micro-kernel: c[i*ldc+j] = alpha*Σ_p a[p*14+i]*b[p*32+j] + beta*c[i*ldc+j].
 // k >= 1; a, b and c must hold the whole tile (checked by the Go driver, not here).
 //
 //go:noescape
-func dgemmKernelAVX512(k int, a []float64, b []float64, c []float64, ldc int, alpha float64)
+func sgemmKernelAVX512(k int, a []float32, b []float32, c []float32, ldc int, alpha float32, beta float32)
+
+// dgemmKernelAVX512 is the 14×16 micro-kernel: c[i*ldc+j] = alpha*Σ_p a[p*14+i]*b[p*16+j] + beta*c[i*ldc+j].
+// k >= 1; a, b and c must hold the whole tile (checked by the Go driver, not here).
+//
+//go:noescape
+func dgemmKernelAVX512(k int, a []float64, b []float64, c []float64, ldc int, alpha float64, beta float64)

@@ -19,12 +19,12 @@ func scaleNEON(alpha float32, x []float32)
 // sgemmKernelNEON is the 6×16 float32 micro-kernel (contract: microKernel).
 //
 //go:noescape
-func sgemmKernelNEON(k int, a, b, c []float32, ldc int, alpha float32)
+func sgemmKernelNEON(k int, a, b, c []float32, ldc int, alpha, beta float32)
 
 // dgemmKernelNEON is the 6×8 float64 micro-kernel (contract: microKernel).
 //
 //go:noescape
-func dgemmKernelNEON(k int, a, b, c []float64, ldc int, alpha float64)
+func dgemmKernelNEON(k int, a, b, c []float64, ldc int, alpha, beta float64)
 
 // kcNEON equals kcAVX on amd64, so that NEON results match the AVX2 and
 // AVX-512 ones bit for bit (TestGemmGolden).

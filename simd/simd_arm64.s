@@ -16,8 +16,9 @@
 #define FADDP4S(m, n, d) WORD $(0x6E20D400 | (m)<<16 | (n)<<5 | (d))
 // FADDP Dd, Vn.2D (scalar pairwise: d = n[0] + n[1])
 #define FADDPD(n, d) WORD $(0x7E70D800 | (n)<<5 | (d))
-// FMUL Vd.4S, Vn.4S, Vm.4S
+// FMUL Vd.4S, Vn.4S, Vm.4S and FMUL Vd.2D, Vn.2D, Vm.2D
 #define FMUL4S(m, n, d) WORD $(0x6E20DC00 | (m)<<16 | (n)<<5 | (d))
+#define FMUL2D(m, n, d) WORD $(0x6E60DC00 | (m)<<16 | (n)<<5 | (d))
 // FCVTL Vd.2D, Vn.2S (low two floats to doubles) and FCVTL2 (high two)
 #define FCVTL(n, d) WORD $(0x0E617800 | (n)<<5 | (d))
 #define FCVTL2(n, d) WORD $(0x4E617800 | (n)<<5 | (d))
@@ -209,8 +210,10 @@ scale_done:
 	RET
 
 // The GEMM micro-kernels have the contract of the amd64 ones (see
-// microKernel in gemm.go): c[i*ldc+j] = alpha*Σ_p a[p*mr+i]*b[p*nr+j] + c,
-// each lane an FMA chain from zero in increasing p, then one FMA with alpha.
+// microKernel in gemm.go): c[i*ldc+j] = alpha*Σ_p a[p*mr+i]*b[p*nr+j] +
+// beta*c, each lane an FMA chain from zero in increasing p, then one FMA
+// with alpha whose addend is c (beta == 1), 0 (beta == ±0, C not read) or
+// round(beta*c).
 // Accumulators: V(4i+v) holds row i, columns 4v..4v+3 (float32) or 2v..2v+1
 // (float64); V24-V27 hold the B row; V28-V30 the A column.
 
@@ -234,9 +237,27 @@ scale_done:
 	SROW(4, 29, 0); \
 	SROW(5, 29, 1)
 
-// C row i += alpha*acc: alpha in V28, C row pointer R2, ldc bytes in R3.
-#define SSTORE(a0, a1, a2, a3) \
+// C row i = alpha*acc + (C row, 0 or beta*C row): alpha in V28, beta in
+// V29, C row pointer R2, ldc bytes in R3. SLOAD0/1/N put the addend in
+// V24-V27.
+#define SLOAD1 \
+	VLD1 (R2), [V24.S4, V25.S4, V26.S4, V27.S4]
+
+#define SLOAD0 \
+	VEOR V24.B16, V24.B16, V24.B16; \
+	VEOR V25.B16, V25.B16, V25.B16; \
+	VEOR V26.B16, V26.B16, V26.B16; \
+	VEOR V27.B16, V27.B16, V27.B16
+
+#define SLOADN \
 	VLD1 (R2), [V24.S4, V25.S4, V26.S4, V27.S4]; \
+	FMUL4S(29, 24, 24); \
+	FMUL4S(29, 25, 25); \
+	FMUL4S(29, 26, 26); \
+	FMUL4S(29, 27, 27)
+
+#define SSTORE(LOAD, a0, a1, a2, a3) \
+	LOAD; \
 	VFMLA a0.S4, V28.S4, V24.S4; \
 	VFMLA a1.S4, V28.S4, V25.S4; \
 	VFMLA a2.S4, V28.S4, V26.S4; \
@@ -244,8 +265,16 @@ scale_done:
 	VST1 [V24.S4, V25.S4, V26.S4, V27.S4], (R2); \
 	ADD  R3, R2
 
-// func sgemmKernelNEON(k int, a, b, c []float32, ldc int, alpha float32)
-TEXT ·sgemmKernelNEON(SB), NOSPLIT, $0-92
+#define SSTOREALL(LOAD) \
+	SSTORE(LOAD, V0, V1, V2, V3); \
+	SSTORE(LOAD, V4, V5, V6, V7); \
+	SSTORE(LOAD, V8, V9, V10, V11); \
+	SSTORE(LOAD, V12, V13, V14, V15); \
+	SSTORE(LOAD, V16, V17, V18, V19); \
+	SSTORE(LOAD, V20, V21, V22, V23)
+
+// func sgemmKernelNEON(k int, a, b, c []float32, ldc int, alpha, beta float32)
+TEXT ·sgemmKernelNEON(SB), NOSPLIT, $0-96
 	MOVD k+0(FP), R4
 	MOVD a_base+8(FP), R0
 	MOVD b_base+32(FP), R1
@@ -292,12 +321,23 @@ sgemm_tail:
 sgemm_store:
 	FMOVS alpha+88(FP), F30
 	VDUP V30.S[0], V28.S4
-	SSTORE(V0, V1, V2, V3)
-	SSTORE(V4, V5, V6, V7)
-	SSTORE(V8, V9, V10, V11)
-	SSTORE(V12, V13, V14, V15)
-	SSTORE(V16, V17, V18, V19)
-	SSTORE(V20, V21, V22, V23)
+	MOVWU beta+92(FP), R5
+	FMOVS beta+92(FP), F30
+	VDUP V30.S[0], V29.S4
+	TSTW $0x7fffffff, R5
+	BEQ  sgemm_beta0
+	MOVW $0x3f800000, R6
+	CMPW R6, R5
+	BEQ  sgemm_beta1
+	SSTOREALL(SLOADN)
+	RET
+
+sgemm_beta1:
+	SSTOREALL(SLOAD1)
+	RET
+
+sgemm_beta0:
+	SSTOREALL(SLOAD0)
 	RET
 
 // One k step of the 6×8 float64 kernel: A column in V28-V30 (two each),
@@ -318,8 +358,20 @@ sgemm_store:
 	DROW(4, 30, 0); \
 	DROW(5, 30, 1)
 
-#define DSTORE(a0, a1, a2, a3) \
+#define DLOAD1 \
+	VLD1 (R2), [V24.D2, V25.D2, V26.D2, V27.D2]
+
+#define DLOAD0 SLOAD0
+
+#define DLOADN \
 	VLD1 (R2), [V24.D2, V25.D2, V26.D2, V27.D2]; \
+	FMUL2D(29, 24, 24); \
+	FMUL2D(29, 25, 25); \
+	FMUL2D(29, 26, 26); \
+	FMUL2D(29, 27, 27)
+
+#define DSTORE(LOAD, a0, a1, a2, a3) \
+	LOAD; \
 	VFMLA a0.D2, V28.D2, V24.D2; \
 	VFMLA a1.D2, V28.D2, V25.D2; \
 	VFMLA a2.D2, V28.D2, V26.D2; \
@@ -327,8 +379,16 @@ sgemm_store:
 	VST1 [V24.D2, V25.D2, V26.D2, V27.D2], (R2); \
 	ADD  R3, R2
 
-// func dgemmKernelNEON(k int, a, b, c []float64, ldc int, alpha float64)
-TEXT ·dgemmKernelNEON(SB), NOSPLIT, $0-96
+#define DSTOREALL(LOAD) \
+	DSTORE(LOAD, V0, V1, V2, V3); \
+	DSTORE(LOAD, V4, V5, V6, V7); \
+	DSTORE(LOAD, V8, V9, V10, V11); \
+	DSTORE(LOAD, V12, V13, V14, V15); \
+	DSTORE(LOAD, V16, V17, V18, V19); \
+	DSTORE(LOAD, V20, V21, V22, V23)
+
+// func dgemmKernelNEON(k int, a, b, c []float64, ldc int, alpha, beta float64)
+TEXT ·dgemmKernelNEON(SB), NOSPLIT, $0-104
 	MOVD k+0(FP), R4
 	MOVD a_base+8(FP), R0
 	MOVD b_base+32(FP), R1
@@ -375,10 +435,21 @@ dgemm_tail:
 dgemm_store:
 	FMOVD alpha+88(FP), F30
 	VDUP V30.D[0], V28.D2
-	DSTORE(V0, V1, V2, V3)
-	DSTORE(V4, V5, V6, V7)
-	DSTORE(V8, V9, V10, V11)
-	DSTORE(V12, V13, V14, V15)
-	DSTORE(V16, V17, V18, V19)
-	DSTORE(V20, V21, V22, V23)
+	MOVD beta+96(FP), R5
+	FMOVD beta+96(FP), F30
+	VDUP V30.D[0], V29.D2
+	LSL  $1, R5, R6 // drop the sign: -0 counts as 0
+	CBZ  R6, dgemm_beta0
+	MOVD $0x3ff0000000000000, R6
+	CMP  R6, R5
+	BEQ  dgemm_beta1
+	DSTOREALL(DLOADN)
+	RET
+
+dgemm_beta1:
+	DSTOREALL(DLOAD1)
+	RET
+
+dgemm_beta0:
+	DSTOREALL(DLOAD0)
 	RET

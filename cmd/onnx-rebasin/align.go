@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/internal/atomicfile"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
@@ -70,6 +71,9 @@ func runAlign(c *cmdContext, args []string) error {
 	report := fs.String("report", "", "write a JSON report (groups, sweeps, objective, permutations) to this `path`")
 	quiet := fs.Bool("q", false, "no progress on stderr")
 	force := fs.Bool("force", false, "allow the output to replace an input file")
+	method := fs.String("method", "weight", "weight (weight matching), activation (activation matching on --data) or hybrid (activation matching as the start of weight matching)")
+	data := fs.String("data", "", "inputs (.npy) for --method activation or hybrid")
+	batch := fs.Int("batch", 256, "batch size for passes over --data")
 	verify := fs.Bool("verify", false, "run b and the output with the built-in interpreter and fail if their outputs differ")
 	verifyData := fs.String("verify-data", "", "with --verify: inputs (.npy) to compare on instead of random ones")
 	pos, err := parseFlags(fs, args, 2, 2)
@@ -80,9 +84,26 @@ func runAlign(c *cmdContext, args []string) error {
 		return err
 	}
 	start := time.Now()
-	_, mb, ga, res, err := alignPair(c, pos[0], pos[1], *seed, *maxIter, *quiet)
-	if err != nil {
-		return err
+	var mb *onnx.Model
+	var ga *graph.Analysis
+	var res *permute.MatchResult
+	if *method == "weight" {
+		if _, mb, ga, res, err = alignPair(c, pos[0], pos[1], *seed, *maxIter, *quiet); err != nil {
+			return err
+		}
+	} else {
+		if *data == "" {
+			return usagef("align: --method %s needs --data", *method)
+		}
+		fit, err := eval.Load(*data, "")
+		if err != nil {
+			return err
+		}
+		var perms permute.Perms
+		if _, mb, ga, perms, err = alignForData(c, pos[0], pos[1], *method, fit, *batch, *seed, *quiet); err != nil {
+			return err
+		}
+		res = &permute.MatchResult{Perms: perms}
 	}
 	origB := mb.Clone()
 	if err := permute.Apply(mb, ga, res.Perms); err != nil {
@@ -100,11 +121,15 @@ func runAlign(c *cmdContext, args []string) error {
 		return err
 	}
 	if !*quiet {
-		fmt.Fprintf(c.stderr, "aligned %s to %s: objective %.6g -> %.6g in %d sweeps, wrote %s\n",
-			pos[1], pos[0], res.ObjectiveBefore, res.ObjectiveAfter, len(res.Sweeps), *out)
+		if *method == "activation" {
+			fmt.Fprintf(c.stderr, "aligned %s to %s by activation matching, wrote %s\n", pos[1], pos[0], *out)
+		} else {
+			fmt.Fprintf(c.stderr, "aligned %s to %s: objective %.6g -> %.6g in %d sweeps, wrote %s\n",
+				pos[1], pos[0], res.ObjectiveBefore, res.ObjectiveAfter, len(res.Sweeps), *out)
+		}
 	}
 	if *report != "" {
-		r := alignReport{A: pos[0], B: pos[1], Out: *out, Method: "weight", Seed: *seed, Sweeps: res.Sweeps,
+		r := alignReport{A: pos[0], B: pos[1], Out: *out, Method: *method, Seed: *seed, Sweeps: res.Sweeps,
 			ObjectiveBefore: res.ObjectiveBefore, ObjectiveAfter: res.ObjectiveAfter,
 			Seconds: time.Since(start).Seconds(), Perms: res.Perms}
 		for i, g := range ga.Groups {

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/permute"
@@ -21,6 +22,9 @@ func runMerge(c *cmdContext, args []string) error {
 	noAlign := fs.Bool("no-align", false, "average without aligning (naive merge)")
 	seed := fs.Uint64("seed", 0, "seed for the order of groups and models")
 	maxIter := fs.Int("max-iter", 100, "maximum number of sweeps per alignment")
+	resetBN := fs.String("reset-bn", "", "recompute BatchNorm statistics of the merged model on these inputs (.npy)")
+	repair := fs.String("repair", "", "REPAIR the merged model on these inputs (.npy): restore each channel's interpolated mean and std (two models only)")
+	batch := fs.Int("batch", 256, "batch size for --reset-bn and --repair")
 	quiet := fs.Bool("q", false, "no progress on stderr")
 	force := fs.Bool("force", false, "allow the output to replace an input file")
 	pos, err := parseFlags(fs, args, 2, -1)
@@ -104,6 +108,43 @@ func runMerge(c *cmdContext, args []string) error {
 	merged, err := permute.MergeAligned(models, analyses[0], perms, weights)
 	if err != nil {
 		return err
+	}
+	dopts := permute.DataOptions{Batch: *batch}
+	if *repair != "" {
+		if len(models) != 2 {
+			return usagef("merge: --repair works on two models")
+		}
+		fit, err := eval.Load(*repair, "")
+		if err != nil {
+			return err
+		}
+		a, b := models[0].Clone(), models[1].Clone()
+		if err := permute.Apply(a, analyses[0], perms[0]); err != nil {
+			return err
+		}
+		if err := permute.Apply(b, analyses[0], perms[1]); err != nil {
+			return err
+		}
+		rep, err := permute.PrepareRepair(a, b, analyses[0], fit, dopts)
+		if err != nil {
+			return err
+		}
+		lambda := 0.5
+		if weights != nil {
+			lambda = weights[1] / (weights[0] + weights[1])
+		}
+		if err := rep.Apply(merged, lambda); err != nil {
+			return err
+		}
+	}
+	if *resetBN != "" {
+		fit, err := eval.Load(*resetBN, "")
+		if err != nil {
+			return err
+		}
+		if err := permute.ResetBatchNorm(merged, fit, dopts); err != nil {
+			return err
+		}
 	}
 	if err := merged.Save(*out); err != nil {
 		return err

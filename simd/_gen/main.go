@@ -25,6 +25,7 @@ func main() {
 	genDotF64()
 	genAxpy()
 	genScale()
+	genTranspose()
 
 	// GEMM micro-kernels. The shape (MR rows × NV vectors) must match the
 	// microKernel values in dispatch_amd64.go.
@@ -296,12 +297,12 @@ var (
 
 // genGemm emits a register-blocked GEMM micro-kernel
 //
-//	func name(k int, a, b, c []T, ldc int, alpha T)
+//	func name(k int, a, b, c []T, ldc int, alpha, beta T)
 //
 // computing, for i < mr and j < nr (nr = nv vectors),
 //
-//	c[i*ldc+j] = alpha*acc[i][j] + c[i*ldc+j]   (one FMA)
-//	acc[i][j]  = Σ_{p<k} a[p*mr+i] * b[p*nr+j]  (sequential FMAs from 0)
+//	c[i*ldc+j] = alpha*acc[i][j] + beta*c[i*ldc+j]  (see the epilogue)
+//	acc[i][j]  = Σ_{p<k} a[p*mr+i] * b[p*nr+j]      (sequential FMAs from 0)
 //
 // where a and b are packed panels. Each accumulator lane is an independent
 // FMA chain in increasing p, so every implementation (AVX2, AVX-512, NEON)
@@ -361,9 +362,9 @@ func genGemm(name string, f64, zmm bool, mr, nv, unroll int) {
 		}
 	}
 
-	TEXT(name, NOSPLIT, fmt.Sprintf("func(k int, a, b, c []%s, ldc int, alpha %s)", typ, typ))
+	TEXT(name, NOSPLIT, fmt.Sprintf("func(k int, a, b, c []%s, ldc int, alpha, beta %s)", typ, typ))
 	Pragma("noescape")
-	Doc(fmt.Sprintf("%s is the %d×%d micro-kernel: c[i*ldc+j] = alpha*Σ_p a[p*%d+i]*b[p*%d+j] + c[i*ldc+j].", name, mr, nr, mr, nr),
+	Doc(fmt.Sprintf("%s is the %d×%d micro-kernel: c[i*ldc+j] = alpha*Σ_p a[p*%d+i]*b[p*%d+j] + beta*c[i*ldc+j].", name, mr, nr, mr, nr),
 		"k >= 1; a, b and c must hold the whole tile (checked by the Go driver, not here).")
 
 	k, pa, pb, pc, ldc := RCX, RSI, RDI, RDX, R8
@@ -376,6 +377,21 @@ func genGemm(name string, f64, zmm bool, mr, nv, unroll int) {
 
 	for _, r := range acc {
 		zero(r)
+	}
+
+	// Prefetch the C tile: it is read and written once per call, after
+	// the k loop, and usually comes from L3 or memory; fetching it now
+	// overlaps that latency with the FMAs.
+	pf := R9
+	MOVQ(pc, pf)
+	for i := 0; i < mr; i++ {
+		for off := 0; off < nr*es; off += 64 {
+			PREFETCHT0(mem(pf, off))
+		}
+		PREFETCHT0(mem(pf, nr*es-1)) // the row may straddle one more line
+		if i < mr-1 {
+			ADDQ(ldc, pf)
+		}
 	}
 
 	step := func(p int) {
@@ -412,22 +428,185 @@ func genGemm(name string, f64, zmm bool, mr, nv, unroll int) {
 	DECQ(k)
 	JMP(LabelRef(lbl("tail")))
 
+	// Epilogue: c = alpha*acc + beta*c, in one of three forms chosen on
+	// beta's bits (beta == ±0: C is not read, as in BLAS; beta == 1:
+	// one FMA; otherwise c is scaled first, exactly like Scale would).
 	Label(lbl("store"))
 	alpha, err := Param("alpha").Resolve()
 	if err != nil {
 		panic(err)
 	}
-	bcast(alpha.Addr, bv[0])
-	for i := 0; i < mr; i++ {
-		for v := 0; v < nv; v++ {
-			r := acc[i*nv+v]
-			fma213(mem(pc, v*vbytes), bv[0], r)
-			VMOVUPS(r, mem(pc, v*vbytes))
-		}
-		if i < mr-1 {
-			ADDQ(ldc, pc)
-		}
+	beta, err := Param("beta").Resolve()
+	if err != nil {
+		panic(err)
 	}
-	VZEROUPPER()
+	bcast(alpha.Addr, bv[0])
+	bits := R10
+	if f64 {
+		MOVQ(beta.Addr, bits)
+		MOVQ(bits, R11)
+		SHLQ(U8(1), R11) // drop the sign: -0 counts as 0
+		JZ(LabelRef(lbl("beta0")))
+		MOVQ(U64(0x3ff0000000000000), R11)
+		CMPQ(bits, R11)
+		JE(LabelRef(lbl("beta1")))
+	} else {
+		MOVL(beta.Addr, bits.As32())
+		TESTL(U32(0x7fffffff), bits.As32())
+		JZ(LabelRef(lbl("beta0")))
+		CMPL(bits.As32(), U32(0x3f800000))
+		JE(LabelRef(lbl("beta1")))
+	}
+	epilogue := func(label string, combine func(cm Mem, r VecPhysical)) {
+		Label(lbl(label))
+		for i := 0; i < mr; i++ {
+			for v := 0; v < nv; v++ {
+				r := acc[i*nv+v]
+				cm := mem(pc, v*vbytes)
+				combine(cm, r)
+				VMOVUPS(r, cm)
+			}
+			if i < mr-1 {
+				ADDQ(ldc, pc)
+			}
+		}
+		VZEROUPPER()
+		RET()
+	}
+	// General beta.
+	bcast(beta.Addr, bv[1])
+	epilogue("betaN", func(cm Mem, r VecPhysical) {
+		if f64 {
+			VMULPD(cm, bv[1], bc[0])
+		} else {
+			VMULPS(cm, bv[1], bc[0])
+		}
+		fma213(bc[0], bv[0], r)
+	})
+	epilogue("beta1", func(cm Mem, r VecPhysical) {
+		fma213(cm, bv[0], r)
+	})
+	Label(lbl("beta0"))
+	zero(bc[1])
+	epilogue("beta0_store", func(cm Mem, r VecPhysical) {
+		fma213(bc[1], bv[0], r) // alpha*acc + 0: the bits of the other forms with c = 0
+	})
+}
+
+// genTranspose emits the packing transpose
+//
+//	func transposeAVX(dst, src []float32, ld, rows, k, stride int)
+//
+// setting dst[p*stride+r] = src[r*ld+p] for r < rows, p < k: packing A
+// (untransposed) and Bᵀ are transposes, and in Go they cost as much as a
+// good part of the multiplication. Rows go four at a time through a 4×4
+// in-register transpose (four 16-byte loads and stores per 16 elements),
+// then two, then one.
+func genTranspose() {
+	TEXT("transposeAVX", NOSPLIT, "func(dst, src []float32, ld, rows, k, stride int)")
+	Pragma("noescape")
+	Doc("transposeAVX sets dst[p*stride+r] = src[r*ld+p] for r < rows and p < k.",
+		"The Go caller checks that both slices are long enough.")
+	dst := Load(Param("dst").Base(), GP64())
+	src := Load(Param("src").Base(), GP64())
+	ld := Load(Param("ld"), GP64())
+	rows := Load(Param("rows"), GP64())
+	stride := Load(Param("stride"), GP64())
+	SHLQ(U8(2), ld)
+	SHLQ(U8(2), stride)
+	stride3 := GP64()
+	LEAQ(Mem{Base: stride, Index: stride, Scale: 2}, stride3)
+
+	// rowGroup transposes g rows starting at src/dst, k columns.
+	rowGroup := func(g int, name string) {
+		s := []GPVirtual{GP64(), GP64(), GP64(), GP64()}[:g]
+		MOVQ(src, s[0])
+		for i := 1; i < g; i++ {
+			LEAQ(Mem{Base: s[i-1], Index: ld, Scale: 1}, s[i])
+		}
+		d := GP64()
+		MOVQ(dst, d)
+		p := Load(Param("k"), GP64())
+		x := []VecVirtual{XMM(), XMM(), XMM(), XMM()}
+		Label(name + "_loop4")
+		CMPQ(p, U8(4))
+		JL(LabelRef(name + "_tail"))
+		for i := 0; i < g; i++ {
+			VMOVUPS(mem(s[i], 0), x[i])
+		}
+		switch g {
+		case 4:
+			t := []VecVirtual{XMM(), XMM(), XMM(), XMM()}
+			VUNPCKLPS(x[1], x[0], t[0]) // a0 b0 a1 b1
+			VUNPCKHPS(x[1], x[0], t[1]) // a2 b2 a3 b3
+			VUNPCKLPS(x[3], x[2], t[2]) // c0 d0 c1 d1
+			VUNPCKHPS(x[3], x[2], t[3]) // c2 d2 c3 d3
+			VUNPCKLPD(t[2], t[0], x[0]) // a0 b0 c0 d0
+			VUNPCKHPD(t[2], t[0], x[1]) // a1 b1 c1 d1
+			VUNPCKLPD(t[3], t[1], x[2]) // a2 b2 c2 d2
+			VUNPCKHPD(t[3], t[1], x[3]) // a3 b3 c3 d3
+			VMOVUPS(x[0], mem(d, 0))
+			VMOVUPS(x[1], Mem{Base: d, Index: stride, Scale: 1})
+			VMOVUPS(x[2], Mem{Base: d, Index: stride, Scale: 2})
+			VMOVUPS(x[3], Mem{Base: d, Index: stride3, Scale: 1})
+		case 2:
+			t0, t1 := XMM(), XMM()
+			VUNPCKLPS(x[1], x[0], t0) // a0 b0 a1 b1
+			VUNPCKHPS(x[1], x[0], t1) // a2 b2 a3 b3
+			VMOVLPS(t0, mem(d, 0))
+			VMOVHPS(t0, Mem{Base: d, Index: stride, Scale: 1})
+			VMOVLPS(t1, Mem{Base: d, Index: stride, Scale: 2})
+			VMOVHPS(t1, Mem{Base: d, Index: stride3, Scale: 1})
+		case 1:
+			VMOVSS(x[0], mem(d, 0))
+			VEXTRACTPS(U8(1), x[0], Mem{Base: d, Index: stride, Scale: 1})
+			VEXTRACTPS(U8(2), x[0], Mem{Base: d, Index: stride, Scale: 2})
+			VEXTRACTPS(U8(3), x[0], Mem{Base: d, Index: stride3, Scale: 1})
+		}
+		for i := 0; i < g; i++ {
+			ADDQ(U8(16), s[i])
+		}
+		LEAQ(Mem{Base: d, Index: stride, Scale: 4}, d)
+		SUBQ(U8(4), p)
+		JMP(LabelRef(name + "_loop4"))
+
+		Label(name + "_tail")
+		TESTQ(p, p)
+		JZ(LabelRef(name + "_done"))
+		for i := 0; i < g; i++ {
+			VMOVSS(mem(s[i], 0), x[i])
+			VMOVSS(x[i], mem(d, 4*i))
+			ADDQ(U8(4), s[i])
+		}
+		ADDQ(stride, d)
+		DECQ(p)
+		JMP(LabelRef(name + "_tail"))
+		Label(name + "_done")
+	}
+
+	// Groups of four rows, then a pair, then a single row.
+	Label("tr_rows4")
+	CMPQ(rows, U8(4))
+	JL(LabelRef("tr_rows2"))
+	rowGroup(4, "tr_g4")
+	LEAQ(Mem{Base: src, Index: ld, Scale: 4}, src)
+	ADDQ(U8(16), dst)
+	SUBQ(U8(4), rows)
+	JMP(LabelRef("tr_rows4"))
+
+	Label("tr_rows2")
+	CMPQ(rows, U8(2))
+	JL(LabelRef("tr_rows1"))
+	rowGroup(2, "tr_g2")
+	LEAQ(Mem{Base: src, Index: ld, Scale: 2}, src)
+	ADDQ(U8(8), dst)
+	SUBQ(U8(2), rows)
+
+	Label("tr_rows1")
+	TESTQ(rows, rows)
+	JZ(LabelRef("tr_done"))
+	rowGroup(1, "tr_g1")
+
+	Label("tr_done")
 	RET()
 }

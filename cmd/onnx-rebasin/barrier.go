@@ -1,0 +1,236 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"image/color"
+	"io"
+	"math"
+	"path/filepath"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+
+	"github.com/onnx-rebasin/onnx-rebasin/eval"
+	"github.com/onnx-rebasin/onnx-rebasin/graph"
+	"github.com/onnx-rebasin/onnx-rebasin/infer"
+	"github.com/onnx-rebasin/onnx-rebasin/internal/atomicfile"
+	"github.com/onnx-rebasin/onnx-rebasin/onnx"
+	"github.com/onnx-rebasin/onnx-rebasin/permute"
+)
+
+// barrierPath is the loss and accuracy along one interpolation path.
+type barrierPath struct {
+	Name     string    `json:"name"`
+	Lambda   []float64 `json:"lambda"`
+	Loss     []float64 `json:"loss"`
+	Accuracy []float64 `json:"accuracy"`
+	// Barrier is max over λ of L(λ) − ½(L(0) + L(1)).
+	Barrier float64 `json:"barrier"`
+	// AccuracyDrop is ½(acc(0) + acc(1)) − min over λ of acc(λ).
+	AccuracyDrop float64 `json:"accuracy_drop"`
+}
+
+func runBarrier(c *cmdContext, args []string) error {
+	fs := newFlags(c, "barrier", "a.onnx b.onnx --data x.npy --labels y.npy [--steps 11] [--plot barrier.png|.svg] [--json]",
+		"Test loss and accuracy along the naive and the aligned interpolation paths between a and b, and their loss barriers.")
+	data := fs.String("data", "", "inputs (.npy, required)")
+	labels := fs.String("labels", "", "labels (.npy, required)")
+	steps := fs.Int("steps", 11, "points on each path, endpoints included")
+	plotPath := fs.String("plot", "", "write a plot of both curves to this `file` (.png or .svg)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	method := fs.String("method", "weight", "alignment: weight, activation or hybrid (activation start for weight matching)")
+	alignData := fs.String("align-data", "", "data (.npy) for activation matching, BN reset and REPAIR (default: --data)")
+	resetBN := fs.Bool("reset-bn", false, "also the aligned path with BatchNorm statistics recomputed on the data")
+	repair := fs.Bool("repair", false, "also the aligned path corrected with REPAIR")
+	batch := fs.Int("batch", 256, "batch size")
+	seed := fs.Uint64("seed", 0, "seed for weight matching")
+	quiet := fs.Bool("q", false, "no progress on stderr")
+	pos, err := parseFlags(fs, args, 2, 2)
+	if err != nil {
+		return err
+	}
+	if *data == "" || *labels == "" {
+		return usagef("barrier: --data and --labels are required")
+	}
+	if *steps < 2 || *steps > 101 {
+		return usagef("barrier: --steps must be between 2 and 101")
+	}
+	if ext := strings.ToLower(filepath.Ext(*plotPath)); *plotPath != "" && ext != ".png" && ext != ".svg" {
+		return usagef("barrier: --plot must end in .png or .svg")
+	}
+	test, err := eval.Load(*data, *labels)
+	if err != nil {
+		return err
+	}
+	fit := test
+	if *alignData != "" {
+		if fit, err = eval.Load(*alignData, ""); err != nil {
+			return err
+		}
+	}
+	ma, mb, ga, perms, err := alignForData(c, pos[0], pos[1], *method, fit, *batch, *seed, *quiet)
+	if err != nil {
+		return err
+	}
+	dopts := permute.DataOptions{Batch: *batch}
+	identity := permute.Identity(ga)
+	type variant struct {
+		name  string
+		perms permute.Perms
+		fix   func(m *onnx.Model, lambda float64) error
+	}
+	variants := []variant{{"naive", identity, nil}, {"aligned (" + *method + ")", perms, nil}}
+	if *resetBN {
+		variants = append(variants, variant{"aligned + BN reset", perms, func(m *onnx.Model, _ float64) error {
+			return permute.ResetBatchNorm(m, fit, dopts)
+		}})
+	}
+	if *repair {
+		alignedB := mb.Clone()
+		if err := permute.Apply(alignedB, ga, perms); err != nil {
+			return err
+		}
+		refA := ma.Clone()
+		permute.Apply(refA, ga, identity)
+		rep, err := permute.PrepareRepair(refA, alignedB, ga, fit, dopts)
+		if err != nil {
+			return err
+		}
+		variants = append(variants, variant{"aligned + REPAIR", perms, rep.Apply})
+	}
+	var paths []barrierPath
+	for _, v := range variants {
+		p := barrierPath{Name: v.name}
+		for i := 0; i < *steps; i++ {
+			l := float64(i) / float64(*steps-1)
+			m, err := permute.MergeAligned([]*onnx.Model{ma, mb}, ga, []permute.Perms{identity, v.perms}, []float64{1 - l, l})
+			if err != nil {
+				return err
+			}
+			if v.fix != nil && i > 0 && i < *steps-1 {
+				if err := v.fix(m, l); err != nil {
+					return err
+				}
+			}
+			sess, err := infer.NewSession(m)
+			if err != nil {
+				return err
+			}
+			res, err := eval.Run(sess, test, *batch, nil)
+			if err != nil {
+				return err
+			}
+			p.Lambda = append(p.Lambda, l)
+			p.Loss = append(p.Loss, res.Loss)
+			p.Accuracy = append(p.Accuracy, res.Accuracy)
+			if !*quiet {
+				fmt.Fprintf(c.stderr, "%s: lambda %.2f loss %.4f accuracy %.4f\n", v.name, l, res.Loss, res.Accuracy)
+			}
+		}
+		ends := (p.Loss[0] + p.Loss[len(p.Loss)-1]) / 2
+		endAcc := (p.Accuracy[0] + p.Accuracy[len(p.Accuracy)-1]) / 2
+		p.Barrier, p.AccuracyDrop = math.Inf(-1), math.Inf(-1)
+		for i := range p.Loss {
+			p.Barrier = math.Max(p.Barrier, p.Loss[i]-ends)
+			p.AccuracyDrop = math.Max(p.AccuracyDrop, endAcc-p.Accuracy[i])
+		}
+		paths = append(paths, p)
+	}
+	if *plotPath != "" {
+		if err := plotBarrier(*plotPath, pos, paths); err != nil {
+			return err
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{"a": pos[0], "b": pos[1], "paths": paths})
+	}
+	for _, p := range paths {
+		fmt.Fprintf(c.stdout, "%-26s barrier %.4f  midpoint loss %.4f  midpoint accuracy %.4f\n", p.Name+":", p.Barrier, p.Loss[len(p.Loss)/2], p.Accuracy[len(p.Accuracy)/2])
+	}
+	return nil
+}
+
+// alignForData loads a and b and aligns b to a with the chosen method.
+func alignForData(c *cmdContext, pathA, pathB, method string, fit *eval.Dataset, batch int, seed uint64, quiet bool) (*onnx.Model, *onnx.Model, *graph.Analysis, permute.Perms, error) {
+	ma, ga, err := loadAnalyzed(pathA)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	mb, gb, err := loadAnalyzed(pathB)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if err := permute.SameArchitecture(ma, mb, ga, gb); err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("cannot align: %w", err)
+	}
+	opts := permute.MatchOptions{Seed: seed}
+	if !quiet {
+		opts.Progress = func(s permute.Sweep) {
+			fmt.Fprintf(c.stderr, "sweep %d: objective %.6g, %d groups changed (%.2fs)\n", s.N, s.Objective, s.Changed, s.Elapsed.Seconds())
+		}
+	}
+	switch method {
+	case "weight":
+		res, err := permute.WeightMatch(ma, mb, ga, opts)
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		return ma, mb, ga, res.Perms, nil
+	case "activation", "hybrid":
+		if fit == nil {
+			return nil, nil, nil, nil, usagef("--method %s needs --data", method)
+		}
+		perms, err := permute.ActivationMatch(ma, mb, ga, fit, permute.DataOptions{Batch: batch})
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		if method == "activation" {
+			return ma, mb, ga, perms, nil
+		}
+		opts.Init = perms
+		res, err := permute.WeightMatch(ma, mb, ga, opts)
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		return ma, mb, ga, res.Perms, nil
+	}
+	return nil, nil, nil, nil, usagef("unknown --method %q (weight, activation or hybrid)", method)
+}
+
+// plotBarrier draws loss against λ for every path, as in the paper's figures.
+func plotBarrier(path string, models []string, paths []barrierPath) error {
+	p := plot.New()
+	p.Title.Text = fmt.Sprintf("%s → %s", filepath.Base(models[0]), filepath.Base(models[1]))
+	p.X.Label.Text = "λ"
+	p.Y.Label.Text = "test loss"
+	p.Add(plotter.NewGrid())
+	colors := []color.RGBA{{R: 200, A: 255}, {B: 200, A: 255}, {G: 150, A: 255}, {R: 150, B: 150, A: 255}}
+	for i, bp := range paths {
+		pts := make(plotter.XYs, len(bp.Lambda))
+		for k := range bp.Lambda {
+			pts[k].X, pts[k].Y = bp.Lambda[k], bp.Loss[k]
+		}
+		line, points, err := plotter.NewLinePoints(pts)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		line.Color = colors[i%len(colors)]
+		points.Color = colors[i%len(colors)]
+		p.Add(line, points)
+		p.Legend.Add(fmt.Sprintf("%s (barrier %.3f)", bp.Name, bp.Barrier), line, points)
+	}
+	p.Legend.Top = true
+	wt, err := p.WriterTo(6*vg.Inch, 4*vg.Inch, strings.TrimPrefix(strings.ToLower(filepath.Ext(path)), "."))
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return atomicfile.Write(path, func(w io.Writer) error {
+		_, err := wt.WriteTo(w)
+		return err
+	})
+}

@@ -1,0 +1,189 @@
+package permute
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/onnx-rebasin/onnx-rebasin/eval"
+	"github.com/onnx-rebasin/onnx-rebasin/graph"
+	"github.com/onnx-rebasin/onnx-rebasin/infer"
+	"github.com/onnx-rebasin/onnx-rebasin/onnx"
+	"github.com/onnx-rebasin/onnx-rebasin/simd"
+)
+
+// DataOptions controls the passes over data of activation matching, BatchNorm
+// resets and REPAIR.
+type DataOptions struct {
+	Batch    int                   // samples per forward pass (default 256)
+	Progress func(done, total int) // called after each batch, if set
+}
+
+func (o DataOptions) batch() int {
+	if o.Batch <= 0 {
+		return 256
+	}
+	return o.Batch
+}
+
+// channelStats accumulates, for one activation site seen in two models, the
+// per-channel sums and the cross-product sums Σ a_i·b_j, in float64.
+type channelStats struct {
+	n            float64
+	sumA, sumB   []float64
+	sqA, sqB     []float64
+	cross        []float64 // c×c, row i = channel i of A
+	channels     int
+	value        string
+	axis         int
+	inner, outer int
+}
+
+func newChannelStats(value string, axis, c int) *channelStats {
+	return &channelStats{value: value, axis: axis, channels: c,
+		sumA: make([]float64, c), sumB: make([]float64, c), sqA: make([]float64, c), sqB: make([]float64, c),
+		cross: make([]float64, c*c)}
+}
+
+// add accumulates one batch of the site's values: xa, xb laid out as
+// outer × channels × inner.
+func (s *channelStats) add(shape []int, xa, xb []float32) error {
+	if s.axis >= len(shape) || shape[s.axis] != s.channels {
+		return fmt.Errorf("activation %s: shape %v has no axis %d of %d channels", s.value, shape, s.axis, s.channels)
+	}
+	outer, inner := 1, 1
+	for i, d := range shape {
+		if i < s.axis {
+			outer *= d
+		} else if i > s.axis {
+			inner *= d
+		}
+	}
+	c := s.channels
+	if inner == 1 {
+		// rows × channels: Σ over rows of a_rowᵀ b_row.
+		simd.GemmF64Acc(true, false, c, c, outer, xa, c, xb, c, s.cross, c)
+	} else {
+		for o := 0; o < outer; o++ {
+			off := o * c * inner
+			simd.GemmF64Acc(false, true, c, c, inner, xa[off:off+c*inner], inner, xb[off:off+c*inner], inner, s.cross, c)
+		}
+	}
+	for o := 0; o < outer; o++ {
+		for ch := 0; ch < c; ch++ {
+			base := (o*c + ch) * inner
+			for k := 0; k < inner; k++ {
+				va, vb := float64(xa[base+k]), float64(xb[base+k])
+				s.sumA[ch] += va
+				s.sumB[ch] += vb
+				s.sqA[ch] += va * va
+				s.sqB[ch] += vb * vb
+			}
+		}
+	}
+	s.n += float64(outer * inner)
+	return nil
+}
+
+// correlation returns the c×c matrix of Pearson correlations between A's
+// channel i and B's channel j. Correlations, not raw products, so that every
+// site counts alike however its activations are scaled.
+func (s *channelStats) correlation() []float64 {
+	c := s.channels
+	out := make([]float64, c*c)
+	if s.n == 0 {
+		return out
+	}
+	meanA, meanB := make([]float64, c), make([]float64, c)
+	stdA, stdB := make([]float64, c), make([]float64, c)
+	for i := 0; i < c; i++ {
+		meanA[i], meanB[i] = s.sumA[i]/s.n, s.sumB[i]/s.n
+		stdA[i] = math.Sqrt(math.Max(s.sqA[i]/s.n-meanA[i]*meanA[i], 0))
+		stdB[i] = math.Sqrt(math.Max(s.sqB[i]/s.n-meanB[i]*meanB[i], 0))
+	}
+	const eps = 1e-8
+	for i := 0; i < c; i++ {
+		for j := 0; j < c; j++ {
+			cov := s.cross[i*c+j]/s.n - meanA[i]*meanB[j]
+			out[i*c+j] = cov / (stdA[i]*stdB[j] + eps)
+		}
+	}
+	return out
+}
+
+// ActivationMatch is the paper's activation matching: both models run on
+// the data, and each group's permutation is the assignment that maximises
+// the summed correlation between A's and B's activations over every
+// activation site the group permutes (a residual stream pools all its tied
+// sites). Each group is solved once and independently.
+func ActivationMatch(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opts DataOptions) (Perms, error) {
+	sa, err := infer.NewSession(a)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", a.Name, err)
+	}
+	sb, err := infer.NewSession(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", b.Name, err)
+	}
+	if len(sa.Inputs()) != 1 {
+		return nil, fmt.Errorf("%s: activation matching needs a model with one input", a.Name)
+	}
+	input := sa.Inputs()[0].Name
+	stats := make([][]*channelStats, len(ga.Groups))
+	var names []string
+	for g, grp := range ga.Groups {
+		for _, s := range grp.Activations {
+			if s.Block > 1 || s.Offset != 0 {
+				continue // the same channels seen before a Flatten or Concat
+			}
+			stats[g] = append(stats[g], newChannelStats(s.Value, s.Axis, grp.Size))
+			names = append(names, s.Value)
+		}
+		if len(stats[g]) == 0 {
+			return nil, fmt.Errorf("group %d has no activation to match on", g)
+		}
+	}
+	batch := opts.batch()
+	for from := 0; from < ds.N(); from += batch {
+		to := min(from+batch, ds.N())
+		x := map[string]*infer.Tensor{input: ds.Batch(from, to)}
+		oa, err := sa.Run(x, infer.Capture(names...))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", a.Name, err)
+		}
+		ob, err := sb.Run(x, infer.Capture(names...))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", b.Name, err)
+		}
+		for _, gs := range stats {
+			for _, s := range gs {
+				ta, tb := oa[s.value], ob[s.value]
+				if ta == nil || tb == nil || ta.DType != infer.Float32 {
+					return nil, fmt.Errorf("activation %s was not computed", s.value)
+				}
+				if err := s.add(ta.Shape, ta.F, tb.F); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if opts.Progress != nil {
+			opts.Progress(to, ds.N())
+		}
+	}
+	solver := newAssigner()
+	perms := make(Perms, len(ga.Groups))
+	for g, gs := range stats {
+		n := ga.Groups[g].Size
+		cost := make([]float64, n*n)
+		for _, s := range gs {
+			for i, v := range s.correlation() {
+				cost[i] += v
+			}
+		}
+		p, _, err := solver.solve(g, n, cost, nil)
+		if err != nil {
+			return nil, fmt.Errorf("group %d: %w", g, err)
+		}
+		perms[g] = p
+	}
+	return perms, nil
+}

@@ -1,0 +1,364 @@
+package permute
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/onnx-rebasin/onnx-rebasin/eval"
+	"github.com/onnx-rebasin/onnx-rebasin/graph"
+	"github.com/onnx-rebasin/onnx-rebasin/infer"
+	"github.com/onnx-rebasin/onnx-rebasin/onnx"
+	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
+)
+
+// ResetBatchNorm recomputes the running mean and variance of every
+// BatchNormalization node of m from the data: the statistics the network
+// really produces, as a merged model's interpolated statistics no longer fit
+// its weights. The pass runs every BatchNormalization in batch-statistics
+// mode, so each layer's statistics are measured on the output of the layers
+// before it as they will be re-normalised (what a PyTorch reset in train
+// mode does). Statistics tensors shared with other nodes are copied first.
+func ResetBatchNorm(m *onnx.Model, ds *eval.Dataset, opts DataOptions) error {
+	sess, err := infer.NewSession(m)
+	if err != nil {
+		return fmt.Errorf("%s: %w", m.Name, err)
+	}
+	if len(sess.Inputs()) != 1 {
+		return fmt.Errorf("%s: BatchNorm reset needs a model with one input", m.Name)
+	}
+	input := sess.Inputs()[0].Name
+	var acc infer.BatchNormAccumulator
+	batch := opts.batch()
+	for from := 0; from < ds.N(); from += batch {
+		to := min(from+batch, ds.N())
+		if _, err := sess.Run(map[string]*infer.Tensor{input: ds.Batch(from, to)}, infer.BatchNormStatistics(acc.Add)); err != nil {
+			return fmt.Errorf("%s: %w", m.Name, err)
+		}
+		if opts.Progress != nil {
+			opts.Progress(to, ds.N())
+		}
+	}
+	nodes := m.Proto.Graph.Node
+	for _, name := range acc.Nodes() {
+		ni := nodeIndex(nodes, name)
+		if ni < 0 || len(nodes[ni].Input) < 5 {
+			return fmt.Errorf("%s: BatchNormalization %q not found", m.Name, name)
+		}
+		mean, variance, _ := acc.MeanVar(name, false)
+		for k, v := range map[int][]float32{3: mean, 4: variance} {
+			t, err := ownTensor(m, ni, k)
+			if err != nil {
+				return err
+			}
+			if err := m.SetFloat32s(t, v); err != nil {
+				return fmt.Errorf("%s: %w", m.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// nodeIndex finds a node by name, or by "#index" for unnamed nodes (how
+// infer names them).
+func nodeIndex(nodes []*onnxpb.NodeProto, name string) int {
+	for i, n := range nodes {
+		if n.GetName() == name && name != "" {
+			return i
+		}
+	}
+	if len(name) > 1 && name[0] == '#' {
+		if i, err := strconv.Atoi(name[1:]); err == nil && i >= 0 && i < len(nodes) {
+			return i
+		}
+	}
+	return -1
+}
+
+// ownTensor returns the weight that node ni reads at input k, first giving
+// the node a copy of its own if any other node reads the same tensor
+// (directly or through Identity nodes, which exporters use for aliases).
+func ownTensor(m *onnx.Model, ni, k int) (*onnxpb.TensorProto, error) {
+	g := m.Proto.Graph
+	name := g.Node[ni].Input[k]
+	w := m.Weights()
+	t := useTensor(m, w, graph.WeightSite{Node: ni, Input: k})
+	if t == nil {
+		return nil, fmt.Errorf("%s: input %q of node %q is not a weight", m.Name, name, g.Node[ni].GetName())
+	}
+	readers := 0
+	for _, n := range g.Node {
+		for _, in := range n.Input {
+			if in == name {
+				readers++
+			}
+		}
+	}
+	for _, o := range g.Output {
+		if o.GetName() == name {
+			readers++
+		}
+	}
+	if readers == 1 && w[name] == t {
+		return t, nil
+	}
+	c := m.CopyTensor(t, uniqueName(m, name+"_own"))
+	g.Node[ni].Input[k] = c.GetName()
+	return c, nil
+}
+
+// repairSite is a layer output whose channels REPAIR rescales, and the node
+// whose weights absorb the correction.
+type repairSite struct {
+	node    int
+	value   string
+	weights int // input index of the per-channel scale (BN γ) or weight matrix
+	outAxis int // axis of the weight holding output channels
+}
+
+// Repair holds the endpoint statistics that REPAIR (Jordan et al. 2022)
+// restores in interpolated models.
+type Repair struct {
+	sites       []repairSite
+	meanA, stdA [][]float64
+	meanB, stdB [][]float64
+	input       string
+	opts        DataOptions
+	data        *eval.Dataset
+}
+
+// PrepareRepair measures, on the data, the per-channel mean and standard
+// deviation of every hidden layer output of a and b (b aligned to a). The
+// layer outputs corrected are those of BatchNormalization nodes and of Conv
+// and Gemm nodes not followed by one, where the channels belong to a group.
+func PrepareRepair(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opts DataOptions) (*Repair, error) {
+	r := &Repair{opts: opts, data: ds}
+	hidden := map[string]bool{}
+	for _, grp := range ga.Groups {
+		for _, s := range grp.Activations {
+			if s.Block <= 1 && s.Offset == 0 && s.Axis == 1 {
+				hidden[s.Value] = true
+			}
+		}
+	}
+	nodes := a.Proto.Graph.Node
+	consumers := map[string][]int{}
+	for i, n := range nodes {
+		for _, in := range n.Input {
+			consumers[in] = append(consumers[in], i)
+		}
+	}
+	w := a.Weights()
+	for i, n := range nodes {
+		if len(n.Output) == 0 || !hidden[n.Output[0]] {
+			continue
+		}
+		out := n.Output[0]
+		site := repairSite{node: i, value: out}
+		switch n.GetOpType() {
+		case "BatchNormalization":
+			site.weights, site.outAxis = 1, 0
+		case "Conv":
+			if cs := consumers[out]; len(cs) == 1 && nodes[cs[0]].GetOpType() == "BatchNormalization" {
+				continue // corrected at the BatchNormalization
+			}
+			site.weights, site.outAxis = 1, 0
+		case "Gemm":
+			if cs := consumers[out]; len(cs) == 1 && nodes[cs[0]].GetOpType() == "BatchNormalization" {
+				continue
+			}
+			if attrInt(n, "transA", 0) != 0 || attrFloat(n, "alpha", 1) != 1 || attrFloat(n, "beta", 1) != 1 {
+				continue
+			}
+			site.weights, site.outAxis = 1, 1
+			if attrInt(n, "transB", 0) != 0 {
+				site.outAxis = 0
+			}
+		default:
+			continue
+		}
+		if len(n.Input) <= site.weights || w[n.Input[site.weights]] == nil {
+			continue
+		}
+		r.sites = append(r.sites, site)
+	}
+	if len(r.sites) == 0 {
+		return nil, fmt.Errorf("%s: no layer outputs to repair", a.Name)
+	}
+	var err error
+	if r.meanA, r.stdA, err = r.measure(a, nil); err != nil {
+		return nil, err
+	}
+	if r.meanB, r.stdB, err = r.measure(b, nil); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func attrInt(n *onnxpb.NodeProto, name string, def int64) int64 {
+	for _, a := range n.Attribute {
+		if a.GetName() == name {
+			return a.GetI()
+		}
+	}
+	return def
+}
+
+func attrFloat(n *onnxpb.NodeProto, name string, def float32) float32 {
+	for _, a := range n.Attribute {
+		if a.GetName() == name {
+			return a.GetF()
+		}
+	}
+	return def
+}
+
+// measure returns per-channel means and standard deviations at the sites
+// (only at those listed in only, when it is not nil).
+func (r *Repair) measure(m *onnx.Model, only []int) (mean, std [][]float64, err error) {
+	sess, err := infer.NewSession(m)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", m.Name, err)
+	}
+	if len(sess.Inputs()) != 1 {
+		return nil, nil, fmt.Errorf("%s: REPAIR needs a model with one input", m.Name)
+	}
+	input := sess.Inputs()[0].Name
+	idx := only
+	if idx == nil {
+		for i := range r.sites {
+			idx = append(idx, i)
+		}
+	}
+	names := make([]string, len(idx))
+	for k, i := range idx {
+		names[k] = r.sites[i].value
+	}
+	sum := make([][]float64, len(r.sites))
+	sq := make([][]float64, len(r.sites))
+	count := make([]float64, len(r.sites))
+	batch := r.opts.batch()
+	for from := 0; from < r.data.N(); from += batch {
+		to := min(from+batch, r.data.N())
+		out, err := sess.Run(map[string]*infer.Tensor{input: r.data.Batch(from, to)}, infer.Capture(names...))
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", m.Name, err)
+		}
+		for k, i := range idx {
+			t := out[names[k]]
+			if t == nil || len(t.Shape) < 2 {
+				return nil, nil, fmt.Errorf("%s: value %s not computed", m.Name, names[k])
+			}
+			c := t.Shape[1]
+			inner := t.Len() / (t.Shape[0] * c)
+			if sum[i] == nil {
+				sum[i], sq[i] = make([]float64, c), make([]float64, c)
+			}
+			for o := 0; o < t.Shape[0]; o++ {
+				for ch := 0; ch < c; ch++ {
+					base := (o*c + ch) * inner
+					for _, v := range t.F[base : base+inner] {
+						sum[i][ch] += float64(v)
+						sq[i][ch] += float64(v) * float64(v)
+					}
+				}
+			}
+			count[i] += float64(t.Shape[0] * inner)
+		}
+	}
+	mean = make([][]float64, len(r.sites))
+	std = make([][]float64, len(r.sites))
+	for _, i := range idx {
+		mean[i] = make([]float64, len(sum[i]))
+		std[i] = make([]float64, len(sum[i]))
+		for ch := range sum[i] {
+			mu := sum[i][ch] / count[i]
+			mean[i][ch] = mu
+			std[i][ch] = math.Sqrt(math.Max(sq[i][ch]/count[i]-mu*mu, 0))
+		}
+	}
+	return mean, std, nil
+}
+
+// Apply corrects m, the interpolation (1-λ)·a + λ·b, in place: layer by
+// layer in graph order, it measures each site's per-channel mean μ and
+// standard deviation σ on the data and folds the affine map
+// x ↦ (x − μ)·σ_t/σ + μ_t into the layer's weights and bias, where μ_t and
+// σ_t interpolate the endpoints' statistics. m gains no nodes.
+func (r *Repair) Apply(m *onnx.Model, lambda float64) error {
+	for i, s := range r.sites {
+		mean, std, err := r.measure(m, []int{i})
+		if err != nil {
+			return err
+		}
+		c := len(mean[i])
+		scale := make([]float64, c)
+		shift := make([]float64, c) // new = old·scale + shift
+		for ch := 0; ch < c; ch++ {
+			mt := (1-lambda)*r.meanA[i][ch] + lambda*r.meanB[i][ch]
+			st := (1-lambda)*r.stdA[i][ch] + lambda*r.stdB[i][ch]
+			scale[ch] = st / (std[i][ch] + 1e-6)
+			shift[ch] = mt - mean[i][ch]*scale[ch]
+		}
+		if err := foldAffine(m, s, scale, shift); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// foldAffine makes site s's layer output old·scale + shift per channel by
+// scaling the layer's output weights and rewriting its bias.
+func foldAffine(m *onnx.Model, s repairSite, scale, shift []float64) error {
+	n := m.Proto.Graph.Node[s.node]
+	wt, err := ownTensor(m, s.node, s.weights)
+	if err != nil {
+		return err
+	}
+	wv, err := m.Float64s(wt)
+	if err != nil {
+		return err
+	}
+	c := len(scale)
+	if s.outAxis >= len(wt.Dims) || int(wt.Dims[s.outAxis]) != c {
+		return fmt.Errorf("%s: node %q: weight %v has no output axis of %d", m.Name, n.GetName(), wt.Dims, c)
+	}
+	inner := 1
+	for _, d := range wt.Dims[s.outAxis+1:] {
+		inner *= int(d)
+	}
+	for i := range wv {
+		wv[i] *= scale[(i/inner)%c]
+	}
+	if err := m.SetFloat64s(wt, wv); err != nil {
+		return err
+	}
+	biasInput := 2 // Conv B, Gemm C, BatchNormalization B
+	if len(n.Input) <= biasInput || n.Input[biasInput] == "" {
+		// A bias-free Conv or Gemm gets a zero bias to absorb the shift.
+		name := uniqueName(m, n.GetName()+"_repair_bias")
+		b := &onnxpb.TensorProto{Name: proto.String(name), Dims: []int64{int64(c)}, DataType: proto.Int32(int32(onnx.DataType(wt))), RawData: make([]byte, c*onnx.ElemSize(onnx.DataType(wt)))}
+		m.Proto.Graph.Initializer = append(m.Proto.Graph.Initializer, b)
+		for len(n.Input) < biasInput {
+			n.Input = append(n.Input, "")
+		}
+		n.Input = append(n.Input[:biasInput], name)
+	}
+	bt, err := ownTensor(m, s.node, biasInput)
+	if err != nil {
+		return err
+	}
+	bv, err := m.Float64s(bt)
+	if err != nil {
+		return err
+	}
+	if len(bv) != c {
+		return fmt.Errorf("%s: node %q: bias has %d values for %d channels", m.Name, n.GetName(), len(bv), c)
+	}
+	for ch := range bv {
+		bv[ch] = bv[ch]*scale[ch] + shift[ch]
+	}
+	return m.SetFloat64s(bt, bv)
+}

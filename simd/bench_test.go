@@ -1,0 +1,138 @@
+package simd
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/gonum"
+)
+
+// Benchmarks report GFLOP/s (2·m·n·k per product). "threads=1" runs with
+// GOMAXPROCS=1, "threads=all" with GOMAXPROCS=NumCPU. The path measured is
+// Path(); ONNX_REBASIN_SIMD=avx2 (say) measures another one. For example:
+//
+//	go test ./simd -run '^$' -bench 'Sgemm/NN/n=1024' -benchtime 20x
+//
+// bench/sgemm/run.sh compares with OpenBLAS through numpy.
+
+var benchSizes = []int{256, 512, 1024, 2048}
+
+func benchThreads() []struct {
+	name  string
+	procs int
+} {
+	return []struct {
+		name  string
+		procs int
+	}{{"threads=1", 1}, {"threads=all", runtime.NumCPU()}}
+}
+
+func benchMatrices(n int) (a, b, c []float32) {
+	g := randVals(uint64(n))
+	a = make([]float32, n*n)
+	b = make([]float32, n*n)
+	c = make([]float32, n*n)
+	for i := range a {
+		a[i] = g(i)
+		b[i] = g(i)
+	}
+	return a, b, c
+}
+
+func reportGFLOPs(b *testing.B, m, n, k int) {
+	b.ReportMetric(2*float64(m)*float64(n)*float64(k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
+
+// BenchmarkSgemm measures C = A·B (NN) and C = A·Bᵀ (NT), square n×n.
+func BenchmarkSgemm(b *testing.B) {
+	for _, form := range []struct {
+		name   string
+		transB bool
+	}{{"NN", false}, {"NT", true}} {
+		for _, n := range benchSizes {
+			for _, th := range benchThreads() {
+				b.Run(fmt.Sprintf("%s/n=%d/%s", form.name, n, th.name), func(b *testing.B) {
+					defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(th.procs))
+					x, y, z := benchMatrices(n)
+					b.ResetTimer()
+					for i := 0; i < b.N; i++ {
+						Gemm(false, form.transB, n, n, n, 1, x, n, y, n, 0, z, n)
+					}
+					reportGFLOPs(b, n, n, n)
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkGonumSgemm is the same product with gonum's pure-Go Sgemm, the
+// baseline the package is meant to beat by an order of magnitude.
+func BenchmarkGonumSgemm(b *testing.B) {
+	for _, n := range benchSizes {
+		for _, th := range benchThreads() {
+			b.Run(fmt.Sprintf("NN/n=%d/%s", n, th.name), func(b *testing.B) {
+				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(th.procs))
+				x, y, z := benchMatrices(n)
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					gonum.Implementation{}.Sgemm(blas.NoTrans, blas.NoTrans, n, n, n, 1, x, n, y, n, 0, z, n)
+				}
+				reportGFLOPs(b, n, n, n)
+			})
+		}
+	}
+}
+
+// BenchmarkGemmF64Acc measures the float64-accumulating product A·Bᵀ.
+func BenchmarkGemmF64Acc(b *testing.B) {
+	for _, n := range []int{512, 1024} {
+		for _, th := range benchThreads() {
+			b.Run(fmt.Sprintf("NT/n=%d/%s", n, th.name), func(b *testing.B) {
+				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(th.procs))
+				x, y, _ := benchMatrices(n)
+				z := make([]float64, n*n)
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					GemmF64Acc(false, true, n, n, n, x, n, y, n, z, n)
+				}
+				reportGFLOPs(b, n, n, n)
+			})
+		}
+	}
+}
+
+func BenchmarkVector(b *testing.B) {
+	for _, n := range []int{64, 4096} {
+		x, y, _ := benchMatrices(64)
+		x, y = append(x, x...)[:n], append(y, y...)[:n]
+		if n > len(x) {
+			x, y = make([]float32, n), make([]float32, n)
+		}
+		b.Run(fmt.Sprintf("Dot/n=%d", n), func(b *testing.B) {
+			b.SetBytes(int64(8 * n))
+			var s float32
+			for i := 0; i < b.N; i++ {
+				s += Dot(x, y)
+			}
+			sink = s
+		})
+		b.Run(fmt.Sprintf("DotF64/n=%d", n), func(b *testing.B) {
+			b.SetBytes(int64(8 * n))
+			var s float64
+			for i := 0; i < b.N; i++ {
+				s += DotF64(x, y)
+			}
+			sink = float32(s)
+		})
+		b.Run(fmt.Sprintf("Axpy/n=%d", n), func(b *testing.B) {
+			b.SetBytes(int64(8 * n))
+			for i := 0; i < b.N; i++ {
+				Axpy(1e-9, x, y)
+			}
+		})
+	}
+}
+
+var sink float32
