@@ -152,3 +152,16 @@ func score(logits *infer.Tensor, labels []int64) (correct int, loss float64, err
 	}
 	return correct, loss, nil
 }
+
+// Head returns the first n samples of d (all of them if n ≥ N), sharing memory.
+func (d *Dataset) Head(n int) *Dataset {
+	if n >= d.N() || n < 0 {
+		return d
+	}
+	per := len(d.X) / d.Shape[0]
+	h := &Dataset{X: d.X[:n*per], Shape: append([]int{n}, d.Shape[1:]...)}
+	if d.Y != nil {
+		h.Y = d.Y[:n]
+	}
+	return h
+}

@@ -12,6 +12,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"strconv"
 
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
@@ -311,6 +313,19 @@ var (
 // Per k step: nv aligned vector loads of the B row, then for each of the mr
 // rows one broadcast of a[p*mr+i] and nv FMAs. The k loop is unrolled
 // `unroll` times with a remainder loop.
+// Software prefetch distances (bytes ahead) for the packed A and B streams
+// inside the k loop; 0 disables.
+var pfDistA, pfDistB = envInt("PFA", 0), envInt("PFB", 0)
+
+var pfLabel int
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
+
 func genGemm(name string, f64, zmm bool, mr, nv, unroll int) {
 	es := 4
 	typ := "float32"
@@ -380,18 +395,25 @@ func genGemm(name string, f64, zmm bool, mr, nv, unroll int) {
 	}
 
 	// Prefetch the C tile: it is read and written once per call, after
-	// the k loop, and usually comes from L3 or memory; fetching it now
-	// overlaps that latency with the FMAs.
-	pf := R9
+	// the k loop, and usually comes from L3 or memory. One row per trip
+	// of the unrolled loop, so that the prefetches overlap the FMAs
+	// without filling the miss queue ahead of the A and B loads.
+	lbl := func(s string) string { return name + "_" + s }
+	pf, pfRows := R9, R11
 	MOVQ(pc, pf)
-	for i := 0; i < mr; i++ {
+	MOVQ(U32(mr), pfRows)
+	prefetchCRow := func() {
+		skip := lbl(fmt.Sprintf("pfc%d", pfLabel))
+		pfLabel++
+		TESTQ(pfRows, pfRows)
+		JZ(LabelRef(skip))
 		for off := 0; off < nr*es; off += 64 {
 			PREFETCHT0(mem(pf, off))
 		}
 		PREFETCHT0(mem(pf, nr*es-1)) // the row may straddle one more line
-		if i < mr-1 {
-			ADDQ(ldc, pf)
-		}
+		ADDQ(ldc, pf)
+		DECQ(pfRows)
+		Label(skip)
 	}
 
 	step := func(p int) {
@@ -407,12 +429,21 @@ func genGemm(name string, f64, zmm bool, mr, nv, unroll int) {
 		}
 	}
 
-	lbl := func(s string) string { return name + "_" + s }
 	Label(lbl("loop"))
 	CMPQ(k, U8(unroll))
 	JL(LabelRef(lbl("tail")))
+	prefetchCRow()
 	for p := 0; p < unroll; p++ {
 		step(p)
+		if pfDistA > 0 && p%2 == 0 {
+			PREFETCHT0(mem(pa, pfDistA+p*mr*es))
+		}
+		if pfDistB > 0 {
+			PREFETCHT0(mem(pb, pfDistB+p*nr*es))
+			if nr*es > 64 {
+				PREFETCHT0(mem(pb, pfDistB+p*nr*es+64))
+			}
+		}
 	}
 	ADDQ(U32(unroll*mr*es), pa)
 	ADDQ(U32(unroll*nr*es), pb)

@@ -1,0 +1,133 @@
+package permute
+
+import (
+	"testing"
+
+	"github.com/onnx-rebasin/onnx-rebasin/eval"
+	"github.com/onnx-rebasin/onnx-rebasin/infer"
+	"github.com/onnx-rebasin/onnx-rebasin/onnx"
+)
+
+func loadData(t *testing.T, x, y string) *eval.Dataset {
+	t.Helper()
+	ds, err := eval.Load("../testmodels/"+x, y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ds
+}
+
+// testLoss is the mean cross-entropy of m on the committed test slice,
+// computed by the built-in interpreter.
+func testLoss(t *testing.T, m *onnx.Model) float64 {
+	t.Helper()
+	sess, err := infer.NewSession(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := eval.Run(sess, loadData(t, "fashion_test_x.npy", "../testmodels/fashion_test_y.npy"), 500, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Loss
+}
+
+// TestActivationMatchRecovers: activations of a permuted copy correlate
+// perfectly with the original's only under the true permutation.
+func TestActivationMatchRecovers(t *testing.T) {
+	ds := loadData(t, "fashion_train_x.npy", "")
+	ds = ds.Head(300) // plenty, and keeps the test quick
+	for _, name := range []string{"mlp32_s0", "cnn_bn_s0", "resnet_s0"} {
+		a, ga := loadAnalyze(t, "../testmodels/"+name+".onnx")
+		b := a.Clone()
+		if err := Apply(b, ga, Random(ga, 5)); err != nil {
+			t.Fatal(err)
+		}
+		perms, err := ActivationMatch(a, b, ga, ds, DataOptions{Batch: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Apply(b, ga, perms); err != nil {
+			t.Fatal(err)
+		}
+		ref := a.Clone()
+		Apply(ref, ga, Identity(ga))
+		if weightsMoved(t, ref, b) {
+			t.Errorf("%s: activation matching did not recover the permutation", name)
+		}
+	}
+}
+
+// TestBatchNormResetAndRepair checks the data-driven fixes on the trained
+// pairs: after weight matching, resetting BatchNorm statistics cuts the
+// midpoint loss of the BatchNorm nets, and REPAIR cuts the narrow MLP's.
+func TestBatchNormResetAndRepair(t *testing.T) {
+	fit := loadData(t, "fashion_train_x.npy", "")
+	for _, c := range []struct {
+		name   string
+		repair bool
+	}{{"cnn_bn", false}, {"resnet", false}, {"mlp32", true}} {
+		a, ga := loadAnalyze(t, "../testmodels/"+c.name+"_s0.onnx")
+		b, _ := loadAnalyze(t, "../testmodels/"+c.name+"_s1.onnx")
+		res, err := WeightMatch(a, b, ga, MatchOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		perms := []Perms{Identity(ga), res.Perms}
+		mid, err := MergeAligned([]*onnx.Model{a, b}, ga, perms, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := testLoss(t, mid)
+		if !c.repair {
+			if err := ResetBatchNorm(mid, fit, DataOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			ra, rb := a.Clone(), b.Clone()
+			Apply(ra, ga, perms[0])
+			Apply(rb, ga, perms[1])
+			rep, err := PrepareRepair(ra, rb, ga, fit, DataOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := rep.Apply(mid, 0.5); err != nil {
+				t.Fatal(err)
+			}
+		}
+		after := testLoss(t, mid)
+		ends := (testLoss(t, a) + testLoss(t, b)) / 2
+		// The midpoint's barrier: its loss above the endpoints' mean.
+		bBefore, bAfter := before-ends, after-ends
+		fix := map[bool]string{false: "BN reset", true: "REPAIR"}[c.repair]
+		t.Logf("%s: midpoint barrier after weight matching %.4f, after %s %.4f", c.name, bBefore, fix, bAfter)
+		limit := 0.5 * bBefore
+		if c.repair {
+			limit = 0.9 * bBefore
+		}
+		if bAfter > limit {
+			t.Errorf("%s: barrier %.4f -> %.4f with %s, expected at most %.4f", c.name, bBefore, bAfter, fix, limit)
+		}
+	}
+}
+
+// TestRepairAtEndpointIsNoOp: REPAIR of model a itself toward λ=0 targets
+// a's own statistics, so the function must not change.
+func TestRepairAtEndpointIsNoOp(t *testing.T) {
+	fit := loadData(t, "fashion_train_x.npy", "")
+	fit = fit.Head(200)
+	a, ga := loadAnalyze(t, "../testmodels/cnn_bn_s0.onnx")
+	b, _ := loadAnalyze(t, "../testmodels/cnn_bn_s1.onnx")
+	rep, err := PrepareRepair(a, b, ga, fit, DataOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := a.Clone()
+	if err := rep.Apply(m, 0); err != nil {
+		t.Fatal(err)
+	}
+	la, lm := testLoss(t, a), testLoss(t, m)
+	if d := lm - la; d > 1e-3 || d < -1e-3 {
+		t.Fatalf("REPAIR at λ=0 changed the loss %.5f -> %.5f", la, lm)
+	}
+}
