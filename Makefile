@@ -1,6 +1,6 @@
 # onnx-rebasin: `make test` runs every test; `make demo` builds and runs the main job.
 GO ?= go
-FUZZTIME ?= 20s
+FUZZTIME ?= 15s
 
 .PHONY: test demo build ortref vet unit arm64 fuzz
 
@@ -28,7 +28,13 @@ arm64:
 	GOARCH=arm64 $(GO) vet ./simd/...
 	GOARCH=arm64 $(GO) test -count=1 -exec qemu-aarch64-static ./simd/...
 
+# Bounded runs of every fuzz target (the corpus seeds also run in `unit`).
 fuzz:
 	$(GO) test ./onnx -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./graph -run '^$$' -fuzz '^FuzzAnalyze$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./npy -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./lap -run '^$$' -fuzz '^FuzzSolve$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./simd -run '^$$' -fuzz '^FuzzGemm$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./simd -run '^$$' -fuzz '^FuzzVector$$' -fuzztime $(FUZZTIME)
 
 test: vet unit arm64 fuzz
