@@ -29,10 +29,14 @@ func newAssigner() *assigner { return &assigner{duals: map[int][]float64{}} }
 // solve maximises Σ cost[i·n+p[i]] over permutations p for group g,
 // warm-started from prev and the duals of g's previous solve.
 func (s *assigner) solve(g, n int, cost []float64, prev []int) ([]int, float64, error) {
-	if prev == nil {
-		return s.solver.Solve(n, cost)
+	var p []int
+	var total float64
+	var err error
+	if prev == nil || s.duals[g] == nil {
+		p, total, err = s.solver.Solve(n, cost)
+	} else {
+		p, total, err = s.solver.SolveWarm(n, cost, prev, s.duals[g])
 	}
-	p, total, err := s.solver.SolveWarm(n, cost, prev, s.duals[g])
 	if err != nil {
 		return nil, 0, err
 	}
