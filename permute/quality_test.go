@@ -101,3 +101,28 @@ func TestMidpointAccuracy(t *testing.T) {
 		})
 	}
 }
+
+// TestAlignedKeepsFunction: b aligned to a computes what b computes, as
+// judged by ONNX Runtime, for every trained pair.
+func TestAlignedKeepsFunction(t *testing.T) {
+	ort := ortref.Require(t)
+	for _, name := range []string{"mlp", "mlp32", "cnn_bn", "cnn_fold", "resnet", "transformer"} {
+		a, ga := loadAnalyze(t, "../testmodels/"+name+"_s0.onnx")
+		pathB := "../testmodels/" + name + "_s1.onnx"
+		b, _ := loadAnalyze(t, pathB)
+		res, err := WeightMatch(a, b, ga, MatchOptions{Seed: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Apply(b, ga, res.Perms); err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(t.TempDir(), name+"_aligned.onnx")
+		if err := b.Save(out); err != nil {
+			t.Fatal(err)
+		}
+		if err := ort.CompareModels(pathB, out, randomInputs(t, a, 4, 9), 1e-4, 1e-3); err != nil {
+			t.Errorf("%s: aligned model computes something else: %v", name, err)
+		}
+	}
+}

@@ -36,24 +36,61 @@ type groupReport struct {
 	Moved int `json:"moved"` // units not mapped to themselves
 }
 
-// alignPair loads a and b, checks they share an architecture, and weight-matches b to a.
-func alignPair(c *cmdContext, pathA, pathB string, seed uint64, maxIter int, quiet bool) (*onnx.Model, *onnx.Model, *graph.Analysis, *permute.MatchResult, error) {
+// loadPair loads two models and checks that they share an architecture.
+func loadPair(pathA, pathB string) (*onnx.Model, *onnx.Model, *graph.Analysis, error) {
 	ma, ga, err := loadAnalyzed(pathA)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, err
 	}
 	mb, gb, err := loadAnalyzed(pathB)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, err
 	}
 	if err := permute.SameArchitecture(ma, mb, ga, gb); err != nil {
+		return nil, nil, nil, fmt.Errorf("models differ: %w", err)
+	}
+	return ma, mb, ga, nil
+}
+
+// alignOptions says how alignModels aligns.
+type alignOptions struct {
+	method  string        // weight, activation or hybrid
+	fit     *eval.Dataset // data for activation and hybrid
+	batch   int
+	seed    uint64
+	maxIter int
+	quiet   bool
+}
+
+// alignModels loads a and b and finds the permutations of b that align it
+// to a. For --method activation the result has no sweeps.
+func alignModels(c *cmdContext, pathA, pathB string, o alignOptions) (*onnx.Model, *onnx.Model, *graph.Analysis, *permute.MatchResult, error) {
+	ma, mb, ga, err := loadPair(pathA, pathB)
+	if err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("cannot align: %w", err)
 	}
-	opts := permute.MatchOptions{Seed: seed, MaxIter: maxIter}
-	if !quiet {
+	opts := permute.MatchOptions{Seed: o.seed, MaxIter: o.maxIter}
+	if !o.quiet {
 		opts.Progress = func(s permute.Sweep) {
 			fmt.Fprintf(c.stderr, "sweep %d: objective %.6g, %d groups changed (%.2fs)\n", s.N, s.Objective, s.Changed, s.Elapsed.Seconds())
 		}
+	}
+	switch o.method {
+	case "weight":
+	case "activation", "hybrid":
+		if o.fit == nil {
+			return nil, nil, nil, nil, usagef("--method %s needs data", o.method)
+		}
+		perms, err := permute.ActivationMatch(ma, mb, ga, o.fit, permute.DataOptions{Batch: o.batch})
+		if err != nil {
+			return nil, nil, nil, nil, fmt.Errorf("aligning %s to %s: %w", pathB, pathA, err)
+		}
+		if o.method == "activation" {
+			return ma, mb, ga, &permute.MatchResult{Perms: perms}, nil
+		}
+		opts.Init = perms
+	default:
+		return nil, nil, nil, nil, usagef("unknown --method %q (weight, activation or hybrid)", o.method)
 	}
 	res, err := permute.WeightMatch(ma, mb, ga, opts)
 	if err != nil {
@@ -84,26 +121,18 @@ func runAlign(c *cmdContext, args []string) error {
 		return err
 	}
 	start := time.Now()
-	var mb *onnx.Model
-	var ga *graph.Analysis
-	var res *permute.MatchResult
-	if *method == "weight" {
-		if _, mb, ga, res, err = alignPair(c, pos[0], pos[1], *seed, *maxIter, *quiet); err != nil {
-			return err
-		}
-	} else {
+	o := alignOptions{method: *method, batch: *batch, seed: *seed, maxIter: *maxIter, quiet: *quiet}
+	if *method != "weight" {
 		if *data == "" {
 			return usagef("align: --method %s needs --data", *method)
 		}
-		fit, err := eval.Load(*data, "")
-		if err != nil {
+		if o.fit, err = eval.Load(*data, ""); err != nil {
 			return err
 		}
-		var perms permute.Perms
-		if _, mb, ga, perms, err = alignForData(c, pos[0], pos[1], *method, fit, *batch, *seed, *quiet); err != nil {
-			return err
-		}
-		res = &permute.MatchResult{Perms: perms}
+	}
+	_, mb, ga, res, err := alignModels(c, pos[0], pos[1], o)
+	if err != nil {
+		return err
 	}
 	origB := mb.Clone()
 	if err := permute.Apply(mb, ga, res.Perms); err != nil {

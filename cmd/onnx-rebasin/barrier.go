@@ -14,7 +14,6 @@ import (
 	"gonum.org/v1/plot/vg"
 
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
-	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/infer"
 	"github.com/onnx-rebasin/onnx-rebasin/internal/atomicfile"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
@@ -71,10 +70,11 @@ func runBarrier(c *cmdContext, args []string) error {
 			return err
 		}
 	}
-	ma, mb, ga, perms, err := alignForData(c, pos[0], pos[1], *method, fit, *batch, *seed, *quiet)
+	ma, mb, ga, res, err := alignModels(c, pos[0], pos[1], alignOptions{method: *method, fit: fit, batch: *batch, seed: *seed, quiet: *quiet})
 	if err != nil {
 		return err
 	}
+	perms := res.Perms
 	dopts := permute.DataOptions{Batch: *batch}
 	identity := permute.Identity(ga)
 	type variant struct {
@@ -153,53 +153,6 @@ func runBarrier(c *cmdContext, args []string) error {
 		fmt.Fprintf(c.stdout, "%-26s barrier %.4f  midpoint loss %.4f  midpoint accuracy %.4f\n", p.Name+":", p.Barrier, p.Loss[len(p.Loss)/2], p.Accuracy[len(p.Accuracy)/2])
 	}
 	return nil
-}
-
-// alignForData loads a and b and aligns b to a with the chosen method.
-func alignForData(c *cmdContext, pathA, pathB, method string, fit *eval.Dataset, batch int, seed uint64, quiet bool) (*onnx.Model, *onnx.Model, *graph.Analysis, permute.Perms, error) {
-	ma, ga, err := loadAnalyzed(pathA)
-	if err != nil {
-		return nil, nil, nil, nil, err
-	}
-	mb, gb, err := loadAnalyzed(pathB)
-	if err != nil {
-		return nil, nil, nil, nil, err
-	}
-	if err := permute.SameArchitecture(ma, mb, ga, gb); err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("cannot align: %w", err)
-	}
-	opts := permute.MatchOptions{Seed: seed}
-	if !quiet {
-		opts.Progress = func(s permute.Sweep) {
-			fmt.Fprintf(c.stderr, "sweep %d: objective %.6g, %d groups changed (%.2fs)\n", s.N, s.Objective, s.Changed, s.Elapsed.Seconds())
-		}
-	}
-	switch method {
-	case "weight":
-		res, err := permute.WeightMatch(ma, mb, ga, opts)
-		if err != nil {
-			return nil, nil, nil, nil, err
-		}
-		return ma, mb, ga, res.Perms, nil
-	case "activation", "hybrid":
-		if fit == nil {
-			return nil, nil, nil, nil, usagef("--method %s needs --data", method)
-		}
-		perms, err := permute.ActivationMatch(ma, mb, ga, fit, permute.DataOptions{Batch: batch})
-		if err != nil {
-			return nil, nil, nil, nil, err
-		}
-		if method == "activation" {
-			return ma, mb, ga, perms, nil
-		}
-		opts.Init = perms
-		res, err := permute.WeightMatch(ma, mb, ga, opts)
-		if err != nil {
-			return nil, nil, nil, nil, err
-		}
-		return ma, mb, ga, res.Perms, nil
-	}
-	return nil, nil, nil, nil, usagef("unknown --method %q (weight, activation or hybrid)", method)
 }
 
 // plotBarrier draws loss against λ for every path, as in the paper's figures.

@@ -178,20 +178,13 @@ func runInterp(c *cmdContext, args []string) error {
 	var ga *graph.Analysis
 	perms := []permute.Perms{}
 	if *noAlign {
-		var gb *graph.Analysis
-		if ma, ga, err = loadAnalyzed(pos[0]); err != nil {
-			return err
-		}
-		if mb, gb, err = loadAnalyzed(pos[1]); err != nil {
-			return err
-		}
-		if err := permute.SameArchitecture(ma, mb, ga, gb); err != nil {
+		if ma, mb, ga, err = loadPair(pos[0], pos[1]); err != nil {
 			return fmt.Errorf("cannot interpolate: %w", err)
 		}
 		perms = append(perms, permute.Identity(ga), permute.Identity(ga))
 	} else {
 		var res *permute.MatchResult
-		if ma, mb, ga, res, err = alignPair(c, pos[0], pos[1], *seed, *maxIter, *quiet); err != nil {
+		if ma, mb, ga, res, err = alignModels(c, pos[0], pos[1], alignOptions{method: "weight", seed: *seed, maxIter: *maxIter, quiet: *quiet}); err != nil {
 			return err
 		}
 		perms = append(perms, permute.Identity(ga), res.Perms)
