@@ -76,10 +76,12 @@ func TestRoundTripTestModels(t *testing.T) {
 	if len(paths) == 0 {
 		t.Fatal("no committed test models in ../testmodels")
 	}
+	large, _ := filepath.Glob("../testmodels/large/*.onnx") // regenerated, not committed
+	paths = append(paths, large...)
 	for _, p := range paths {
 		roundTripFile(t, p)
 	}
-	t.Logf("%d committed test models round-tripped byte-identically", len(paths))
+	t.Logf("%d test models (%d committed, %d large) round-tripped byte-identically", len(paths), len(paths)-len(large), len(large))
 }
 
 // TestSaveUnchanged checks that Save (not just Marshal) gives back the input bytes.
