@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command lapbench times package lap on cost matrices stored as raw
 // float64 files, so that the scipy comparison (scipy_bench.py, driven by
 // run.sh) solves exactly the same data.
