@@ -136,3 +136,26 @@ func BenchmarkVector(b *testing.B) {
 }
 
 var sink float32
+
+// BenchmarkMicroKernel measures each path's GEMM micro-kernel alone, on
+// packed panels that stay in cache: the ceiling for Gemm on that path.
+func BenchmarkMicroKernel(b *testing.B) {
+	for _, im := range available() {
+		mk := im.sgemm
+		b.Run(fmt.Sprintf("%s/%dx%d/kc=%d", im.name, mk.mr, mk.nr, mk.kc), func(b *testing.B) {
+			pa := getBuf[float32](poolA, mk.kc*mk.mr).s
+			pb := getBuf[float32](poolB, mk.kc*mk.nr).s
+			c := make([]float32, mk.mr*mk.nr)
+			for i := range pa {
+				pa[i] = 1e-3
+			}
+			for i := range pb {
+				pb[i] = 1e-3
+			}
+			for i := 0; i < b.N; i++ {
+				mk.fn(mk.kc, pa, pb, c, mk.nr, 1, 1)
+			}
+			reportGFLOPs(b, mk.mr, mk.nr, mk.kc)
+		})
+	}
+}

@@ -24,9 +24,10 @@ import (
 // the way.
 //
 // Workers own disjoint rectangles of C whose edges lie on the global mr×nr
-// tile grid, and every tile is computed the same way (a k-block of FMAs in
-// increasing k, then c = alpha*acc + c) whichever worker runs it; so the
-// result does not depend on the number of workers.
+// tile grid, and every tile is computed the same way (per k-block, an FMA
+// chain in increasing k, then c = alpha*acc + c, with beta folded into the
+// first k-block) whichever worker runs it; so the result does not depend on
+// the number of workers, nor on mc and nc.
 
 // microKernel describes one GEMM micro-kernel and the blocking around it.
 type microKernel[T float32 | float64] struct {
@@ -46,8 +47,10 @@ type microKernel[T float32 | float64] struct {
 // newMicroKernel sizes the cache blocks from the detected cache sizes: the
 // packed A chunk (mc×kc) takes about half of L2 and the packed B panel
 // (kc×nc) about half of L3 (8 MiB assumed when cpuid does not know L3).
-// kc itself is chosen per kernel so that a B sliver (kc×nr) plus an A
-// sliver fit in L1.
+// kc is given: it changes the rounding, so it is a constant per kernel
+// family rather than a function of the machine, sized so that a B sliver
+// (kc×nr) and an A sliver roughly fit in L1. (Measured on Zen 5: kc = 256
+// to 512 and mc from 12 to 36 tiles are all within a few percent.)
 func newMicroKernel[T float32 | float64](mr, nr, kc int, fn func(k int, a, b, c []T, ldc int, alpha, beta T)) *microKernel[T] {
 	var zero T
 	es := int(unsafe.Sizeof(zero))
@@ -72,9 +75,12 @@ func gemm(im *impl, workers int, transA, transB bool, m, n, k int, alpha float32
 		return
 	}
 	if k == 0 || alpha == 0 {
-		if beta != 1 {
-			for i := 0; i < m; i++ {
-				scaleOrClear(im.scale, beta, c[i*ldc:i*ldc+n])
+		// Only C = beta·C is left, and A and B are not read.
+		for i := 0; i < m && beta != 1; i++ {
+			if beta == 0 {
+				clear(c[i*ldc : i*ldc+n]) // BLAS: C is not read, NaNs vanish
+			} else {
+				im.scale(beta, c[i*ldc:i*ldc+n])
 			}
 		}
 		return
@@ -88,14 +94,6 @@ func gemmF64Acc(im *impl, workers int, transA, transB bool, m, n, k int, a []flo
 		return
 	}
 	gemmDriver(im.dgemm, im.transpose, workers, transA, transB, m, n, k, 1, a, lda, b, ldb, 1, c, ldc)
-}
-
-func scaleOrClear[T float32 | float64](scale func(T, []T), beta T, x []T) {
-	if beta == 0 {
-		clear(x) // BLAS semantics: C is not read, so NaNs in it vanish
-	} else {
-		scale(beta, x)
-	}
 }
 
 func checkGemm(name string, transA, transB bool, m, n, k, la, lda, lb, ldb, lc, ldc int) {
@@ -156,24 +154,6 @@ func plan(workers, m, n, k, mr, nr int) (pm, pn int) {
 	return 1, 1
 }
 
-// parallel runs f(0..w-1), f(0) on the calling goroutine, and waits.
-func parallel(w int, f func(id int)) {
-	if w == 1 {
-		f(0)
-		return
-	}
-	var wg sync.WaitGroup
-	wg.Add(w - 1)
-	for id := 1; id < w; id++ {
-		go func() {
-			defer wg.Done()
-			f(id)
-		}()
-	}
-	f(0)
-	wg.Wait()
-}
-
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
 
 // split returns part id of [0, n) cut into parts near-equal pieces.
@@ -181,71 +161,149 @@ func split(n, parts, id int) (lo, hi int) {
 	return n * id / parts, n * (id + 1) / parts
 }
 
+// gemmJob is one call of the driver: its operands, its plan, its buffers
+// and the current (jc, pc) block, which the workers read. Keeping it all in
+// one struct keeps small products at a couple of allocations.
+type gemmJob[T float32 | float64] struct {
+	mk     *microKernel[T]
+	tr     transposeFunc
+	transA bool
+	transB bool
+	m, n   int
+	k      int
+	alpha  T
+	beta   T
+	a      []float32
+	lda    int
+	b      []float32
+	ldb    int
+	c      []T
+	ldc    int
+
+	pm, pn, w int
+	mtiles    int
+	bp        *buffer[T]    // packed B: the k-blocks of the current group
+	abufs     []*buffer[T]  // per worker: packed A chunk, then an edge tile
+	abufArr   [4]*buffer[T] // backing for abufs when w <= 4
+
+	// The current column panel and group of k-blocks: blocks
+	// pg, pg+kc, … below pgEnd, block q packed at bp.s[q*bstride:].
+	jc, ncur, nsl int
+	pg, pgEnd     int
+	bstride       int
+}
+
+// maxPackedB bounds the packed B of one group of k-blocks (elements): a
+// group is packed in one parallel phase and then consumed in another, so
+// grouping k-blocks saves barriers (2 per group rather than 2 per k-block).
+var maxPackedB = 1 << 20
+
+const (
+	phasePackB = iota
+	phaseCompute
+	phasePackAndCompute
+)
+
 func gemmDriver[T float32 | float64](mk *microKernel[T], tr transposeFunc, workers int, transA, transB bool, m, n, k int, alpha T, a []float32, lda int, b []float32, ldb int, beta T, c []T, ldc int) {
-	mr, nr, kc := mk.mr, mk.nr, mk.kc
-	pm, pn := plan(workers, m, n, k, mr, nr)
-	w := pm * pn
+	j := &gemmJob[T]{mk: mk, tr: tr, transA: transA, transB: transB, m: m, n: n, k: k,
+		alpha: alpha, beta: beta, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc}
+	mr, nr := mk.mr, mk.nr
+	kc := min(mk.kc, k) // for buffer sizes; the blocking itself uses mk.kc
+	j.pm, j.pn = plan(workers, m, n, k, mr, nr)
+	j.w = j.pm * j.pn
 
 	// Column panels: as few as fit nc, of equal width (a multiple of nr)
 	// so that no panel is a thin leftover.
 	ncw := roundUp(ceilDiv(n, ceilDiv(n, mk.nc)), nr)
-	bp := getBuf[T](kc * ncw)
-	defer putBuf(bp)
-
-	mtiles := ceilDiv(m, mr)
-	abufs := make([][]T, w)
-	for id := range abufs {
-		lo, hi := split(mtiles, pm, id/pn)
+	j.bstride = kc * ncw
+	group := max(1, min(ceilDiv(k, mk.kc), maxPackedB/j.bstride)) // k-blocks per group
+	j.bp = getBuf[T](poolB, group*j.bstride)
+	j.mtiles = ceilDiv(m, mr)
+	j.abufs = j.abufArr[:0]
+	for id := 0; id < j.w; id++ {
+		lo, hi := split(j.mtiles, j.pm, id/j.pn)
 		// chunkRows never exceeds mc nor the worker's (rounded) row count.
 		chunk := min(mk.mc, (hi-lo)*mr)
-		abufs[id] = getBuf[T](chunk*kc + mr*nr)
+		j.abufs = append(j.abufs, getBuf[T](poolA, chunk*kc+mr*nr))
 	}
-	defer func() {
-		for _, buf := range abufs {
-			putBuf(buf)
-		}
-	}()
 
-	for jc := 0; jc < n; jc += ncw {
-		ncur := min(ncw, n-jc)
-		nsl := ceilDiv(ncur, nr)
-		for pc := 0; pc < k; pc += kc {
-			kcur := min(kc, k-pc)
-			packSlivers := func(s0, s1 int) {
-				for s := s0; s < s1; s++ {
-					packB(tr, bp[s*kcur*nr:(s+1)*kcur*nr], b, ldb, transB, pc, kcur, jc+s*nr, min(nr, ncur-s*nr), nr)
-				}
-			}
-			compute := func(id int, packOwn bool) {
-				t0, t1 := split(mtiles, pm, id/pn)
-				s0, s1 := split(nsl, pn, id%pn)
-				r0, r1 := t0*mr, min(t1*mr, m)
-				if r0 >= r1 || s0 >= s1 {
-					return
-				}
-				if packOwn {
-					packSlivers(s0, s1)
-				}
-				// beta applies once, with the first k-block, inside the
-				// kernel: no separate pass over C.
-				kbeta := T(1)
-				if pc == 0 {
-					kbeta = beta
-				}
-				computeBlock(mk, tr, abufs[id], a, lda, transA, bp, r0, r1, s0, s1, jc, ncur, pc, kcur, alpha, kbeta, c, ldc)
-			}
-			if pm == 1 {
+	for j.jc = 0; j.jc < n; j.jc += ncw {
+		j.ncur = min(ncw, n-j.jc)
+		j.nsl = ceilDiv(j.ncur, nr)
+		for j.pg = 0; j.pg < k; j.pg = j.pgEnd {
+			j.pgEnd = min(k, j.pg+group*mk.kc)
+			if j.pm == 1 {
 				// Column split only: every worker packs the B slivers it
 				// alone uses, so no barrier is needed between the phases.
-				parallel(w, func(id int) { compute(id, true) })
+				j.parallel(phasePackAndCompute)
 			} else {
-				parallel(w, func(id int) {
-					s0, s1 := split(nsl, w, id)
-					packSlivers(s0, s1)
-				})
-				parallel(w, func(id int) { compute(id, false) })
+				j.parallel(phasePackB)
+				j.parallel(phaseCompute)
 			}
 		}
+	}
+
+	putBuf(poolB, j.bp)
+	for _, ab := range j.abufs {
+		putBuf(poolA, ab)
+	}
+}
+
+// parallel runs phase on workers 0..w-1, worker 0 on the calling
+// goroutine, and waits for all of them.
+func (j *gemmJob[T]) parallel(phase int) {
+	if j.w == 1 {
+		j.work(0, phase)
+		return
+	}
+	var wg sync.WaitGroup
+	wg.Add(j.w - 1)
+	for id := 1; id < j.w; id++ {
+		go func() {
+			defer wg.Done()
+			j.work(id, phase)
+		}()
+	}
+	j.work(0, phase)
+	wg.Wait()
+}
+
+func (j *gemmJob[T]) work(id, phase int) {
+	kc := j.mk.kc
+	if phase == phasePackB {
+		// Share out the (k-block, sliver) pairs of the group.
+		nblk := ceilDiv(j.pgEnd-j.pg, kc)
+		lo, hi := split(nblk*j.nsl, j.w, id)
+		for q := lo / j.nsl; q*j.nsl < hi; q++ {
+			j.packSlivers(q, max(lo-q*j.nsl, 0), min(hi-q*j.nsl, j.nsl))
+		}
+		return
+	}
+	mr := j.mk.mr
+	t0, t1 := split(j.mtiles, j.pm, id/j.pn)
+	s0, s1 := split(j.nsl, j.pn, id%j.pn)
+	r0, r1 := t0*mr, min(t1*mr, j.m)
+	if r0 >= r1 || s0 >= s1 {
+		return
+	}
+	// k-blocks in increasing order: this fixes every element's summation
+	// order, whoever computes it.
+	for q := 0; j.pg+q*kc < j.pgEnd; q++ {
+		if phase == phasePackAndCompute {
+			j.packSlivers(q, s0, s1)
+		}
+		j.computeBlock(j.abufs[id].s, q, r0, r1, s0, s1)
+	}
+}
+
+// packSlivers packs B slivers [s0, s1) of k-block q of the current group.
+func (j *gemmJob[T]) packSlivers(q, s0, s1 int) {
+	nr := j.mk.nr
+	pc := j.pg + q*j.mk.kc
+	kcur := min(j.mk.kc, j.pgEnd-pc)
+	bp := j.bp.s[q*j.bstride:]
+	for s := s0; s < s1; s++ {
+		packB(j.tr, bp[s*kcur*nr:(s+1)*kcur*nr], j.b, j.ldb, j.transB, pc, kcur, j.jc+s*nr, min(nr, j.ncur-s*nr), nr)
 	}
 }
 
@@ -262,8 +320,20 @@ func chunkRows(rows, mc, mr int) int {
 func roundUp(a, b int) int { return ceilDiv(a, b) * b }
 
 // computeBlock runs the micro-kernel over rows [r0, r1) and B slivers
-// [s0, s1) of the current panel, for one k-block.
-func computeBlock[T float32 | float64](mk *microKernel[T], tr transposeFunc, abuf []T, a []float32, lda int, transA bool, bp []T, r0, r1, s0, s1, jc, ncur, pc, kcur int, alpha, beta T, c []T, ldc int) {
+// [s0, s1) of the current panel, for k-block q of the current group; abuf
+// is the worker's buffer.
+func (j *gemmJob[T]) computeBlock(abuf []T, q, r0, r1, s0, s1 int) {
+	mk, c, ldc := j.mk, j.c, j.ldc
+	jc, ncur, alpha := j.jc, j.ncur, j.alpha
+	pc := j.pg + q*mk.kc
+	kcur := min(mk.kc, j.pgEnd-pc)
+	bp := j.bp.s[q*j.bstride:]
+	// beta applies once, with the first k-block, inside the kernel: no
+	// separate pass over C.
+	beta := T(1)
+	if pc == 0 {
+		beta = j.beta
+	}
 	mr, nr := mk.mr, mk.nr
 	chunk := chunkRows(r1-r0, mk.mc, mr)
 	ap := abuf[:chunk*kcur]
@@ -273,17 +343,17 @@ func computeBlock[T float32 | float64](mk *microKernel[T], tr transposeFunc, abu
 		mcur := min(chunk, r1-ic)
 		msl := ceilDiv(mcur, mr)
 		for t := 0; t < msl; t++ {
-			packA(tr, ap[t*kcur*mr:(t+1)*kcur*mr], a, lda, transA, ic+t*mr, min(mr, mcur-t*mr), pc, kcur, mr)
+			packA(j.tr, ap[t*kcur*mr:(t+1)*kcur*mr], j.a, j.lda, j.transA, ic+t*mr, min(mr, mcur-t*mr), pc, kcur, mr)
 		}
 		for s := s0; s < s1; s++ {
 			bs := bp[s*kcur*nr : (s+1)*kcur*nr]
-			j := jc + s*nr
-			nv := min(nr, jc+ncur-j)
+			col := jc + s*nr
+			nv := min(nr, jc+ncur-col)
 			for t := 0; t < msl; t++ {
 				as := ap[t*kcur*mr : (t+1)*kcur*mr]
 				i := ic + t*mr
 				mv := min(mr, ic+mcur-i)
-				off := i*ldc + j
+				off := i*ldc + col
 				if mv == mr && nv == nr {
 					fn(kcur, as, bs, c[off:off+(mr-1)*ldc+nr], ldc, alpha, beta)
 					continue
@@ -390,22 +460,34 @@ func packTransposed[T float32 | float64](tr transposeFunc, dst []T, src []float3
 	}
 }
 
-// Packing buffers are recycled through pools and 64-byte aligned, so that
-// the micro-kernels' vector loads of B never straddle cache lines.
-var bufPools [2]sync.Pool // float32, float64
+// Packing buffers are recycled through pools, one per element type and
+// role (A chunks and B panels differ in size, and a pool handing a small
+// buffer to a large request would only make garbage), and are 64-byte
+// aligned so that the micro-kernels' vector loads of B never straddle cache
+// lines.
+var bufPools [2][2]sync.Pool // [float32, float64][poolA, poolB]
 
-func poolFor[T float32 | float64]() *sync.Pool {
+const (
+	poolA = 0
+	poolB = 1
+)
+
+func poolFor[T float32 | float64](role int) *sync.Pool {
 	var zero T
 	if unsafe.Sizeof(zero) == 4 {
-		return &bufPools[0]
+		return &bufPools[0][role]
 	}
-	return &bufPools[1]
+	return &bufPools[1][role]
 }
 
-func getBuf[T float32 | float64](n int) []T {
-	p := poolFor[T]()
-	if v, ok := p.Get().(*[]T); ok && cap(*v) >= n {
-		return (*v)[:n]
+// buffer wraps a slice so that the pools hold pointers without allocating.
+type buffer[T float32 | float64] struct{ s []T }
+
+func getBuf[T float32 | float64](role, n int) *buffer[T] {
+	p := poolFor[T](role)
+	if v, ok := p.Get().(*buffer[T]); ok && cap(v.s) >= n {
+		v.s = v.s[:n]
+		return v
 	}
 	var zero T
 	es := int(unsafe.Sizeof(zero))
@@ -414,10 +496,9 @@ func getBuf[T float32 | float64](n int) []T {
 	if mis := int(uintptr(unsafe.Pointer(&raw[0])) % 64); mis != 0 {
 		off = (64 - mis) / es
 	}
-	return raw[off : off+n : off+n+(64/es-off)]
+	return &buffer[T]{s: raw[off : off+n : len(raw)]}
 }
 
-func putBuf[T float32 | float64](s []T) {
-	s = s[:cap(s)]
-	poolFor[T]().Put(&s)
+func putBuf[T float32 | float64](role int, b *buffer[T]) {
+	poolFor[T](role).Put(b)
 }

@@ -303,6 +303,14 @@ func smallBlocks[T float32 | float64](mk *microKernel[T]) *microKernel[T] {
 	return &c
 }
 
+// withPackedB runs f with maxPackedB set to v.
+func withPackedB(v int, f func()) {
+	old := maxPackedB
+	maxPackedB = v
+	defer func() { maxPackedB = old }()
+	f()
+}
+
 // TestGemmDeterministic checks the promise of the package documentation:
 // the same bits whatever the number of workers and the cache blocking.
 func TestGemmDeterministic(t *testing.T) {
@@ -337,12 +345,19 @@ func TestGemmDeterministic(t *testing.T) {
 				run := func(workers int, small bool) []float32 {
 					c := append([]float32(nil), c0...)
 					use := im
+					packed := maxPackedB
 					if small {
 						cp := *im
 						cp.sgemm = smallBlocks(im.sgemm)
 						use = &cp
+						// Groups of one or two k-blocks (k-blocks of kc
+						// rows, panels of 2·nr columns): three-block k
+						// then splits into uneven groups.
+						packed = (1 + workers%2) * im.sgemm.kc * 2 * im.sgemm.nr
 					}
-					gemm(use, workers, transA, transB, m, n, k, 1.5, a, lda, b, ldb, -0.5, c, ldc(n))
+					withPackedB(packed, func() {
+						gemm(use, workers, transA, transB, m, n, k, 1.5, a, lda, b, ldb, -0.5, c, ldc(n))
+					})
 					return c
 				}
 				want := run(1, false)
@@ -360,12 +375,16 @@ func TestGemmDeterministic(t *testing.T) {
 				run64 := func(workers int, small bool) []float64 {
 					c := make([]float64, m*n)
 					use := im
+					packed := maxPackedB
 					if small {
 						cp := *im
 						cp.dgemm = smallBlocks(im.dgemm)
 						use = &cp
+						packed = 1
 					}
-					gemmF64Acc(use, workers, transA, transB, m, n, k, a, lda, b, ldb, c, n)
+					withPackedB(packed, func() {
+						gemmF64Acc(use, workers, transA, transB, m, n, k, a, lda, b, ldb, c, n)
+					})
 					return c
 				}
 				want64 := run64(1, false)

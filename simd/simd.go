@@ -55,8 +55,8 @@ func Scale(alpha float32, x []float32) {
 // As in BLAS, beta == 0 overwrites C without reading it (NaNs in C do not
 // propagate) and alpha == 0 (or k == 0) does not read A or B. Gemm panics if
 // a dimension is negative, a leading dimension is too small or a slice is
-// too short; elements between rows (in the lda/ldb/ldc gaps) are neither
-// read nor written, except that A and B gap elements may be read.
+// too short. The padding between rows (when ld exceeds the row length) is
+// never read or written.
 //
 // Gemm uses up to GOMAXPROCS goroutines; its result does not depend on
 // GOMAXPROCS (see the package documentation).

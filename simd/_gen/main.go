@@ -12,8 +12,6 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"strconv"
 
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
@@ -313,18 +311,10 @@ var (
 // Per k step: nv aligned vector loads of the B row, then for each of the mr
 // rows one broadcast of a[p*mr+i] and nv FMAs. The k loop is unrolled
 // `unroll` times with a remainder loop.
-// Software prefetch distances (bytes ahead) for the packed A and B streams
-// inside the k loop; 0 disables.
-var pfDistA, pfDistB = envInt("PFA", 0), envInt("PFB", 0)
-
+// pfLabel numbers the labels of the C-prefetch blocks. (Software prefetch
+// of the packed A and B streams was tried too: the hardware prefetchers
+// already keep up with them, and it gained nothing.)
 var pfLabel int
-
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
-		return v
-	}
-	return def
-}
 
 func genGemm(name string, f64, zmm bool, mr, nv, unroll int) {
 	es := 4
@@ -435,15 +425,6 @@ func genGemm(name string, f64, zmm bool, mr, nv, unroll int) {
 	prefetchCRow()
 	for p := 0; p < unroll; p++ {
 		step(p)
-		if pfDistA > 0 && p%2 == 0 {
-			PREFETCHT0(mem(pa, pfDistA+p*mr*es))
-		}
-		if pfDistB > 0 {
-			PREFETCHT0(mem(pb, pfDistB+p*nr*es))
-			if nr*es > 64 {
-				PREFETCHT0(mem(pb, pfDistB+p*nr*es+64))
-			}
-		}
 	}
 	ADDQ(U32(unroll*mr*es), pa)
 	ADDQ(U32(unroll*nr*es), pb)
