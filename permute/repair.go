@@ -1,6 +1,7 @@
 package permute
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -118,6 +119,10 @@ type repairSite struct {
 	outAxis int // axis of the weight holding output channels
 }
 
+// ErrNothingToRepair reports a model without the layer outputs REPAIR
+// corrects (BatchNormalization, Conv or Gemm outputs in a group).
+var ErrNothingToRepair = errors.New("no layer outputs to repair (REPAIR corrects BatchNormalization, Conv and Gemm outputs)")
+
 // Repair holds the endpoint statistics that REPAIR (Jordan et al. 2022)
 // restores in interpolated models.
 type Repair struct {
@@ -185,7 +190,7 @@ func PrepareRepair(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opts 
 		r.sites = append(r.sites, site)
 	}
 	if len(r.sites) == 0 {
-		return nil, fmt.Errorf("%s: no layer outputs to repair", a.Name)
+		return nil, fmt.Errorf("%s: %w", a.Name, ErrNothingToRepair)
 	}
 	var err error
 	if r.meanA, r.stdA, err = r.measure(a, nil); err != nil {

@@ -10,15 +10,17 @@ steps=${1:-11}
 out=$(mktemp -d)
 go build -o "$out/onnx-rebasin" ./cmd/onnx-rebasin
 T=testmodels
-echo "| pair | naive | weight matching | activation matching | WM + BN reset | WM + REPAIR |"
-echo "|---|---|---|---|---|---|"
+echo "| pair | naive | weight matching | activation matching | WM + BN reset | AM + BN reset | WM + REPAIR |"
+echo "|---|---|---|---|---|---|---|"
 for pair in mlp mlp32 cnn_bn cnn_fold resnet transformer; do
 	common=("$T/${pair}_s0.onnx" "$T/${pair}_s1.onnx" --data "$T/fashion_test_x.npy" --labels "$T/fashion_test_y.npy"
 		--align-data "$T/fashion_train_x.npy" --steps "$steps" --json -q)
 	extra=(--repair)
 	case $pair in cnn_bn | resnet) extra+=(--reset-bn) ;; esac
 	"$out/onnx-rebasin" barrier "${common[@]}" "${extra[@]}" --method weight >"$out/w.json"
-	"$out/onnx-rebasin" barrier "${common[@]}" --method activation >"$out/a.json"
+	extra=()
+	case $pair in cnn_bn | resnet) extra+=(--reset-bn) ;; esac
+	"$out/onnx-rebasin" barrier "${common[@]}" "${extra[@]+"${extra[@]}"}" --method activation >"$out/a.json"
 	/usr/bin/python3 - "$pair" "$out/w.json" "$out/a.json" <<'PY'
 import json, sys
 pair, w, a = sys.argv[1], json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
@@ -28,7 +30,9 @@ def get(doc, prefix):
             mid = p["accuracy"][len(p["accuracy"]) // 2]
             return f'{p["barrier"]:.3f} ({100*mid:.1f}%)'
     return "n/a (no BatchNorm)"
-print(f'| {pair} | {get(w, "naive")} | {get(w, "aligned (weight)")} | {get(a, "aligned (activation)")} | {get(w, "aligned + BN reset")} | {get(w, "aligned + REPAIR")} |')
+def rep(doc):
+    return get(doc, "aligned + REPAIR").replace("no BatchNorm", "no layer to repair")
+print(f'| {pair} | {get(w, "naive")} | {get(w, "aligned (weight)")} | {get(a, "aligned (activation)")} | {get(w, "aligned + BN reset")} | {get(a, "aligned + BN reset")} | {rep(w)} |')
 PY
 done
 echo

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image/color"
 	"io"
@@ -96,10 +97,14 @@ func runBarrier(c *cmdContext, args []string) error {
 		refA := ma.Clone()
 		permute.Apply(refA, ga, identity)
 		rep, err := permute.PrepareRepair(refA, alignedB, ga, fit, dopts)
-		if err != nil {
+		switch {
+		case errors.Is(err, permute.ErrNothingToRepair):
+			fmt.Fprintf(c.stderr, "barrier: skipping REPAIR: %v\n", err)
+		case err != nil:
 			return err
+		default:
+			variants = append(variants, variant{"aligned + REPAIR", perms, rep.Apply})
 		}
-		variants = append(variants, variant{"aligned + REPAIR", perms, rep.Apply})
 	}
 	var paths []barrierPath
 	for _, v := range variants {
