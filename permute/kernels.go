@@ -5,12 +5,16 @@ import (
 	"github.com/onnx-rebasin/onnx-rebasin/simd"
 )
 
-// gemmABT adds A·Bᵀ to c, where a is m×k, b is n×k and c is m×n, all
-// row-major, with float64 products and sums: cost entries are compared to
-// decide whether a move improves the objective, so they must not carry
-// float32 rounding noise.
-func gemmABT(m, n, k int, a, b []float32, c []float64) {
-	simd.GemmF64Acc(false, true, m, n, k, a, k, b, k, c, n)
+// gemmABTFast adds A·Bᵀ to c, where a is m×k, b is n×k and c is m×n, all
+// row-major, with the float32 SGEMM (about twice the speed of float64
+// accumulation). Cost matrices only propose moves; WeightMatch accepts a
+// move after checking the objective in float64.
+func gemmABTFast(m, n, k int, a, b []float32, c []float64) {
+	tmp := make([]float32, m*n)
+	simd.Gemm(false, true, m, n, k, 1, a, k, b, k, 0, tmp, n)
+	for i, v := range tmp {
+		c[i] += float64(v)
+	}
 }
 
 // dot64 is Σ a[i]·b[i] in float64.

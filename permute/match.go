@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
@@ -57,6 +59,7 @@ type matchSite struct {
 	cols  int       // everything else
 	aMat  []float32 // A's rows for this site, rows × cols
 	cost  []float64 // cached contribution to the group's cost, rows × rows
+	bMat  []float32 // B's rows for this site with the other groups applied, as cost saw them
 	stamp []uint64  // versions of the uses' other groups when cost was computed
 }
 
@@ -73,7 +76,10 @@ type matcher struct {
 	uses    []matchUse
 	sites   []matchSite
 	byGroup [][]int // group → site indices
-	version []uint64
+	usesOf  [][]int // group → indices of the uses it touches
+	// repeated[g]: some weight use has g on more than one site.
+	repeated []bool
+	version  []uint64
 }
 
 // WeightMatch finds permutations of b's groups that maximise Σ⟨W_A, π(W_B)⟩
@@ -122,6 +128,7 @@ func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*Matc
 	}
 	res := &MatchResult{ObjectiveBefore: mt.objective(Identity(ga))}
 	rng := rand.New(rand.NewPCG(opts.Seed, 0x2545f4914f6cdd1d))
+	objective := mt.objective(perms)
 	for sweep := 1; sweep <= maxIter; sweep++ {
 		changed := 0
 		for _, g := range rng.Perm(len(mt.groups)) {
@@ -135,15 +142,22 @@ func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*Matc
 			if err != nil {
 				return nil, fmt.Errorf("group %d: %w", g, err)
 			}
-			// Only a strict improvement moves: ties keep the current
-			// permutation, so the descent terminates.
-			if total > old+1e-12*math.Abs(old) && !equalPerm(p, perms[g]) {
+			if total <= old+1e-12*math.Abs(old) || equalPerm(p, perms[g]) {
+				continue
+			}
+			// The cost matrix carries float32 rounding, so check the
+			// move on the exact objective of the weights g touches. Only
+			// a strict improvement moves: ties keep the current
+			// permutation, so the objective never decreases and the
+			// descent terminates.
+			if gain := mt.exactGain(g, perms, p); gain > 1e-12*math.Abs(objective) {
 				perms[g] = p
 				mt.version[g]++
 				changed++
+				objective += gain
 			}
 		}
-		s := Sweep{N: sweep, Objective: mt.objective(perms), Changed: changed, Elapsed: time.Since(start)}
+		s := Sweep{N: sweep, Objective: objective, Changed: changed, Elapsed: time.Since(start)}
 		res.Sweeps = append(res.Sweeps, s)
 		if opts.Progress != nil {
 			opts.Progress(s)
@@ -220,6 +234,18 @@ func newMatcher(a, b *onnx.Model, ga *graph.Analysis) (*matcher, error) {
 			mt.byGroup[gi] = append(mt.byGroup[gi], si)
 		}
 	}
+	mt.usesOf = make([][]int, len(ga.Groups))
+	mt.repeated = make([]bool, len(ga.Groups))
+	for g, sites := range mt.byGroup {
+		for _, si := range sites {
+			u := mt.sites[si].use
+			if slices.Contains(mt.usesOf[g], u) {
+				mt.repeated[g] = true
+			} else {
+				mt.usesOf[g] = append(mt.usesOf[g], u)
+			}
+		}
+	}
 	for i := range mt.sites {
 		s := &mt.sites[i]
 		s.aMat, s.cols = gatherRows(mt.uses[s.use].a, mt.uses[s.use].dims, s.axis, s.block, s.off, s.rows, nil)
@@ -232,7 +258,7 @@ func newMatcher(a, b *onnx.Model, ga *graph.Analysis) (*matcher, error) {
 
 // gatherRows lays out the part of an axis that a group occupies as a
 // rows × cols matrix: row c holds, for every index of the other axes, the
-// block of channel c.
+// block of channel c. The result may share data's memory.
 func gatherRows(data []float32, dims []int, axis, block, off, rows int, dst []float32) ([]float32, int) {
 	outer, inner := 1, 1
 	for i, d := range dims {
@@ -243,18 +269,31 @@ func gatherRows(data []float32, dims []int, axis, block, off, rows int, dst []fl
 		}
 	}
 	cols := outer * block * inner
+	if outer == 1 && off == 0 {
+		// The group's rows are already contiguous: no copy. Callers
+		// only read the result.
+		return data[:rows*cols], cols
+	}
 	if cap(dst) < rows*cols {
 		dst = make([]float32, rows*cols)
 	}
 	dst = dst[:rows*cols]
 	n := dims[axis]
+	chunk := block * inner
 	for c := 0; c < rows; c++ {
 		row := dst[c*cols : (c+1)*cols]
 		k := 0
 		for o := 0; o < outer; o++ {
-			src := (o*n + off + c*block) * inner
-			copy(row[k:k+block*inner], data[src:src+block*inner])
-			k += block * inner
+			src := data[(o*n+off+c*block)*inner:][:chunk]
+			if chunk < 32 {
+				// A conv kernel's 9 values: a call to copy costs more.
+				for j, v := range src {
+					row[k+j] = v
+				}
+			} else {
+				copy(row[k:k+chunk], src)
+			}
+			k += chunk
 		}
 	}
 	return dst, cols
@@ -305,11 +344,19 @@ func permuteAxisF32(data []float32, dims []int, axis, block, off int, perm []int
 	n := dims[axis]
 	seg := len(perm) * block * inner
 	tmp := make([]float32, seg)
+	chunk := block * inner
 	for o := 0; o < outer; o++ {
 		base := (o*n + off) * inner
 		copy(tmp, data[base:base+seg])
 		for i, from := range perm {
-			copy(data[base+i*block*inner:base+(i+1)*block*inner], tmp[from*block*inner:(from+1)*block*inner])
+			dst, src := data[base+i*chunk:][:chunk], tmp[from*chunk:][:chunk]
+			if chunk < 32 {
+				for j, v := range src {
+					dst[j] = v
+				}
+			} else {
+				copy(dst, src)
+			}
 		}
 	}
 }
@@ -338,7 +385,8 @@ func (mt *matcher) groupCost(g int, perms Perms) []float64 {
 			} else {
 				clear(s.cost)
 			}
-			gemmABT(n, n, s.cols, s.aMat, bMat, s.cost)
+			gemmABTFast(n, n, s.cols, s.aMat, bMat, s.cost)
+			s.bMat = bMat
 			s.stamp = stamp
 		}
 		for i, v := range s.cost {
@@ -375,8 +423,10 @@ func (mt *matcher) signatureStart(solver *assigner) (Perms, error) {
 			use := &mt.uses[s.use]
 			sa := sortRows(append([]float32(nil), s.aMat...), s.cols)
 			sb, _ := gatherRows(use.b, use.dims, s.axis, s.block, s.off, s.rows, nil)
-			sortRows(sb, s.cols)
-			gemmABT(n, n, s.cols, sa, sb, cost)
+			sb = sortRows(append([]float32(nil), sb...), s.cols)
+			// A start needs no float64 precision: the descent checks
+			// every move exactly.
+			gemmABTFast(n, n, s.cols, sa, sb, cost)
 		}
 		p, _, err := solver.solve(-1-g, n, cost, nil)
 		if err != nil {
@@ -388,10 +438,102 @@ func (mt *matcher) signatureStart(solver *assigner) (Perms, error) {
 }
 
 func sortRows(m []float32, cols int) []float32 {
-	for r := 0; r+cols <= len(m) && cols > 0; r += cols {
-		slices.Sort(m[r : r+cols])
+	if cols <= 0 {
+		return m
 	}
+	rows := len(m) / cols
+	workers := min(runtime.GOMAXPROCS(0), rows)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			scratch := make([]uint32, 2*cols)
+			for r := w; r < rows; r += workers {
+				radixSort(m[r*cols:(r+1)*cols], scratch)
+			}
+		}(w)
+	}
+	wg.Wait()
 	return m
+}
+
+// radixSort sorts x ascending (NaNs last) with three 11-bit LSD passes over
+// keys that order like the floats; scratch must hold 2·len(x).
+func radixSort(x []float32, scratch []uint32) {
+	n := len(x)
+	keys, tmp := scratch[:n], scratch[n:2*n]
+	for i, v := range x {
+		b := math.Float32bits(v)
+		if b&0x80000000 != 0 {
+			b = ^b // negative: reverse order
+		} else {
+			b |= 0x80000000
+		}
+		keys[i] = b
+	}
+	var count [2048]int
+	for shift := uint(0); shift < 33; shift += 11 {
+		clear(count[:])
+		for _, k := range keys {
+			count[(k>>shift)&2047]++
+		}
+		sum := 0
+		for i, c := range count {
+			count[i] = sum
+			sum += c
+		}
+		for _, k := range keys {
+			d := (k >> shift) & 2047
+			tmp[count[d]] = k
+			count[d]++
+		}
+		keys, tmp = tmp, keys
+	}
+	for i, k := range keys {
+		if k&0x80000000 != 0 {
+			k &^= 0x80000000
+		} else {
+			k = ^k
+		}
+		x[i] = math.Float32frombits(k)
+	}
+}
+
+// exactGain is the exact (float64) change of the objective if group g's
+// permutation became p. Normally it takes only the rows that move, from the
+// matrices the last cost computation of each site used (groupCost has just
+// refreshed them); a weight that g touches twice, where the change is not a
+// sum over sites, is recomputed whole.
+func (mt *matcher) exactGain(g int, perms Perms, p []int) float64 {
+	if mt.repeated[g] {
+		before := 0.0
+		for _, u := range mt.usesOf[g] {
+			before += dot64(mt.uses[u].a, mt.permutedB(u, -1, perms))
+		}
+		prev := perms[g]
+		perms[g] = p
+		after := 0.0
+		for _, u := range mt.usesOf[g] {
+			after += dot64(mt.uses[u].a, mt.permutedB(u, -1, perms))
+		}
+		perms[g] = prev
+		return after - before
+	}
+	gain := 0.0
+	old := perms[g]
+	for _, si := range mt.byGroup[g] {
+		s := &mt.sites[si]
+		c := s.cols
+		for i := range p {
+			if p[i] == old[i] {
+				continue
+			}
+			a := s.aMat[i*c : (i+1)*c]
+			gain += dot64(a, s.bMat[p[i]*c:(p[i]+1)*c]) - dot64(a, s.bMat[old[i]*c:(old[i]+1)*c])
+		}
+	}
+	return gain
 }
 
 // objective is Σ over permuted weight uses of ⟨W_A, π(W_B)⟩, in float64.
