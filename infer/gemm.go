@@ -32,9 +32,11 @@ const gemvRows = 2
 
 // gemv computes the product row by row with vector dot products (B stored
 // n×k) or axpys (B stored k×n), split over columns. Each element's sum runs
-// over k in one fixed order, so the split does not matter.
+// over k in one fixed order, so the split does not matter. A goroutine gets
+// at least about 2^20 multiply-adds (some 50 µs): waking an idle thread can
+// cost tens of microseconds, more than a batch-1 layer's whole product.
 func gemv(threads int, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	parallelFor(threads, n, max(16, (1<<16)/max(k, 1)), func(lo, hi int) {
+	parallelFor(threads, n, max(16, (1<<20)/max(m*k, 1)), func(lo, hi int) {
 		for i := 0; i < m; i++ {
 			ai := a[i*lda : i*lda+k]
 			ci := c[i*ldc+lo : i*ldc+hi]

@@ -175,9 +175,29 @@ func ceilDiv(a, b int) int {
 	return -((-a) / b)
 }
 
+// fill sets every element of dst to v: a short loop, then doubling copies
+// (memmove's wide stores are several times faster than a scalar loop).
+func fill(dst []float32, v float32) {
+	n := min(len(dst), 32)
+	for i := range dst[:n] {
+		dst[i] = v
+	}
+	for n < len(dst) {
+		n += copy(dst[n:], dst[:n])
+	}
+}
+
 // im2col writes the patches of one image's channels x (c channels of w.in)
 // into col, row-major [c·kSize][outSize].
 func im2col(x []float32, c int, w *window, col []float32) {
+	if w.k[0] == 1 && w.in[0] == 1 && w.out[0] == 1 && w.s[1] == 1 && w.s[2] == 1 && w.out[2] == w.in[2] {
+		im2colShifted(x, c, w, col)
+		return
+	}
+	im2colGeneric(x, c, w, col)
+}
+
+func im2colGeneric(x []float32, c int, w *window, col []float32) {
 	P := w.outSize()
 	inS := w.inSize()
 	row := 0
@@ -214,6 +234,48 @@ func im2col(x []float32, c int, w *window, col []float32) {
 								}
 							}
 						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// im2colShifted is im2col for a 1-D or 2-D convolution with stride 1 whose
+// output rows are as wide as the input rows (e.g. 3×3 with padding 1). Then
+// each row of col is the input plane shifted by a constant offset, with
+// the taps that fall in the padding zeroed: one long copy per row of col
+// instead of one short copy per output row.
+func im2colShifted(x []float32, c int, w *window, col []float32) {
+	W := w.in[2]
+	P := w.outSize()
+	inS := w.inSize()
+	row := 0
+	for ch := 0; ch < c; ch++ {
+		xc := x[ch*inS : (ch+1)*inS]
+		for kh := 0; kh < w.k[1]; kh++ {
+			offH := kh * w.d[1]
+			hlo, hhi := validRange(w.out[1], w.in[1], 1, w.padB[1], offH)
+			for kw := 0; kw < w.k[2]; kw++ {
+				dst := col[row*P : (row+1)*P]
+				row++
+				offW := kw * w.d[2]
+				wlo, whi := validRange(w.out[2], w.in[2], 1, w.padB[2], offW)
+				if hlo >= hhi || wlo >= whi {
+					clear(dst)
+					continue
+				}
+				// dst[oh*W+ow] = xc[(oh+offH-padB)*W + ow+offW-padB] where
+				// valid: a constant shift of the flat index.
+				shift := (offH-w.padB[1])*W + offW - w.padB[2]
+				first, end := hlo*W+wlo, (hhi-1)*W+whi
+				clear(dst[:first])
+				copy(dst[first:end], xc[first+shift:end+shift])
+				clear(dst[end:])
+				if wlo > 0 || whi < W {
+					for oh := hlo; oh < hhi; oh++ {
+						clear(dst[oh*W : oh*W+wlo])
+						clear(dst[oh*W+whi : (oh+1)*W])
 					}
 				}
 			}
@@ -318,10 +380,7 @@ func buildConv(b *nodeCtx) (kernel, error) {
 				if bias != nil {
 					for oc := 0; oc < mg; oc++ {
 						v := bias.F[g*mg+oc]
-						row := yg[oc*P : (oc+1)*P]
-						for i := range row {
-							row[i] = v
-						}
+						fill(yg[oc*P:(oc+1)*P], v)
 					}
 					beta = 1
 				}
@@ -478,10 +537,7 @@ func buildConvTranspose(b *nodeCtx) (kernel, error) {
 				if bias != nil {
 					for oc := 0; oc < mg; oc++ {
 						v := bias.F[g*mg+oc]
-						row := yg[oc*Y : (oc+1)*Y]
-						for i := range row {
-							row[i] = v
-						}
+						fill(yg[oc*Y:(oc+1)*Y], v)
 					}
 				} else {
 					clear(yg)
@@ -550,8 +606,15 @@ func buildPool(b *nodeCtx) (kernel, error) {
 		rd := kernelRanges(w.out[0], w.in[0], w.k[0], w.s[0], w.d[0], w.padB[0])
 		rh := kernelRanges(w.out[1], w.in[1], w.k[1], w.s[1], w.d[1], w.padB[1])
 		rw := kernelRanges(w.out[2], w.in[2], w.k[2], w.s[2], w.d[2], w.padB[2])
-		parallelFor(c.threads, planes, max(1, 4096/max(1, outS*w.kSize())), func(lo, hi int) {
+		fast := isMax && w.k[0] == 1 && w.d[1] == 1 && w.d[2] == 1 &&
+			fullWindows(rd, w.k[0]) && fullWindows(rh, w.k[1]) && fullWindows(rw, w.k[2])
+		// At least 32k window taps per goroutine: one plane costs little.
+		parallelFor(c.threads, planes, max(1, (1<<15)/max(1, outS*w.kSize())), func(lo, hi int) {
 			for p := lo; p < hi; p++ {
+				if fast {
+					maxPool2D(x.F[p*inS:(p+1)*inS], y.F[p*outS:(p+1)*outS], w)
+					continue
+				}
 				pool3(x.F[p*inS:(p+1)*inS], y.F[p*outS:(p+1)*outS], w, isMax, includePad, rd, rh, rw)
 			}
 		})
@@ -570,6 +633,80 @@ func kernelRanges(out, in, k, s, d, pad int) [][2]int {
 		r[o] = [2]int{lo, max(lo, hi)}
 	}
 	return r
+}
+
+// fullWindows reports whether every window in r (from kernelRanges) has all
+// k of its taps inside the input.
+func fullWindows(r [][2]int, k int) bool {
+	for _, lh := range r {
+		if lh[0] != 0 || lh[1] != k {
+			return false
+		}
+	}
+	return true
+}
+
+// maxNaN is the max-pooling update: v if v > acc or v is NaN, else acc
+// (so the first NaN met wins, and of -0 and +0 the first). It selects with
+// masks rather than branches, which mispredict on data of random order.
+func maxNaN(acc, v float32) float32 {
+	ab, vb := math.Float32bits(acc), math.Float32bits(v)
+	m := -(b2u(v > acc) | b2u(v != v))
+	return math.Float32frombits(ab&^m | vb&m)
+}
+
+func b2u(b bool) uint32 {
+	var x uint32
+	if b {
+		x = 1
+	}
+	return x
+}
+
+// maxPool2D is pool3 for MaxPool over one plane when the windows are 1-D or
+// 2-D (w.k[0] == 1), undilated and all inside the input: the same taps in
+// the same order (row by row from -Inf, each through maxNaN, as pool3 does),
+// without clipping each window. The first tap needs no comparison:
+// maxNaN(-Inf, v) is v, bit for bit.
+func maxPool2D(x, y []float32, w *window) {
+	kh, kw := w.k[1], w.k[2]
+	sh, sw := w.s[1], w.s[2]
+	inW, outW := w.in[2], w.out[2]
+	for oh := 0; oh < w.out[1]; oh++ {
+		h0 := oh*sh - w.padB[1]
+		win := x[h0*inW : (h0+kh)*inW]
+		yr := y[oh*outW : (oh+1)*outW]
+		if kh == 2 && kw == 2 {
+			r0, r1 := win[:inW], win[inW:2*inW]
+			for ow := range yr {
+				c := ow*sw - w.padB[2]
+				a, b, d, e := r0[c], r0[c+1], r1[c], r1[c+1]
+				// Go's max agrees with maxNaN's chain unless a NaN is
+				// involved or the maximum is a zero (whose sign maxNaN
+				// takes from the first zero): redo those windows exactly.
+				m := max(max(a, b), max(d, e))
+				if m != m || m == 0 {
+					m = maxNaN(maxNaN(maxNaN(a, b), d), e)
+				}
+				yr[ow] = m
+			}
+			continue
+		}
+		for ow := range yr {
+			c := ow*sw - w.padB[2]
+			acc := win[c]
+			for j := 1; j < kw; j++ {
+				acc = maxNaN(acc, win[c+j])
+			}
+			for i := 1; i < kh; i++ {
+				row := win[i*inW+c : i*inW+c+kw]
+				for _, v := range row {
+					acc = maxNaN(acc, v)
+				}
+			}
+			yr[ow] = acc
+		}
+	}
 }
 
 // pool3 pools one plane.
@@ -596,9 +733,7 @@ func pool3(x, y []float32, w *window, isMax, includePad bool, rd, rh, rw [][2]in
 							seg := row[w0+kw0 : w0+kw1]
 							if isMax {
 								for _, v := range seg {
-									if v > acc || v != v {
-										acc = v
-									}
+									acc = maxNaN(acc, v)
 								}
 							} else {
 								for _, v := range seg {
@@ -610,9 +745,7 @@ func pool3(x, y []float32, w *window, isMax, includePad bool, rd, rh, rw [][2]in
 						for kw := kw0; kw < kw1; kw++ {
 							v := row[w0+kw*w.d[2]]
 							if isMax {
-								if v > acc || v != v {
-									acc = v
-								}
+								acc = maxNaN(acc, v)
 							} else {
 								acc += v
 							}

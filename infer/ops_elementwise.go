@@ -842,12 +842,7 @@ func buildUnaryNumeric(b *nodeCtx) (kernel, error) {
 			src, dst := x.F[lo:hi], out.F[lo:hi]
 			switch op {
 			case "Relu":
-				for i, v := range src {
-					if v < 0 {
-						v = 0
-					}
-					dst[i] = v
-				}
+				relu(dst, src)
 			case "Neg":
 				for i, v := range src {
 					dst[i] = -v
@@ -871,6 +866,22 @@ func buildUnaryNumeric(b *nodeCtx) (kernel, error) {
 		})
 		return []*Tensor{out}, nil
 	}, nil
+}
+
+// relu sets dst[i] = 0 where src[i] < 0 and src[i] otherwise (so -0 and
+// NaNs pass through unchanged). It works on the bits: the negative floats
+// below -0, down to -Inf, are exactly the bit patterns 0x80000001 to
+// 0xFF800000, and an integer select compiles without a branch, which
+// mispredicts on activations of random sign.
+func relu(dst, src []float32) {
+	dst = dst[:len(src)]
+	for i, v := range src {
+		b := math.Float32bits(v)
+		if b-0x80000001 < 0x7F800000 {
+			b = 0
+		}
+		dst[i] = math.Float32frombits(b)
+	}
 }
 
 func cmpSign(v int64) int {

@@ -138,7 +138,8 @@ func matmul(c *runCtx, a, w *Tensor) (*Tensor, error) {
 	aOff := batchOffsets(batch, as[:len(as)-2], m*k)
 	wOff := batchOffsets(batch, ws[:len(ws)-2], k*n)
 	if nb >= c.threads {
-		parallelFor(c.threads, nb, 1, func(lo, hi int) {
+		// At least about 2^20 multiply-adds per goroutine (see gemv).
+		parallelFor(c.threads, nb, max(1, (1<<20)/max(m*n*k, 1)), func(lo, hi int) {
 			for i := lo; i < hi; i++ {
 				sgemm(1, false, false, m, n, k, 1, a.F[aOff[i]:], k, w.F[wOff[i]:], n, 0, out.F[i*m*n:], n)
 			}

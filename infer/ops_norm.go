@@ -192,7 +192,9 @@ func buildBatchNorm(b *nodeCtx) (kernel, error) {
 			sum, sumSq = make([]float64, ch), make([]float64, ch)
 			bmean, bvar = make([]float64, ch), make([]float64, ch)
 		}
-		parallelFor(c.threads, ch, 1, func(lo, hi int) {
+		// Channels are split over goroutines, at least 32k elements each:
+		// a small input (batch 1) stays on one goroutine.
+		parallelFor(c.threads, ch, max(1, (1<<15)/max(n*S, 1)), func(lo, hi int) {
 			for k := lo; k < hi; k++ {
 				mu, v := float64(mean.F[k]), float64(vr.F[k])
 				if batchMode && n*S > 0 {

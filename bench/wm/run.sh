@@ -80,7 +80,7 @@ fi
 echo "host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" >&2
 for p in "${PAIRS[@]}"; do
   read -r A B <<<"$(pair_files "$p")"
-  rm -f "$OUT/ref_$p.json" "$OUT/rebasin_$p.json" "$OUT/rebasin_$p.err" "$OUT/$p.wall"
+  rm -f "$OUT/ref_$p.json" "$OUT/rebasin_$p.json" "$OUT/rebasin_$p.err" "$OUT/$p.wall" "$OUT/check_$p.json"
 
   load=$(cut -d' ' -f1 /proc/loadavg)
   echo "== $p: reference (load avg $load)" >&2
@@ -101,6 +101,14 @@ for p in "${PAIRS[@]}"; do
     [ $rc -ne 0 ] && { echo "onnx-rebasin failed (rc $rc):" >&2; cat "$OUT/rebasin_$p.err" >&2; }
     echo "go_wall=$(echo "$t1 - $t0" | bc -l) go_rc=$rc go_load=$load" >>"$OUT/$p.wall"
     rm -f "$OUT/${p}_aligned.onnx"
+    # cross-check (not timed): onnx-rebasin's groups vs the spec, its objective recomputed by the
+    # reference, and whether its result is a fixed point of the coordinate descent
+    rm -f "$OUT/check_$p.json"
+    if [ $rc -eq 0 ] && "$BIN" groups "$A" --json >"$OUT/groups_$p.json"; then
+      echo "== $p: cross-check of onnx-rebasin's permutations" >&2
+      $PY $WM/wm.py "$A" "$B" --check-perms "$OUT/rebasin_$p.json" --groups "$OUT/groups_$p.json" \
+        --json "$OUT/check_$p.json" >&2
+    fi
   fi
 done
 
@@ -149,6 +157,20 @@ for p in pairs:
             s += (f"; onnx-rebasin objective at identity {g['objective_before']:.10g} "
                   f"(rel. diff {abs(g['objective_before'] - r['objective_before']) / abs(r['objective_before']):.1e}), "
                   f"report seconds {g['seconds']:.2f}, load avg {w.get('go_load', '?')}")
+        c = load(os.path.join(out, f"check_{p}.json"))
+        if c is not None:
+            if not c["groups_match_spec"]:
+                s += f"; CROSS-CHECK: onnx-rebasin's groups differ from the spec: {c}"
+            else:
+                s += (f"; cross-check: groups = spec, reference objective of onnx-rebasin's permutation "
+                      f"{c['objective_reference']:.10g} (rel. diff {c['objective_rel_diff']:.1e}), "
+                      + ("coordinate-optimal (no single group's LAP improves it)" if c["coordinate_optimal"] else
+                         f"NOT coordinate-optimal: re-solving {c['max_gain_perm']} alone gains {c['max_gain_perm'] and c['max_single_perm_gain']:.6g}"))
+        if g:
+            obj = [s_["Objective"] for s_ in g["sweeps"]]
+            drops = [i + 2 for i in range(len(obj) - 1) if obj[i + 1] < obj[i] - 1e-9 * abs(obj[i])]
+            if drops:
+                s += f"; onnx-rebasin objective DECREASED at sweeps {drops[:10]}{'...' if len(drops) > 10 else ''}"
         notes.append(s)
 print()
 print("reference time = load + match (wm.py); onnx-rebasin time = wall time of the whole `align` command "

@@ -13,6 +13,7 @@ hand-written permutation specs for the architectures used by bench/wm:
 Usage:
     wm.py A.onnx B.onnx [--seed 0] [--max-iter 100] [--dtype float32] [--json out.json]
     wm.py --selftest [--testmodels DIR]
+    wm.py A.onnx B.onnx --check-perms report.json --groups groups.json [--json out.json]
 
 What is computed (the paper's code, line by line):
 
@@ -276,6 +277,52 @@ def run_pair(path_a, path_b, seed, max_iter, dtype, verbose):
     return res, perm
 
 
+def check_perms(path_a, path_b, report_path, groups_path):
+    """Re-evaluate onnx-rebasin's permutations with the reference: map its groups
+    (`onnx-rebasin groups A --json`) onto the spec's permutations, recompute the
+    objective of its result, and test that the result is a fixed point of the
+    coordinate descent (no single permutation's LAP can still improve it)."""
+    params_a, _ = load_params(path_a)
+    params_b, _ = load_params(path_b)
+    _, ps = spec_for(params_a)
+    with open(report_path) as f:
+        rep = json.load(f)
+    with open(groups_path) as f:
+        groups = json.load(f)["Groups"]
+    spec_sets = {p: set(ax) for p, ax in ps.perm_to_axes.items()}
+    perm, unmatched = {}, []
+    for g in groups:
+        members = {(w["Value"], w["Axis"]) for w in g["Weights"]}
+        hit = [p for p, s in spec_sets.items() if s == members]
+        if len(hit) != 1:
+            unmatched.append((g["ID"], sorted(members - set().union(*spec_sets.values()))))
+            continue
+        perm[hit[0]] = np.asarray(rep["perms"][g["ID"]])
+    ok_groups = not unmatched and len(perm) == len(spec_sets)
+    out = dict(groups_match_spec=ok_groups, unmatched_groups=unmatched,
+               missing_spec_perms=sorted(set(spec_sets) - set(perm)))
+    if not ok_groups:
+        return out
+    obj = objective(ps, perm, params_a, params_b)
+    out.update(objective_reference=obj, objective_report=rep["objective_after"],
+               objective_rel_diff=abs(obj - rep["objective_after"]) / abs(obj))
+    worst = (0.0, None)
+    for p, axes in ps.perm_to_axes.items():
+        n = len(perm[p])
+        A = np.zeros((n, n))
+        for wk, axis in axes:
+            w_a = np.moveaxis(params_a[wk].astype(np.float64), axis, 0).reshape((n, -1))
+            w_b = np.moveaxis(get_permuted_param(ps, perm, wk, params_b, except_axis=axis).astype(np.float64), axis, 0).reshape((n, -1))
+            A += w_a @ w_b.T
+        _, ci = linear_sum_assignment(A, maximize=True)
+        gain = A[np.arange(n), ci].sum() - A[np.arange(n), perm[p]].sum()
+        if gain > worst[0]:
+            worst = (float(gain), p)
+    out.update(max_single_perm_gain=worst[0], max_gain_perm=worst[1],
+               coordinate_optimal=worst[0] <= 1e-9 * max(1.0, abs(obj)))
+    return out
+
+
 def selftest(testmodels, seed):
     """Align a model with a randomly hidden-unit-permuted copy of itself: the
     permutation must be undone exactly and the objective must equal ||W||^2."""
@@ -316,6 +363,10 @@ def main():
     ap.add_argument("--json", help="write the result (and the permutations) to this file")
     ap.add_argument("-v", "--verbose", action="store_true", help="print newL - oldL per step, like the paper's code")
     ap.add_argument("--selftest", action="store_true")
+    ap.add_argument("--check-perms", metavar="REPORT",
+                    help="instead of matching: re-evaluate the permutations of an `onnx-rebasin align --report` file "
+                         "(needs --groups); prints JSON")
+    ap.add_argument("--groups", help="output of `onnx-rebasin groups A --json`, for --check-perms")
     ap.add_argument("--testmodels", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "testmodels"))
     args = ap.parse_args()
 
@@ -323,6 +374,15 @@ def main():
         sys.exit(0 if selftest(args.testmodels, args.seed) else 1)
     if not (args.a and args.b):
         ap.error("need A.onnx B.onnx (or --selftest)")
+    if args.check_perms:
+        if not args.groups:
+            ap.error("--check-perms needs --groups")
+        res = check_perms(args.a, args.b, args.check_perms, args.groups)
+        print(json.dumps(res))
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(res, f)
+        sys.exit(0 if res.get("coordinate_optimal") and res["objective_rel_diff"] < 1e-9 else 3)
     res, perm = run_pair(args.a, args.b, args.seed, args.max_iter, np.dtype(args.dtype).type, args.verbose)
     print(f"{res['arch']}: {len(res['perms'])} perms {res['perms']}; spec params {res['spec_params']} "
           f"({res['spec_params_permuted']} permuted)")

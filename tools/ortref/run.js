@@ -8,10 +8,14 @@
 // A request is a JSON object:
 //   {"id": any (echoed), "model": "m.onnx", "inputs": {"x": "x.npy"},
 //    "outputs_dir": "dir", "outputs": ["y"] (optional, default all),
-//    "threads": 1, "optimization": "disabled"|"basic"|"extended"|"all"}
+//    "threads": 1, "optimization": "disabled"|"basic"|"extended"|"all",
+//    "repeat": K (optional: after the first run, run K more times on the
+//    same inputs for timing)}
 // A response is a JSON object on one line:
 //   {"id": ..., "outputs": {"y": {"path": "dir/y.npy", "shape": [2, 3],
 //    "dtype": "<f4"}}, "timing_ms": {"load": 3.1, "run": 0.4, "io": 0.2}}
+// (with "repeat", timing_ms also has "repeat": {"n": K, "median": ...,
+// "min": ..., "cpu_median": ...}: wall and process CPU ms of the K runs)
 // or {"id": ..., "error": "message"}.
 //
 // Usage:
@@ -173,6 +177,8 @@ async function handle(req) {
   if (!Number.isInteger(threads) || threads < 0) throw new Error('request.threads must be a non-negative integer');
   const optimization = req.optimization === undefined ? 'disabled' : req.optimization;
   if (!OPT_LEVELS.has(optimization)) throw new Error(`request.optimization must be one of ${[...OPT_LEVELS].join(', ')}`);
+  const repeat = req.repeat === undefined ? 0 : req.repeat;
+  if (!Number.isInteger(repeat) || repeat < 0) throw new Error('request.repeat must be a non-negative integer');
   if (!fs.existsSync(model)) throw new Error(`model ${model} does not exist`);
   const timing = {};
 
@@ -219,6 +225,7 @@ async function handle(req) {
     for (const name of session.outputNames) {
       if (!results[name]) throw new Error(`onnxruntime returned no value for output ${JSON.stringify(name)}`);
     }
+    if (repeat > 0) timing.repeat = await timeRuns(session, feeds, repeat);
 
     t0 = process.hrtime.bigint();
     fs.mkdirSync(outDir, { recursive: true });
@@ -234,6 +241,28 @@ async function handle(req) {
   } finally {
     await session.release();
   }
+}
+
+// timeRuns runs the session n more times on feeds and summarises the wall
+// and process CPU (all threads) milliseconds per run.
+async function timeRuns(session, feeds, n) {
+  const wall = [];
+  const cpu = [];
+  for (let i = 0; i < n; i++) {
+    const c0 = process.cpuUsage();
+    const t0 = process.hrtime.bigint();
+    await session.run(feeds);
+    wall.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    const c = process.cpuUsage(c0);
+    cpu.push((c.user + c.system) / 1e3);
+  }
+  const median = (v) => {
+    const s = [...v].sort((a, b) => a - b);
+    const h = s.length >> 1;
+    return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
+  };
+  const r3 = (x) => Math.round(x * 1000) / 1000;
+  return { n, median: r3(median(wall)), min: r3(Math.min(...wall)), cpu_median: r3(median(cpu)) };
 }
 
 function errorResponse(id, err) {
