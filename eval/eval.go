@@ -25,9 +25,9 @@ type Dataset struct {
 // Load reads inputs from an .npy file (any numeric dtype, converted to
 // float32) and, if labelsPath is not empty, labels from another.
 func Load(dataPath, labelsPath string) (*Dataset, error) {
-	xa, err := npy.ReadFile(dataPath)
+	xa, err := npy.ReadFile(dataPath) // its errors name the file
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", dataPath, err)
+		return nil, err
 	}
 	if len(xa.Shape) == 0 || xa.Shape[0] == 0 {
 		return nil, fmt.Errorf("%s: expected an array of samples, got shape %v", dataPath, xa.Shape)
@@ -42,7 +42,7 @@ func Load(dataPath, labelsPath string) (*Dataset, error) {
 	}
 	ya, err := npy.ReadFile(labelsPath)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", labelsPath, err)
+		return nil, err
 	}
 	if ds.Y, err = ya.Int64(); err != nil {
 		return nil, fmt.Errorf("%s: %w", labelsPath, err)
