@@ -1,6 +1,7 @@
 package permute
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -92,10 +93,10 @@ type matcher struct {
 // Coordinate descent from the identity can stall in a poor local optimum
 // when a group's cost is dominated by neighbours that are still unaligned
 // (seen on MobileNetV2, whose depthwise layers give each unit few weights
-// of its own). So unless told otherwise it also builds a signature start:
-// each group is matched on its units' weights sorted within each site,
-// which no permutation of the other groups can change, and descent starts
-// from whichever of the two scores higher.
+// of its own). So unless told otherwise it also builds a signature start,
+// pairing each group's units by a statistic of their weights that no
+// permutation of the other groups can change, and descent starts from
+// whichever of the two scores higher.
 func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*MatchResult, error) {
 	start := time.Now()
 	mt, err := newMatcher(a, b, ga)
@@ -408,33 +409,79 @@ func equalStamp(a, b []uint64) bool {
 	return true
 }
 
-// signatureStart matches every group on permutation-invariant unit
-// signatures: within each site, a unit's weights sorted by value. The score
-// Σ⟨sort(a_i), sort(b_j)⟩ bounds what units i and j can contribute under any
-// permutation of the other groups, and when B is a permuted copy of A the
-// signatures agree exactly, so the true permutation is found at once.
+// signatureStart matches every group's units on permutation-invariant
+// signatures: within each site, a unit's weights sorted by value, which no
+// permutation of the other groups can change. Groups of up to
+// maxSignatureAssign units are solved as an assignment on Σ⟨sort(a_i),
+// sort(b_j)⟩, which bounds what units i and j can contribute; larger ones
+// are paired by the rank of their energy Σ w² (summed in sorted order, so
+// bit-identical for a permuted copy), because those near-rank-one cost
+// matrices made the solver take 40 s at n = 4096. Either way a permuted
+// copy of A is matched exactly at once.
 func (mt *matcher) signatureStart(solver *assigner) (Perms, error) {
 	perms := make(Perms, len(mt.groups))
 	for g, grp := range mt.groups {
 		n := grp.Size
-		cost := make([]float64, n*n)
+		assign := n <= maxSignatureAssign
+		var cost []float64
+		keyA, keyB := make([]float64, n), make([]float64, n)
+		if assign {
+			cost = make([]float64, n*n)
+		}
 		for _, si := range mt.byGroup[g] {
 			s := &mt.sites[si]
 			use := &mt.uses[s.use]
 			sa := sortRows(append([]float32(nil), s.aMat...), s.cols)
 			sb, _ := gatherRows(use.b, use.dims, s.axis, s.block, s.off, s.rows, nil)
 			sb = sortRows(append([]float32(nil), sb...), s.cols)
-			// A start needs no float64 precision: the descent checks
-			// every move exactly.
-			gemmABTFast(n, n, s.cols, sa, sb, cost)
+			if assign {
+				// A start needs no float64 precision: the descent
+				// checks every move exactly.
+				gemmABTFast(n, n, s.cols, sa, sb, cost)
+				continue
+			}
+			for i := 0; i < n; i++ {
+				keyA[i] += energy(sa[i*s.cols : (i+1)*s.cols])
+				keyB[i] += energy(sb[i*s.cols : (i+1)*s.cols])
+			}
 		}
-		p, _, err := solver.solve(-1-g, n, cost, nil)
-		if err != nil {
-			return nil, fmt.Errorf("group %d: %w", g, err)
+		if assign {
+			p, _, err := solver.solve(-1-g, n, cost, nil)
+			if err != nil {
+				return nil, fmt.Errorf("group %d: %w", g, err)
+			}
+			perms[g] = p
+			continue
+		}
+		ra, rb := rankOrder(keyA), rankOrder(keyB)
+		p := make([]int, n)
+		for r := range ra {
+			p[ra[r]] = rb[r]
 		}
 		perms[g] = p
 	}
 	return perms, nil
+}
+
+// maxSignatureAssign is the largest group whose signature start is solved
+// as an assignment problem (see signatureStart). A variable so tests can
+// exercise the rank pairing on small models.
+var maxSignatureAssign = 2048
+
+// energy is Σ x² in float64, in the order given.
+func energy(x []float32) float64 {
+	e := 0.0
+	for _, v := range x {
+		e += float64(v) * float64(v)
+	}
+	return e
+}
+
+// rankOrder returns the indices of keys in increasing key order (ties by index).
+func rankOrder(keys []float64) []int {
+	idx := identityPerm(len(keys))
+	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(keys[a], keys[b]) })
+	return idx
 }
 
 func sortRows(m []float32, cols int) []float32 {

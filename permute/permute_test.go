@@ -157,6 +157,18 @@ func TestSelfRecoveryByDescent(t *testing.T) {
 	testSelfRecovery(t, paths, MatchOptions{IdentityStart: true})
 }
 
+// TestSelfRecoveryByRank is TestSelfRecovery with the signature start of
+// large groups (rank pairing of unit energies) forced on every group.
+func TestSelfRecoveryByRank(t *testing.T) {
+	defer func(old int) { maxSignatureAssign = old }(maxSignatureAssign)
+	maxSignatureAssign = 0
+	paths, _ := filepath.Glob("../testmodels/*_s0.onnx")
+	if _, err := os.Stat("../testmodels/large/mobilenet_v2.onnx"); err == nil {
+		paths = append(paths, "../testmodels/large/mobilenet_v2.onnx")
+	}
+	testSelfRecovery(t, paths, MatchOptions{})
+}
+
 func testSelfRecovery(t *testing.T, paths []string, opts MatchOptions) {
 	for _, path := range paths {
 		name := strings.TrimSuffix(filepath.Base(path), ".onnx")
