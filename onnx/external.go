@@ -92,6 +92,10 @@ func (m *Model) readExternal(t *onnxpb.TensorProto, files map[string][]byte) ([]
 	return data[info.offset : info.offset+length : info.offset+length], nil
 }
 
+// alignUp rounds an external data offset up to 64 bytes, so that every
+// tensor in the data file is aligned for memory mapping.
+func alignUp(off int64) int64 { return (off + 63) / 64 * 64 }
+
 // HasExternalData reports whether some tensor of m lives in an external file.
 func (m *Model) HasExternalData() bool { return len(m.external) > 0 }
 
@@ -167,8 +171,7 @@ func (m *Model) saveExternal(path string, externalize map[*onnxpb.TensorProto]bo
 	}()
 	var offset int64
 	for i, t := range order {
-		const align = 64 // keeps every tensor aligned for memory mapping
-		offset = (offset + align - 1) / align * align
+		offset = alignUp(offset)
 		t.RawData, t.FloatData, t.DoubleData, t.Int32Data, t.Int64Data, t.Uint64Data = nil, nil, nil, nil, nil, nil
 		t.DataLocation = onnxpb.TensorProto_EXTERNAL.Enum()
 		t.ExternalData = []*onnxpb.StringStringEntryProto{
@@ -187,7 +190,7 @@ func (m *Model) saveExternal(path string, externalize map[*onnxpb.TensorProto]bo
 		var off int64
 		pad := make([]byte, 64)
 		for _, b := range blobs {
-			if gap := (off+63)/64*64 - off; gap > 0 {
+			if gap := alignUp(off) - off; gap > 0 {
 				bw.Write(pad[:gap])
 				off += gap
 			}

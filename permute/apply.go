@@ -139,25 +139,8 @@ func Apply(m *onnx.Model, a *graph.Analysis, p Perms) error {
 	}
 
 	// Every reader of every weight, looking through Identity nodes.
-	identityIn := map[string]string{}
-	for _, n := range g.GetNode() {
-		if n.GetOpType() == "Identity" && len(n.Input) == 1 && len(n.Output) == 1 {
-			identityIn[n.Output[0]] = n.Input[0]
-		}
-	}
-	source := func(v string) string {
-		for i := 0; i < len(g.GetNode()) && weights[v] == nil; i++ {
-			in, ok := identityIn[v]
-			if !ok {
-				break
-			}
-			v = in
-		}
-		if weights[v] == nil {
-			return ""
-		}
-		return v
-	}
+	identityIn := identityInputs(g.GetNode())
+	source := func(v string) string { return weightBehind(identityIn, weights, v) }
 	type reader struct {
 		u   use
 		key string // canonical form of the moves, "" for none
@@ -285,4 +268,32 @@ func permuteTensor(m *onnx.Model, t *onnxpb.TensorProto, ms []axisMove) error {
 		cur = next
 	}
 	return m.SetTensorBytes(t, cur)
+}
+
+// identityInputs maps the output of every Identity node to its input.
+func identityInputs(nodes []*onnxpb.NodeProto) map[string]string {
+	in := map[string]string{}
+	for _, n := range nodes {
+		if n.GetOpType() == "Identity" && len(n.Input) == 1 && len(n.Output) == 1 {
+			in[n.Output[0]] = n.Input[0]
+		}
+	}
+	return in
+}
+
+// weightBehind follows Identity nodes back from value v (exporters use
+// them as aliases of shared initializers) and returns the name of the
+// weight it reaches, or "" if v is not a weight.
+func weightBehind(identityIn map[string]string, weights map[string]*onnxpb.TensorProto, v string) string {
+	for hops := 0; weights[v] == nil && hops <= len(identityIn); hops++ {
+		in, ok := identityIn[v]
+		if !ok {
+			return ""
+		}
+		v = in
+	}
+	if weights[v] == nil {
+		return ""
+	}
+	return v
 }

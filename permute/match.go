@@ -602,21 +602,5 @@ func useTensor(m *onnx.Model, weights map[string]*onnxpb.TensorProto, s graph.We
 	if s.Node < 0 || s.Node >= len(nodes) || s.Input < 0 || s.Input >= len(nodes[s.Node].Input) {
 		return nil
 	}
-	v := nodes[s.Node].Input[s.Input]
-	for hops := 0; hops <= len(nodes); hops++ {
-		if t := weights[v]; t != nil {
-			return t
-		}
-		found := false
-		for _, n := range nodes {
-			if n.GetOpType() == "Identity" && len(n.Output) == 1 && n.Output[0] == v && len(n.Input) == 1 {
-				v, found = n.Input[0], true
-				break
-			}
-		}
-		if !found {
-			return nil
-		}
-	}
-	return nil
+	return weights[weightBehind(identityInputs(nodes), weights, nodes[s.Node].Input[s.Input])]
 }
