@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"unsafe"
 
 	"google.golang.org/protobuf/proto"
 
@@ -194,6 +195,26 @@ func (m *Model) Float64s(t *onnxpb.TensorProto) ([]float64, error) {
 	}
 	return out, nil
 }
+
+// Float32View is Float32s without the copy when t holds FLOAT values in
+// raw form (raw_data or external data), 4-byte aligned, on a little-endian
+// machine: the result then shares t's memory, so callers must only read it,
+// and it stays valid until t's data is replaced. Otherwise it returns what
+// Float32s does.
+func (m *Model) Float32View(t *onnxpb.TensorProto) ([]float32, error) {
+	if DataType(t) == onnxpb.TensorProto_FLOAT && nativeLittleEndian {
+		raw, ok := m.external[t]
+		if !ok {
+			raw = t.RawData
+		}
+		if len(raw) > 0 && len(raw)%4 == 0 && uintptr(unsafe.Pointer(&raw[0]))%4 == 0 {
+			return unsafe.Slice((*float32)(unsafe.Pointer(&raw[0])), len(raw)/4), nil
+		}
+	}
+	return m.Float32s(t)
+}
+
+var nativeLittleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 // Float32s returns t's elements converted to float32 (DOUBLE is rounded).
 // t must be FLOAT, FLOAT16, BFLOAT16 or DOUBLE.

@@ -14,6 +14,7 @@ import (
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
+	"github.com/onnx-rebasin/onnx-rebasin/simd"
 )
 
 // MatchOptions controls weight matching.
@@ -49,19 +50,25 @@ type MatchResult struct {
 	ObjectiveAfter  float64
 }
 
-// matchSite is one group site of one weight use, with its data in matrix form.
+// matchSite is one group site of one weight use: the group's units along
+// one axis, read as a rows × cols matrix (see layout.go).
 type matchSite struct {
 	use   int // index into matcher.uses
 	group int
 	axis  int
 	block int
-	off   int
-	rows  int       // group size
-	cols  int       // everything else
-	aMat  []float32 // A's rows for this site, rows × cols
-	cost  []float64 // cached contribution to the group's cost, rows × rows
-	bMat  []float32 // B's rows for this site with the other groups applied, as cost saw them
-	stamp []uint64  // versions of the uses' other groups when cost was computed
+	off   int // index of the group's first unit on axis
+	rows  int // group size
+	cols  int // everything else
+	// rowOff[r] is the offset of row r in the tensor, in A and B alike.
+	rowOff []int
+	aMat   []float32 // A's matrix, rows × cols (may share A's memory)
+	// colOff holds B's column offsets, with the other groups' permutations
+	// as they were when this site's term entered its group's cost; next is
+	// scratch for the current ones.
+	colOff, next []int
+	runs         []run
+	bView        []float32 // B's matrix when it can be read in place, else nil
 }
 
 // matchUse is one node input that reads a permuted weight.
@@ -69,7 +76,9 @@ type matchUse struct {
 	tensor string
 	dims   []int
 	a, b   []float32
-	sites  []int // indices into matcher.sites
+	sites  []int   // indices into matcher.sites
+	maps   [][]int // per axis: the index each index reads under the current permutations; nil = identity
+	mapBuf [][]int // storage for maps
 }
 
 type matcher struct {
@@ -80,7 +89,12 @@ type matcher struct {
 	usesOf  [][]int // group → indices of the uses it touches
 	// repeated[g]: some weight use has g on more than one site.
 	repeated []bool
-	version  []uint64
+	// cost[g] is Σ over g's sites of A·Bᵀ, as of the sites' colOff; nil
+	// until first computed.
+	cost [][]float64
+	// scratch, reused so that matching touches little fresh memory
+	bBuf, lBuf, rBuf, rowBuf, tmp32 []float32
+	cols                            []int
 }
 
 // WeightMatch finds permutations of b's groups that maximise Σ⟨W_A, π(W_B)⟩
@@ -153,7 +167,6 @@ func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*Matc
 			// descent terminates.
 			if gain := mt.exactGain(g, perms, p); gain > 1e-12*math.Abs(objective) {
 				perms[g] = p
-				mt.version[g]++
 				changed++
 				objective += gain
 			}
@@ -190,7 +203,7 @@ func equalPerm(a, b []int) bool {
 }
 
 func newMatcher(a, b *onnx.Model, ga *graph.Analysis) (*matcher, error) {
-	mt := &matcher{groups: ga.Groups, byGroup: make([][]int, len(ga.Groups)), version: make([]uint64, len(ga.Groups))}
+	mt := &matcher{groups: ga.Groups, byGroup: make([][]int, len(ga.Groups)), cost: make([][]float64, len(ga.Groups))}
 	wa, wb := a.Weights(), b.Weights()
 	useIndex := map[[2]int]int{}
 	for gi, grp := range ga.Groups {
@@ -205,11 +218,11 @@ func newMatcher(a, b *onnx.Model, ga *graph.Analysis) (*matcher, error) {
 				if !onnx.IsFloat(onnx.DataType(ta)) {
 					return nil, fmt.Errorf("weight %q: type %v cannot be matched", s.Tensor, onnx.DataType(ta))
 				}
-				fa, err := a.Float32s(ta)
+				fa, err := a.Float32View(ta)
 				if err != nil {
 					return nil, err
 				}
-				fb, err := b.Float32s(tb)
+				fb, err := b.Float32View(tb)
 				if err != nil {
 					return nil, err
 				}
@@ -219,18 +232,20 @@ func newMatcher(a, b *onnx.Model, ga *graph.Analysis) (*matcher, error) {
 				}
 				ui = len(mt.uses)
 				useIndex[key] = ui
-				mt.uses = append(mt.uses, matchUse{tensor: s.Tensor, dims: dims, a: fa, b: fb})
+				mt.uses = append(mt.uses, matchUse{tensor: s.Tensor, dims: dims, a: fa, b: fb,
+					maps: make([][]int, len(dims)), mapBuf: make([][]int, len(dims))})
 			}
 			u := &mt.uses[ui]
 			if s.Axis < 0 || s.Axis >= len(u.dims) {
 				return nil, fmt.Errorf("weight %q: axis %d out of range", s.Tensor, s.Axis)
 			}
 			block := max(s.Block, 1)
-			if s.Offset+grp.Size*block > u.dims[s.Axis] {
+			if s.Offset < 0 || s.Offset+grp.Size*block > u.dims[s.Axis] {
 				return nil, fmt.Errorf("weight %q axis %d: group %d does not fit", s.Tensor, s.Axis, gi)
 			}
 			si := len(mt.sites)
-			mt.sites = append(mt.sites, matchSite{use: ui, group: gi, axis: s.Axis, block: block, off: s.Offset, rows: grp.Size})
+			mt.sites = append(mt.sites, matchSite{use: ui, group: gi, axis: s.Axis, block: block, off: s.Offset, rows: grp.Size,
+				rowOff: rowOffsets(u.dims, s.Axis, block, s.Offset, grp.Size)})
 			u.sites = append(u.sites, si)
 			mt.byGroup[gi] = append(mt.byGroup[gi], si)
 		}
@@ -249,7 +264,17 @@ func newMatcher(a, b *onnx.Model, ga *graph.Analysis) (*matcher, error) {
 	}
 	for i := range mt.sites {
 		s := &mt.sites[i]
-		s.aMat, s.cols = gatherRows(mt.uses[s.use].a, mt.uses[s.use].dims, s.axis, s.block, s.off, s.rows, nil)
+		use := &mt.uses[s.use]
+		s.colOff = colOffsets(use.dims, s.axis, s.block, use.maps, nil)
+		s.cols = len(s.colOff)
+		s.runs = runsOf(s.colOff, nil)
+		if isContiguous(s.rowOff, s.colOff) {
+			s.aMat = use.a[s.rowOff[0]:][:s.rows*s.cols]
+			s.bView = use.b[s.rowOff[0]:][:s.rows*s.cols]
+		} else {
+			s.aMat = make([]float32, s.rows*s.cols)
+			gatherMatrix(s.aMat, use.a, s.rowOff, s.runs, s.cols)
+		}
 	}
 	if len(mt.sites) == 0 && len(ga.Groups) > 0 {
 		return nil, errors.New("groups have no weights to match")
@@ -257,156 +282,148 @@ func newMatcher(a, b *onnx.Model, ga *graph.Analysis) (*matcher, error) {
 	return mt, nil
 }
 
-// gatherRows lays out the part of an axis that a group occupies as a
-// rows × cols matrix: row c holds, for every index of the other axes, the
-// block of channel c. The result may share data's memory.
-func gatherRows(data []float32, dims []int, axis, block, off, rows int, dst []float32) ([]float32, int) {
-	outer, inner := 1, 1
-	for i, d := range dims {
-		if i < axis {
-			outer *= d
-		} else if i > axis {
-			inner *= d
-		}
-	}
-	cols := outer * block * inner
-	if outer == 1 && off == 0 {
-		// The group's rows are already contiguous: no copy. Callers
-		// only read the result.
-		return data[:rows*cols], cols
-	}
-	if cap(dst) < rows*cols {
-		dst = make([]float32, rows*cols)
-	}
-	dst = dst[:rows*cols]
-	n := dims[axis]
-	chunk := block * inner
-	for c := 0; c < rows; c++ {
-		row := dst[c*cols : (c+1)*cols]
-		k := 0
-		for o := 0; o < outer; o++ {
-			src := data[(o*n+off+c*block)*inner:][:chunk]
-			if chunk < 32 {
-				// A conv kernel's 9 values: a call to copy costs more.
-				for j, v := range src {
-					row[k+j] = v
-				}
-			} else {
-				copy(row[k:k+chunk], src)
-			}
-			k += chunk
-		}
-	}
-	return dst, cols
-}
-
-// permutedB returns use u's B weight with every group site except skip
-// permuted by the current permutations.
-func (mt *matcher) permutedB(u int, skip int, perms Perms) []float32 {
-	use := &mt.uses[u]
-	out := use.b
-	copied := false
+// setMaps fills use.maps from perms: on every axis that a site permutes,
+// the index each index reads.
+func (mt *matcher) setMaps(use *matchUse, perms Perms) {
+	clear(use.maps)
 	for _, si := range use.sites {
-		if si == skip {
-			continue
-		}
 		s := &mt.sites[si]
-		if isIdentity(perms[s.group]) {
-			continue
+		m := use.maps[s.axis]
+		if m == nil {
+			n := use.dims[s.axis]
+			if cap(use.mapBuf[s.axis]) < n {
+				use.mapBuf[s.axis] = make([]int, n)
+			}
+			m = use.mapBuf[s.axis][:n]
+			for i := range m {
+				m[i] = i
+			}
+			use.maps[s.axis] = m
 		}
-		if !copied {
-			out = append([]float32(nil), use.b...)
-			copied = true
+		for i, j := range perms[s.group] {
+			for k := 0; k < s.block; k++ {
+				m[s.off+i*s.block+k] = s.off + j*s.block + k
+			}
 		}
-		permuteAxisF32(out, use.dims, s.axis, s.block, s.off, perms[s.group])
 	}
-	return out
 }
 
-func isIdentity(p []int) bool {
-	for i, j := range p {
-		if i != j {
+// scratch returns buf grown to n elements.
+func scratch(buf *[]float32, n int) []float32 {
+	if cap(*buf) < n {
+		*buf = make([]float32, n)
+	}
+	return (*buf)[:n]
+}
+
+// siteB returns site s's B matrix for its current colOff: B's memory when
+// it can be read in place, else a gathered copy in scratch.
+func (mt *matcher) siteB(s *matchSite) []float32 {
+	if s.bView != nil && isIdentityOffsets(s.colOff) {
+		return s.bView
+	}
+	m := scratch(&mt.bBuf, s.rows*s.cols)
+	gatherMatrix(m, mt.uses[s.use].b, s.rowOff, s.runs, s.cols)
+	return m
+}
+
+func isIdentityOffsets(off []int) bool {
+	for c, o := range off {
+		if o != c {
 			return false
 		}
 	}
 	return true
-}
-
-// permuteAxisF32 applies perm to the group's part of one axis, in place.
-func permuteAxisF32(data []float32, dims []int, axis, block, off int, perm []int) {
-	outer, inner := 1, 1
-	for i, d := range dims {
-		if i < axis {
-			outer *= d
-		} else if i > axis {
-			inner *= d
-		}
-	}
-	n := dims[axis]
-	seg := len(perm) * block * inner
-	tmp := make([]float32, seg)
-	chunk := block * inner
-	for o := 0; o < outer; o++ {
-		base := (o*n + off) * inner
-		copy(tmp, data[base:base+seg])
-		for i, from := range perm {
-			dst, src := data[base+i*chunk:][:chunk], tmp[from*chunk:][:chunk]
-			if chunk < 32 {
-				for j, v := range src {
-					dst[j] = v
-				}
-			} else {
-				copy(dst, src)
-			}
-		}
-	}
 }
 
 // groupCost returns the n×n matrix whose entry (i, j) is the gain of
 // mapping B's unit j to A's unit i, summed over all the group's sites with
-// every other permutation applied to B. Site contributions are cached and
-// recomputed only when another group on the same weight has moved.
+// every other permutation applied to B. The matrix is kept between calls
+// (callers must not change it): when other groups have moved only some of
+// a site's columns, it is updated by the change of those columns alone,
+// with float64 accumulation; otherwise it is recomputed.
 func (mt *matcher) groupCost(g int, perms Perms) []float64 {
 	n := mt.groups[g].Size
-	total := make([]float64, n*n)
+	changed, fullWork, deltaWork := 0, 0, 0
 	for _, si := range mt.byGroup[g] {
 		s := &mt.sites[si]
 		use := &mt.uses[s.use]
-		stamp := make([]uint64, 0, len(use.sites))
-		for _, o := range use.sites {
-			if o != si {
-				stamp = append(stamp, mt.version[mt.sites[o].group])
+		mt.setMaps(use, perms)
+		s.next = colOffsets(use.dims, s.axis, s.block, use.maps, s.next)
+		q := 0
+		for c, o := range s.next {
+			if o != s.colOff[c] {
+				q++
 			}
 		}
-		if s.cost == nil || !equalStamp(stamp, s.stamp) {
-			bp := mt.permutedB(s.use, si, perms)
-			bMat, _ := gatherRows(bp, use.dims, s.axis, s.block, s.off, s.rows, nil)
-			if s.cost == nil {
-				s.cost = make([]float64, n*n)
-			} else {
-				clear(s.cost)
-			}
-			gemmABTFast(n, n, s.cols, s.aMat, bMat, s.cost)
-			s.bMat = bMat
-			s.stamp = stamp
+		if q > 0 {
+			changed++
 		}
-		for i, v := range s.cost {
-			total[i] += v
+		fullWork += s.cols
+		// Two products (new and old columns) at about half the float32 speed.
+		deltaWork += 4 * q
+	}
+	cost := mt.cost[g]
+	switch {
+	case cost != nil && changed == 0:
+		return cost
+	case cost != nil && deltaWork < fullWork:
+		for _, si := range mt.byGroup[g] {
+			mt.updateSite(&mt.sites[si], cost)
+		}
+		return cost
+	}
+	if cost == nil {
+		cost = make([]float64, n*n)
+		mt.cost[g] = cost
+	} else {
+		clear(cost)
+	}
+	tmp := scratch(&mt.tmp32, n*n)
+	for _, si := range mt.byGroup[g] {
+		s := &mt.sites[si]
+		s.colOff, s.next = s.next, s.colOff
+		s.runs = runsOf(s.colOff, s.runs)
+		simd.Gemm(false, true, n, n, s.cols, 1, s.aMat, s.cols, mt.siteB(s), s.cols, 0, tmp, n)
+		for i, v := range tmp {
+			cost[i] += float64(v)
 		}
 	}
-	return total
+	return cost
 }
 
-func equalStamp(a, b []uint64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
+// updateSite adds to cost the change of site s's term from the columns
+// whose offsets differ between s.colOff and s.next, then makes s.next
+// current: cost += A_Q·B_newᵀ − A_Q·B_oldᵀ, as one float64-accumulated
+// product of [A_Q, −A_Q] and [B_new, B_old].
+func (mt *matcher) updateSite(s *matchSite, cost []float64) {
+	q := mt.cols[:0]
+	for c, o := range s.next {
+		if o != s.colOff[c] {
+			q = append(q, c)
 		}
 	}
-	return true
+	mt.cols = q
+	if len(q) == 0 {
+		return
+	}
+	n, k := s.rows, 2*len(q)
+	l, r := scratch(&mt.lBuf, n*k), scratch(&mt.rBuf, n*k)
+	b := mt.uses[s.use].b
+	for i := 0; i < n; i++ {
+		a := s.aMat[i*s.cols : (i+1)*s.cols]
+		li, ri := l[i*k:(i+1)*k], r[i*k:(i+1)*k]
+		base := s.rowOff[i]
+		for j, c := range q {
+			li[j] = a[c]
+			li[len(q)+j] = -a[c]
+			ri[j] = b[base+s.next[c]]
+			ri[len(q)+j] = b[base+s.colOff[c]]
+		}
+	}
+	simd.GemmF64Acc(false, true, n, n, k, l, k, r, k, cost, n)
+	s.colOff, s.next = s.next, s.colOff
+	s.runs = runsOf(s.colOff, s.runs)
 }
 
 // signatureStart matches every group's units on permutation-invariant
@@ -420,6 +437,7 @@ func equalStamp(a, b []uint64) bool {
 // copy of A is matched exactly at once.
 func (mt *matcher) signatureStart(solver *assigner) (Perms, error) {
 	perms := make(Perms, len(mt.groups))
+	var sa, sb []float32
 	for g, grp := range mt.groups {
 		n := grp.Size
 		assign := n <= maxSignatureAssign
@@ -431,13 +449,22 @@ func (mt *matcher) signatureStart(solver *assigner) (Perms, error) {
 		for _, si := range mt.byGroup[g] {
 			s := &mt.sites[si]
 			use := &mt.uses[s.use]
-			sa := sortRows(append([]float32(nil), s.aMat...), s.cols)
-			sb, _ := gatherRows(use.b, use.dims, s.axis, s.block, s.off, s.rows, nil)
-			sb = sortRows(append([]float32(nil), sb...), s.cols)
+			// Sorting each row makes the order of the columns, and so
+			// the other groups' permutations, irrelevant.
+			sa = scratch(&sa, s.rows*s.cols)
+			copy(sa, s.aMat)
+			sortRows(sa, s.cols)
+			sb = scratch(&sb, s.rows*s.cols)
+			gatherMatrix(sb, use.b, s.rowOff, runsOf(colOffsets(use.dims, s.axis, s.block, make([][]int, len(use.dims)), nil), nil), s.cols)
+			sortRows(sb, s.cols)
 			if assign {
 				// A start needs no float64 precision: the descent
 				// checks every move exactly.
-				gemmABTFast(n, n, s.cols, sa, sb, cost)
+				tmp := scratch(&mt.tmp32, n*n)
+				simd.Gemm(false, true, n, n, s.cols, 1, sa, s.cols, sb, s.cols, 0, tmp, n)
+				for i, v := range tmp {
+					cost[i] += float64(v)
+				}
 				continue
 			}
 			for i := 0; i < n; i++ {
@@ -556,13 +583,13 @@ func (mt *matcher) exactGain(g int, perms Perms, p []int) float64 {
 	if mt.repeated[g] {
 		before := 0.0
 		for _, u := range mt.usesOf[g] {
-			before += dot64(mt.uses[u].a, mt.permutedB(u, -1, perms))
+			before += mt.useObjective(u, perms)
 		}
 		prev := perms[g]
 		perms[g] = p
 		after := 0.0
 		for _, u := range mt.usesOf[g] {
-			after += dot64(mt.uses[u].a, mt.permutedB(u, -1, perms))
+			after += mt.useObjective(u, perms)
 		}
 		perms[g] = prev
 		return after - before
@@ -572,12 +599,17 @@ func (mt *matcher) exactGain(g int, perms Perms, p []int) float64 {
 	for _, si := range mt.byGroup[g] {
 		s := &mt.sites[si]
 		c := s.cols
+		b := mt.uses[s.use].b
+		row := scratch(&mt.rowBuf, c)
 		for i := range p {
 			if p[i] == old[i] {
 				continue
 			}
 			a := s.aMat[i*c : (i+1)*c]
-			gain += dot64(a, s.bMat[p[i]*c:(p[i]+1)*c]) - dot64(a, s.bMat[old[i]*c:(old[i]+1)*c])
+			gatherRow(row, b, s.rowOff[p[i]], s.runs)
+			gain += dot64(a, row)
+			gatherRow(row, b, s.rowOff[old[i]], s.runs)
+			gain -= dot64(a, row)
 		}
 	}
 	return gain
@@ -587,8 +619,47 @@ func (mt *matcher) exactGain(g int, perms Perms, p []int) float64 {
 func (mt *matcher) objective(perms Perms) float64 {
 	total := 0.0
 	for u := range mt.uses {
-		bp := mt.permutedB(u, -1, perms)
-		total += dot64(mt.uses[u].a, bp)
+		total += mt.useObjective(u, perms)
+	}
+	return total
+}
+
+// useObjective is ⟨W_A, π(W_B)⟩ for one weight use, gathering π(W_B) a
+// few rows at a time.
+func (mt *matcher) useObjective(u int, perms Perms) float64 {
+	use := &mt.uses[u]
+	mt.setMaps(use, perms)
+	rows := 1
+	if len(use.dims) > 0 {
+		rows = use.dims[0]
+	}
+	cols := len(use.a) / max(rows, 1)
+	if rows == 0 || cols == 0 {
+		return 0
+	}
+	rowOff := make([]int, rows)
+	for r := range rowOff {
+		rowOff[r] = r * cols
+		if len(use.dims) > 0 && use.maps[0] != nil {
+			rowOff[r] = use.maps[0][r] * cols
+		}
+	}
+	var colOff []int
+	if len(use.dims) > 0 {
+		colOff = colOffsets(use.dims, 0, 1, use.maps, mt.cols)
+	} else {
+		colOff = append(mt.cols[:0], 0)
+	}
+	mt.cols = colOff
+	runs := runsOf(colOff, nil)
+	step := max(1, (1<<16)/cols)
+	buf := scratch(&mt.rowBuf, min(step, rows)*cols)
+	total := 0.0
+	for r0 := 0; r0 < rows; r0 += step {
+		r1 := min(r0+step, rows)
+		m := buf[:(r1-r0)*cols]
+		gatherMatrix(m, use.b, rowOff[r0:r1], runs, cols)
+		total += dot64(use.a[r0*cols:r1*cols], m)
 	}
 	return total
 }

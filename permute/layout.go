@@ -1,0 +1,165 @@
+package permute
+
+import (
+	"runtime"
+	"sync"
+)
+
+// A group site of a weight is read as a matrix: row r is unit r of the
+// group and its columns are every index of the other axes (and of the
+// unit's block). Element (r, c) lives at offset rowOff[r] + colOff[c] of
+// the row-major tensor. Permutations of the other groups only permute the
+// columns, so they live entirely in colOff, and a cost matrix can be
+// updated for just the columns whose offsets changed.
+
+// strides returns the row-major strides of dims.
+func strides(dims []int) []int {
+	s := make([]int, len(dims))
+	n := 1
+	for i := len(dims) - 1; i >= 0; i-- {
+		s[i] = n
+		n *= dims[i]
+	}
+	return s
+}
+
+// rowOffsets returns the offset of each of rows units of size block that
+// start at index off of axis.
+func rowOffsets(dims []int, axis, block, off, rows int) []int {
+	st := strides(dims)[axis]
+	r := make([]int, rows)
+	for i := range r {
+		r[i] = (off + i*block) * st
+	}
+	return r
+}
+
+// colOffsets writes into dst (grown as needed) the offset of every column
+// of a site on axis with units of size block: the indices of the axes
+// before axis, then the index within the block, then the axes after axis,
+// in row-major order. maps[k], when not nil, says which index of axis k
+// each index reads (a permutation of the other groups); maps[axis] is
+// ignored.
+func colOffsets(dims []int, axis, block int, maps [][]int, dst []int) []int {
+	st := strides(dims)
+	cols := block
+	for k, d := range dims {
+		if k != axis {
+			cols *= d
+		}
+	}
+	if cap(dst) < cols {
+		dst = make([]int, cols)
+	}
+	dst = dst[:cols]
+	if cols == 0 {
+		return dst
+	}
+	// Expand axis by axis in place, from the back so that every entry
+	// is read before it is overwritten.
+	dst[0] = 0
+	n := 1
+	expand := func(size, stride int, m []int) {
+		for j := n - 1; j >= 0; j-- {
+			base := dst[j]
+			out := dst[j*size : (j+1)*size]
+			if m == nil {
+				for i := range out {
+					out[i] = base + i*stride
+				}
+			} else {
+				for i := range out {
+					out[i] = base + m[i]*stride
+				}
+			}
+		}
+		n *= size
+	}
+	for k := 0; k < axis; k++ {
+		expand(dims[k], st[k], maps[k])
+	}
+	expand(block, st[axis], nil)
+	for k := axis + 1; k < len(dims); k++ {
+		expand(dims[k], st[k], maps[k])
+	}
+	return dst
+}
+
+// run is a stretch of columns whose offsets are consecutive.
+type run struct{ col, src, n int }
+
+// runsOf splits column offsets into runs, so that a gather copies blocks.
+func runsOf(colOff []int, dst []run) []run {
+	dst = dst[:0]
+	for c := 0; c < len(colOff); {
+		e := c + 1
+		for e < len(colOff) && colOff[e] == colOff[e-1]+1 {
+			e++
+		}
+		dst = append(dst, run{c, colOff[c], e - c})
+		c = e
+	}
+	return dst
+}
+
+// isContiguous reports whether the matrix given by rowOff and colOff is
+// data[rowOff[0]:] read in order, so no copy is needed.
+func isContiguous(rowOff, colOff []int) bool {
+	cols := len(colOff)
+	for c, o := range colOff {
+		if o != c {
+			return false
+		}
+	}
+	for r, o := range rowOff {
+		if o != rowOff[0]+r*cols {
+			return false
+		}
+	}
+	return true
+}
+
+// gatherMatrix copies the rows × len(colOff) matrix of data given by rowOff
+// and the runs of colOff into dst, in parallel for large matrices.
+func gatherMatrix(dst, data []float32, rowOff []int, runs []run, cols int) {
+	rows := len(rowOff)
+	do := func(r0, r1 int) {
+		for r := r0; r < r1; r++ {
+			base := rowOff[r]
+			row := dst[r*cols : (r+1)*cols]
+			for _, q := range runs {
+				src := data[base+q.src : base+q.src+q.n]
+				out := row[q.col : q.col+q.n]
+				if q.n < 32 {
+					// A conv kernel's 9 values: a call to copy costs more.
+					for i, v := range src {
+						out[i] = v
+					}
+				} else {
+					copy(out, src)
+				}
+			}
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), rows, rows*cols/(1<<18)+1)
+	if workers <= 1 {
+		do(0, rows)
+		return
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			do(rows*w/workers, rows*(w+1)/workers)
+		}(w)
+	}
+	wg.Wait()
+}
+
+// gatherRow copies row r of the matrix given by rowOff and runs into dst.
+func gatherRow(dst, data []float32, base int, runs []run) {
+	for _, q := range runs {
+		copy(dst[q.col:q.col+q.n], data[base+q.src:base+q.src+q.n])
+	}
+}
