@@ -13,7 +13,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"google.golang.org/protobuf/proto"
@@ -40,11 +39,13 @@ var ErrNotONNX = errors.New("not an ONNX model")
 
 // Load reads an ONNX model file, with any external data files it names.
 func Load(path string) (*Model, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err // *PathError already names the file
-	}
-	return Parse(data, path, filepath.Dir(path))
+	var m *Model
+	err := withFileBytes(path, func(data []byte) error {
+		var err error
+		m, err = Parse(data, path, filepath.Dir(path))
+		return err
+	})
+	return m, err
 }
 
 // Parse decodes a model from data. name is used in error messages and dir is

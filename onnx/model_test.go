@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -485,4 +486,29 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("re-parse: %v", err)
 		}
 	})
+}
+
+// TestLoadFileShrinks: a model file cut short while it is being read gives
+// an error, not a crash (Load maps files into memory where it can).
+func TestLoadFileShrinks(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.onnx")
+	if err := os.WriteFile(path, make([]byte, 3*65536), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := withFileBytes(path, func(data []byte) error {
+		if err := os.Truncate(path, 0); err != nil {
+			return err
+		}
+		var sum byte
+		for i := 0; i < len(data); i += 4096 {
+			sum += data[i]
+		}
+		if sum != 0 {
+			return errors.New("read non-zero bytes")
+		}
+		return nil
+	})
+	if runtime.GOOS == "linux" && (err == nil || !strings.Contains(err.Error(), "changed while being read")) {
+		t.Fatalf("got %v, want a 'changed while being read' error", err)
+	}
 }

@@ -236,38 +236,45 @@ func uniqueName(m *onnx.Model, base string) string {
 }
 
 // permuteTensor moves whole elements of t (any fixed-size type, bit-exactly)
-// along each axis of ms.
+// along each axis of ms, in one pass into a new buffer.
 func permuteTensor(m *onnx.Model, t *onnxpb.TensorProto, ms []axisMove) error {
 	raw, err := m.TensorBytes(t)
 	if err != nil {
 		return err
 	}
 	es := onnx.ElemSize(onnx.DataType(t))
-	cur := raw
-	for _, mv := range ms {
-		outer, inner := 1, es
-		for i, d := range t.Dims {
-			switch {
-			case i < mv.Axis:
-				outer *= int(d)
-			case i > mv.Axis:
-				inner *= int(d)
-			}
-		}
-		n := int(t.Dims[mv.Axis])
-		if len(mv.Index) != n {
-			return fmt.Errorf("tensor %q axis %d: index map has %d entries for %d", t.GetName(), mv.Axis, len(mv.Index), n)
-		}
-		next := make([]byte, len(cur))
-		for o := 0; o < outer; o++ {
-			base := o * n * inner
-			for i, from := range mv.Index {
-				copy(next[base+i*inner:base+(i+1)*inner], cur[base+from*inner:base+(from+1)*inner])
-			}
-		}
-		cur = next
+	dims := make([]int, len(t.Dims))
+	for i, d := range t.Dims {
+		dims[i] = int(d)
 	}
-	return m.SetTensorBytes(t, cur)
+	maps := make([][]int, len(dims))
+	for _, mv := range ms {
+		if mv.Axis < 0 || mv.Axis >= len(dims) || len(mv.Index) != dims[mv.Axis] {
+			return fmt.Errorf("tensor %q axis %d: index map does not fit dims %v", t.GetName(), mv.Axis, t.Dims)
+		}
+		maps[mv.Axis] = mv.Index
+	}
+	if len(dims) == 0 || len(raw) == 0 {
+		return nil
+	}
+	// Rows along axis 0, columns over the other axes (see layout.go).
+	rows := dims[0]
+	colOff := colOffsets(dims, 0, 1, maps, nil)
+	cols := len(colOff)
+	runs := runsOf(colOff, nil)
+	out := make([]byte, len(raw))
+	for r := 0; r < rows; r++ {
+		from := r
+		if maps[0] != nil {
+			from = maps[0][r]
+		}
+		dst := out[r*cols*es : (r+1)*cols*es]
+		base := from * cols * es
+		for _, q := range runs {
+			copy(dst[q.col*es:(q.col+q.n)*es], raw[base+q.src*es:base+(q.src+q.n)*es])
+		}
+	}
+	return m.SetTensorBytes(t, out)
 }
 
 // identityInputs maps the output of every Identity node to its input.

@@ -94,7 +94,9 @@ type matcher struct {
 	cost [][]float64
 	// scratch, reused so that matching touches little fresh memory
 	bBuf, lBuf, rBuf, rowBuf, tmp32 []float32
-	cols                            []int
+	offBuf                          []int
+	// how group costs were brought up to date (for tests)
+	fullCosts, deltaCosts int
 }
 
 // WeightMatch finds permutations of b's groups that maximise Σ⟨W_A, π(W_B)⟩
@@ -118,32 +120,30 @@ func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*Matc
 		return nil, err
 	}
 	solver := newAssigner()
-	var perms Perms
+	res := &MatchResult{ObjectiveBefore: mt.objective(Identity(ga))}
+	perms, objective := Identity(ga), res.ObjectiveBefore
 	switch {
 	case opts.Init != nil:
 		perms = clonePerms(opts.Init)
 		if err := perms.Check(ga); err != nil {
 			return nil, fmt.Errorf("initial permutation: %w", err)
 		}
+		objective = mt.objective(perms)
 	case opts.IdentityStart:
-		perms = Identity(ga)
 	default:
-		perms = Identity(ga)
 		sig, err := mt.signatureStart(solver)
 		if err != nil {
 			return nil, err
 		}
-		if mt.objective(sig) > mt.objective(perms) {
-			perms = sig
+		if o := mt.objective(sig); o > objective {
+			perms, objective = sig, o
 		}
 	}
 	maxIter := opts.MaxIter
 	if maxIter <= 0 {
 		maxIter = 100
 	}
-	res := &MatchResult{ObjectiveBefore: mt.objective(Identity(ga))}
 	rng := rand.New(rand.NewPCG(opts.Seed, 0x2545f4914f6cdd1d))
-	objective := mt.objective(perms)
 	for sweep := 1; sweep <= maxIter; sweep++ {
 		changed := 0
 		for _, g := range rng.Perm(len(mt.groups)) {
@@ -327,6 +327,15 @@ func (mt *matcher) siteB(s *matchSite) []float32 {
 	return m
 }
 
+func isIdentityPerm(p []int) bool {
+	for i, j := range p {
+		if i != j {
+			return false
+		}
+	}
+	return true
+}
+
 func isIdentityOffsets(off []int) bool {
 	for c, o := range off {
 		if o != c {
@@ -368,6 +377,7 @@ func (mt *matcher) groupCost(g int, perms Perms) []float64 {
 	case cost != nil && changed == 0:
 		return cost
 	case cost != nil && deltaWork < fullWork:
+		mt.deltaCosts++
 		for _, si := range mt.byGroup[g] {
 			mt.updateSite(&mt.sites[si], cost)
 		}
@@ -379,6 +389,7 @@ func (mt *matcher) groupCost(g int, perms Perms) []float64 {
 	} else {
 		clear(cost)
 	}
+	mt.fullCosts++
 	tmp := scratch(&mt.tmp32, n*n)
 	for _, si := range mt.byGroup[g] {
 		s := &mt.sites[si]
@@ -397,28 +408,43 @@ func (mt *matcher) groupCost(g int, perms Perms) []float64 {
 // current: cost += A_Q·B_newᵀ − A_Q·B_oldᵀ, as one float64-accumulated
 // product of [A_Q, −A_Q] and [B_new, B_old].
 func (mt *matcher) updateSite(s *matchSite, cost []float64) {
-	q := mt.cols[:0]
-	for c, o := range s.next {
-		if o != s.colOff[c] {
-			q = append(q, c)
+	// Changed columns in runs whose old and new offsets are both
+	// consecutive (a conv kernel's taps move together).
+	type delta struct{ col, from, to, n int }
+	var runs []delta
+	q := 0
+	for c := 0; c < len(s.next); {
+		if s.next[c] == s.colOff[c] {
+			c++
+			continue
 		}
+		e := c + 1
+		for e < len(s.next) && s.next[e] != s.colOff[e] && s.next[e] == s.next[e-1]+1 && s.colOff[e] == s.colOff[e-1]+1 {
+			e++
+		}
+		runs = append(runs, delta{c, s.colOff[c], s.next[c], e - c})
+		q += e - c
+		c = e
 	}
-	mt.cols = q
-	if len(q) == 0 {
+	if q == 0 {
 		return
 	}
-	n, k := s.rows, 2*len(q)
+	n, k := s.rows, 2*q
 	l, r := scratch(&mt.lBuf, n*k), scratch(&mt.rBuf, n*k)
 	b := mt.uses[s.use].b
 	for i := 0; i < n; i++ {
 		a := s.aMat[i*s.cols : (i+1)*s.cols]
 		li, ri := l[i*k:(i+1)*k], r[i*k:(i+1)*k]
 		base := s.rowOff[i]
-		for j, c := range q {
-			li[j] = a[c]
-			li[len(q)+j] = -a[c]
-			ri[j] = b[base+s.next[c]]
-			ri[len(q)+j] = b[base+s.colOff[c]]
+		j := 0
+		for _, d := range runs {
+			copy(li[j:j+d.n], a[d.col:d.col+d.n])
+			copy(ri[j:j+d.n], b[base+d.to:base+d.to+d.n])
+			copy(ri[q+j:q+j+d.n], b[base+d.from:base+d.from+d.n])
+			j += d.n
+		}
+		for j, v := range li[:q] {
+			li[q+j] = -v
 		}
 	}
 	simd.GemmF64Acc(false, true, n, n, k, l, k, r, k, cost, n)
@@ -437,7 +463,14 @@ func (mt *matcher) updateSite(s *matchSite, cost []float64) {
 // copy of A is matched exactly at once.
 func (mt *matcher) signatureStart(solver *assigner) (Perms, error) {
 	perms := make(Perms, len(mt.groups))
-	var sa, sb []float32
+	// The largest site's size up front, so that scratch grows once; the
+	// buffers are the ones the descent reuses later.
+	largest := 0
+	for i := range mt.sites {
+		largest = max(largest, mt.sites[i].rows*mt.sites[i].cols)
+	}
+	scratch(&mt.bBuf, largest)
+	scratch(&mt.lBuf, largest)
 	for g, grp := range mt.groups {
 		n := grp.Size
 		assign := n <= maxSignatureAssign
@@ -451,10 +484,10 @@ func (mt *matcher) signatureStart(solver *assigner) (Perms, error) {
 			use := &mt.uses[s.use]
 			// Sorting each row makes the order of the columns, and so
 			// the other groups' permutations, irrelevant.
-			sa = scratch(&sa, s.rows*s.cols)
+			sa := scratch(&mt.bBuf, s.rows*s.cols)
 			copy(sa, s.aMat)
 			sortRows(sa, s.cols)
-			sb = scratch(&sb, s.rows*s.cols)
+			sb := scratch(&mt.lBuf, s.rows*s.cols)
 			gatherMatrix(sb, use.b, s.rowOff, runsOf(colOffsets(use.dims, s.axis, s.block, make([][]int, len(use.dims)), nil), nil), s.cols)
 			sortRows(sb, s.cols)
 			if assign {
@@ -516,62 +549,98 @@ func sortRows(m []float32, cols int) []float32 {
 		return m
 	}
 	rows := len(m) / cols
-	workers := min(runtime.GOMAXPROCS(0), rows)
+	workers := min(runtime.GOMAXPROCS(0), rows, len(m)>>15+1)
+	if workers == 1 {
+		radixSortRows(m, cols)
+		return m
+	}
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			scratch := make([]uint32, 2*cols)
-			for r := w; r < rows; r += workers {
-				radixSort(m[r*cols:(r+1)*cols], scratch)
-			}
+			radixSortRows(m[rows*w/workers*cols:rows*(w+1)/workers*cols], cols)
 		}(w)
 	}
 	wg.Wait()
 	return m
 }
 
-// radixSort sorts x ascending (NaNs last) with three 11-bit LSD passes over
-// keys that order like the floats; scratch must hold 2·len(x).
+func radixSortRows(m []float32, cols int) {
+	scratch := make([]uint32, 2*cols)
+	for r := 0; r < len(m); r += cols {
+		radixSort(m[r:r+cols], scratch)
+	}
+}
+
+// radixSort sorts x ascending by the order of floatKey (negative NaNs
+// first, positive NaNs last, −0 before +0) with three 11-bit LSD passes;
+// scratch must hold 2·len(x). One counting pass fills all three histograms
+// and the last pass writes the floats back, so x is read or written five
+// times in all.
 func radixSort(x []float32, scratch []uint32) {
 	n := len(x)
-	keys, tmp := scratch[:n], scratch[n:2*n]
-	for i, v := range x {
-		b := math.Float32bits(v)
-		if b&0x80000000 != 0 {
-			b = ^b // negative: reverse order
-		} else {
-			b |= 0x80000000
+	if n <= 64 {
+		// Short rows (1-D weights have one value per unit): the
+		// histograms would cost more than the values.
+		for i := 1; i < n; i++ {
+			v, k := x[i], floatKey(x[i])
+			j := i
+			for ; j > 0 && floatKey(x[j-1]) > k; j-- {
+				x[j] = x[j-1]
+			}
+			x[j] = v
 		}
-		keys[i] = b
+		return
 	}
-	var count [2048]int
-	for shift := uint(0); shift < 33; shift += 11 {
-		clear(count[:])
-		for _, k := range keys {
-			count[(k>>shift)&2047]++
-		}
-		sum := 0
-		for i, c := range count {
-			count[i] = sum
+	keys, tmp := scratch[:n], scratch[n:2*n]
+	var count [3][2048]uint32
+	for i, v := range x {
+		k := floatKey(v)
+		keys[i] = k
+		count[0][k&2047]++
+		count[1][(k>>11)&2047]++
+		count[2][k>>22]++
+	}
+	for d := range count {
+		sum := uint32(0)
+		for i, c := range count[d] {
+			count[d][i] = sum
 			sum += c
 		}
-		for _, k := range keys {
-			d := (k >> shift) & 2047
-			tmp[count[d]] = k
-			count[d]++
-		}
-		keys, tmp = tmp, keys
 	}
-	for i, k := range keys {
-		if k&0x80000000 != 0 {
-			k &^= 0x80000000
-		} else {
-			k = ^k
-		}
-		x[i] = math.Float32frombits(k)
+	for _, k := range keys {
+		d := k & 2047
+		tmp[count[0][d]] = k
+		count[0][d]++
 	}
+	for _, k := range tmp {
+		d := (k >> 11) & 2047
+		keys[count[1][d]] = k
+		count[1][d]++
+	}
+	for _, k := range keys {
+		d := k >> 22
+		x[count[2][d]] = keyFloat(k)
+		count[2][d]++
+	}
+}
+
+// floatKey maps a float's bits to a uint32 that orders like the float.
+func floatKey(v float32) uint32 {
+	b := math.Float32bits(v)
+	if b&0x80000000 != 0 {
+		return ^b // negative: reverse order
+	}
+	return b | 0x80000000
+}
+
+// keyFloat inverts floatKey.
+func keyFloat(k uint32) float32 {
+	if k&0x80000000 != 0 {
+		return math.Float32frombits(k &^ 0x80000000)
+	}
+	return math.Float32frombits(^k)
 }
 
 // exactGain is the exact (float64) change of the objective if group g's
@@ -628,6 +697,15 @@ func (mt *matcher) objective(perms Perms) float64 {
 // few rows at a time.
 func (mt *matcher) useObjective(u int, perms Perms) float64 {
 	use := &mt.uses[u]
+	moved := false
+	for _, si := range use.sites {
+		if !isIdentityPerm(perms[mt.sites[si].group]) {
+			moved = true
+		}
+	}
+	if !moved {
+		return dot64(use.a, use.b)
+	}
 	mt.setMaps(use, perms)
 	rows := 1
 	if len(use.dims) > 0 {
@@ -646,11 +724,11 @@ func (mt *matcher) useObjective(u int, perms Perms) float64 {
 	}
 	var colOff []int
 	if len(use.dims) > 0 {
-		colOff = colOffsets(use.dims, 0, 1, use.maps, mt.cols)
+		colOff = colOffsets(use.dims, 0, 1, use.maps, mt.offBuf)
 	} else {
-		colOff = append(mt.cols[:0], 0)
+		colOff = append(mt.offBuf[:0], 0)
 	}
-	mt.cols = colOff
+	mt.offBuf = colOff
 	runs := runsOf(colOff, nil)
 	step := max(1, (1<<16)/cols)
 	buf := scratch(&mt.rowBuf, min(step, rows)*cols)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -134,7 +135,14 @@ func runAlign(c *cmdContext, args []string) error {
 	if err != nil {
 		return err
 	}
-	origB := mb.Clone()
+	// Model a and the matcher's buffers are garbage now: collecting them
+	// lets the permuted tensors and the encoded output reuse their memory
+	// instead of touching fresh pages (which dominated on large models).
+	runtime.GC()
+	var origB *onnx.Model
+	if *verify {
+		origB = mb.Clone()
+	}
 	if err := permute.Apply(mb, ga, res.Perms); err != nil {
 		return fmt.Errorf("%s: %w", pos[1], err)
 	}

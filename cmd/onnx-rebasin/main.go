@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/pprof"
 )
 
 func main() {
@@ -15,6 +16,21 @@ func main() {
 // mainExit runs the command line and maps its error to an exit status:
 // 0 success, 2 usage error, 1 any other failure.
 func mainExit() int {
+	// For performance work: ONNX_REBASIN_CPUPROFILE=file writes a CPU
+	// profile of the whole command (go tool pprof reads it).
+	if path := os.Getenv("ONNX_REBASIN_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "onnx-rebasin: ONNX_REBASIN_CPUPROFILE: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(os.Stderr, "onnx-rebasin: ONNX_REBASIN_CPUPROFILE: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 	err := run(os.Args[1:], os.Stdout, os.Stderr)
 	if err == nil {
 		return 0

@@ -1,0 +1,78 @@
+package permute
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// TestGroupCostUpToDate moves a few units of some groups at a time (the
+// cached cost matrices are then updated for the moved columns only) or
+// reshuffles them (recomputed), and compares every group's cost matrix with
+// a float64 evaluation of its definition, Σ over the group's sites of
+// ⟨row i of A, row j of B with the other groups' permutations applied⟩.
+func TestGroupCostUpToDate(t *testing.T) {
+	for _, name := range []string{"mlp32", "cnn_bn", "cnn_fold", "resnet", "transformer"} {
+		t.Run(name, func(t *testing.T) {
+			a, ga := loadAnalyze(t, "../testmodels/"+name+"_s0.onnx")
+			b, _ := loadAnalyze(t, "../testmodels/"+name+"_s1.onnx")
+			mt, err := newMatcher(a, b, ga)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := rand.New(rand.NewPCG(5, 6))
+			perms := Random(ga, 1)
+			for round := 0; round < 6; round++ {
+				for g := range perms {
+					switch {
+					case round == 0:
+					case r.IntN(3) == 0:
+						r.Shuffle(len(perms[g]), func(i, j int) { perms[g][i], perms[g][j] = perms[g][j], perms[g][i] })
+					case r.IntN(2) == 0:
+						for k := 0; k < 2; k++ {
+							i, j := r.IntN(len(perms[g])), r.IntN(len(perms[g]))
+							perms[g][i], perms[g][j] = perms[g][j], perms[g][i]
+						}
+					}
+				}
+				for g := range perms {
+					got := slices.Clone(mt.groupCost(g, perms))
+					want, scale := exactGroupCost(mt, g, perms)
+					for i := range want {
+						if d := math.Abs(got[i] - want[i]); d > 1e-4*scale[i]+1e-12 {
+							t.Fatalf("round %d group %d entry %d: cost %v, want %v (Σ|a||b| %v)", round, g, i, got[i], want[i], scale[i])
+						}
+					}
+				}
+			}
+			if mt.deltaCosts == 0 || mt.fullCosts == 0 {
+				t.Fatalf("updated %d and recomputed %d cost matrices: both paths should have run", mt.deltaCosts, mt.fullCosts)
+			}
+		})
+	}
+}
+
+// exactGroupCost evaluates group g's cost matrix from its definition in
+// float64, with Σ|a||b| per entry as the scale of rounding errors.
+func exactGroupCost(mt *matcher, g int, perms Perms) (cost, scale []float64) {
+	n := mt.groups[g].Size
+	cost, scale = make([]float64, n*n), make([]float64, n*n)
+	for _, si := range mt.byGroup[g] {
+		s := &mt.sites[si]
+		use := &mt.uses[s.use]
+		plain := colOffsets(use.dims, s.axis, s.block, make([][]int, len(use.dims)), nil)
+		mt.setMaps(use, perms)
+		moved := colOffsets(use.dims, s.axis, s.block, use.maps, nil)
+		for i := 0; i < n; i++ {
+			for j := 0; j < n; j++ {
+				for c := range plain {
+					p := float64(use.a[s.rowOff[i]+plain[c]]) * float64(use.b[s.rowOff[j]+moved[c]])
+					cost[i*n+j] += p
+					scale[i*n+j] += math.Abs(p)
+				}
+			}
+		}
+	}
+	return cost, scale
+}
