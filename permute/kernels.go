@@ -5,18 +5,6 @@ import (
 	"github.com/onnx-rebasin/onnx-rebasin/simd"
 )
 
-// gemmABTFast adds A·Bᵀ to c, where a is m×k, b is n×k and c is m×n, all
-// row-major, with the float32 SGEMM (about twice the speed of float64
-// accumulation). Cost matrices only propose moves; WeightMatch accepts a
-// move after checking the objective in float64.
-func gemmABTFast(m, n, k int, a, b []float32, c []float64) {
-	tmp := make([]float32, m*n)
-	simd.Gemm(false, true, m, n, k, 1, a, k, b, k, 0, tmp, n)
-	for i, v := range tmp {
-		c[i] += float64(v)
-	}
-}
-
 // dot64 is Σ a[i]·b[i] in float64.
 func dot64(a, b []float32) float64 { return simd.DotF64(a, b) }
 
