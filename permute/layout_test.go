@@ -114,3 +114,33 @@ func BenchmarkSortRows(b *testing.B) {
 		sortRows(m, cols)
 	}
 }
+
+// BenchmarkGatherTranspose gathers the input-axis site of a 4096×4096
+// weight: every run is one element, so the gather is a transpose.
+func BenchmarkGatherTranspose(b *testing.B) {
+	dims := []int{4096, 4096}
+	data := make([]float32, dims[0]*dims[1])
+	rowOff := rowOffsets(dims, 1, 1, 0, dims[1])
+	colOff := colOffsets(dims, 1, 1, make([][]int, 2), nil)
+	runs := runsOf(colOff, nil)
+	dst := make([]float32, len(data))
+	b.SetBytes(int64(4 * len(data)))
+	for b.Loop() {
+		gatherMatrix(dst, data, rowOff, runs, len(colOff))
+	}
+}
+
+// BenchmarkGatherConvIn gathers the input-channel site of a 512×512×3×3
+// convolution weight: runs of 9.
+func BenchmarkGatherConvIn(b *testing.B) {
+	dims := []int{512, 512, 3, 3}
+	data := make([]float32, 512*512*9)
+	rowOff := rowOffsets(dims, 1, 1, 0, dims[1])
+	colOff := colOffsets(dims, 1, 1, make([][]int, 4), nil)
+	runs := runsOf(colOff, nil)
+	dst := make([]float32, len(data))
+	b.SetBytes(int64(4 * len(data)))
+	for b.Loop() {
+		gatherMatrix(dst, data, rowOff, runs, len(colOff))
+	}
+}
