@@ -89,6 +89,9 @@ type matcher struct {
 	usesOf  [][]int // group → indices of the uses it touches
 	// repeated[g]: some weight use has g on more than one site.
 	repeated []bool
+	// neighbours[g]: the groups whose cost changes when g moves (those
+	// sharing a weight use with g, and g itself if repeated).
+	neighbours [][]int
 	// cost[g] is Σ over g's sites of A·Bᵀ, as of the sites' colOff; nil
 	// until first computed.
 	cost [][]float64
@@ -144,9 +147,16 @@ func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*Matc
 		maxIter = 100
 	}
 	rng := rand.New(rand.NewPCG(opts.Seed, 0x2545f4914f6cdd1d))
+	settled := make([]bool, len(mt.groups))
 	for sweep := 1; sweep <= maxIter; sweep++ {
 		changed := 0
 		for _, g := range rng.Perm(len(mt.groups)) {
+			if settled[g] {
+				// Nothing g's cost depends on has moved since its last
+				// solve kept its permutation: the solve would again.
+				continue
+			}
+			settled[g] = true
 			n := mt.groups[g].Size
 			cost := mt.groupCost(g, perms)
 			old := 0.0
@@ -169,6 +179,9 @@ func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*Matc
 				perms[g] = p
 				changed++
 				objective += gain
+				for _, h := range mt.neighbours[g] {
+					settled[h] = false
+				}
 			}
 		}
 		s := Sweep{N: sweep, Objective: objective, Changed: changed, Elapsed: time.Since(start)}
@@ -259,6 +272,17 @@ func newMatcher(a, b *onnx.Model, ga *graph.Analysis) (*matcher, error) {
 				mt.repeated[g] = true
 			} else {
 				mt.usesOf[g] = append(mt.usesOf[g], u)
+			}
+		}
+	}
+	mt.neighbours = make([][]int, len(ga.Groups))
+	for g := range ga.Groups {
+		for _, u := range mt.usesOf[g] {
+			for _, si := range mt.uses[u].sites {
+				h := mt.sites[si].group
+				if (h != g || mt.repeated[g]) && !slices.Contains(mt.neighbours[g], h) {
+					mt.neighbours[g] = append(mt.neighbours[g], h)
+				}
 			}
 		}
 	}
