@@ -128,16 +128,7 @@ func gatherMatrix(dst, data []float32, rowOff []int, runs []run, cols int) {
 			base := rowOff[r]
 			row := dst[r*cols : (r+1)*cols]
 			for _, q := range runs {
-				src := data[base+q.src : base+q.src+q.n]
-				out := row[q.col : q.col+q.n]
-				if q.n < 32 {
-					// A conv kernel's 9 values: a call to copy costs more.
-					for i, v := range src {
-						out[i] = v
-					}
-				} else {
-					copy(out, src)
-				}
+				copyRun(row[q.col:q.col+q.n], data[base+q.src:base+q.src+q.n])
 			}
 		}
 	}
@@ -160,6 +151,19 @@ func gatherMatrix(dst, data []float32, rowOff []int, runs []run, cols int) {
 // gatherRow copies row r of the matrix given by rowOff and runs into dst.
 func gatherRow(dst, data []float32, base int, runs []run) {
 	for _, q := range runs {
-		copy(dst[q.col:q.col+q.n], data[base+q.src:base+q.src+q.n])
+		copyRun(dst[q.col:q.col+q.n], data[base+q.src:base+q.src+q.n])
+	}
+}
+
+// copyRun is copy for the short runs of a gather, where a call to copy
+// costs more than the values (single elements of a transposed matrix, a
+// conv kernel's 9 taps).
+func copyRun(dst, src []float32) {
+	if len(src) >= 32 {
+		copy(dst, src)
+		return
+	}
+	for i, v := range src {
+		dst[i] = v
 	}
 }

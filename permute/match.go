@@ -462,9 +462,9 @@ func (mt *matcher) updateSite(s *matchSite, cost []float64) {
 		base := s.rowOff[i]
 		j := 0
 		for _, d := range runs {
-			copy(li[j:j+d.n], a[d.col:d.col+d.n])
-			copy(ri[j:j+d.n], b[base+d.to:base+d.to+d.n])
-			copy(ri[q+j:q+j+d.n], b[base+d.from:base+d.from+d.n])
+			copyRun(li[j:j+d.n], a[d.col:d.col+d.n])
+			copyRun(ri[j:j+d.n], b[base+d.to:base+d.to+d.n])
+			copyRun(ri[q+j:q+j+d.n], b[base+d.from:base+d.from+d.n])
 			j += d.n
 		}
 		for j, v := range li[:q] {
@@ -693,16 +693,34 @@ func (mt *matcher) exactGain(g int, perms Perms, p []int) float64 {
 		s := &mt.sites[si]
 		c := s.cols
 		b := mt.uses[s.use].b
+		moved := 0
+		for i := range p {
+			if p[i] != old[i] {
+				moved++
+			}
+		}
+		// B's rows one by one when few move; else the whole matrix at
+		// once, which reads B in order (a row of an input-axis site is a
+		// strided column of the weight).
+		var bm []float32
+		if moved*4 > s.rows || (s.bView != nil && isIdentityOffsets(s.colOff)) {
+			bm = mt.siteB(s)
+		}
 		row := scratch(&mt.rowBuf, c)
+		bRow := func(j int) []float32 {
+			if bm != nil {
+				return bm[j*c : (j+1)*c]
+			}
+			gatherRow(row, b, s.rowOff[j], s.runs)
+			return row
+		}
 		for i := range p {
 			if p[i] == old[i] {
 				continue
 			}
 			a := s.aMat[i*c : (i+1)*c]
-			gatherRow(row, b, s.rowOff[p[i]], s.runs)
-			gain += dot64(a, row)
-			gatherRow(row, b, s.rowOff[old[i]], s.runs)
-			gain -= dot64(a, row)
+			gain += dot64(a, bRow(p[i]))
+			gain -= dot64(a, bRow(old[i]))
 		}
 	}
 	return gain
