@@ -32,12 +32,21 @@
 // depend only on initializers and constants are evaluated at that point.
 // Buffers of intermediate values are recycled within and across runs.
 //
-// Matrix products (Gemm, MatMul, and Conv and ConvTranspose through
-// im2col/col2im) use package simd's SGEMM; batches, channels and the larger
-// elementwise kernels are split over up to GOMAXPROCS goroutines (see
-// Threads). Every output element is computed by one goroutine with a fixed
-// order of operations, so results are bit-for-bit the same whatever the
-// number of threads.
+// Matrix products use package simd: Gemm and MatMul its SGEMM (tiny
+// products without packing), Conv with constant weights a GEMM on weights
+// packed once that reads the image itself (zero-padded, split into stride
+// phases) instead of an im2col matrix, ConvTranspose im2col/col2im.
+// Batches, channels and the larger elementwise kernels are split over up
+// to GOMAXPROCS goroutines (see Threads). Every output element is computed
+// by one goroutine with a fixed order of operations, so results are
+// bit-for-bit the same whatever the number of threads.
+//
+// Chains Conv → BatchNormalization (inference mode) → Relu or Clip →
+// 2×2 MaxPool are fused into one node when nothing else reads the
+// intermediate values: see Fusion, which also turns it off. Runs with
+// OnValue, BatchNormStatistics or a Capture of a fused-away value execute
+// the graph node by node. Exp, Softmax and Erf use float32 approximations
+// (package simd documents their error bounds).
 //
 // BatchNormalization's training mode (training_mode=1) is supported as in the
 // ONNX reference; Dropout is always the identity (a training-mode Dropout with

@@ -274,7 +274,9 @@ func TestCaptureAndOnValue(t *testing.T) {
 		smallModels(t)
 		t.Skip(err)
 	}
-	m, s := loadSession(t, path)
+	// Unfused, so that the hooked run (always node by node) must give the
+	// plain run's bits; TestFusion covers the fused session.
+	m, s := loadSession(t, path, Fusion(false))
 	x, _ := fashion(t, "test", 8)
 	plain, err := s.Run(map[string]*Tensor{"input": x})
 	if err != nil {

@@ -51,8 +51,12 @@ type nodeCtx struct {
 	in     []DType   // per input; 0 when absent
 	consts []*Tensor // per input; non-nil when the value is a constant
 	nOut   int
-	out    []DType // set by the builder
-	bn     *bnInfo // set by the BatchNormalization builder
+	out    []DType     // set by the builder
+	bn     *bnInfo     // set by the BatchNormalization builder
+	conv   *convOp     // set by the Conv builder
+	act    *activation // set by builders of fusable activations (Clip)
+
+	maxPool2 bool // set by buildPool: a 2×2/2 MaxPool a Conv may absorb
 }
 
 // unsupported marks builder errors that become *UnsupportedError.

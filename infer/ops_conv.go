@@ -3,6 +3,9 @@ package infer
 import (
 	"fmt"
 	"math"
+	"sync/atomic"
+
+	"github.com/onnx-rebasin/onnx-rebasin/simd"
 )
 
 func init() {
@@ -342,89 +345,514 @@ func buildConv(b *nodeCtx) (kernel, error) {
 	if group < 1 {
 		return nil, fmt.Errorf("group %d", group)
 	}
+	op := &convOp{attrs: attrs, group: group}
+	// Pack constant weights now, unless the bias is computed at run time.
+	if wt := b.consts[1]; wt != nil && (!b.input(2) || b.consts[2] != nil) {
+		var bias []float32
+		if b.input(2) {
+			bias = b.consts[2].F
+		}
+		op.prepare(wt, bias)
+	}
+	b.conv = op
+	return op.kernel(), nil
+}
+
+// convOp is a Conv node's computation. With constant weights (the usual
+// case) they are packed once, per group, for simd.GemmPackedA; a fused Conv
+// (see fuse.go) carries BatchNormalization-folded weights and bias and an
+// activation applied to each image's output while it is still in cache.
+type convOp struct {
+	attrs *spatialAttrs
+	group int
+
+	// Set by prepare when the weights (and bias, if any) are constants:
+	// conv is that weight tensor (possibly folded), bias the bias or nil,
+	// packed the weights of each group.
+	conv   *Tensor
+	bias   []float32
+	packed []*simd.PackedA
+
+	// wide caches the geometry (offset table) of the last wide-path run:
+	// inputs of one shape recur run after run.
+	wide atomic.Pointer[wideConv]
+
+	act activation
+	// pool: a fused 2×2, stride-2 MaxPool (after act) follows; the output
+	// is the pooled one.
+	pool bool
+	// resIdx > 0: a fused Add (before act) of the node's input resIdx, the
+	// residual; resFirst: it is the Add's first operand.
+	resIdx   int
+	resFirst bool
+}
+
+// addResidual sets dst = src + res (or res + src when first: the Add's
+// operand order).
+func addResidual(dst, src, res []float32, first bool) {
+	if first {
+		simd.Binary(simd.OpAdd, dst, res, src)
+		return
+	}
+	simd.Binary(simd.OpAdd, dst, src, res)
+}
+
+// activation is an elementwise function fused into a kernel's epilogue.
+type activation struct {
+	kind   int // actNone, actRelu, actClip
+	lo, hi float32
+}
+
+const (
+	actNone = iota
+	actRelu
+	actClip
+)
+
+// apply runs the activation over x in place: Relu exactly as the Relu
+// kernel does, Clip exactly as the Clip kernel does.
+func (a activation) apply(x []float32) {
+	switch a.kind {
+	case actRelu:
+		simd.Relu(x, x)
+	case actClip:
+		clipRange(x, x, a.lo, a.hi)
+	}
+}
+
+// prepare packs constant weights wt (and keeps bias, which may be nil).
+func (op *convOp) prepare(wt *Tensor, bias []float32) {
+	op.conv, op.bias, op.packed = wt, bias, nil
+	if len(wt.Shape) < 3 || wt.Shape[0]%op.group != 0 || (bias != nil && len(bias) != wt.Shape[0]) {
+		return // malformed: the kernel reports it at run time
+	}
+	m := wt.Shape[0]
+	mg := m / op.group
+	K := numel(wt.Shape[1:])
+	for g := 0; g < op.group; g++ {
+		op.packed = append(op.packed, simd.PackA(mg, K, wt.F[g*mg*K:(g+1)*mg*K], K))
+	}
+}
+
+func (op *convOp) kernel() kernel {
 	return func(c *runCtx, in []*Tensor) ([]*Tensor, error) {
-		x, wt := in[0], in[1]
-		var bias *Tensor
-		if len(in) > 2 {
+		wt := in[1]
+		var bias, res *Tensor
+		if len(in) > 2 && op.resIdx != 2 {
 			bias = in[2]
 		}
-		if len(x.Shape) < 3 || len(wt.Shape) != len(x.Shape) {
-			return nil, fmt.Errorf("input %v and weights %v: want [N C spatial...] and [M C/group kernel...]", x.Shape, wt.Shape)
+		if op.resIdx > 0 {
+			res = in[op.resIdx]
 		}
-		n, ch := x.Shape[0], x.Shape[1]
-		m := wt.Shape[0]
-		if ch%group != 0 || m%group != 0 || wt.Shape[1] != ch/group {
-			return nil, fmt.Errorf("input %v, weights %v and group %d do not agree", x.Shape, wt.Shape, group)
+		return op.run(c, in[0], wt, bias, res)
+	}
+}
+
+func (op *convOp) run(c *runCtx, x, wt, biasT, res *Tensor) ([]*Tensor, error) {
+	attrs, group := op.attrs, op.group
+	var bias []float32
+	if biasT != nil {
+		bias = biasT.F
+	}
+	packed := op.packed
+	if op.conv != nil {
+		// Constant (maybe folded) weights: the node's inputs are the
+		// originals, which a fused node no longer uses.
+		wt, bias = op.conv, op.bias
+	}
+	if len(x.Shape) < 3 || len(wt.Shape) != len(x.Shape) {
+		return nil, fmt.Errorf("input %v and weights %v: want [N C spatial...] and [M C/group kernel...]", x.Shape, wt.Shape)
+	}
+	n, ch := x.Shape[0], x.Shape[1]
+	m := wt.Shape[0]
+	if ch%group != 0 || m%group != 0 || wt.Shape[1] != ch/group {
+		return nil, fmt.Errorf("input %v, weights %v and group %d do not agree", x.Shape, wt.Shape, group)
+	}
+	kshape := wt.Shape[2:]
+	if attrs.kernel != nil && !sameShape(attrs.kernel, kshape) {
+		return nil, fmt.Errorf("kernel_shape %v but weights %v", attrs.kernel, wt.Shape)
+	}
+	w, err := attrs.resolve(x.Shape[2:], kshape)
+	if err != nil {
+		return nil, err
+	}
+	if bias != nil && len(bias) != m {
+		return nil, fmt.Errorf("bias of shape %v for %d output channels", []int{len(bias)}, m)
+	}
+	if op.pool && (w.rank != 2 || w.out[1] < 2 || w.out[2] < 2) {
+		return nil, fmt.Errorf("fused MaxPool over a convolution output of shape %v", w.outputShape)
+	}
+	y := c.newF(append([]int{n, m}, w.outputShape...))
+	// A residual of the output's shape is added in the epilogue; any
+	// other (broadcast) shape after the whole output, as the Add would.
+	act := op.act
+	var resF []float32
+	if res != nil {
+		if sameShape(res.Shape, y.Shape) {
+			resF = res.F
+		} else {
+			act = activation{}
 		}
-		kshape := wt.Shape[2:]
-		if attrs.kernel != nil && !sameShape(attrs.kernel, kshape) {
-			return nil, fmt.Errorf("kernel_shape %v but weights %v", attrs.kernel, wt.Shape)
+	}
+	pooled := y // the node's output
+	if op.pool {
+		pooled = c.newF([]int{n, m, w.out[1] / 2, w.out[2] / 2})
+	}
+	cg, mg := ch/group, m/group
+	K := cg * w.kSize()
+	P := w.outSize()
+	inS := w.inSize()
+	direct := w.pointwise()
+	if len(y.F) == 0 {
+		return []*Tensor{y}, nil
+	}
+	if len(packed) != group {
+		packed = nil
+	}
+	// A stride-1 2-D (or 1-D) convolution reads B straight from a
+	// zero-padded copy of the image (simd.GemmPackedAOffsets): no im2col.
+	var wide *wideConv
+	if packed != nil && !direct && w.in[0] == 1 && w.k[0] == 1 && w.padB[0] == 0 && w.padE[0] == 0 {
+		_, nr := packed[0].Tile()
+		wide = op.wideFor(w, cg, nr)
+		if op.pool {
+			// The wide path pools while compacting: no full-size output.
+			c.recycle(y.F)
+			y = pooled
 		}
-		w, err := attrs.resolve(x.Shape[2:], kshape)
+	}
+	// convImage computes one image's output; with threads > 1 (a batch
+	// smaller than the thread count) the product is split by columns.
+	// col is the im2col matrix, or for wide convolutions the padded image
+	// and then the wide output.
+	convImage := func(img, threads int, col []float32) {
+		for g := 0; g < group; g++ {
+			xg := x.F[(img*ch+g*cg)*inS : (img*ch+(g+1)*cg)*inS]
+			if wide != nil {
+				var gb []float32
+				if bias != nil {
+					gb = bias[g*mg : (g+1)*mg]
+				}
+				Q := len(y.F) / (n * m) // per plane: full or pooled
+				var rg []float32
+				if resF != nil {
+					rg = resF[(img*m+g*mg)*Q : (img*m+(g+1)*mg)*Q]
+				}
+				wide.run(packed[g], xg, gb, act, op.pool, rg, op.resFirst, y.F[(img*m+g*mg)*Q:(img*m+(g+1)*mg)*Q], col, threads)
+				continue
+			}
+			yg := y.F[(img*m+g*mg)*P : (img*m+(g+1)*mg)*P]
+			beta := float32(0)
+			if bias != nil {
+				for oc := 0; oc < mg; oc++ {
+					fill(yg[oc*P:(oc+1)*P], bias[g*mg+oc])
+				}
+				beta = 1
+			}
+			src := xg
+			if !direct {
+				im2col(xg, cg, w, col)
+				src = col
+			}
+			if packed == nil {
+				sgemm(threads, false, false, mg, P, K, 1, wt.F[g*mg*K:], K, src, P, beta, yg, P)
+			} else {
+				pa := packed[g]
+				_, nr := pa.Tile()
+				chunks := columnChunks(threads, mg*K*P, P, nr)
+				parallelFor(threads, chunks, 1, func(lo, hi int) {
+					for q := lo; q < hi; q++ {
+						j0, j1 := chunkRange(P, nr, q, chunks)
+						if j0 < j1 {
+							simd.GemmPackedA(pa, j1-j0, src[j0:], P, beta, yg[j0:], P)
+						}
+					}
+				})
+			}
+			if resF != nil {
+				addResidual(yg, yg, resF[(img*m+g*mg)*P:(img*m+(g+1)*mg)*P], op.resFirst)
+			}
+			act.apply(yg)
+		}
+	}
+	colSize := 0
+	switch {
+	case wide != nil:
+		colSize = wide.bufSize(mg)
+	case !direct:
+		colSize = K * P
+	}
+	// The padded image's borders must be zero: that part of the buffers
+	// starts zeroed, and only the interior is written afterwards.
+	get := c.floats
+	if wide != nil {
+		get = func(n int) []float32 {
+			b := c.floats(n)
+			clear(b[:wide.padLen])
+			return b
+		}
+	}
+	if n >= c.threads && c.threads > 1 {
+		cols := make([][]float32, c.threads)
+		for i := range cols {
+			cols[i] = get(colSize)
+		}
+		// Images are claimed one at a time, so that a goroutine slowed
+		// down (a shared core) takes fewer of them; each goroutine has
+		// its own scratch buffer.
+		var next atomic.Int64
+		simd.Parallel(c.threads, c.threads, func(p int) {
+			for img := int(next.Add(1) - 1); img < n; img = int(next.Add(1) - 1) {
+				convImage(img, 1, cols[p])
+			}
+		})
+		for _, col := range cols {
+			c.recycle(col)
+		}
+	} else {
+		col := get(colSize)
+		for img := 0; img < n; img++ {
+			convImage(img, c.threads, col)
+		}
+		c.recycle(col)
+	}
+	if res != nil && resF == nil {
+		// The residual broadcasts: the Add on the whole output, then the
+		// activation.
+		shape, err := broadcastShape(y.Shape, res.Shape)
 		if err != nil {
 			return nil, err
 		}
-		if bias != nil && len(bias.F) != m {
-			return nil, fmt.Errorf("bias of shape %v for %d output channels", bias.Shape, m)
+		a, b := y, res
+		if op.resFirst {
+			a, b = res, y
 		}
-		y := c.newF(append([]int{n, m}, w.outputShape...))
-		cg, mg := ch/group, m/group
-		K := cg * w.kSize()
-		P := w.outSize()
-		inS := w.inSize()
-		direct := w.pointwise()
-		convImage := func(img, threads int, col []float32) {
-			for g := 0; g < group; g++ {
-				yg := y.F[(img*m+g*mg)*P : (img*m+(g+1)*mg)*P]
-				beta := float32(0)
-				if bias != nil {
-					for oc := 0; oc < mg; oc++ {
-						v := bias.F[g*mg+oc]
-						fill(yg[oc*P:(oc+1)*P], v)
-					}
-					beta = 1
+		out := c.newF(shape)
+		bc := newBcast(shape, a.Shape, b.Shape)
+		bc.parallelRuns(c.threads, func(o int, off, inc []int, n int) {
+			xs, ys := a.F[off[0]:], b.F[off[1]:]
+			if inc[0] == 1 {
+				xs = xs[:n]
+			}
+			if inc[1] == 1 {
+				ys = ys[:n]
+			}
+			addRun(out.F[o:o+n], xs, ys, inc[0], inc[1])
+		})
+		c.recycle(y.F)
+		op.act.apply(out.F)
+		return []*Tensor{out}, nil
+	}
+	if op.pool && wide == nil {
+		// Not fused into the compaction: pool the full output now.
+		oh, ow := w.out[1], w.out[2]
+		ph, pw := oh/2, ow/2
+		parallelFor(c.threads, n*m, max(1, (1<<15)/max(1, oh*ow)), func(lo, hi int) {
+			for p := lo; p < hi; p++ {
+				simd.MaxPool2x2Rows(pooled.F[p*ph*pw:(p+1)*ph*pw], y.F[p*oh*ow:(p+1)*oh*ow], ph, pw, ow)
+			}
+		})
+		c.recycle(y.F)
+	}
+	return []*Tensor{pooled}, nil
+}
+
+// columnChunks is how many pieces a product of macs multiply-adds over n
+// columns is cut into for threads goroutines: at most one per thread and
+// per nr columns, and at least 2^21 multiply-adds (~20 µs) each: the other
+// core must first fetch the image and the weights from this one's cache,
+// and hand its part of the output back, which on the benchmark VM cost
+// more than 1-million-multiply-add pieces saved (resnet's batch-1 layers
+// ran 30 % slower with two threads than with one). Finer pieces, claimed
+// dynamically, were slower still.
+func columnChunks(threads, macs, n, nr int) int {
+	return max(1, min(threads, macs>>21, (n+nr-1)/nr))
+}
+
+// chunkRange is chunk q of [0, n) cut into `chunks` pieces at multiples
+// of nr.
+func chunkRange(n, nr, q, chunks int) (j0, j1 int) {
+	t := (n + nr - 1) / nr
+	return t * q / chunks * nr, min(n, t*(q+1)/chunks*nr)
+}
+
+// wideConv is a 2-D (or 1-D) convolution computed on a "wide" output grid,
+// which lets the GEMM read the im2col matrix from a copy of the image
+// instead of materialising it (simd.GemmPackedAOffsets).
+//
+// Stride 1: with the image zero-padded to Hp×Wp, output (oh, ow) for
+// ow < Wp (columns ow >= outW are junk) is at q = oh·Wp + ow, and row
+// (c, kh, kw) of the im2col matrix is the padded image at offset
+// c·Hp·Wp + kh·dh·Wp + kw·dw, q for q.
+//
+// Stride s: the padded image is split into s_h·s_w phase images
+// (xph[a][b][i][j] = xpad[i·s_h + a][j·s_w + b], each Hq×Wq with
+// Hq = ⌈Hp/s_h⌉), and tap (kh, kw) reads phase ((kh·dh) mod s_h,
+// (kw·dw) mod s_w) at row and column offsets (kh·dh) div s_h,
+// (kw·dw) div s_w: again a shifted window, on the grid q = oh·Wq + ow.
+// Only the phases some tap reads are built.
+//
+// The wide result is then compacted into the output, adding the
+// activation (and a fused max pooling).
+type wideConv struct {
+	w      *window
+	cg, nr int
+	hq, wq int // phase image (the padded image for stride 1)
+	pw     int // wide output positions: outH·Wq
+	phases [][2]int
+	padLen int // phase images with slack (the wide output follows)
+	offs   []int
+}
+
+// wideFor returns the wideConv for window w, cg input channels per group
+// and tile width nr, reusing the last one when the geometry is the same.
+func (op *convOp) wideFor(w *window, cg, nr int) *wideConv {
+	if wc := op.wide.Load(); wc != nil && wc.cg == cg && wc.nr == nr && wc.w.in == w.in && wc.w.out == w.out &&
+		wc.w.k == w.k && wc.w.s == w.s && wc.w.d == w.d && wc.w.padB == w.padB && wc.w.padE == w.padE {
+		return wc
+	}
+	wc := newWideConv(w, cg, nr)
+	op.wide.Store(wc)
+	return wc
+}
+
+func newWideConv(w *window, cg, nr int) *wideConv {
+	wc := &wideConv{w: w, cg: cg, nr: nr}
+	sh, sw := w.s[1], w.s[2]
+	hp := w.in[1] + w.padB[1] + w.padE[1]
+	wp := w.in[2] + w.padB[2] + w.padE[2]
+	wc.hq, wc.wq = (hp+sh-1)/sh, (wp+sw-1)/sw
+	wc.pw = w.out[1] * wc.wq
+	plane := wc.hq * wc.wq
+	// Phase images in first-use order, each cg planes.
+	base := map[[2]int]int{}
+	for kh := 0; kh < w.k[1]; kh++ {
+		for kw := 0; kw < w.k[2]; kw++ {
+			ph := [2]int{kh * w.d[1] % sh, kw * w.d[2] % sw}
+			if _, ok := base[ph]; !ok {
+				base[ph] = len(wc.phases) * cg * plane
+				wc.phases = append(wc.phases, ph)
+			}
+		}
+	}
+	maxOff := 0
+	for c := 0; c < cg; c++ {
+		for kh := 0; kh < w.k[1]; kh++ {
+			for kw := 0; kw < w.k[2]; kw++ {
+				ph := [2]int{kh * w.d[1] % sh, kw * w.d[2] % sw}
+				o := base[ph] + c*plane + kh*w.d[1]/sh*wc.wq + kw*w.d[2]/sw
+				wc.offs = append(wc.offs, o)
+				maxOff = max(maxOff, o)
+			}
+		}
+	}
+	// GemmPackedAOffsets reads up to pw rounded up to nr past each offset.
+	wc.padLen = max(len(wc.phases)*cg*plane, maxOff+(wc.pw+nr-1)/nr*nr)
+	return wc
+}
+
+func (wc *wideConv) bufSize(mg int) int { return wc.padLen + mg*wc.pw }
+
+// run computes one group of one image: x (cg channels), bias (mg values or
+// nil) into y (mg planes), with buf from bufSize, zeroed before the first
+// call (only the padded image's interior is ever written).
+func (wc *wideConv) run(pa *simd.PackedA, x, bias []float32, act activation, pool bool, res []float32, resFirst bool, y, buf []float32, threads int) {
+	w := wc.w
+	H, W := w.in[1], w.in[2]
+	xp, yw := buf[:wc.padLen], buf[wc.padLen:]
+	plane := wc.hq * wc.wq
+	sh, sw := w.s[1], w.s[2]
+	cg := len(wc.offs) / (w.k[1] * w.k[2])
+	for pi, ph := range wc.phases {
+		a, b := ph[0], ph[1]
+		// Phase rows i and columns j that hold input pixels:
+		// ih = i·sh + a − padH in [0, H), iw = j·sw + b − padW in [0, W).
+		ilo, ihi := ceilDiv(w.padB[1]-a, sh), ceilDiv(H+w.padB[1]-a, sh)
+		jlo, jhi := ceilDiv(w.padB[2]-b, sw), ceilDiv(W+w.padB[2]-b, sw)
+		ilo, jlo = max(ilo, 0), max(jlo, 0)
+		ihi, jhi = min(ihi, wc.hq), min(jhi, wc.wq)
+		if ilo >= ihi || jlo >= jhi {
+			continue
+		}
+		for c := 0; c < cg; c++ {
+			dst := xp[(pi*cg+c)*plane:]
+			src := x[c*H*W : (c+1)*H*W]
+			iw0 := jlo*sw + b - w.padB[2]
+			if sw == 1 {
+				// Input rows i·sh + a − padH, at stride sh·W.
+				first := (ilo*sh + a - w.padB[1]) * W
+				simd.CopyRows(dst[ilo*wc.wq+jlo:], src[first+iw0:], ihi-ilo, jhi-jlo, wc.wq, sh*W)
+				continue
+			}
+			if sw == 2 {
+				first := (ilo*sh + a - w.padB[1]) * W
+				simd.CopyRowsEven(dst[ilo*wc.wq+jlo:], src[first+iw0:], ihi-ilo, jhi-jlo, wc.wq, sh*W)
+				continue
+			}
+			for i := ilo; i < ihi; i++ {
+				d := dst[i*wc.wq+jlo : i*wc.wq+jhi]
+				srow := src[(i*sh+a-w.padB[1])*W:]
+				iw := iw0
+				for j := range d {
+					d[j] = srow[iw]
+					iw += sw
 				}
-				xg := x.F[(img*ch+g*cg)*inS : (img*ch+(g+1)*cg)*inS]
-				src := xg
-				if !direct {
-					im2col(xg, cg, w, col)
-					src = col
+			}
+		}
+	}
+	mg := pa.Rows()
+	pw := wc.pw
+	yw = yw[:mg*pw]
+	beta := float32(0)
+	if bias != nil {
+		for oc, v := range bias {
+			fill(yw[oc*pw:(oc+1)*pw], v)
+		}
+		beta = 1
+	}
+	_, nr := pa.Tile()
+	if chunks := columnChunks(threads, mg*len(wc.offs)*pw, pw, nr); chunks == 1 {
+		// Directly: a closure per image and convolution would be garbage.
+		simd.GemmPackedAOffsets(pa, pw, xp, wc.offs, beta, yw, pw)
+	} else {
+		parallelFor(threads, chunks, 1, func(lo, hi int) {
+			for q := lo; q < hi; q++ {
+				j0, j1 := chunkRange(pw, nr, q, chunks)
+				if j0 < j1 {
+					simd.GemmPackedAOffsets(pa, j1-j0, xp[j0:], wc.offs, beta, yw[j0:], pw)
 				}
-				sgemm(threads, false, false, mg, P, K, 1, wt.F[g*mg*K:], K, src, P, beta, yg, P)
 			}
+		})
+	}
+	oh, ow := w.out[1], w.out[2]
+	wq := wc.wq
+	if pool {
+		// Activation on the wide planes (in cache), then the 2×2 max
+		// pooling straight from them: the full-size output is never
+		// written. Relu before pooling, as in the graph: pooling first
+		// would change which signed zero wins.
+		ph, pwo := oh/2, ow/2
+		act.apply(yw[:mg*pw]) // junk columns included: one call
+		if oh%2 == 0 {
+			// Every channel's rows pair up: one call for the image.
+			simd.MaxPool2x2Rows(y, yw, mg*ph, pwo, wq)
+			return
 		}
-		colSize := 0
-		if !direct {
-			colSize = K * P
+		for oc := 0; oc < mg; oc++ {
+			simd.MaxPool2x2Rows(y[oc*ph*pwo:], yw[oc*pw:], ph, pwo, wq)
 		}
-		if len(y.F) == 0 {
-			return []*Tensor{y}, nil
-		}
-		if n >= c.threads && c.threads > 1 {
-			cols := make([][]float32, c.threads)
-			for i := range cols {
-				cols[i] = c.floats(colSize)
-			}
-			parts := c.threads
-			parallelFor(parts, parts, 1, func(lo, hi int) {
-				for p := lo; p < hi; p++ {
-					for img := p * n / parts; img < (p+1)*n/parts; img++ {
-						convImage(img, 1, cols[p])
-					}
-				}
-			})
-			for _, col := range cols {
-				c.recycle(col)
-			}
-		} else {
-			col := c.floats(colSize)
-			for img := 0; img < n; img++ {
-				convImage(img, c.threads, col)
-			}
-			c.recycle(col)
-		}
-		return []*Tensor{y}, nil
-	}, nil
+		return
+	}
+	// Compact the rows, then the residual and the activation over the
+	// whole (cached) output: two calls, not two per row.
+	// The wide planes follow each other at pw = oh·wq: all rows of all
+	// channels are at stride wq.
+	simd.CopyRows(y, yw, mg*oh, ow, ow, wq)
+	y = y[:mg*oh*ow]
+	if res != nil {
+		addResidual(y, y, res, resFirst)
+	}
+	act.apply(y)
 }
 
 func buildConvTranspose(b *nodeCtx) (kernel, error) {
@@ -591,6 +1019,12 @@ func buildPool(b *nodeCtx) (kernel, error) {
 		return nil, fmt.Errorf("kernel_shape is required")
 	}
 	includePad := b.int("count_include_pad", 0) != 0
+	// A 2×2, stride-2, unpadded, undilated 2-D MaxPool without ceil_mode
+	// (every window inside the input) may fuse into a preceding Conv.
+	b.maxPool2 = isMax && sameShape(attrs.kernel, []int{2, 2}) && sameShape(attrs.strides, []int{2, 2}) &&
+		!attrs.ceil && (attrs.autoPad == "NOTSET" || attrs.autoPad == "VALID") &&
+		(attrs.pads == nil || sameShape(attrs.pads, []int{0, 0, 0, 0})) &&
+		(attrs.dilations == nil || sameShape(attrs.dilations, []int{1, 1}))
 	return func(c *runCtx, in []*Tensor) ([]*Tensor, error) {
 		x := in[0]
 		if len(x.Shape) < 3 {
@@ -672,10 +1106,19 @@ func maxPool2D(x, y []float32, w *window) {
 	kh, kw := w.k[1], w.k[2]
 	sh, sw := w.s[1], w.s[2]
 	inW, outW := w.in[2], w.out[2]
+	vec := kh == 2 && kw == 2 && sw == 2 && w.padB[2] == 0
+	if vec && sh == 2 && w.padB[1] == 0 {
+		simd.MaxPool2x2Rows(y, x, w.out[1], outW, inW)
+		return
+	}
 	for oh := 0; oh < w.out[1]; oh++ {
 		h0 := oh*sh - w.padB[1]
 		win := x[h0*inW : (h0+kh)*inW]
 		yr := y[oh*outW : (oh+1)*outW]
+		if vec {
+			maxPool2x2Row(y, oh*outW, outW, x[h0*inW:], x[(h0+1)*inW:])
+			continue
+		}
 		if kh == 2 && kw == 2 {
 			r0, r1 := win[:inW], win[inW:2*inW]
 			for ow := range yr {
@@ -707,6 +1150,29 @@ func maxPool2D(x, y []float32, w *window) {
 			yr[ow] = acc
 		}
 	}
+}
+
+// maxPool2x2Row computes y[at:at+outW], one output row of a 2×2, stride-2
+// max pooling whose windows start at r0[0] and r1[0] (two input rows):
+// the chain of maxNaN updates, vectorised 8 outputs at a time. A row whose
+// width is not a multiple of 8 is computed with the next outputs of y as
+// extra lanes (reading past the input rows, which must stay in bounds):
+// the caller computes those outputs afterwards, overwriting them. Where y
+// or r1 has no room for that, the row is cut into two overlapping groups
+// of 8, or left to the scalar rule when narrower than 8.
+func maxPool2x2Row(y []float32, at, outW int, r0, r1 []float32) {
+	n8 := (outW + 7) &^ 7
+	if outW%8 != 0 && len(y)-at >= n8 && len(r0) >= 2*n8 && len(r1) >= 2*n8 {
+		simd.MaxPool2x2(y[at:at+n8], r0, r1)
+		return
+	}
+	yr := y[at : at+outW]
+	if outW >= 8 && outW%8 != 0 {
+		simd.MaxPool2x2(yr[:outW&^7], r0, r1)
+		simd.MaxPool2x2(yr[outW-8:], r0[2*(outW-8):], r1[2*(outW-8):])
+		return
+	}
+	simd.MaxPool2x2(yr, r0, r1)
 }
 
 // pool3 pools one plane.

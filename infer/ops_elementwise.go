@@ -3,6 +3,8 @@ package infer
 import (
 	"fmt"
 	"math"
+
+	"github.com/onnx-rebasin/onnx-rebasin/simd"
 )
 
 func init() {
@@ -63,9 +65,59 @@ func floatBinary(c *runCtx, in []*Tensor, run func(dst, x, y []float32, incx, in
 	if len(out.F) == 0 {
 		return out, nil
 	}
+	// On one goroutine the kernels are called directly: a closure handed
+	// to parallelFor is heap garbage, and fresh memory costs page faults.
+	one := serial(c.threads, len(out.F), 1<<15)
 	if sameShape(a.Shape, b.Shape) {
+		if one {
+			run(out.F, a.F, b.F, 1, 1)
+			return out, nil
+		}
 		parallelFor(c.threads, len(out.F), 1<<15, func(lo, hi int) {
 			run(out.F[lo:hi], a.F[lo:hi], b.F[lo:hi], 1, 1)
+		})
+		return out, nil
+	}
+	// The common broadcasts without the general machinery: a scalar
+	// operand, or one whose shape is the output's trailing dimensions
+	// (a bias) against a full-size one.
+	switch n := len(out.F); {
+	case one && len(a.F) == n && len(b.F) == 1:
+		run(out.F, a.F, b.F, 1, 0)
+		return out, nil
+	case one && len(b.F) == n && len(a.F) == 1:
+		run(out.F, a.F, b.F, 0, 1)
+		return out, nil
+	case one && len(a.F) == n && trailing(b.Shape, shape):
+		for r, w := 0, len(b.F); r < n/w; r++ {
+			run(out.F[r*w:(r+1)*w], a.F[r*w:(r+1)*w], b.F, 1, 1)
+		}
+		return out, nil
+	case one && len(b.F) == n && trailing(a.Shape, shape):
+		for r, w := 0, len(a.F); r < n/w; r++ {
+			run(out.F[r*w:(r+1)*w], a.F, b.F[r*w:(r+1)*w], 1, 1)
+		}
+		return out, nil
+	case len(a.F) == n && len(b.F) == 1:
+		parallelFor(c.threads, n, 1<<15, func(lo, hi int) { run(out.F[lo:hi], a.F[lo:hi], b.F, 1, 0) })
+		return out, nil
+	case len(b.F) == n && len(a.F) == 1:
+		parallelFor(c.threads, n, 1<<15, func(lo, hi int) { run(out.F[lo:hi], a.F, b.F[lo:hi], 0, 1) })
+		return out, nil
+	case len(a.F) == n && trailing(b.Shape, shape):
+		w := len(b.F)
+		parallelFor(c.threads, n/w, max(1, (1<<15)/w), func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				run(out.F[r*w:(r+1)*w], a.F[r*w:(r+1)*w], b.F, 1, 1)
+			}
+		})
+		return out, nil
+	case len(b.F) == n && trailing(a.Shape, shape):
+		w := len(a.F)
+		parallelFor(c.threads, n/w, max(1, (1<<15)/w), func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				run(out.F[r*w:(r+1)*w], a.F, b.F[r*w:(r+1)*w], 1, 1)
+			}
 		})
 		return out, nil
 	}
@@ -82,6 +134,19 @@ func floatBinary(c *runCtx, in []*Tensor, run func(dst, x, y []float32, incx, in
 		run(out.F[o:o+n], x, y, inc[0], inc[1])
 	})
 	return out, nil
+}
+
+// trailing reports whether a tensor of shape t, broadcast to shape out,
+// repeats whole: t without its leading 1s equals out's trailing dimensions
+// (and has at least one element).
+func trailing(t, out []int) bool {
+	for len(t) > 0 && t[0] == 1 {
+		t = t[1:]
+	}
+	if len(t) > len(out) || numel(t) == 0 {
+		return false
+	}
+	return sameShape(t, out[len(out)-len(t):])
 }
 
 // genericBinary computes out = f(a, b) elementwise with broadcasting for any
@@ -101,103 +166,25 @@ func genericBinary[T, U any](c *runCtx, shape []int, a []T, as []int, b []T, bs 
 	})
 }
 
-func addRun(d, x, y []float32, ix, iy int) {
-	switch {
-	case ix == 1 && iy == 1:
-		x, y = x[:len(d)], y[:len(d)]
-		for i := range d {
-			d[i] = x[i] + y[i]
-		}
-	case ix == 1:
-		x, v := x[:len(d)], y[0]
-		for i := range d {
-			d[i] = x[i] + v
-		}
-	case iy == 1:
-		y, v := y[:len(d)], x[0]
-		for i := range d {
-			d[i] = v + y[i]
-		}
-	default:
-		v := x[0] + y[0]
-		for i := range d {
-			d[i] = v
-		}
-	}
-}
+// The arithmetic runs: d = x op y where x and y advance by ix, iy (0 or 1)
+// per element, in package simd's vector code (the same IEEE operation per
+// element as a Go loop).
+func addRun(d, x, y []float32, ix, iy int) { arithRun(simd.OpAdd, d, x, y, ix, iy) }
+func subRun(d, x, y []float32, ix, iy int) { arithRun(simd.OpSub, d, x, y, ix, iy) }
+func mulRun(d, x, y []float32, ix, iy int) { arithRun(simd.OpMul, d, x, y, ix, iy) }
+func divRun(d, x, y []float32, ix, iy int) { arithRun(simd.OpDiv, d, x, y, ix, iy) }
 
-func subRun(d, x, y []float32, ix, iy int) {
+func arithRun(op simd.BinaryOp, d, x, y []float32, ix, iy int) {
 	switch {
 	case ix == 1 && iy == 1:
-		x, y = x[:len(d)], y[:len(d)]
-		for i := range d {
-			d[i] = x[i] - y[i]
-		}
+		simd.Binary(op, d, x, y)
 	case ix == 1:
-		x, v := x[:len(d)], y[0]
-		for i := range d {
-			d[i] = x[i] - v
-		}
+		simd.BinaryScalarY(op, d, x, y[0])
 	case iy == 1:
-		y, v := y[:len(d)], x[0]
-		for i := range d {
-			d[i] = v - y[i]
-		}
-	default:
-		v := x[0] - y[0]
-		for i := range d {
-			d[i] = v
-		}
-	}
-}
-
-func mulRun(d, x, y []float32, ix, iy int) {
-	switch {
-	case ix == 1 && iy == 1:
-		x, y = x[:len(d)], y[:len(d)]
-		for i := range d {
-			d[i] = x[i] * y[i]
-		}
-	case ix == 1:
-		x, v := x[:len(d)], y[0]
-		for i := range d {
-			d[i] = x[i] * v
-		}
-	case iy == 1:
-		y, v := y[:len(d)], x[0]
-		for i := range d {
-			d[i] = v * y[i]
-		}
-	default:
-		v := x[0] * y[0]
-		for i := range d {
-			d[i] = v
-		}
-	}
-}
-
-func divRun(d, x, y []float32, ix, iy int) {
-	switch {
-	case ix == 1 && iy == 1:
-		x, y = x[:len(d)], y[:len(d)]
-		for i := range d {
-			d[i] = x[i] / y[i]
-		}
-	case ix == 1:
-		x, v := x[:len(d)], y[0]
-		for i := range d {
-			d[i] = x[i] / v
-		}
-	case iy == 1:
-		y, v := y[:len(d)], x[0]
-		for i := range d {
-			d[i] = v / y[i]
-		}
-	default:
-		v := x[0] / y[0]
-		for i := range d {
-			d[i] = v
-		}
+		simd.BinaryScalarX(op, d, x[0], y)
+	case len(d) > 0:
+		simd.BinaryScalarX(op, d[:1], x[0], y[:1])
+		fill(d, d[0])
 	}
 }
 
@@ -572,6 +559,21 @@ func buildPRelu(b *nodeCtx) (kernel, error) {
 
 // buildClip: bounds are attributes before opset 11, optional scalar inputs
 // from opset 11 on.
+// clipRange sets dst[i] = src[i] raised to lo and lowered to hi (NaN
+// passes through): Clip's float32 rule, shared with fused Conv epilogues.
+func clipRange(dst, src []float32, lo, hi float32) {
+	dst = dst[:len(src)]
+	for i, v := range src {
+		if v < lo {
+			v = lo
+		}
+		if v > hi {
+			v = hi
+		}
+		dst[i] = v
+	}
+}
+
 func buildClip(b *nodeCtx) (kernel, error) {
 	if err := b.needInputs(1, 3); err != nil {
 		return nil, err
@@ -586,6 +588,32 @@ func buildClip(b *nodeCtx) (kernel, error) {
 	attrMin := b.float("min", float32(math.Inf(-1)))
 	attrMax := b.float("max", float32(math.Inf(1)))
 	old := b.opset < 11
+	// Bounds known now (attributes, or constant inputs) let a Conv fuse
+	// this Clip into its epilogue.
+	if b.in[0] == Float32 {
+		lo, hi, ok := attrMin, attrMax, true
+		if !old {
+			lo, hi = float32(math.Inf(-1)), float32(math.Inf(1))
+			for j, dst := range []*float32{&lo, &hi} {
+				if !b.input(j + 1) {
+					continue
+				}
+				if b.consts[j+1] == nil {
+					ok = false
+					continue
+				}
+				v, err := scalarF(b.consts[j+1])
+				if err != nil {
+					ok = false
+					continue
+				}
+				*dst = v
+			}
+		}
+		if ok {
+			b.act = &activation{kind: actClip, lo: lo, hi: hi}
+		}
+	}
 	return func(c *runCtx, in []*Tensor) ([]*Tensor, error) {
 		x := in[0]
 		if x.DType == Int64 {
@@ -625,16 +653,7 @@ func buildClip(b *nodeCtx) (kernel, error) {
 		}
 		out := &Tensor{Shape: x.Shape, DType: Float32, F: c.outFor(in, 0)}
 		parallelFor(c.threads, len(x.F), 1<<15, func(s, e int) {
-			src, dst := x.F[s:e], out.F[s:e]
-			for i, v := range src {
-				if v < lo {
-					v = lo
-				}
-				if v > hi {
-					v = hi
-				}
-				dst[i] = v
-			}
+			clipRange(out.F[s:e], x.F[s:e], lo, hi)
 		})
 		return []*Tensor{out}, nil
 	}, nil
@@ -796,9 +815,27 @@ func buildUnaryFloat(b *nodeCtx) (kernel, error) {
 			return nil, b.unsupported("approximate=%q", approx)
 		}
 	}
+	// Exp and Erf in float32 vector code (simd; accuracy documented there).
+	var vec func(dst, src []float32)
+	switch b.op {
+	case "Exp":
+		vec = simd.Exp
+	case "Erf":
+		vec = simd.Erf
+	}
 	return func(c *runCtx, in []*Tensor) ([]*Tensor, error) {
 		x := in[0]
 		out := &Tensor{Shape: x.Shape, DType: Float32, F: c.outFor(in, 0)}
+		if vec != nil {
+			if serial(c.threads, len(x.F), 1<<15) {
+				vec(out.F, x.F)
+				return []*Tensor{out}, nil
+			}
+			parallelFor(c.threads, len(x.F), 1<<15, func(lo, hi int) {
+				vec(out.F[lo:hi], x.F[lo:hi])
+			})
+			return []*Tensor{out}, nil
+		}
 		parallelFor(c.threads, len(x.F), 1<<13, func(lo, hi int) {
 			src, dst := x.F[lo:hi], out.F[lo:hi]
 			for i, v := range src {
@@ -869,20 +906,8 @@ func buildUnaryNumeric(b *nodeCtx) (kernel, error) {
 }
 
 // relu sets dst[i] = 0 where src[i] < 0 and src[i] otherwise (so -0 and
-// NaNs pass through unchanged). It works on the bits: the negative floats
-// below -0, down to -Inf, are exactly the bit patterns 0x80000001 to
-// 0xFF800000, and an integer select compiles without a branch, which
-// mispredicts on activations of random sign.
-func relu(dst, src []float32) {
-	dst = dst[:len(src)]
-	for i, v := range src {
-		b := math.Float32bits(v)
-		if b-0x80000001 < 0x7F800000 {
-			b = 0
-		}
-		dst[i] = math.Float32frombits(b)
-	}
-}
+// NaNs pass through unchanged): simd.Relu, a vector max with 0 on amd64.
+func relu(dst, src []float32) { simd.Relu(dst, src) }
 
 func cmpSign(v int64) int {
 	switch {

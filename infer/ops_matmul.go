@@ -20,8 +20,20 @@ func buildGemm(b *nodeCtx) (kernel, error) {
 	b.setOut(Float32)
 	transA, transB := b.int("transA", 0) != 0, b.int("transB", 0) != 0
 	alpha, beta := b.float("alpha", 1), b.float("beta", 1)
+	// A constant B stored transposed (torch's Linear) is transposed once
+	// here: packing gives the same panels either way, so the bits do not
+	// change, and small products can then skip packing (sgemm).
+	var bT *Tensor
+	if wt := b.consts[1]; transB && wt != nil && len(wt.Shape) == 2 {
+		bT = &Tensor{Shape: []int{wt.Shape[1], wt.Shape[0]}, DType: Float32,
+			F: transposeCopy(wt.F, wt.Shape[0], wt.Shape[1], wt.Shape[1])}
+	}
 	return func(c *runCtx, in []*Tensor) ([]*Tensor, error) {
 		a, w := in[0], in[1]
+		transB := transB
+		if bT != nil {
+			w, transB = bT, false
+		}
 		if len(a.Shape) != 2 || len(w.Shape) != 2 {
 			return nil, fmt.Errorf("A %v and B %v must be matrices", a.Shape, w.Shape)
 		}
@@ -135,18 +147,37 @@ func matmul(c *runCtx, a, w *Tensor) (*Tensor, error) {
 		return finishMatMul(out, batch, m, n, dropM, dropN), nil
 	}
 	// Offsets of each batch's matrices.
-	aOff := batchOffsets(batch, as[:len(as)-2], m*k)
-	wOff := batchOffsets(batch, ws[:len(ws)-2], k*n)
+	// Operands without broadcasting (the usual attention case) need no
+	// offset tables: fresh memory costs page faults on every run.
+	var aOff, wOff []int
+	if !sameShape(as[:len(as)-2], batch) {
+		aOff = batchOffsets(batch, as[:len(as)-2], m*k)
+	}
+	if !sameShape(ws[:len(ws)-2], batch) {
+		wOff = batchOffsets(batch, ws[:len(ws)-2], k*n)
+	}
+	offA := func(i int) int {
+		if aOff == nil {
+			return i * m * k
+		}
+		return aOff[i]
+	}
+	offW := func(i int) int {
+		if wOff == nil {
+			return i * k * n
+		}
+		return wOff[i]
+	}
 	if nb >= c.threads {
 		// At least about 2^20 multiply-adds per goroutine (see gemv).
 		parallelFor(c.threads, nb, max(1, (1<<20)/max(m*n*k, 1)), func(lo, hi int) {
 			for i := lo; i < hi; i++ {
-				sgemm(1, false, false, m, n, k, 1, a.F[aOff[i]:], k, w.F[wOff[i]:], n, 0, out.F[i*m*n:], n)
+				sgemm(1, false, false, m, n, k, 1, a.F[offA(i):], k, w.F[offW(i):], n, 0, out.F[i*m*n:], n)
 			}
 		})
 	} else {
 		for i := 0; i < nb; i++ {
-			sgemm(c.threads, false, false, m, n, k, 1, a.F[aOff[i]:], k, w.F[wOff[i]:], n, 0, out.F[i*m*n:], n)
+			sgemm(c.threads, false, false, m, n, k, 1, a.F[offA(i):], k, w.F[offW(i):], n, 0, out.F[i*m*n:], n)
 		}
 	}
 	return finishMatMul(out, batch, m, n, dropM, dropN), nil

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"sync"
+
+	"github.com/onnx-rebasin/onnx-rebasin/simd"
 )
 
 func init() {
@@ -144,6 +146,9 @@ func (a *BatchNormAccumulator) MeanVar(node string, unbiased bool) (mean, varian
 // bnInfo identifies a BatchNormalization node in statistics reports.
 type bnInfo struct {
 	input, mean, variance string
+
+	eps      float64
+	foldable bool // inference mode with one output: may fold into a Conv
 }
 
 func buildBatchNorm(b *nodeCtx) (kernel, error) {
@@ -172,7 +177,7 @@ func buildBatchNorm(b *nodeCtx) (kernel, error) {
 		return nil, b.unsupported("training outputs (mean/var) in opset %d", b.opset)
 	}
 	in := b.proto.GetInput()
-	b.bn = &bnInfo{input: in[0], mean: in[3], variance: in[4]}
+	b.bn = &bnInfo{input: in[0], mean: in[3], variance: in[4], eps: eps, foldable: !training && outs == 0}
 	return func(c *runCtx, in []*Tensor) ([]*Tensor, error) {
 		x, scale, bias, mean, vr := in[0], in[1], in[2], in[3], in[4]
 		if len(x.Shape) < 2 {
@@ -260,6 +265,12 @@ func buildLayerNorm(b *nodeCtx) (kernel, error) {
 	b.setOut(Float32)
 	axis := b.int("axis", -1)
 	eps := float64(b.float("epsilon", 1e-5))
+	// The optional Mean and InvStdDev outputs, computed only when the
+	// graph uses them.
+	stats := false
+	for i, o := range b.proto.GetOutput() {
+		stats = stats || (i > 0 && o != "")
+	}
 	return func(c *runCtx, in []*Tensor) ([]*Tensor, error) {
 		x, scale := in[0], in[1]
 		var bias *Tensor
@@ -300,30 +311,47 @@ func buildLayerNorm(b *nodeCtx) (kernel, error) {
 		for range x.Shape[ax:] {
 			statShape = append(statShape, 1)
 		}
-		meanT, invT := NewFloat32(statShape, nil), NewFloat32(statShape, nil)
+		var meanT, invT *Tensor
+		if stats {
+			meanT, invT = NewFloat32(statShape, nil), NewFloat32(statShape, nil)
+		}
 		parallelFor(c.threads, rows, max(1, 4096/max(cols, 1)), func(lo, hi int) {
 			for r := lo; r < hi; r++ {
 				src, dst := x.F[r*cols:(r+1)*cols], y.F[r*cols:(r+1)*cols]
-				var s float64
-				for _, v := range src {
-					s += float64(v)
+				// Mean and variance in float64 (two passes, so no
+				// cancellation), each with two independent sums; the
+				// normalisation in float32 vector code:
+				// y = (x·a + sh)·g + b with a = 1/σ, sh = −μ/σ.
+				var s0, s1 float64
+				i := 0
+				for ; i+2 <= len(src); i += 2 {
+					s0 += float64(src[i])
+					s1 += float64(src[i+1])
 				}
-				mu := s / float64(cols)
-				var dev float64
-				for _, v := range src {
-					d := float64(v) - mu
-					dev += d * d
+				if i < len(src) {
+					s0 += float64(src[i])
 				}
-				inv := 1 / math.Sqrt(dev/float64(cols)+eps)
-				for i, v := range src {
-					o := float32((float64(v) - mu) * inv)
-					o *= g[i]
-					if bb != nil {
-						o += bb[i]
-					}
-					dst[i] = o
+				mu := (s0 + s1) / float64(cols)
+				var d0, d1 float64
+				for i = 0; i+2 <= len(src); i += 2 {
+					a, b := float64(src[i])-mu, float64(src[i+1])-mu
+					d0 += a * a
+					d1 += b * b
 				}
-				meanT.F[r], invT.F[r] = float32(mu), float32(inv)
+				if i < len(src) {
+					a := float64(src[i]) - mu
+					d0 += a * a
+				}
+				inv := 1 / math.Sqrt((d0+d1)/float64(cols)+eps)
+				simd.BinaryScalarY(simd.OpMul, dst, src, float32(inv))
+				simd.BinaryScalarY(simd.OpAdd, dst, dst, float32(-mu*inv))
+				simd.Binary(simd.OpMul, dst, dst, g)
+				if bb != nil {
+					simd.Binary(simd.OpAdd, dst, dst, bb)
+				}
+				if stats {
+					meanT.F[r], invT.F[r] = float32(mu), float32(inv)
+				}
 			}
 		})
 		return []*Tensor{y, meanT, invT}, nil
@@ -408,6 +436,20 @@ func buildSoftmax(b *nodeCtx) (kernel, error) {
 		if len(y.F) == 0 {
 			return []*Tensor{y}, nil
 		}
+		if inner == 1 && dim > 0 {
+			// Contiguous rows: exp of the whole chunk at once in float32
+			// (simd.Exp), sums in float64 as below.
+			parallelFor(c.threads, outer, max(1, 2048/dim), func(lo, hi int) {
+				// Blocks of rows: e^(x − max) of a whole block in one
+				// simd.Exp call (rows of attention scores are short).
+				var maxes [64]float32
+				for b0 := lo; b0 < hi; b0 += len(maxes) {
+					b1 := min(hi, b0+len(maxes))
+					softmaxRows(x.F[b0*dim:b1*dim], y.F[b0*dim:b1*dim], dim, maxes[:b1-b0], logs)
+				}
+			})
+			return []*Tensor{y}, nil
+		}
 		parallelFor(c.threads, outer*inner, max(1, 2048/dim), func(lo, hi int) {
 			for r := lo; r < hi; r++ {
 				o, i := r/inner, r%inner
@@ -418,7 +460,7 @@ func buildSoftmax(b *nodeCtx) (kernel, error) {
 				}
 				var s float64
 				for j := 0; j < dim; j++ {
-					e := math.Exp(float64(x.F[base+j*inner] - m))
+					e := float64(exp32(x.F[base+j*inner] - m))
 					if !logs {
 						y.F[base+j*inner] = float32(e)
 					}
@@ -439,4 +481,68 @@ func buildSoftmax(b *nodeCtx) (kernel, error) {
 		})
 		return []*Tensor{y}, nil
 	}, nil
+}
+
+// exp32 is e^x in float32 by simd.Exp, for scalar call sites.
+func exp32(x float32) float32 {
+	v := [1]float32{x}
+	simd.Exp(v[:], v[:])
+	return v[0]
+}
+
+// softmaxRows computes Softmax (or LogSoftmax) over each dim-long row of
+// src into dst; len(maxes) is the number of rows (scratch for their
+// maxima). Sums are in float64.
+func softmaxRows(src, dst []float32, dim int, maxes []float32, logs bool) {
+	for r := range maxes {
+		row := src[r*dim : (r+1)*dim]
+		// Two running maxima (Go's max: NaN wins), for instruction-level
+		// parallelism.
+		m0, m1 := row[0], row[0]
+		j := 1
+		for ; j+2 <= len(row); j += 2 {
+			m0 = max(m0, row[j])
+			m1 = max(m1, row[j+1])
+		}
+		if j < len(row) {
+			m0 = max(m0, row[j])
+		}
+		m := max(m0, m1)
+		maxes[r] = m
+		simd.BinaryScalarY(simd.OpSub, dst[r*dim:(r+1)*dim], row, m)
+	}
+	if logs {
+		// dst holds x − m; e^(x−m) is only summed.
+		var buf [64]float32
+		for r := range maxes {
+			d := dst[r*dim : (r+1)*dim]
+			var s float64
+			for j0 := 0; j0 < dim; j0 += len(buf) {
+				chunk := buf[:min(len(buf), dim-j0)]
+				simd.Exp(chunk, d[j0:j0+len(chunk)])
+				for _, e := range chunk {
+					s += float64(e)
+				}
+			}
+			ls := math.Log(s)
+			for j, v := range d {
+				d[j] = float32(float64(v) - ls)
+			}
+		}
+		return
+	}
+	simd.Exp(dst, dst)
+	for r := range maxes {
+		d := dst[r*dim : (r+1)*dim]
+		var s0, s1 float64
+		j := 0
+		for ; j+2 <= len(d); j += 2 {
+			s0 += float64(d[j])
+			s1 += float64(d[j+1])
+		}
+		if j < len(d) {
+			s0 += float64(d[j])
+		}
+		simd.BinaryScalarY(simd.OpMul, d, d, float32(1/(s0+s1)))
+	}
 }

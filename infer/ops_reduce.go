@@ -3,6 +3,7 @@ package infer
 import (
 	"fmt"
 	"math"
+	"sync"
 )
 
 func init() {
@@ -74,7 +75,9 @@ func buildReduce(b *nodeCtx) (kernel, error) {
 			shape = []int{}
 		}
 		n := numel(kshape)
-		acc := make([]float64, n)
+		accp := getF64(n)
+		defer f64Pool.Put(accp)
+		acc := *accp
 		init := 0.0
 		switch op {
 		case "ReduceMax":
@@ -124,7 +127,7 @@ func buildReduce(b *nodeCtx) (kernel, error) {
 		if n > 0 {
 			count = len(x.F) / n
 		}
-		y := NewFloat32(shape, nil)
+		y := c.newF(shape)
 		for i, v := range acc {
 			switch op {
 			case "ReduceMean":
@@ -141,4 +144,19 @@ func buildReduce(b *nodeCtx) (kernel, error) {
 		}
 		return []*Tensor{y}, nil
 	}, nil
+}
+
+// f64Pool recycles float64 accumulators: fresh memory costs page faults
+// on every run.
+var f64Pool sync.Pool
+
+// getF64 returns a pooled float64 slice of length n (contents undefined).
+func getF64(n int) *[]float64 {
+	p, _ := f64Pool.Get().(*[]float64)
+	if p == nil || cap(*p) < n {
+		s := make([]float64, n)
+		return &s
+	}
+	*p = (*p)[:n]
+	return p
 }

@@ -25,7 +25,13 @@ type Session struct {
 	slotOf map[string]int // tensor name -> value slot
 	dtypes []DType        // value slot -> element type
 	consts []*Tensor      // value slot -> value when known before running
-	nodes  []*node
+	nodes  []*node        // the program, one node per graph node
+
+	// fused is the program with Conv+BatchNormalization+Relu/Clip chains
+	// merged into single nodes (fuse.go), nil when nothing was fused or
+	// fusion is off; elided marks the values it no longer computes.
+	fused  []*node
+	elided map[int]bool
 
 	inputs  []ValueInfo
 	inSlots []int
@@ -57,7 +63,11 @@ type node struct {
 	in    []int  // value slots, -1 for an absent optional input
 	out   []int  // value slots, -1 for an absent optional output
 	run   kernel
-	bn    *bnInfo // BatchNormalization nodes only
+	bn    *bnInfo     // BatchNormalization nodes only
+	conv  *convOp     // Conv nodes only
+	act   *activation // Clip nodes with bounds known at build time
+
+	maxPool2 bool // a MaxPool that a Conv may absorb (fuse.go)
 
 	release []int  // value slots whose storage is dead after this node
 	dying   []bool // per input: its storage is dead after this node and no other input shares it
@@ -73,6 +83,21 @@ type Option func(*sessionConfig)
 
 type sessionConfig struct {
 	threads int
+	noFuse  bool
+}
+
+// Fusion turns operator fusion on (the default) or off. With fusion on, a
+// Conv with constant weights followed by an inference-mode
+// BatchNormalization and/or a Relu or Clip, where nothing else reads the
+// intermediate values, runs as one node: the BatchNormalization folded into
+// the weights and bias at NewSession, the activation applied to each
+// image's output while it is in cache. Results then differ from the
+// unfused graph by rounding only (the folded weights round differently).
+// Runs that observe intermediate values (OnValue, BatchNormStatistics, or
+// Capture of a fused-away value) always execute the unfused graph, node by
+// node. Turn fusion off to debug or to reproduce per-node rounding.
+func Fusion(on bool) Option {
+	return func(c *sessionConfig) { c.noFuse = !on }
 }
 
 // Threads bounds the goroutines the interpreter's own kernels use in a Run
@@ -240,6 +265,9 @@ func NewSession(m *onnx.Model, opts ...Option) (*Session, error) {
 		}
 		nd.run = run
 		nd.bn = b.bn
+		nd.conv = b.conv
+		nd.act = b.act
+		nd.maxPool2 = b.maxPool2
 		for j, o := range pn.GetOutput() {
 			if o == "" {
 				nd.out = append(nd.out, -1)
@@ -269,6 +297,12 @@ func NewSession(m *onnx.Model, opts ...Option) (*Session, error) {
 		s.outSlot = append(s.outSlot, i)
 	}
 	s.planStorage()
+	if !cfg.noFuse {
+		s.fuse()
+		if s.fused != nil {
+			s.planLiveness(s.fused)
+		}
+	}
 	return s, nil
 }
 
@@ -351,12 +385,19 @@ func (s *Session) planStorage() {
 	for _, i := range s.outSlot {
 		s.pinned[s.group[i]] = true
 	}
+	s.planLiveness(s.nodes)
+}
+
+// planLiveness sets, for the program nodes, each node's release list and
+// the inputs it may overwrite.
+func (s *Session) planLiveness(nodes []*node) {
+	n := len(s.names)
 	last := make([]int, n) // group -> last node (program index) touching it
 	for i := range last {
 		last[i] = -1
 	}
 	rep := make([]int, n) // group -> a member slot alive at that node
-	for k, nd := range s.nodes {
+	for k, nd := range nodes {
 		for _, i := range nd.out {
 			if i >= 0 {
 				last[s.group[i]], rep[s.group[i]] = k, i
@@ -370,12 +411,12 @@ func (s *Session) planStorage() {
 	}
 	for g, k := range last {
 		if k >= 0 && s.group[g] == g && !s.pinned[g] {
-			s.nodes[k].release = append(s.nodes[k].release, rep[g])
+			nodes[k].release = append(nodes[k].release, rep[g])
 		}
 	}
 	// Inputs a kernel may overwrite: their group ends at this node and is
 	// read through this one input only.
-	for k, nd := range s.nodes {
+	for k, nd := range nodes {
 		uses := map[int]int{}
 		for _, i := range nd.in {
 			if i >= 0 {
@@ -520,6 +561,15 @@ func (s *Session) Run(inputs map[string]*Tensor, opts ...RunOption) (map[string]
 			return nil, fmt.Errorf("infer: %q is not an input of the graph", name)
 		}
 	}
+	prog := s.nodes
+	if s.fused != nil && len(cfg.onValue) == 0 && cfg.bnStats == nil {
+		prog = s.fused
+		for _, name := range cfg.capture {
+			if i, ok := s.slotOf[name]; ok && s.elided[i] {
+				prog = s.nodes // the value is computed only unfused
+			}
+		}
+	}
 	pinned := s.pinned
 	var capSlots []int
 	if len(cfg.capture) > 0 {
@@ -544,7 +594,7 @@ func (s *Session) Run(inputs map[string]*Tensor, opts ...RunOption) (map[string]
 	pool.startRun()
 	c := &runCtx{threads: s.threads, pool: pool, bnStats: cfg.bnStats}
 	in := make([]*Tensor, 0, 8)
-	for _, nd := range s.nodes {
+	for _, nd := range prog {
 		in = in[:0]
 		for _, i := range nd.in {
 			if i < 0 {

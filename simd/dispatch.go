@@ -18,6 +18,22 @@ type impl struct {
 	dgemm  *microKernel[float64] // float64 accumulation for GemmF64Acc
 
 	transpose transposeFunc // packing helper; nil: pure Go
+
+	strided    []*stridedKernel // PackedA kernels, at least one
+	relu       func(dst, src []float32)
+	maxPool2x2 func(dst, r0, r1 []float32) // len(r0), len(r1) >= 2*len(dst)
+	// maxPool2x2Rows does what it can of MaxPool2x2Rows and returns the
+	// rows done (nil: Go only).
+	maxPool2x2Rows func(dst, src []float32, rows, outW, ld int) int
+	copyRows       func(dst, src []float32, rows, w, dstStride, srcStride int) // w >= 8; nil: Go
+	copyRowsEven   func(dst, src []float32, rows, w, dstStride, srcStride int) // w >= 8; nil: Go
+	exp, erf       func(dst, src []float32)
+
+	// small and smallAdd are GemmSmall's kernels (beta 0 and 1) for n a
+	// multiple of 8 and 1 <= k <= kc (nil: GemmSmall calls gemm).
+	small, smallAdd func(m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int)
+
+	binary [4]binaryKernels // by BinaryOp; zero: Go only
 }
 
 // genericImpl is the pure-Go implementation, available everywhere.
@@ -29,6 +45,12 @@ var genericImpl = &impl{
 	scale:  scaleGeneric,
 	sgemm:  newMicroKernel(4, 4, genericKC, microGeneric[float32]),
 	dgemm:  newMicroKernel(4, 4, genericKC, microGeneric[float64]),
+
+	strided:    []*stridedKernel{{mr: 4, nr: 4, kc: genericKC, cost: 1, fn: stridedGeneric, ind: indirectGeneric}},
+	relu:       reluGeneric,
+	maxPool2x2: maxPool2x2Generic,
+	exp:        expGeneric,
+	erf:        erfGeneric,
 }
 
 // active is the implementation used by the public functions, chosen once.

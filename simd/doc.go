@@ -2,7 +2,11 @@
 // (Dot, DotF64, Axpy, Scale) and a packed, register-blocked, multi-core
 // SGEMM (Gemm), plus a float64-accumulating variant (GemmF64Acc) for the
 // weight-matching cost matrices, where float32 sums over large fan-ins would
-// lose too much precision.
+// lose too much precision. For the interpreter it also has single-threaded
+// GEMM forms with the same arithmetic (PackA with GemmPackedA and
+// GemmPackedAOffsets, GemmSmall), elementwise kernels (Relu, MaxPool2x2,
+// MaxPool2x2Rows, Binary, Exp, Erf, CopyRows, CopyRowsEven) and Parallel,
+// the pool of spinning workers that Gemm's parallel phases run on.
 //
 // # Implementations
 //

@@ -256,16 +256,9 @@ func (j *gemmJob[T]) parallel(phase int) {
 		j.work(0, phase)
 		return
 	}
-	var wg sync.WaitGroup
-	wg.Add(j.w - 1)
-	for id := 1; id < j.w; id++ {
-		go func() {
-			defer wg.Done()
-			j.work(id, phase)
-		}()
-	}
-	j.work(0, phase)
-	wg.Wait()
+	// The spinning pool (workers.go): starting goroutines per phase cost
+	// more than a small product.
+	Parallel(j.w, j.w, func(id int) { j.work(id, phase) })
 }
 
 func (j *gemmJob[T]) work(id, phase int) {

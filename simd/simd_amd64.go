@@ -55,3 +55,151 @@ func sgemmKernelAVX512(k int, a []float32, b []float32, c []float32, ldc int, al
 //
 //go:noescape
 func dgemmKernelAVX512(k int, a []float64, b []float64, c []float64, ldc int, alpha float64, beta float64)
+
+// sgemmStridedAVX2 is the 6×16 micro-kernel with B in place: c[i*ldc+j] = alpha*Σ_p a[p*6+i]*b[p*ldb+j] + beta*c[i*ldc+j].
+// k >= 1; a, b and c must hold the whole tile (checked by the Go caller, not here).
+//
+//go:noescape
+func sgemmStridedAVX2(k int, a []float32, b []float32, ldb int, c []float32, ldc int, alpha float32, beta float32)
+
+// sgemmStridedAVX512 is the 14×32 micro-kernel with B in place: c[i*ldc+j] = alpha*Σ_p a[p*14+i]*b[p*ldb+j] + beta*c[i*ldc+j].
+// k >= 1; a, b and c must hold the whole tile (checked by the Go caller, not here).
+//
+//go:noescape
+func sgemmStridedAVX512(k int, a []float32, b []float32, ldb int, c []float32, ldc int, alpha float32, beta float32)
+
+// sgemmStridedAVX512x8 is the 8×32 micro-kernel with B in place: c[i*ldc+j] = alpha*Σ_p a[p*8+i]*b[p*ldb+j] + beta*c[i*ldc+j].
+// k >= 1; a, b and c must hold the whole tile (checked by the Go caller, not here).
+//
+//go:noescape
+func sgemmStridedAVX512x8(k int, a []float32, b []float32, ldb int, c []float32, ldc int, alpha float32, beta float32)
+
+// sgemmIndirectAVX2 is the 6×16 micro-kernel with B rows at offsets: c[i*ldc+j] = alpha*Σ_p a[p*6+i]*b[offs[p]+j] + beta*c[i*ldc+j].
+// k >= 1; a, b, offs and c must hold the whole tile (checked by the Go caller, not here).
+//
+//go:noescape
+func sgemmIndirectAVX2(k int, a []float32, b []float32, offs []int, c []float32, ldc int, alpha float32, beta float32)
+
+// sgemmIndirectAVX512 is the 14×32 micro-kernel with B rows at offsets: c[i*ldc+j] = alpha*Σ_p a[p*14+i]*b[offs[p]+j] + beta*c[i*ldc+j].
+// k >= 1; a, b, offs and c must hold the whole tile (checked by the Go caller, not here).
+//
+//go:noescape
+func sgemmIndirectAVX512(k int, a []float32, b []float32, offs []int, c []float32, ldc int, alpha float32, beta float32)
+
+// sgemmIndirectAVX512x8 is the 8×32 micro-kernel with B rows at offsets: c[i*ldc+j] = alpha*Σ_p a[p*8+i]*b[offs[p]+j] + beta*c[i*ldc+j].
+// k >= 1; a, b, offs and c must hold the whole tile (checked by the Go caller, not here).
+//
+//go:noescape
+func sgemmIndirectAVX512x8(k int, a []float32, b []float32, offs []int, c []float32, ldc int, alpha float32, beta float32)
+
+// reluAVX2 sets dst[i] = src[i] < 0 ? 0 : src[i] (NaN and -0 kept) for i < len(src).
+// The caller guarantees len(dst) >= len(src).
+//
+//go:noescape
+func reluAVX2(dst []float32, src []float32)
+
+// maxPool2x2AVX2 sets dst[i] to the maxNaN chain of r0[2i], r0[2i+1], r1[2i], r1[2i+1]
+// for i < len(dst)&^7. The caller guarantees len(r0), len(r1) >= 2*len(dst).
+//
+//go:noescape
+func maxPool2x2AVX2(dst []float32, r0 []float32, r1 []float32)
+
+// maxPool2x2RowsAVX2 pools rows output rows of a 2×2, stride-2 max pooling (see genMaxPool2x2Rows) and returns the rows done.
+//
+//go:noescape
+func maxPool2x2RowsAVX2(dst []float32, src []float32, rows int, outW int, ld int) int
+
+// expAVX2 sets dst[i] ≈ e^src[i] for i < len(src)&^7 (the caller guarantees len(dst) >= len(src)).
+//
+//go:noescape
+func expAVX2(dst []float32, src []float32)
+
+// erfAVX2 sets dst[i] ≈ erf(src[i]) for i < len(src)&^7 (the caller guarantees len(dst) >= len(src)).
+//
+//go:noescape
+func erfAVX2(dst []float32, src []float32)
+
+// pauseLoop executes n PAUSE instructions.
+func pauseLoop(n int)
+
+// copyRowsAVX2 copies rows rows of w >= 8 floats from src (row stride srcStride) to dst (dstStride).
+//
+//go:noescape
+func copyRowsAVX2(dst []float32, src []float32, rows int, w int, dstStride int, srcStride int)
+
+// copyRowsEvenAVX2 copies the even elements of rows rows of 2w floats from src (row stride srcStride) to dst (dstStride); w >= 8.
+//
+//go:noescape
+func copyRowsEvenAVX2(dst []float32, src []float32, rows int, w int, dstStride int, srcStride int)
+
+// sgemmSmallAVX2 sets c[i*ldc+j] = Σ_p a[i*lda+p]*b[p*ldb+j] + 0 for i < m, j < n&^7, p < k (k >= 1).
+// The caller guarantees the slice lengths.
+//
+//go:noescape
+func sgemmSmallAVX2(m int, n int, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int)
+
+// sgemmSmallAddAVX2 sets c[i*ldc+j] += Σ_p a[i*lda+p]*b[p*ldb+j] (one rounding of the sum and c) for i < m, j < n&^7, p < k (k >= 1).
+// The caller guarantees the slice lengths.
+//
+//go:noescape
+func sgemmSmallAddAVX2(m int, n int, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int)
+
+// addVVAVX2 computes dst[i] = x[i] + y[i] for i < len(dst)&^7.
+//
+//go:noescape
+func addVVAVX2(dst []float32, x []float32, y []float32)
+
+// addVSAVX2 computes dst[i] = x[i] + y for i < len(dst)&^7.
+//
+//go:noescape
+func addVSAVX2(dst []float32, x []float32, y float32)
+
+// addSVAVX2 computes dst[i] = x + y[i] for i < len(dst)&^7.
+//
+//go:noescape
+func addSVAVX2(dst []float32, x float32, y []float32)
+
+// subVVAVX2 computes dst[i] = x[i] - y[i] for i < len(dst)&^7.
+//
+//go:noescape
+func subVVAVX2(dst []float32, x []float32, y []float32)
+
+// subVSAVX2 computes dst[i] = x[i] - y for i < len(dst)&^7.
+//
+//go:noescape
+func subVSAVX2(dst []float32, x []float32, y float32)
+
+// subSVAVX2 computes dst[i] = x - y[i] for i < len(dst)&^7.
+//
+//go:noescape
+func subSVAVX2(dst []float32, x float32, y []float32)
+
+// mulVVAVX2 computes dst[i] = x[i] * y[i] for i < len(dst)&^7.
+//
+//go:noescape
+func mulVVAVX2(dst []float32, x []float32, y []float32)
+
+// mulVSAVX2 computes dst[i] = x[i] * y for i < len(dst)&^7.
+//
+//go:noescape
+func mulVSAVX2(dst []float32, x []float32, y float32)
+
+// mulSVAVX2 computes dst[i] = x * y[i] for i < len(dst)&^7.
+//
+//go:noescape
+func mulSVAVX2(dst []float32, x float32, y []float32)
+
+// divVVAVX2 computes dst[i] = x[i] / y[i] for i < len(dst)&^7.
+//
+//go:noescape
+func divVVAVX2(dst []float32, x []float32, y []float32)
+
+// divVSAVX2 computes dst[i] = x[i] / y for i < len(dst)&^7.
+//
+//go:noescape
+func divVSAVX2(dst []float32, x []float32, y float32)
+
+// divSVAVX2 computes dst[i] = x / y[i] for i < len(dst)&^7.
+//
+//go:noescape
+func divSVAVX2(dst []float32, x float32, y []float32)

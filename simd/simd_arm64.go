@@ -38,6 +38,14 @@ var neonImpl = &impl{
 	scale:  scaleNEON,
 	sgemm:  newMicroKernel(6, 16, kcNEON, sgemmKernelNEON),
 	dgemm:  newMicroKernel(6, 8, kcNEON, dgemmKernelNEON),
+
+	// No in-place NEON kernel yet: PackedA copies B slivers and runs the
+	// packed one; the pooling kernels are the Go ones.
+	strided:    stridedFromPacked(newMicroKernel(6, 16, kcNEON, sgemmKernelNEON)),
+	relu:       reluGeneric,
+	maxPool2x2: maxPool2x2Generic,
+	exp:        expGeneric,
+	erf:        erfGeneric,
 }
 
 // archImpls: Advanced SIMD (NEON) is part of every arm64 (ARMv8-A) CPU,

@@ -12,6 +12,8 @@ package main
 
 import (
 	"fmt"
+	"math"
+	"strings"
 
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
@@ -38,6 +40,32 @@ func main() {
 	// for the B row + 2 broadcast registers.
 	genGemm("sgemmKernelAVX512", false, true, 14, 2, 4)
 	genGemm("dgemmKernelAVX512", true, true, 14, 2, 4)
+
+	// Strided-B float32 kernels for GemmPackedA (B read in place, row
+	// stride ldb, as implicit-GEMM convolution needs). The same FMA chains
+	// as the packed kernels, so the same bits. The AVX-512 8×32 shape
+	// (16 accumulators) wastes no rows on the 16/32/64-channel
+	// convolutions that 14 rows fit badly (16 channels would run 28 rows).
+	genGemmStrided("sgemmStridedAVX2", false, 6, 2, 4)
+	genGemmStrided("sgemmStridedAVX512", true, 14, 2, 4)
+	genGemmStrided("sgemmStridedAVX512x8", true, 8, 2, 4)
+	genGemmIndirect("sgemmIndirectAVX2", false, 6, 2, 4)
+	genGemmIndirect("sgemmIndirectAVX512", true, 14, 2, 4)
+	genGemmIndirect("sgemmIndirectAVX512x8", true, 8, 2, 4)
+
+	genRelu()
+	genMaxPool2x2()
+	genMaxPool2x2Rows()
+	genExp()
+	genErf()
+	genPause()
+	genCopyRows()
+	genCopyRowsEven()
+	genGemmSmall("sgemmSmallAVX2", false)
+	genGemmSmall("sgemmSmallAddAVX2", true)
+	for _, op := range []string{"Add", "Sub", "Mul", "Div"} {
+		genBinary(op)
+	}
 
 	Generate()
 }
@@ -317,6 +345,31 @@ var (
 var pfLabel int
 
 func genGemm(name string, f64, zmm bool, mr, nv, unroll int) {
+	genGemmImpl(name, f64, zmm, false, false, mr, nv, unroll)
+}
+
+// genGemmStrided emits the float32 kernel
+//
+//	func name(k int, a, b []float32, ldb int, c []float32, ldc int, alpha, beta float32)
+//
+// which is genGemm's kernel with B row p at b[p*ldb:] instead of b[p*nr:]:
+// the caller's matrix is read in place, unpacked.
+func genGemmStrided(name string, zmm bool, mr, nv, unroll int) {
+	genGemmImpl(name, false, zmm, true, false, mr, nv, unroll)
+}
+
+// genGemmIndirect emits the float32 kernel
+//
+//	func name(k int, a, b []float32, offs []int, c []float32, ldc int, alpha, beta float32)
+//
+// with B row p at b[offs[p]:]: the rows of a stride-1 convolution's im2col
+// matrix are shifted windows of the (zero-padded) image, so the kernel
+// reads them from the image itself and no im2col matrix is written.
+func genGemmIndirect(name string, zmm bool, mr, nv, unroll int) {
+	genGemmImpl(name, false, zmm, false, true, mr, nv, unroll)
+}
+
+func genGemmImpl(name string, f64, zmm, strided, indirect bool, mr, nv, unroll int) {
 	es := 4
 	typ := "float32"
 	if f64 {
@@ -367,18 +420,39 @@ func genGemm(name string, f64, zmm bool, mr, nv, unroll int) {
 		}
 	}
 
-	TEXT(name, NOSPLIT, fmt.Sprintf("func(k int, a, b, c []%s, ldc int, alpha, beta %s)", typ, typ))
-	Pragma("noescape")
-	Doc(fmt.Sprintf("%s is the %d×%d micro-kernel: c[i*ldc+j] = alpha*Σ_p a[p*%d+i]*b[p*%d+j] + beta*c[i*ldc+j].", name, mr, nr, mr, nr),
-		"k >= 1; a, b and c must hold the whole tile (checked by the Go driver, not here).")
+	if indirect {
+		TEXT(name, NOSPLIT, "func(k int, a, b []float32, offs []int, c []float32, ldc int, alpha, beta float32)")
+		Pragma("noescape")
+		Doc(fmt.Sprintf("%s is the %d×%d micro-kernel with B rows at offsets: c[i*ldc+j] = alpha*Σ_p a[p*%d+i]*b[offs[p]+j] + beta*c[i*ldc+j].", name, mr, nr, mr),
+			"k >= 1; a, b, offs and c must hold the whole tile (checked by the Go caller, not here).")
+	} else if strided {
+		TEXT(name, NOSPLIT, "func(k int, a, b []float32, ldb int, c []float32, ldc int, alpha, beta float32)")
+		Pragma("noescape")
+		Doc(fmt.Sprintf("%s is the %d×%d micro-kernel with B in place: c[i*ldc+j] = alpha*Σ_p a[p*%d+i]*b[p*ldb+j] + beta*c[i*ldc+j].", name, mr, nr, mr),
+			"k >= 1; a, b and c must hold the whole tile (checked by the Go caller, not here).")
+	} else {
+		TEXT(name, NOSPLIT, fmt.Sprintf("func(k int, a, b, c []%s, ldc int, alpha, beta %s)", typ, typ))
+		Pragma("noescape")
+		Doc(fmt.Sprintf("%s is the %d×%d micro-kernel: c[i*ldc+j] = alpha*Σ_p a[p*%d+i]*b[p*%d+j] + beta*c[i*ldc+j].", name, mr, nr, mr, nr),
+			"k >= 1; a, b and c must hold the whole tile (checked by the Go driver, not here).")
+	}
 
 	k, pa, pb, pc, ldc := RCX, RSI, RDI, RDX, R8
+	ldb := R12
 	Load(Param("k"), k)
 	Load(Param("a").Base(), pa)
 	Load(Param("b").Base(), pb)
 	Load(Param("c").Base(), pc)
 	Load(Param("ldc"), ldc)
 	SHLQ(U8(map[int]uint8{4: 2, 8: 3}[es]), ldc) // ldc in bytes
+	if strided {
+		Load(Param("ldb"), ldb)
+		SHLQ(U8(2), ldb) // ldb in bytes
+	}
+	ptab, roff := R12, R13 // indirect: offset table, current row offset
+	if indirect {
+		Load(Param("offs").Base(), ptab)
+	}
 
 	for _, r := range acc {
 		zero(r)
@@ -407,8 +481,20 @@ func genGemm(name string, f64, zmm bool, mr, nv, unroll int) {
 	}
 
 	step := func(p int) {
+		if indirect {
+			MOVQ(mem(ptab, 8*p), roff)
+		}
 		for v := 0; v < nv; v++ {
-			VMOVUPS(mem(pb, (p*nr+v*vl)*es), bv[v])
+			if indirect {
+				VMOVUPS(Mem{Base: pb, Index: roff, Scale: 4, Disp: v * vl * es}, bv[v])
+			} else if strided {
+				VMOVUPS(mem(pb, v*vl*es), bv[v])
+			} else {
+				VMOVUPS(mem(pb, (p*nr+v*vl)*es), bv[v])
+			}
+		}
+		if strided {
+			ADDQ(ldb, pb)
 		}
 		for i := 0; i < mr; i++ {
 			r := bc[i%2]
@@ -427,7 +513,11 @@ func genGemm(name string, f64, zmm bool, mr, nv, unroll int) {
 		step(p)
 	}
 	ADDQ(U32(unroll*mr*es), pa)
-	ADDQ(U32(unroll*nr*es), pb)
+	if indirect {
+		ADDQ(U32(unroll*8), ptab)
+	} else if !strided {
+		ADDQ(U32(unroll*nr*es), pb)
+	}
 	SUBQ(U8(unroll), k)
 	JMP(LabelRef(lbl("loop")))
 
@@ -436,7 +526,11 @@ func genGemm(name string, f64, zmm bool, mr, nv, unroll int) {
 	JZ(LabelRef(lbl("store")))
 	step(0)
 	ADDQ(U32(mr*es), pa)
-	ADDQ(U32(nr*es), pb)
+	if indirect {
+		ADDQ(U32(8), ptab)
+	} else if !strided {
+		ADDQ(U32(nr*es), pb)
+	}
 	DECQ(k)
 	JMP(LabelRef(lbl("tail")))
 
@@ -620,5 +714,700 @@ func genTranspose() {
 	rowGroup(1, "tr_g1")
 
 	Label("tr_done")
+	RET()
+}
+
+// genRelu emits
+//
+//	func reluAVX2(dst, src []float32)
+//
+// setting dst[i] = src[i] < 0 ? 0 : src[i] for i < len(src) (len(dst) >=
+// len(src), checked by the caller). MAXPS(0, x) returns its second operand
+// unless 0 > x, so NaN and -0 pass through unchanged, exactly like the
+// scalar definition.
+func genRelu() {
+	TEXT("reluAVX2", NOSPLIT, "func(dst, src []float32)")
+	Pragma("noescape")
+	Doc("reluAVX2 sets dst[i] = src[i] < 0 ? 0 : src[i] (NaN and -0 kept) for i < len(src).",
+		"The caller guarantees len(dst) >= len(src).")
+	d := Load(Param("dst").Base(), GP64())
+	x := Load(Param("src").Base(), GP64())
+	n := Load(Param("src").Len(), GP64())
+	z := YMM()
+	VXORPS(z, z, z)
+	Label("relu_loop32")
+	CMPQ(n, U8(32))
+	JL(LabelRef("relu_loop8"))
+	ts := []VecVirtual{YMM(), YMM(), YMM(), YMM()}
+	for j, t := range ts {
+		VMAXPS(mem(x, 32*j), z, t) // Intel: max(src1 = 0, src2 = x)
+	}
+	for j, t := range ts {
+		VMOVUPS(t, mem(d, 32*j))
+	}
+	ADDQ(U8(128), x)
+	ADDQ(U8(128), d)
+	SUBQ(U8(32), n)
+	JMP(LabelRef("relu_loop32"))
+
+	Label("relu_loop8")
+	CMPQ(n, U8(8))
+	JL(LabelRef("relu_loop1"))
+	t := YMM()
+	VMAXPS(mem(x, 0), z, t)
+	VMOVUPS(t, mem(d, 0))
+	ADDQ(U8(32), x)
+	ADDQ(U8(32), d)
+	SUBQ(U8(8), n)
+	JMP(LabelRef("relu_loop8"))
+
+	Label("relu_loop1")
+	TESTQ(n, n)
+	JZ(LabelRef("relu_done"))
+	t1 := XMM()
+	VMAXSS(mem(x, 0), z.AsX(), t1)
+	VMOVSS(t1, mem(d, 0))
+	ADDQ(U8(4), x)
+	ADDQ(U8(4), d)
+	DECQ(n)
+	JMP(LabelRef("relu_loop1"))
+
+	Label("relu_done")
+	VZEROUPPER()
+	RET()
+}
+
+// genMaxPool2x2 emits
+//
+//	func maxPool2x2AVX2(dst, r0, r1 []float32)
+//
+// which sets, for i < len(dst) rounded down to a multiple of 8,
+//
+//	dst[i] = chain(r0[2i], r0[2i+1], r1[2i], r1[2i+1])
+//
+// where chain starts from the first value and replaces the running maximum
+// acc by the next value v when v > acc or v is NaN: the max-pooling rule of
+// package infer (maxNaN), bit for bit (which NaN and which signed zero wins
+// included). Each step is a compare for v > acc, a compare for v unordered,
+// and a blend. The even and odd columns of 16 inputs are separated with
+// SHUFPS, which leaves the 8 windows in the order 0 1 4 5 2 3 6 7; one
+// VPERMPD puts them back. The caller guarantees len(r0), len(r1) >= 2*len(dst).
+func genMaxPool2x2() {
+	TEXT("maxPool2x2AVX2", NOSPLIT, "func(dst, r0, r1 []float32)")
+	Pragma("noescape")
+	Doc("maxPool2x2AVX2 sets dst[i] to the maxNaN chain of r0[2i], r0[2i+1], r1[2i], r1[2i+1]",
+		"for i < len(dst)&^7. The caller guarantees len(r0), len(r1) >= 2*len(dst).")
+	d := Load(Param("dst").Base(), GP64())
+	p0 := Load(Param("r0").Base(), GP64())
+	p1 := Load(Param("r1").Base(), GP64())
+	n := Load(Param("dst").Len(), GP64())
+	Label("mp_loop")
+	CMPQ(n, U8(8))
+	JL(LabelRef("mp_done"))
+	a0, a1, b0, b1 := YMM(), YMM(), YMM(), YMM()
+	VMOVUPS(mem(p0, 0), a0)
+	VMOVUPS(mem(p0, 32), a1)
+	VMOVUPS(mem(p1, 0), b0)
+	VMOVUPS(mem(p1, 32), b1)
+	acc, v1, v2, v3 := YMM(), YMM(), YMM(), YMM()
+	VSHUFPS(U8(0x88), a1, a0, acc) // r0 even columns
+	VSHUFPS(U8(0xDD), a1, a0, v1)  // r0 odd columns
+	VSHUFPS(U8(0x88), b1, b0, v2)  // r1 even
+	VSHUFPS(U8(0xDD), b1, b0, v3)  // r1 odd
+	for _, v := range []VecVirtual{v1, v2, v3} {
+		gt, un := YMM(), YMM()
+		VCMPPS(U8(0x1E), acc, v, gt) // v > acc (ordered, quiet)
+		VCMPPS(U8(0x03), v, v, un)   // v is NaN
+		VORPS(un, gt, gt)
+		VBLENDVPS(gt, v, acc, acc) // acc = gt ? v : acc
+	}
+	VPERMPD(U8(0xD8), acc, acc)
+	VMOVUPS(acc, mem(d, 0))
+	ADDQ(U8(64), p0)
+	ADDQ(U8(64), p1)
+	ADDQ(U8(32), d)
+	SUBQ(U8(8), n)
+	JMP(LabelRef("mp_loop"))
+	Label("mp_done")
+	VZEROUPPER()
+	RET()
+}
+
+// vecConsts emits a read-only table of float32 constants, each replicated
+// into a 32-byte vector so that it can be a YMM memory operand, and
+// returns a function giving the operand of constant i.
+func vecConsts(name string, vals []float32) func(i int) Mem {
+	m := GLOBL(name, RODATA|NOPTR)
+	for i, v := range vals {
+		for l := 0; l < 8; l++ {
+			DATA(32*i+4*l, U32(math.Float32bits(v)))
+		}
+	}
+	return func(i int) Mem { return m.Offset(32 * i) }
+}
+
+// unaryLoop emits the loop of a float32 → float32 vector function over
+// len(src)&^7 elements, 8 at a time; body maps x in place.
+func unaryLoop(name string, body func(x VecVirtual)) {
+	d := Load(Param("dst").Base(), GP64())
+	x := Load(Param("src").Base(), GP64())
+	n := Load(Param("src").Len(), GP64())
+	Label(name + "_loop")
+	CMPQ(n, U8(8))
+	JL(LabelRef(name + "_done"))
+	v := YMM()
+	VMOVUPS(mem(x, 0), v)
+	body(v)
+	VMOVUPS(v, mem(d, 0))
+	ADDQ(U8(32), x)
+	ADDQ(U8(32), d)
+	SUBQ(U8(8), n)
+	JMP(LabelRef(name + "_loop"))
+	Label(name + "_done")
+	VZEROUPPER()
+	RET()
+}
+
+// genExp emits expAVX2(dst, src): dst[i] ≈ e^src[i] for i < len(src)&^7
+// (see expGeneric in exp.go for the algorithm; the Go and the assembly
+// evaluate the same float32 operations, the assembly with FMAs).
+func genExp() {
+	TEXT("expAVX2", NOSPLIT, "func(dst, src []float32)")
+	Pragma("noescape")
+	Doc("expAVX2 sets dst[i] ≈ e^src[i] for i < len(src)&^7 (the caller guarantees len(dst) >= len(src)).")
+	c := vecConsts("expconst", []float32{
+		89, -104, math.Log2E, -0.693359375, 2.12194440e-4,
+		1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1,
+		1, math.Float32frombits(127),
+	})
+	unaryLoop("exp", func(x VecVirtual) {
+		t := YMM()
+		// Clamp with x as the second (Intel) operand, so NaN passes.
+		VMOVUPS(c(0), t)
+		VMINPS(x, t, x)
+		VMOVUPS(c(1), t)
+		VMAXPS(x, t, x)
+		n := YMM()
+		VMULPS(c(2), x, n)
+		VROUNDPS(U8(0), n, n) // nearest, ties to even
+		r := YMM()
+		VMOVAPS(x, r)
+		VFMADD231PS(c(3), n, r) // r = x - n*ln2_hi (exact)
+		VFMADD231PS(c(4), n, r) // r -= n*ln2_lo
+		y := YMM()
+		VMOVUPS(c(5), y)
+		for i := 6; i <= 10; i++ {
+			VFMADD213PS(c(i), r, y)
+		}
+		r2 := YMM()
+		VMULPS(r, r, r2)
+		VFMADD213PS(r, r2, y) // y = p*r² + r
+		VADDPS(c(11), y, y)   // + 1
+		// 2^n as 2^n1 · 2^n2 with n1 = n>>1, so that both factors are
+		// normal for n in [-150, 128] and a subnormal result is rounded
+		// once, by the last multiplication.
+		ni, n1, n2 := YMM(), YMM(), YMM()
+		VCVTTPS2DQ(n, ni)
+		VPSRAD(U8(1), ni, n1)
+		VPSUBD(n1, ni, n2)
+		VPADDD(c(12), n1, n1)
+		VPADDD(c(12), n2, n2)
+		VPSLLD(U8(23), n1, n1)
+		VPSLLD(U8(23), n2, n2)
+		VMULPS(n1, y, y)
+		VMULPS(n2, y, x)
+	})
+}
+
+// genErf emits erfAVX2(dst, src): dst[i] ≈ erf(src[i]) for i < len(src)&^7,
+// the rational approximation of erfGeneric (exp.go).
+func genErf() {
+	TEXT("erfAVX2", NOSPLIT, "func(dst, src []float32)")
+	Pragma("noescape")
+	Doc("erfAVX2 sets dst[i] ≈ erf(src[i]) for i < len(src)&^7 (the caller guarantees len(dst) >= len(src)).")
+	c := vecConsts("erfconst", []float32{
+		4, -4,
+		-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06, -5.69250639462346e-05,
+		-7.34990630326855e-04, -2.95459980854025e-03, -1.60960333262415e-02,
+		-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03, -1.42647390514189e-02,
+	})
+	unaryLoop("erf", func(x VecVirtual) {
+		t := YMM()
+		VMOVUPS(c(0), t)
+		VMINPS(x, t, x)
+		VMOVUPS(c(1), t)
+		VMAXPS(x, t, x)
+		x2 := YMM()
+		VMULPS(x, x, x2)
+		p := YMM()
+		VMOVUPS(c(2), p)
+		for i := 3; i <= 8; i++ {
+			VFMADD213PS(c(i), x2, p)
+		}
+		VMULPS(x, p, p)
+		q := YMM()
+		VMOVUPS(c(9), q)
+		for i := 10; i <= 13; i++ {
+			VFMADD213PS(c(i), x2, q)
+		}
+		VDIVPS(q, p, x)
+	})
+}
+
+// genGemmSmall emits
+//
+//	func sgemmSmallAVX2(m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int)
+//
+// c[i*ldc+j] = Σ_{p<k} a[i*lda+p]*b[p*ldb+j] + 0 for i < m, j < n&^7, the
+// sums FMA chains from zero in increasing p, as in the GEMM micro-kernels
+// (whose beta = 0 form also adds +0, which turns -0 into +0). For the
+// tiny products of attention heads (16×16×16), where packing costs more
+// than the product: no packing, rows of A broadcast straight from memory
+// and B read in place. Columns go in strips of 16 (then 8), rows in blocks
+// of 4 (then 1). The caller guarantees the slice lengths.
+//
+// With add (sgemmSmallAddAVX2), C's value is added instead of +0: the
+// GEMM's beta = 1 form, one rounding of acc + c.
+func genGemmSmall(name string, add bool) {
+	TEXT(name, NOSPLIT, "func(m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int)")
+	Pragma("noescape")
+	if add {
+		Doc(name+" sets c[i*ldc+j] += Σ_p a[i*lda+p]*b[p*ldb+j] (one rounding of the sum and c) for i < m, j < n&^7, p < k (k >= 1).",
+			"The caller guarantees the slice lengths.")
+	} else {
+		Doc(name+" sets c[i*ldc+j] = Σ_p a[i*lda+p]*b[p*ldb+j] + 0 for i < m, j < n&^7, p < k (k >= 1).",
+			"The caller guarantees the slice lengths.")
+	}
+	n := Load(Param("n"), GP64())
+	lda := Load(Param("lda"), GP64())
+	ldb := Load(Param("ldb"), GP64())
+	ldc := Load(Param("ldc"), GP64())
+	SHLQ(U8(2), lda)
+	SHLQ(U8(2), ldb)
+	SHLQ(U8(2), ldc)
+	lda3 := GP64()
+	LEAQ(Mem{Base: lda, Index: lda, Scale: 2}, lda3)
+	pb := Load(Param("b").Base(), GP64()) // current column strip of B
+	pc := Load(Param("c").Base(), GP64()) // current column strip of C
+	zero := YMM()
+	VXORPS(zero, zero, zero)
+
+	// block emits the code for `rows` rows × `nv` vectors of the current
+	// strip, rows starting at A row pointer ar and C pointer cr.
+	block := func(name string, rows, nv int, ar, cr GPVirtual) {
+		acc := make([]VecVirtual, rows*nv)
+		for i := range acc {
+			acc[i] = YMM()
+			VXORPS(acc[i], acc[i], acc[i])
+		}
+		ap := GP64()
+		MOVQ(ar, ap)
+		rowA := func(r int) Mem {
+			switch r {
+			case 0:
+				return mem(ap, 0)
+			case 1:
+				return Mem{Base: ap, Index: lda, Scale: 1}
+			case 2:
+				return Mem{Base: ap, Index: lda, Scale: 2}
+			}
+			return Mem{Base: ap, Index: lda3, Scale: 1}
+		}
+		bp := GP64()
+		MOVQ(pb, bp)
+		kk := Load(Param("k"), GP64())
+		bv := make([]VecVirtual, nv)
+		for v := range bv {
+			bv[v] = YMM()
+		}
+		Label(name + "_k")
+		for v := 0; v < nv; v++ {
+			VMOVUPS(mem(bp, 32*v), bv[v])
+		}
+		for r := 0; r < rows; r++ {
+			t := YMM()
+			VBROADCASTSS(rowA(r), t)
+			for v := 0; v < nv; v++ {
+				VFMADD231PS(bv[v], t, acc[r*nv+v])
+			}
+		}
+		ADDQ(U8(4), ap)
+		ADDQ(ldb, bp)
+		DECQ(kk)
+		JNZ(LabelRef(name + "_k"))
+		cp := GP64()
+		MOVQ(cr, cp)
+		for r := 0; r < rows; r++ {
+			for v := 0; v < nv; v++ {
+				if add {
+					VADDPS(mem(cp, 32*v), acc[r*nv+v], acc[r*nv+v])
+				} else {
+					VADDPS(zero, acc[r*nv+v], acc[r*nv+v])
+				}
+				VMOVUPS(acc[r*nv+v], mem(cp, 32*v))
+			}
+			if r < rows-1 {
+				ADDQ(ldc, cp)
+			}
+		}
+	}
+
+	// strip emits the loop over all rows for a strip of nv vectors.
+	strip := func(name string, nv int) {
+		ar := GP64()
+		Load(Param("a").Base(), ar)
+		cr := GP64()
+		MOVQ(pc, cr)
+		i := GP64()
+		Load(Param("m"), i)
+		Label(name + "_rows4")
+		CMPQ(i, U8(4))
+		JL(LabelRef(name + "_rows1"))
+		block(name+"_b4", 4, nv, ar, cr)
+		LEAQ(Mem{Base: ar, Index: lda, Scale: 4}, ar)
+		LEAQ(Mem{Base: cr, Index: ldc, Scale: 4}, cr)
+		SUBQ(U8(4), i)
+		JMP(LabelRef(name + "_rows4"))
+		Label(name + "_rows1")
+		TESTQ(i, i)
+		JZ(LabelRef(name + "_done"))
+		block(name+"_b1", 1, nv, ar, cr)
+		ADDQ(lda, ar)
+		ADDQ(ldc, cr)
+		DECQ(i)
+		JMP(LabelRef(name + "_rows1"))
+		Label(name + "_done")
+		ADDQ(U8(32*nv), pb)
+		ADDQ(U8(32*nv), pc)
+		SUBQ(U8(8*nv), n)
+	}
+
+	Label(name + "_strip16")
+	CMPQ(n, U8(16))
+	JL(LabelRef(name + "_strip8"))
+	strip(name+"_s16", 2)
+	JMP(LabelRef(name + "_strip16"))
+	Label(name + "_strip8")
+	CMPQ(n, U8(8))
+	JL(LabelRef(name + "_done"))
+	strip(name+"_s8", 1)
+	Label(name + "_done")
+	VZEROUPPER()
+	RET()
+}
+
+// genBinary emits the elementwise kernels of one arithmetic operation:
+//
+//	func <op>VVAVX2(dst, x, y []float32)          dst[i] = x[i] op y[i]
+//	func <op>VSAVX2(dst, x []float32, y float32)  dst[i] = x[i] op y
+//	func <op>SVAVX2(dst []float32, x float32, y []float32)  dst[i] = x op y[i]
+//
+// for i < len(dst)&^7 (the Go wrappers do the rest; the caller guarantees
+// the lengths). One IEEE operation per element: the bits of the scalar code.
+func genBinary(op string) {
+	instr := map[string]func(...Op){"Add": VADDPS, "Sub": VSUBPS, "Mul": VMULPS, "Div": VDIVPS}[op]
+	name := strings.ToLower(op)
+	for _, mode := range []string{"VV", "VS", "SV"} {
+		fn := name + mode + "AVX2"
+		sig := map[string]string{
+			"VV": "func(dst, x, y []float32)",
+			"VS": "func(dst, x []float32, y float32)",
+			"SV": "func(dst []float32, x float32, y []float32)",
+		}[mode]
+		TEXT(fn, NOSPLIT, sig)
+		Pragma("noescape")
+		Doc(fmt.Sprintf("%s computes dst[i] = x%s %s y%s for i < len(dst)&^7.", fn,
+			map[bool]string{true: "[i]", false: ""}[mode[0] == 'V'],
+			map[string]string{"Add": "+", "Sub": "-", "Mul": "*", "Div": "/"}[op],
+			map[bool]string{true: "[i]", false: ""}[mode[1] == 'V']))
+		d := Load(Param("dst").Base(), GP64())
+		n := Load(Param("dst").Len(), GP64())
+		var px, py Register
+		var sx, sy VecVirtual
+		scalar := func(name string) VecVirtual {
+			a, err := Param(name).Resolve()
+			if err != nil {
+				panic(err)
+			}
+			v := YMM()
+			VBROADCASTSS(a.Addr, v)
+			return v
+		}
+		if mode[0] == 'V' {
+			px = Load(Param("x").Base(), GP64())
+		} else {
+			sx = scalar("x")
+		}
+		if mode[1] == 'V' {
+			py = Load(Param("y").Base(), GP64())
+		} else {
+			sy = scalar("y")
+		}
+		loop := func(lbl string, width int) {
+			Label(fn + lbl)
+			CMPQ(n, U8(8*width))
+			JL(LabelRef(fn + lbl + "_end"))
+			for u := 0; u < width; u++ {
+				a, b := YMM(), YMM()
+				if mode[0] == 'V' {
+					VMOVUPS(mem(px, 32*u), a)
+				} else {
+					a = sx
+				}
+				if mode[1] == 'V' {
+					VMOVUPS(mem(py, 32*u), b)
+				} else {
+					b = sy
+				}
+				r := YMM()
+				instr(b, a, r) // Go order: r = a op b
+				VMOVUPS(r, mem(d, 32*u))
+			}
+			ADDQ(U8(32*width), d)
+			if mode[0] == 'V' {
+				ADDQ(U8(32*width), px)
+			}
+			if mode[1] == 'V' {
+				ADDQ(U8(32*width), py)
+			}
+			SUBQ(U8(8*width), n)
+			JMP(LabelRef(fn + lbl))
+			Label(fn + lbl + "_end")
+		}
+		loop("_x4", 4)
+		loop("_x1", 1)
+		VZEROUPPER()
+		RET()
+	}
+}
+
+// genMaxPool2x2Rows emits
+//
+//	func maxPool2x2RowsAVX2(dst, src []float32, rows, outW, ld int) int
+//
+// the 2×2, stride-2 max pooling of `rows` output rows at once: output row
+// r (dst[r*outW:]) pools input rows src[2r*ld:] and src[(2r+1)*ld:], with
+// the exact chain of genMaxPool2x2. Each row goes 8 outputs at a time; a
+// row whose width is not a multiple of 8 ends with a group overlapping the
+// previous one, or, narrower than 8, one group that runs into the next
+// row's outputs (which that row then rewrites). It returns the number of
+// rows done: it stops before a narrow row with fewer than 8 outputs of dst
+// left, which the caller finishes. The caller guarantees outW >= 1,
+// len(dst) >= rows*outW, and src readable up to (2*rows-1)*ld + max(2*outW, 16).
+func genMaxPool2x2Rows() {
+	TEXT("maxPool2x2RowsAVX2", NOSPLIT, "func(dst, src []float32, rows, outW, ld int) int")
+	Pragma("noescape")
+	Doc("maxPool2x2RowsAVX2 pools rows output rows of a 2×2, stride-2 max pooling (see genMaxPool2x2Rows) and returns the rows done.")
+	d := Load(Param("dst").Base(), GP64())
+	dlen := Load(Param("dst").Len(), GP64())
+	sp := Load(Param("src").Base(), GP64())
+	rows := Load(Param("rows"), GP64())
+	outW := Load(Param("outW"), GP64())
+	ld := Load(Param("ld"), GP64())
+	SHLQ(U8(2), ld) // bytes
+	done := GP64()
+	XORQ(done, done)
+	// group computes 8 outputs at dst byte address dd from input rows at
+	// r0 (and r0+ld), both already offset to the group.
+	group := func(dd, r0 GPVirtual) {
+		a0, a1, b0, b1 := YMM(), YMM(), YMM(), YMM()
+		VMOVUPS(mem(r0, 0), a0)
+		VMOVUPS(mem(r0, 32), a1)
+		VMOVUPS(Mem{Base: r0, Index: ld, Scale: 1}, b0)
+		VMOVUPS(Mem{Base: r0, Index: ld, Scale: 1, Disp: 32}, b1)
+		acc, v1, v2, v3 := YMM(), YMM(), YMM(), YMM()
+		VSHUFPS(U8(0x88), a1, a0, acc)
+		VSHUFPS(U8(0xDD), a1, a0, v1)
+		VSHUFPS(U8(0x88), b1, b0, v2)
+		VSHUFPS(U8(0xDD), b1, b0, v3)
+		for _, v := range []VecVirtual{v1, v2, v3} {
+			gt, un := YMM(), YMM()
+			VCMPPS(U8(0x1E), acc, v, gt)
+			VCMPPS(U8(0x03), v, v, un)
+			VORPS(un, gt, gt)
+			VBLENDVPS(gt, v, acc, acc)
+		}
+		VPERMPD(U8(0xD8), acc, acc)
+		VMOVUPS(acc, mem(dd, 0))
+	}
+	Label("mpr_row")
+	CMPQ(done, rows)
+	JGE(LabelRef("mpr_end"))
+	// Row pointers: dr = d + done*outW*4, r0 = sp + done*2*ld.
+	dr, r0 := GP64(), GP64()
+	MOVQ(done, dr)
+	IMULQ(outW, dr)
+	SHLQ(U8(2), dr)
+	ADDQ(d, dr)
+	MOVQ(done, r0)
+	IMULQ(ld, r0)
+	SHLQ(U8(1), r0)
+	ADDQ(sp, r0)
+	j := GP64() // outputs left in the row
+	MOVQ(outW, j)
+	CMPQ(j, U8(8))
+	JGE(LabelRef("mpr_full"))
+	// Narrow row: one group running into the next row, if dst has room.
+	room := GP64()
+	MOVQ(done, room)
+	IMULQ(outW, room)
+	NEGQ(room)
+	ADDQ(dlen, room) // dst elements from this row on
+	CMPQ(room, U8(8))
+	JL(LabelRef("mpr_end"))
+	group(dr, r0)
+	JMP(LabelRef("mpr_next"))
+	Label("mpr_full")
+	dd, rr := GP64(), GP64()
+	MOVQ(dr, dd)
+	MOVQ(r0, rr)
+	Label("mpr_group")
+	CMPQ(j, U8(8))
+	JL(LabelRef("mpr_tail"))
+	group(dd, rr)
+	ADDQ(U8(32), dd)
+	ADDQ(U8(64), rr)
+	SUBQ(U8(8), j)
+	JMP(LabelRef("mpr_group"))
+	Label("mpr_tail")
+	TESTQ(j, j)
+	JZ(LabelRef("mpr_next"))
+	// The last 8 outputs of the row, overlapping the previous group.
+	t := GP64()
+	MOVQ(U32(8), t)
+	SUBQ(j, t) // 8 - j outputs back
+	SHLQ(U8(2), t)
+	SUBQ(t, dd)
+	SHLQ(U8(1), t)
+	SUBQ(t, rr)
+	group(dd, rr)
+	Label("mpr_next")
+	INCQ(done)
+	JMP(LabelRef("mpr_row"))
+	Label("mpr_end")
+	VZEROUPPER()
+	Store(done, ReturnIndex(0))
+	RET()
+}
+
+// genPause emits pauseLoop(n int), n PAUSE instructions: the idle loop of
+// the worker pool, which must leave the core's resources to an SMT sibling
+// (the other vCPU may be one) while it waits.
+func genPause() {
+	TEXT("pauseLoop", NOSPLIT, "func(n int)")
+	Doc("pauseLoop executes n PAUSE instructions.")
+	n := Load(Param("n"), GP64())
+	Label("pause_loop")
+	TESTQ(n, n)
+	JZ(LabelRef("pause_done"))
+	PAUSE()
+	DECQ(n)
+	JMP(LabelRef("pause_loop"))
+	Label("pause_done")
+	RET()
+}
+
+// genCopyRows emits
+//
+//	func copyRowsAVX2(dst, src []float32, rows, w, dstStride, srcStride int)
+//
+// copying rows of w >= 8 floats between strided layouts (the compaction of
+// a convolution's wide output, and the copy of an image into its padded
+// form), 8 at a time, the last 8 of each row overlapping the previous
+// group. The caller guarantees w >= 8, the strides and the lengths, and
+// that the row copies do not overlap.
+func genCopyRows() {
+	TEXT("copyRowsAVX2", NOSPLIT, "func(dst, src []float32, rows, w, dstStride, srcStride int)")
+	Pragma("noescape")
+	Doc("copyRowsAVX2 copies rows rows of w >= 8 floats from src (row stride srcStride) to dst (dstStride).")
+	d := Load(Param("dst").Base(), GP64())
+	sp := Load(Param("src").Base(), GP64())
+	rows := Load(Param("rows"), GP64())
+	w := Load(Param("w"), GP64())
+	ds := Load(Param("dstStride"), GP64())
+	ss := Load(Param("srcStride"), GP64())
+	SHLQ(U8(2), ds)
+	SHLQ(U8(2), ss)
+	last := GP64() // byte offset of the last group of 8
+	MOVQ(w, last)
+	SUBQ(U8(8), last)
+	SHLQ(U8(2), last)
+	Label("cr_row")
+	TESTQ(rows, rows)
+	JZ(LabelRef("cr_done"))
+	off := GP64()
+	XORQ(off, off)
+	v := YMM()
+	Label("cr_group")
+	CMPQ(off, last)
+	JGE(LabelRef("cr_last"))
+	VMOVUPS(Mem{Base: sp, Index: off, Scale: 1}, v)
+	VMOVUPS(v, Mem{Base: d, Index: off, Scale: 1})
+	ADDQ(U8(32), off)
+	JMP(LabelRef("cr_group"))
+	Label("cr_last")
+	VMOVUPS(Mem{Base: sp, Index: last, Scale: 1}, v)
+	VMOVUPS(v, Mem{Base: d, Index: last, Scale: 1})
+	ADDQ(ds, d)
+	ADDQ(ss, sp)
+	DECQ(rows)
+	JMP(LabelRef("cr_row"))
+	Label("cr_done")
+	VZEROUPPER()
+	RET()
+}
+
+// genCopyRowsEven emits
+//
+//	func copyRowsEvenAVX2(dst, src []float32, rows, w, dstStride, srcStride int)
+//
+// setting dst[r*dstStride+j] = src[r*srcStride+2j] for j < w (w >= 8): the
+// even columns, as a stride-2 convolution's phase images need. Groups of 8
+// from 16 loads (SHUFPS, then VPERMPD to restore the order), the last group
+// overlapping. It reads src up to r*srcStride + 2w (one past the last
+// element used); the caller guarantees that and the rest of the geometry.
+func genCopyRowsEven() {
+	TEXT("copyRowsEvenAVX2", NOSPLIT, "func(dst, src []float32, rows, w, dstStride, srcStride int)")
+	Pragma("noescape")
+	Doc("copyRowsEvenAVX2 copies the even elements of rows rows of 2w floats from src (row stride srcStride) to dst (dstStride); w >= 8.")
+	d := Load(Param("dst").Base(), GP64())
+	sp := Load(Param("src").Base(), GP64())
+	rows := Load(Param("rows"), GP64())
+	w := Load(Param("w"), GP64())
+	ds := Load(Param("dstStride"), GP64())
+	ss := Load(Param("srcStride"), GP64())
+	SHLQ(U8(2), ds)
+	SHLQ(U8(2), ss)
+	last := GP64() // byte offset in dst of the last group of 8
+	MOVQ(w, last)
+	SUBQ(U8(8), last)
+	SHLQ(U8(2), last)
+	evens := func(so, do Mem) {
+		a0, a1 := YMM(), YMM()
+		VMOVUPS(so, a0)
+		VMOVUPS(Mem{Base: so.Base, Index: so.Index, Scale: so.Scale, Disp: 32}, a1)
+		VSHUFPS(U8(0x88), a1, a0, a0)
+		VPERMPD(U8(0xD8), a0, a0)
+		VMOVUPS(a0, do)
+	}
+	Label("cre_row")
+	TESTQ(rows, rows)
+	JZ(LabelRef("cre_done"))
+	off := GP64()
+	XORQ(off, off)
+	Label("cre_group")
+	CMPQ(off, last)
+	JGE(LabelRef("cre_last"))
+	evens(Mem{Base: sp, Index: off, Scale: 2}, Mem{Base: d, Index: off, Scale: 1})
+	ADDQ(U8(32), off)
+	JMP(LabelRef("cre_group"))
+	Label("cre_last")
+	evens(Mem{Base: sp, Index: last, Scale: 2}, Mem{Base: d, Index: last, Scale: 1})
+	ADDQ(ds, d)
+	ADDQ(ss, sp)
+	DECQ(rows)
+	JMP(LabelRef("cre_row"))
+	Label("cre_done")
+	VZEROUPPER()
 	RET()
 }
