@@ -105,12 +105,10 @@ func runsOf(colOff []int, dst []run) []run {
 // isContiguous reports whether the matrix given by rowOff and colOff is
 // data[rowOff[0]:] read in order, so no copy is needed.
 func isContiguous(rowOff, colOff []int) bool {
-	cols := len(colOff)
-	for c, o := range colOff {
-		if o != c {
-			return false
-		}
+	if !isIdentity(colOff) {
+		return false
 	}
+	cols := len(colOff)
 	for r, o := range rowOff {
 		if o != rowOff[0]+r*cols {
 			return false

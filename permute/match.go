@@ -343,7 +343,7 @@ func scratch(buf *[]float32, n int) []float32 {
 // siteB returns site s's B matrix for its current colOff: B's memory when
 // it can be read in place, else a gathered copy in scratch.
 func (mt *matcher) siteB(s *matchSite) []float32 {
-	if s.bView != nil && isIdentityOffsets(s.colOff) {
+	if s.bView != nil && isIdentity(s.colOff) {
 		return s.bView
 	}
 	m := scratch(&mt.bBuf, s.rows*s.cols)
@@ -351,18 +351,11 @@ func (mt *matcher) siteB(s *matchSite) []float32 {
 	return m
 }
 
-func isIdentityPerm(p []int) bool {
+// isIdentity reports whether p[i] == i for all i: an identity permutation,
+// or column offsets that read a matrix in order.
+func isIdentity(p []int) bool {
 	for i, j := range p {
 		if i != j {
-			return false
-		}
-	}
-	return true
-}
-
-func isIdentityOffsets(off []int) bool {
-	for c, o := range off {
-		if o != c {
 			return false
 		}
 	}
@@ -703,7 +696,7 @@ func (mt *matcher) exactGain(g int, perms Perms, p []int) float64 {
 		// once, which reads B in order (a row of an input-axis site is a
 		// strided column of the weight).
 		var bm []float32
-		if moved*4 > s.rows || (s.bView != nil && isIdentityOffsets(s.colOff)) {
+		if moved*4 > s.rows || (s.bView != nil && isIdentity(s.colOff)) {
 			bm = mt.siteB(s)
 		}
 		row := scratch(&mt.rowBuf, c)
@@ -741,7 +734,7 @@ func (mt *matcher) useObjective(u int, perms Perms) float64 {
 	use := &mt.uses[u]
 	moved := false
 	for _, si := range use.sites {
-		if !isIdentityPerm(perms[mt.sites[si].group]) {
+		if !isIdentity(perms[mt.sites[si].group]) {
 			moved = true
 		}
 	}
