@@ -120,11 +120,10 @@ func fusedOps(s *Session) []string {
 func TestConvConstantWeights(t *testing.T) {
 	rng := rand.New(rand.NewSource(7))
 	type tc struct {
-		in             []int
-		m, g           int
-		k, s, d, pads  []int
-		bias           bool
-		wantWideOrNote string
+		in            []int
+		m, g          int
+		k, s, d, pads []int
+		bias          bool
 	}
 	cases := []tc{
 		{in: []int{3, 3, 7, 8}, m: 4, g: 1, k: []int{3, 3}, s: []int{1, 1}, d: []int{1, 1}, pads: []int{1, 1, 1, 1}, bias: true},

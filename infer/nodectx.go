@@ -187,19 +187,6 @@ func (b *nodeCtx) setOut(t DType) {
 	}
 }
 
-// constInts returns the value of constant input i as ints; ok is false when
-// the input is absent or not a constant.
-func (b *nodeCtx) constInts(i int) ([]int, bool) {
-	if i >= len(b.consts) || b.consts[i] == nil {
-		return nil, false
-	}
-	v, err := intsOf(b.consts[i])
-	if err != nil {
-		return nil, false
-	}
-	return v, true
-}
-
 // intsOf reads an int64 tensor as ints.
 func intsOf(t *Tensor) ([]int, error) {
 	if t.DType != Int64 {

@@ -297,11 +297,11 @@ func naiveConvTranspose(x, w, b *Tensor, strides, dil, pb []int, outSp []int, gr
 func TestConvTransposeMatchesNaive(t *testing.T) {
 	rng := rand.New(rand.NewSource(2))
 	type tc struct {
-		in             []int
-		m, g           int
-		k, s, d, pads  []int
-		outPad, outShp []int
-		bias           bool
+		in            []int
+		m, g          int
+		k, s, d, pads []int
+		outPad        []int
+		bias          bool
 	}
 	cases := []tc{
 		{in: []int{2, 3, 4, 5}, m: 2, g: 1, k: []int{3, 3}, s: []int{1, 1}, d: []int{1, 1}, pads: []int{0, 0, 0, 0}, bias: true},

@@ -349,8 +349,7 @@ func (s *Session) planStorage() {
 	for i := range s.group {
 		s.group[i] = i
 	}
-	var find func(int) int
-	find = func(i int) int {
+	find := func(i int) int {
 		for s.group[i] != i {
 			s.group[i] = s.group[s.group[i]]
 			i = s.group[i]
@@ -737,17 +736,6 @@ func (c *runCtx) outFor(in []*Tensor, j int) []float32 {
 func (c *runCtx) floats(n int) []float32 {
 	if c.pool != nil {
 		if b := c.pool.get(n); b != nil {
-			return b
-		}
-	}
-	return make([]float32, n)
-}
-
-// zeros returns a zeroed float32 slice of length n.
-func (c *runCtx) zeros(n int) []float32 {
-	if c.pool != nil {
-		if b := c.pool.get(n); b != nil {
-			clear(b)
 			return b
 		}
 	}

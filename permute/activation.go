@@ -28,14 +28,13 @@ func (o DataOptions) batch() int {
 // channelStats accumulates, for one activation site seen in two models, the
 // per-channel sums and the cross-product sums Σ a_i·b_j, in float64.
 type channelStats struct {
-	n            float64
-	sumA, sumB   []float64
-	sqA, sqB     []float64
-	cross        []float64 // c×c, row i = channel i of A
-	channels     int
-	value        string
-	axis         int
-	inner, outer int
+	n          float64
+	sumA, sumB []float64
+	sqA, sqB   []float64
+	cross      []float64 // c×c, row i = channel i of A
+	channels   int
+	value      string
+	axis       int
 }
 
 func newChannelStats(value string, axis, c int) *channelStats {

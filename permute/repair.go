@@ -129,7 +129,6 @@ type Repair struct {
 	sites       []repairSite
 	meanA, stdA [][]float64
 	meanB, stdB [][]float64
-	input       string
 	opts        DataOptions
 	data        *eval.Dataset
 }

@@ -30,12 +30,6 @@ type stridedKernel struct {
 	packed func(k int, a, b, c []float32, ldc int, alpha, beta float32)
 }
 
-// stridedFromPacked wraps a path's packed float32 kernel as a PackedA
-// kernel without an in-place variant.
-func stridedFromPacked(mk *microKernel[float32]) []*stridedKernel {
-	return []*stridedKernel{{mr: mk.mr, nr: mk.nr, kc: mk.kc, cost: 1, packed: mk.fn}}
-}
-
 // pickKernel returns the candidate that wastes the least work on m rows:
 // rows are padded to a multiple of mr, weighted by the kernel's cost.
 func pickKernel(cands []*stridedKernel, m int) *stridedKernel {
