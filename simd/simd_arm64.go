@@ -51,3 +51,9 @@ var neonImpl = &impl{
 // archImpls: Advanced SIMD (NEON) is part of every arm64 (ARMv8-A) CPU,
 // so it needs no feature check.
 func archImpls() []*impl { return []*impl{neonImpl} }
+
+// stridedFromPacked wraps a path's packed float32 kernel as a PackedA
+// kernel without an in-place variant.
+func stridedFromPacked(mk *microKernel[float32]) []*stridedKernel {
+	return []*stridedKernel{{mr: mk.mr, nr: mk.nr, kc: mk.kc, cost: 1, packed: mk.fn}}
+}
