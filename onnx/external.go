@@ -121,11 +121,12 @@ func (m *Model) Save(path string) error {
 		})
 	}
 	if len(externalize) == 0 {
-		data, err := proto.Marshal(m.Proto)
-		if err != nil {
-			return fmt.Errorf("%s: encoding model: %w", path, err)
-		}
-		return atomicfile.WriteBytes(path, data)
+		return atomicfile.Write(path, func(w io.Writer) error {
+			if err := writeModel(w, m.Proto); err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			return nil
+		})
 	}
 	return m.saveExternal(path, externalize)
 }

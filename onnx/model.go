@@ -40,9 +40,9 @@ var ErrNotONNX = errors.New("not an ONNX model")
 // Load reads an ONNX model file, with any external data files it names.
 func Load(path string) (*Model, error) {
 	var m *Model
-	err := withFileBytes(path, func(data []byte) error {
+	err := withFileBytes(path, func(data []byte, readAt func([]byte, int64) error) error {
 		var err error
-		m, err = Parse(data, path, filepath.Dir(path))
+		m, err = parse(data, path, filepath.Dir(path), readAt)
 		return err
 	})
 	return m, err
@@ -51,11 +51,24 @@ func Load(path string) (*Model, error) {
 // Parse decodes a model from data. name is used in error messages and dir is
 // the folder that external data locations are relative to.
 func Parse(data []byte, name, dir string) (*Model, error) {
+	return parse(data, name, dir, func(buf []byte, off int64) error {
+		copy(buf, data[off:])
+		return nil
+	})
+}
+
+// parse is Parse with a way to read data's bytes other than from data (see
+// unmarshalModel).
+func parse(data []byte, name, dir string, readAt func([]byte, int64) error) (*Model, error) {
 	if name == "" {
 		name = "model"
 	}
 	mp := &onnxpb.ModelProto{}
-	if err := proto.Unmarshal(data, mp); err != nil {
+	if err := unmarshalModel(data, mp, readAt); err != nil {
+		var readErr *readError
+		if errors.As(err, &readErr) {
+			return nil, fmt.Errorf("%s: %w", name, readErr.err)
+		}
 		return nil, fmt.Errorf("%s: %w: %v", name, ErrNotONNX, err)
 	}
 	if mp.Graph == nil || mp.GetIrVersion() <= 0 {

@@ -3,11 +3,13 @@ package onnx
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -49,6 +51,68 @@ func roundTripFile(t *testing.T, path string) {
 	}
 	if !bytes.Equal(got, orig) {
 		t.Errorf("%s: round trip changed the bytes (%d -> %d bytes)", path, len(orig), len(got))
+	}
+	if m.HasExternalData() {
+		return
+	}
+	var streamed bytes.Buffer
+	if err := writeModel(&streamed, m.Proto); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(streamed.Bytes(), orig) {
+		t.Errorf("%s: writeModel changed the bytes (%d -> %d bytes)", path, len(orig), streamed.Len())
+	}
+}
+
+// TestWriteModelMatchesMarshal checks the streaming encoder against
+// proto.Marshal on a model with large and small initializers, a tensor
+// without raw_data among them, fields after the ones it splits at, and
+// unknown fields (which proto.Marshal writes last) numbered below and
+// above those.
+func TestWriteModelMatchesMarshal(t *testing.T) {
+	mp := tinyModel()
+	unknown := func(num protowire.Number, s string) []byte {
+		return protowire.AppendString(protowire.AppendTag(nil, num, protowire.BytesType), s)
+	}
+	big := func(name string, n int) *onnxpb.TensorProto {
+		raw := make([]byte, n)
+		for i := range raw {
+			raw[i] = byte(i * 7)
+		}
+		return &onnxpb.TensorProto{Name: proto.String(name), Dims: []int64{int64(n / 4)}, DataType: proto.Int32(1), RawData: raw,
+			DocString: proto.String("after raw_data")}
+	}
+	b1, b2 := big("B1", separateRawData), big("B2", 3*separateRawData+4)
+	b2.ProtoReflect().SetUnknown(append(unknown(15, "tensor, below nothing"), unknown(3000, "tensor, high")...))
+	typed := &onnxpb.TensorProto{Name: proto.String("T"), Dims: []int64{2}, DataType: proto.Int32(1), FloatData: []float32{1, 2}}
+	mp.Graph.Initializer = append(mp.Graph.Initializer, b1, typed, b2, big("small", separateRawData-4))
+	mp.Graph.DocString = proto.String("after the initializers")
+	mp.Graph.ProtoReflect().SetUnknown(unknown(3, "graph, below initializer"))
+	mp.ProtoReflect().SetUnknown(append(unknown(9, "model, after graph"), unknown(1000, "model, high")...))
+	mp.DocString = proto.String("before the graph")
+	want := marshal(t, mp)
+	var got bytes.Buffer
+	if err := writeModel(&got, mp); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Bytes(), want) {
+		t.Fatalf("writeModel wrote %d bytes that differ from proto.Marshal's %d", got.Len(), len(want))
+	}
+	// Nothing known after the initializers: the graph's unknown field
+	// still goes after them.
+	bare := &onnxpb.ModelProto{IrVersion: proto.Int64(8), Graph: &onnxpb.GraphProto{
+		Node: mp.Graph.Node, Initializer: []*onnxpb.TensorProto{b1}}}
+	bare.Graph.ProtoReflect().SetUnknown(unknown(3, "graph, below initializer"))
+	got.Reset()
+	if err := writeModel(&got, bare); err != nil || !bytes.Equal(got.Bytes(), marshal(t, bare)) {
+		t.Fatalf("writeModel with only unknown fields after the initializers: %v, or bytes differ", err)
+	}
+	// The models it leaves to proto.Marshal: no large tensor, no graph.
+	for _, mp := range []*onnxpb.ModelProto{tinyModel(), {IrVersion: proto.Int64(8)}} {
+		got.Reset()
+		if err := writeModel(&got, mp); err != nil || !bytes.Equal(got.Bytes(), marshal(t, mp)) {
+			t.Fatalf("writeModel without large tensors: %v, or bytes differ", err)
+		}
 	}
 }
 
@@ -461,7 +525,11 @@ func FuzzParse(f *testing.F) {
 	f.Add(marshal(f, tinyModel()))
 	f.Add([]byte{})
 	f.Add([]byte("\x08\x07\x3a\x02\x0a\x00"))
+	separateRawData = 1 // every raw_data through unmarshalModel's own copy
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if err := sameAsUnmarshal(data); err != nil {
+			t.Fatal(err)
+		}
 		m, err := Parse(data, "fuzz.onnx", t.TempDir())
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "fuzz.onnx: ") {
@@ -488,6 +556,88 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
+// TestParseMatchesUnmarshal checks the loader's separate copying of large
+// raw_data (unmarshalModel) against proto.Unmarshal, with every tensor's
+// raw_data taken that way, on a model with unknown fields and tensors
+// without raw_data, and on encodings it must leave to proto.Unmarshal:
+// a repeated graph field (merged), a repeated raw_data field (the last
+// wins), a raw_data field with the wrong wire type, and truncations.
+func TestParseMatchesUnmarshal(t *testing.T) {
+	defer func(old int) { separateRawData = old }(separateRawData)
+	separateRawData = 1
+	mp := tinyModel()
+	mp.Graph.Initializer = append(mp.Graph.Initializer,
+		&onnxpb.TensorProto{Name: proto.String("T"), Dims: []int64{2}, DataType: proto.Int32(1), FloatData: []float32{1, 2}},
+		&onnxpb.TensorProto{Name: proto.String("R"), Dims: []int64{1}, DataType: proto.Int32(1), RawData: []byte{1, 2, 3, 4}, DocString: proto.String("after")})
+	mp.Graph.Initializer[2].ProtoReflect().SetUnknown(protowire.AppendString(protowire.AppendTag(nil, 15, protowire.BytesType), "x"))
+	mp.ProtoReflect().SetUnknown(protowire.AppendString(protowire.AppendTag(nil, 1000, protowire.BytesType), "y"))
+	plain := marshal(t, mp)
+	graphField := func(g *onnxpb.GraphProto) []byte {
+		b, err := proto.Marshal(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return protowire.AppendBytes(protowire.AppendTag(nil, modelGraphField, protowire.BytesType), b)
+	}
+	rawField := func(b []byte) []byte {
+		return protowire.AppendBytes(protowire.AppendTag(nil, tensorRawDataField, protowire.BytesType), b)
+	}
+	twoRaw, err := proto.Marshal(&onnxpb.TensorProto{Name: proto.String("W2"), DataType: proto.Int32(1), Dims: []int64{1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	twoRaw = append(append(twoRaw, rawField([]byte{0, 0, 0, 0})...), rawField([]byte{0, 0, 128, 63})...)
+	// plain with more fields appended inside its one graph field
+	withInGraph := func(extra []byte) []byte {
+		g, err := proto.Marshal(mp.Graph)
+		if err != nil {
+			t.Fatal(err)
+		}
+		noGraph := proto.Clone(mp).(*onnxpb.ModelProto)
+		noGraph.Graph = nil
+		return append(marshal(t, noGraph), protowire.AppendBytes(protowire.AppendTag(nil, modelGraphField, protowire.BytesType), append(g, extra...))...)
+	}
+	initializer := func(content []byte) []byte {
+		return protowire.AppendBytes(protowire.AppendTag(nil, graphInitializerField, protowire.BytesType), content)
+	}
+	repeatedRaw := withInGraph(initializer(twoRaw))
+	wrongType := withInGraph(initializer(protowire.AppendVarint(protowire.AppendTag(nil, tensorRawDataField, protowire.VarintType), 5)))
+	cases := map[string][]byte{
+		"plain":           plain,
+		"repeated graph":  append(slices.Clone(plain), graphField(&onnxpb.GraphProto{Name: proto.String("merged")})...),
+		"repeated raw":    repeatedRaw,
+		"wrong wire type": wrongType,
+		"truncated":       plain[:len(plain)-3],
+		"cut in raw_data": plain[:bytes.Index(plain, []byte{1, 2, 3, 4})+2],
+	}
+	for name, data := range cases {
+		if err := sameAsUnmarshal(data); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, refs := withoutLargeRawData(plain); len(refs) != 2 {
+		t.Errorf("plain: %d raw_data fields taken out, want 2 (W and R)", len(refs))
+	}
+}
+
+// sameAsUnmarshal decodes data with unmarshalModel and with proto.Unmarshal
+// and says how they differ.
+func sameAsUnmarshal(data []byte) error {
+	got, want := &onnxpb.ModelProto{}, &onnxpb.ModelProto{}
+	err := unmarshalModel(data, got, func(buf []byte, off int64) error {
+		copy(buf, data[off:])
+		return nil
+	})
+	wantErr := proto.Unmarshal(data, want)
+	switch {
+	case (err != nil) != (wantErr != nil):
+		return fmt.Errorf("unmarshalModel: %v; proto.Unmarshal: %v", err, wantErr)
+	case err == nil && !proto.Equal(got, want):
+		return errors.New("unmarshalModel decoded another model than proto.Unmarshal")
+	}
+	return nil
+}
+
 // TestLoadFileShrinks: a model file cut short while it is being read gives
 // an error, not a crash (Load maps files into memory where it can).
 func TestLoadFileShrinks(t *testing.T) {
@@ -495,7 +645,7 @@ func TestLoadFileShrinks(t *testing.T) {
 	if err := os.WriteFile(path, make([]byte, 3*65536), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	err := withFileBytes(path, func(data []byte) error {
+	err := withFileBytes(path, func(data []byte, _ func([]byte, int64) error) error {
 		if err := os.Truncate(path, 0); err != nil {
 			return err
 		}
@@ -510,5 +660,18 @@ func TestLoadFileShrinks(t *testing.T) {
 	})
 	if runtime.GOOS == "linux" && (err == nil || !strings.Contains(err.Error(), "changed while being read")) {
 		t.Fatalf("got %v, want a 'changed while being read' error", err)
+	}
+	// The same through the function that reads tensor data.
+	if err := os.WriteFile(path, make([]byte, 3*65536), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = withFileBytes(path, func(data []byte, readAt func([]byte, int64) error) error {
+		if err := os.Truncate(path, 65536); err != nil {
+			return err
+		}
+		return readAt(make([]byte, 65536), 2*65536)
+	})
+	if runtime.GOOS == "linux" && (err == nil || !strings.Contains(err.Error(), "changed while being read")) {
+		t.Fatalf("readAt: got %v, want a 'changed while being read' error", err)
 	}
 }

@@ -2,13 +2,8 @@
 
 package onnx
 
-import "os"
-
-// withFileBytes calls fn with the contents of path.
-func withFileBytes(path string, fn func(data []byte) error) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err // *PathError already names the file
-	}
-	return fn(data)
+// withFileBytes calls fn with the contents of path and a function that
+// reads them at an offset.
+func withFileBytes(path string, fn func(data []byte, readAt func([]byte, int64) error) error) error {
+	return readWhole(path, fn)
 }

@@ -1,17 +1,15 @@
 package permute
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"runtime"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
+	"github.com/onnx-rebasin/onnx-rebasin/internal/hugepage"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
 	"github.com/onnx-rebasin/onnx-rebasin/simd"
@@ -62,7 +60,12 @@ type matchSite struct {
 	cols  int // everything else
 	// rowOff[r] is the offset of row r in the tensor, in A and B alike.
 	rowOff []int
-	aMat   []float32 // A's matrix, rows × cols (may share A's memory)
+	// aMat is A's matrix, rows × cols, when it can be read in place in
+	// A's memory; else nil, and aCol and aRuns (A's column offsets and
+	// their runs) say where to gather it from.
+	aMat  []float32
+	aCol  []int
+	aRuns []run
 	// colOff holds B's column offsets, with the other groups' permutations
 	// as they were when this site's term entered its group's cost; next is
 	// scratch for the current ones.
@@ -96,8 +99,8 @@ type matcher struct {
 	// until first computed.
 	cost [][]float64
 	// scratch, reused so that matching touches little fresh memory
-	bBuf, lBuf, rBuf, rowBuf, tmp32 []float32
-	offBuf                          []int
+	aBuf, bBuf, lBuf, rBuf, rowBuf, aRowBuf, tmp32 []float32
+	offBuf                                         []int
 	// how group costs were brought up to date (for tests)
 	fullCosts, deltaCosts int
 }
@@ -134,7 +137,7 @@ func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*Matc
 		objective = mt.objective(perms)
 	case opts.IdentityStart:
 	default:
-		sig, err := mt.signatureStart(solver)
+		sig, err := mt.signatureStart()
 		if err != nil {
 			return nil, err
 		}
@@ -292,12 +295,11 @@ func newMatcher(a, b *onnx.Model, ga *graph.Analysis) (*matcher, error) {
 		s.colOff = colOffsets(use.dims, s.axis, s.block, use.maps, nil)
 		s.cols = len(s.colOff)
 		s.runs = runsOf(s.colOff, nil)
+		s.aCol = slices.Clone(s.colOff)
+		s.aRuns = slices.Clone(s.runs)
 		if isContiguous(s.rowOff, s.colOff) {
 			s.aMat = use.a[s.rowOff[0]:][:s.rows*s.cols]
 			s.bView = use.b[s.rowOff[0]:][:s.rows*s.cols]
-		} else {
-			s.aMat = make([]float32, s.rows*s.cols)
-			gatherMatrix(s.aMat, use.a, s.rowOff, s.runs, s.cols)
 		}
 	}
 	if len(mt.sites) == 0 && len(ga.Groups) > 0 {
@@ -335,9 +337,21 @@ func (mt *matcher) setMaps(use *matchUse, perms Perms) {
 // scratch returns buf grown to n elements.
 func scratch(buf *[]float32, n int) []float32 {
 	if cap(*buf) < n {
-		*buf = make([]float32, n)
+		*buf = hugepage.Make[float32](n)
 	}
 	return (*buf)[:n]
+}
+
+// siteA returns site s's A matrix: A's memory when it can be read in place,
+// else a gathered copy in scratch. (Keeping copies of every site would cost
+// as much fresh memory as A itself, which was slower than gathering again.)
+func (mt *matcher) siteA(s *matchSite) []float32 {
+	if s.aMat != nil {
+		return s.aMat
+	}
+	m := scratch(&mt.aBuf, s.rows*s.cols)
+	gatherMatrix(m, mt.uses[s.use].a, s.rowOff, s.aRuns, s.cols)
+	return m
 }
 
 // siteB returns site s's B matrix for its current colOff: B's memory when
@@ -401,7 +415,7 @@ func (mt *matcher) groupCost(g int, perms Perms) []float64 {
 		return cost
 	}
 	if cost == nil {
-		cost = make([]float64, n*n)
+		cost = hugepage.Make[float64](n * n)
 		mt.cost[g] = cost
 	} else {
 		clear(cost)
@@ -412,7 +426,7 @@ func (mt *matcher) groupCost(g int, perms Perms) []float64 {
 		s := &mt.sites[si]
 		s.colOff, s.next = s.next, s.colOff
 		s.runs = runsOf(s.colOff, s.runs)
-		simd.Gemm(false, true, n, n, s.cols, 1, s.aMat, s.cols, mt.siteB(s), s.cols, 0, tmp, n)
+		simd.Gemm(false, true, n, n, s.cols, 1, mt.siteA(s), s.cols, mt.siteB(s), s.cols, 0, tmp, n)
 		for i, v := range tmp {
 			cost[i] += float64(v)
 		}
@@ -448,14 +462,19 @@ func (mt *matcher) updateSite(s *matchSite, cost []float64) {
 	}
 	n, k := s.rows, 2*q
 	l, r := scratch(&mt.lBuf, n*k), scratch(&mt.rBuf, n*k)
-	b := mt.uses[s.use].b
+	a, b := mt.uses[s.use].a, mt.uses[s.use].b
 	for i := 0; i < n; i++ {
-		a := s.aMat[i*s.cols : (i+1)*s.cols]
 		li, ri := l[i*k:(i+1)*k], r[i*k:(i+1)*k]
 		base := s.rowOff[i]
 		j := 0
 		for _, d := range runs {
-			copyRun(li[j:j+d.n], a[d.col:d.col+d.n])
+			if s.aMat != nil {
+				copyRun(li[j:j+d.n], s.aMat[i*s.cols+d.col:][:d.n])
+			} else {
+				for c := range d.n {
+					li[j+c] = a[base+s.aCol[d.col+c]]
+				}
+			}
 			copyRun(ri[j:j+d.n], b[base+d.to:base+d.to+d.n])
 			copyRun(ri[q+j:q+j+d.n], b[base+d.from:base+d.from+d.n])
 			j += d.n
@@ -467,197 +486,6 @@ func (mt *matcher) updateSite(s *matchSite, cost []float64) {
 	simd.GemmF64Acc(false, true, n, n, k, l, k, r, k, cost, n)
 	s.colOff, s.next = s.next, s.colOff
 	s.runs = runsOf(s.colOff, s.runs)
-}
-
-// signatureStart matches every group's units on permutation-invariant
-// signatures: within each site, a unit's weights sorted by value, which no
-// permutation of the other groups can change. Groups of up to
-// maxSignatureAssign units are solved as an assignment on Σ⟨sort(a_i),
-// sort(b_j)⟩, which bounds what units i and j can contribute; larger ones
-// are paired by the rank of their energy Σ w² (summed in sorted order, so
-// bit-identical for a permuted copy), because those near-rank-one cost
-// matrices made the solver take 40 s at n = 4096. Either way a permuted
-// copy of A is matched exactly at once.
-func (mt *matcher) signatureStart(solver *assigner) (Perms, error) {
-	perms := make(Perms, len(mt.groups))
-	// The largest site's size up front, so that scratch grows once; the
-	// buffers are the ones the descent reuses later.
-	largest := 0
-	for i := range mt.sites {
-		largest = max(largest, mt.sites[i].rows*mt.sites[i].cols)
-	}
-	scratch(&mt.bBuf, largest)
-	scratch(&mt.lBuf, largest)
-	for g, grp := range mt.groups {
-		n := grp.Size
-		assign := n <= maxSignatureAssign
-		var cost []float64
-		keyA, keyB := make([]float64, n), make([]float64, n)
-		if assign {
-			cost = make([]float64, n*n)
-		}
-		for _, si := range mt.byGroup[g] {
-			s := &mt.sites[si]
-			use := &mt.uses[s.use]
-			// Sorting each row makes the order of the columns, and so
-			// the other groups' permutations, irrelevant.
-			sa := scratch(&mt.bBuf, s.rows*s.cols)
-			copy(sa, s.aMat)
-			sortRows(sa, s.cols)
-			sb := scratch(&mt.lBuf, s.rows*s.cols)
-			gatherMatrix(sb, use.b, s.rowOff, runsOf(colOffsets(use.dims, s.axis, s.block, make([][]int, len(use.dims)), nil), nil), s.cols)
-			sortRows(sb, s.cols)
-			if assign {
-				// A start needs no float64 precision: the descent
-				// checks every move exactly.
-				tmp := scratch(&mt.tmp32, n*n)
-				simd.Gemm(false, true, n, n, s.cols, 1, sa, s.cols, sb, s.cols, 0, tmp, n)
-				for i, v := range tmp {
-					cost[i] += float64(v)
-				}
-				continue
-			}
-			for i := 0; i < n; i++ {
-				keyA[i] += energy(sa[i*s.cols : (i+1)*s.cols])
-				keyB[i] += energy(sb[i*s.cols : (i+1)*s.cols])
-			}
-		}
-		if assign {
-			p, _, err := solver.solve(-1-g, n, cost, nil)
-			if err != nil {
-				return nil, fmt.Errorf("group %d: %w", g, err)
-			}
-			perms[g] = p
-			continue
-		}
-		ra, rb := rankOrder(keyA), rankOrder(keyB)
-		p := make([]int, n)
-		for r := range ra {
-			p[ra[r]] = rb[r]
-		}
-		perms[g] = p
-	}
-	return perms, nil
-}
-
-// maxSignatureAssign is the largest group whose signature start is solved
-// as an assignment problem (see signatureStart). A variable so tests can
-// exercise the rank pairing on small models.
-var maxSignatureAssign = 2048
-
-// energy is Σ x² in float64, in the order given.
-func energy(x []float32) float64 {
-	e := 0.0
-	for _, v := range x {
-		e += float64(v) * float64(v)
-	}
-	return e
-}
-
-// rankOrder returns the indices of keys in increasing key order (ties by index).
-func rankOrder(keys []float64) []int {
-	idx := identityPerm(len(keys))
-	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(keys[a], keys[b]) })
-	return idx
-}
-
-func sortRows(m []float32, cols int) []float32 {
-	if cols <= 0 {
-		return m
-	}
-	rows := len(m) / cols
-	workers := min(runtime.GOMAXPROCS(0), rows, len(m)>>15+1)
-	if workers == 1 {
-		radixSortRows(m, cols)
-		return m
-	}
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			radixSortRows(m[rows*w/workers*cols:rows*(w+1)/workers*cols], cols)
-		}(w)
-	}
-	wg.Wait()
-	return m
-}
-
-func radixSortRows(m []float32, cols int) {
-	scratch := make([]uint32, 2*cols)
-	for r := 0; r < len(m); r += cols {
-		radixSort(m[r:r+cols], scratch)
-	}
-}
-
-// radixSort sorts x ascending by the order of floatKey (negative NaNs
-// first, positive NaNs last, −0 before +0) with three 11-bit LSD passes;
-// scratch must hold 2·len(x). One counting pass fills all three histograms
-// and the last pass writes the floats back, so x is read or written five
-// times in all.
-func radixSort(x []float32, scratch []uint32) {
-	n := len(x)
-	if n <= 64 {
-		// Short rows (1-D weights have one value per unit): the
-		// histograms would cost more than the values.
-		for i := 1; i < n; i++ {
-			v, k := x[i], floatKey(x[i])
-			j := i
-			for ; j > 0 && floatKey(x[j-1]) > k; j-- {
-				x[j] = x[j-1]
-			}
-			x[j] = v
-		}
-		return
-	}
-	keys, tmp := scratch[:n], scratch[n:2*n]
-	var count [3][2048]uint32
-	for i, v := range x {
-		k := floatKey(v)
-		keys[i] = k
-		count[0][k&2047]++
-		count[1][(k>>11)&2047]++
-		count[2][k>>22]++
-	}
-	for d := range count {
-		sum := uint32(0)
-		for i, c := range count[d] {
-			count[d][i] = sum
-			sum += c
-		}
-	}
-	for _, k := range keys {
-		d := k & 2047
-		tmp[count[0][d]] = k
-		count[0][d]++
-	}
-	for _, k := range tmp {
-		d := (k >> 11) & 2047
-		keys[count[1][d]] = k
-		count[1][d]++
-	}
-	for _, k := range keys {
-		d := k >> 22
-		x[count[2][d]] = keyFloat(k)
-		count[2][d]++
-	}
-}
-
-// floatKey maps a float's bits to a uint32 that orders like the float.
-func floatKey(v float32) uint32 {
-	b := math.Float32bits(v)
-	if b&0x80000000 != 0 {
-		return ^b // negative: reverse order
-	}
-	return b | 0x80000000
-}
-
-// keyFloat inverts floatKey.
-func keyFloat(k uint32) float32 {
-	if k&0x80000000 != 0 {
-		return math.Float32frombits(k &^ 0x80000000)
-	}
-	return math.Float32frombits(^k)
 }
 
 // exactGain is the exact (float64) change of the objective if group g's
@@ -695,11 +523,11 @@ func (mt *matcher) exactGain(g int, perms Perms, p []int) float64 {
 		// B's rows one by one when few move; else the whole matrix at
 		// once, which reads B in order (a row of an input-axis site is a
 		// strided column of the weight).
-		var bm []float32
+		var am, bm []float32
 		if moved*4 > s.rows || (s.bView != nil && isIdentity(s.colOff)) {
-			bm = mt.siteB(s)
+			am, bm = mt.siteA(s), mt.siteB(s)
 		}
-		row := scratch(&mt.rowBuf, c)
+		row, aRow := scratch(&mt.rowBuf, c), scratch(&mt.aRowBuf, c)
 		bRow := func(j int) []float32 {
 			if bm != nil {
 				return bm[j*c : (j+1)*c]
@@ -711,7 +539,16 @@ func (mt *matcher) exactGain(g int, perms Perms, p []int) float64 {
 			if p[i] == old[i] {
 				continue
 			}
-			a := s.aMat[i*c : (i+1)*c]
+			var a []float32
+			switch {
+			case am != nil:
+				a = am[i*c : (i+1)*c]
+			case s.aMat != nil:
+				a = s.aMat[i*c : (i+1)*c]
+			default:
+				gatherRow(aRow, mt.uses[s.use].a, s.rowOff[i], s.aRuns)
+				a = aRow
+			}
 			gain += dot64(a, bRow(p[i]))
 			gain -= dot64(a, bRow(old[i]))
 		}

@@ -2,8 +2,11 @@ package simd
 
 import (
 	"fmt"
+	"math/bits"
 	"sync"
 	"unsafe"
+
+	"github.com/onnx-rebasin/onnx-rebasin/internal/hugepage"
 )
 
 // GEMM driver, after Goto & van de Geijn ("Anatomy of high-performance
@@ -453,45 +456,57 @@ func packTransposed[T float32 | float64](tr transposeFunc, dst []T, src []float3
 	}
 }
 
-// Packing buffers are recycled through pools, one per element type and
-// role (A chunks and B panels differ in size, and a pool handing a small
-// buffer to a large request would only make garbage), and are 64-byte
-// aligned so that the micro-kernels' vector loads of B never straddle cache
-// lines.
-var bufPools [2][2]sync.Pool // [float32, float64][poolA, poolB]
+// Packing buffers are recycled through pools, one per element type, role
+// (A chunks and B panels differ in size) and power-of-two size class, so
+// that a pool never hands a small buffer to a large request: that made
+// garbage, and every replacement touched fresh memory, which is slow on
+// some virtual machines. Buffers are 64-byte aligned so that the
+// micro-kernels' vector loads of B never straddle cache lines.
+var bufPools [2][2][bufClasses]sync.Pool // [float32, float64][poolA, poolB][size class]
 
 const (
 	poolA = 0
 	poolB = 1
+
+	bufClasses = 48 // up to 2⁴⁷ elements
 )
 
-func poolFor[T float32 | float64](role int) *sync.Pool {
+// bufClass is the size class of an n-element buffer: the smallest c with
+// n ≤ 2^c.
+func bufClass(n int) int { return bits.Len(uint(max(n, 1) - 1)) }
+
+func poolFor[T float32 | float64](role, class int) *sync.Pool {
 	var zero T
 	if unsafe.Sizeof(zero) == 4 {
-		return &bufPools[0][role]
+		return &bufPools[0][role][class]
 	}
-	return &bufPools[1][role]
+	return &bufPools[1][role][class]
 }
 
 // buffer wraps a slice so that the pools hold pointers without allocating.
 type buffer[T float32 | float64] struct{ s []T }
 
 func getBuf[T float32 | float64](role, n int) *buffer[T] {
-	p := poolFor[T](role)
-	if v, ok := p.Get().(*buffer[T]); ok && cap(v.s) >= n {
-		v.s = v.s[:n]
-		return v
+	class := bufClass(n)
+	// A somewhat larger free buffer serves too: requests vary in size, and
+	// a fresh buffer per size class touched more fresh memory.
+	for c := class; c < min(class+4, bufClasses); c++ {
+		if v, ok := poolFor[T](role, c).Get().(*buffer[T]); ok {
+			v.s = v.s[:n]
+			return v
+		}
 	}
 	var zero T
 	es := int(unsafe.Sizeof(zero))
-	raw := make([]T, n+64/es)
+	size := 1 << class
+	raw := hugepage.Make[T](size + 64/es)
 	off := 0
 	if mis := int(uintptr(unsafe.Pointer(&raw[0])) % 64); mis != 0 {
 		off = (64 - mis) / es
 	}
-	return &buffer[T]{s: raw[off : off+n : len(raw)]}
+	return &buffer[T]{s: raw[off : off+n : off+size]}
 }
 
 func putBuf[T float32 | float64](role int, b *buffer[T]) {
-	poolFor[T](role).Put(b)
+	poolFor[T](role, bufClass(cap(b.s))).Put(b)
 }

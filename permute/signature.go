@@ -1,0 +1,230 @@
+package permute
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"runtime"
+	"slices"
+	"sync"
+
+	"github.com/onnx-rebasin/onnx-rebasin/internal/hugepage"
+	"github.com/onnx-rebasin/onnx-rebasin/lap"
+	"github.com/onnx-rebasin/onnx-rebasin/simd"
+)
+
+// signatureStart matches every group's units on permutation-invariant
+// signatures: within each site, a unit's weights sorted by value, which no
+// permutation of the other groups can change. Groups of up to
+// maxSignatureAssign units are solved as an assignment on Σ⟨sort(a_i),
+// sort(b_j)⟩, which bounds what units i and j can contribute; larger ones
+// are paired by the rank of their energy Σ w², because those near-rank-one
+// cost matrices made the solver take 40 s at n = 4096. Either way a
+// permuted copy of A is matched exactly at once.
+//
+// A start needs no precision (the descent checks every move exactly), so
+// the sorted rows are approximated (see rankSignature): sorting and
+// multiplying them whole took most of the first sweep on large models.
+func (mt *matcher) signatureStart() (Perms, error) {
+	perms := make(Perms, len(mt.groups))
+	// Room up front for the descent's largest column updates (see
+	// updateSite), so that the scratch grows once: every growth would
+	// touch fresh memory again.
+	largest := 0
+	for i := range mt.sites {
+		largest = max(largest, mt.sites[i].rows*mt.sites[i].cols)
+	}
+	scratch(&mt.lBuf, largest/2+1)
+	scratch(&mt.rBuf, largest/2+1)
+	costs := make([][]float64, len(mt.groups))
+	for g, grp := range mt.groups {
+		n := grp.Size
+		assign := n <= maxSignatureAssign
+		keyA, keyB := make([]float64, n), make([]float64, n)
+		if assign {
+			costs[g] = hugepage.Make[float64](n * n)
+		}
+		for _, si := range mt.byGroup[g] {
+			s := &mt.sites[si]
+			l := min(sigBlocks, s.cols)
+			sa, sb := scratch(&mt.lBuf, n*l), scratch(&mt.rBuf, n*l)
+			mt.siteSignatures(s, sa, sb, l, keyA, keyB)
+			if assign {
+				tmp := scratch(&mt.tmp32, n*n)
+				simd.Gemm(false, true, n, n, l, 1, sa, l, sb, l, 0, tmp, n)
+				for i, v := range tmp {
+					costs[g][i] += float64(v)
+				}
+			}
+		}
+		if !assign {
+			ra, rb := rankOrder(keyA), rankOrder(keyB)
+			p := make([]int, n)
+			for r := range ra {
+				p[ra[r]] = rb[r]
+			}
+			perms[g] = p
+		}
+	}
+	// The assignments are independent and the solver runs on one core:
+	// solve several at once.
+	var wg sync.WaitGroup
+	errs := make([]error, len(mt.groups))
+	next := make(chan int, len(mt.groups))
+	for g, c := range costs {
+		if c != nil {
+			next <- g
+		}
+	}
+	close(next)
+	for w := 0; w < min(runtime.GOMAXPROCS(0), len(next)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var solver lap.Solver
+			for g := range next {
+				perms[g], _, errs[g] = solver.Solve(mt.groups[g].Size, costs[g])
+			}
+		}()
+	}
+	wg.Wait()
+	for g, err := range errs {
+		if err != nil {
+			return nil, fmt.Errorf("group %d: %w", g, err)
+		}
+	}
+	return perms, nil
+}
+
+// maxSignatureAssign is the largest group whose signature start is solved
+// as an assignment problem (see signatureStart). A variable so tests can
+// exercise the rank pairing on small models.
+var maxSignatureAssign = 2048
+
+// sigBlocks is how many rank blocks a unit's signature keeps per site.
+const sigBlocks = 256
+
+// siteSignatures writes the rank signatures (rows × l) of site s's units
+// in A and B into sa and sb, and adds their energies to energyA and
+// energyB. B is read unpermuted: the signatures do not depend on columns'
+// order.
+func (mt *matcher) siteSignatures(s *matchSite, sa, sb []float32, l int, energyA, energyB []float64) {
+	use := &mt.uses[s.use]
+	do := func(r0, r1 int) {
+		row := make([]float32, s.cols)
+		keys, tmp := make([]uint16, s.cols), make([]uint16, s.cols)
+		for i := r0; i < r1; i++ {
+			a := row
+			if s.aMat != nil {
+				a = s.aMat[i*s.cols : (i+1)*s.cols]
+			} else {
+				gatherRow(row, use.a, s.rowOff[i], s.aRuns)
+			}
+			energyA[i] += rankSignature(a, sa[i*l:(i+1)*l], keys, tmp)
+			gatherRow(row, use.b, s.rowOff[i], s.aRuns)
+			energyB[i] += rankSignature(row, sb[i*l:(i+1)*l], keys, tmp)
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), s.rows, s.rows*s.cols>>15+1)
+	if workers <= 1 {
+		do(0, s.rows)
+		return
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			do(s.rows*w/workers, s.rows*(w+1)/workers)
+		}(w)
+	}
+	wg.Wait()
+}
+
+// rankSignature writes a unit's signature into sig: the unit's values x,
+// truncated to bfloat16 and sorted, summed over len(sig) ≤ len(x)
+// consecutive blocks of ranks, each sum divided by √(block length), so
+// that ⟨sig(a), sig(b)⟩ approximates ⟨sort(a), sort(b)⟩. It returns the
+// energy Σ v² of the truncated values, summed in rank order. Both depend
+// only on the multiset of x's values, so a permuted copy has the same
+// signature bit for bit. keys and tmp must hold len(x).
+func rankSignature(x, sig []float32, keys, tmp []uint16) float64 {
+	n := len(x)
+	keys, tmp = keys[:n], tmp[:n]
+	if n <= 64 {
+		// Short rows (1-D weights have one value per unit): the
+		// histograms would cost more than the values.
+		for i, v := range x {
+			k := sigKey(v)
+			j := i
+			for ; j > 0 && keys[j-1] > k; j-- {
+				keys[j] = keys[j-1]
+			}
+			keys[j] = k
+		}
+	} else {
+		// Two 8-bit LSD radix passes; one counting pass fills both
+		// histograms.
+		var count [2][256]uint32
+		for i, v := range x {
+			k := sigKey(v)
+			keys[i] = k
+			count[0][k&255]++
+			count[1][k>>8]++
+		}
+		for d := range count {
+			sum := uint32(0)
+			for i, c := range count[d] {
+				count[d][i] = sum
+				sum += c
+			}
+		}
+		for _, k := range keys {
+			d := k & 255
+			tmp[count[0][d]] = k
+			count[0][d]++
+		}
+		for _, k := range tmp {
+			d := k >> 8
+			keys[count[1][d]] = k
+			count[1][d]++
+		}
+	}
+	l := len(sig)
+	energy := 0.0
+	for b := 0; b < l; b++ {
+		r0, r1 := b*n/l, (b+1)*n/l
+		sum := 0.0
+		for _, k := range keys[r0:r1] {
+			v := float64(sigValue(k))
+			sum += v
+			energy += v * v
+		}
+		sig[b] = float32(sum / math.Sqrt(float64(r1-r0)))
+	}
+	return energy
+}
+
+// sigKey maps v to a uint16 that orders like v truncated to bfloat16 (its
+// top 16 bits): negative values reversed, −0 before +0.
+func sigKey(v float32) uint16 {
+	h := uint16(math.Float32bits(v) >> 16)
+	// Branch-free (signs are random): flip every bit of a negative value,
+	// only the sign bit of a positive one.
+	neg := uint16(int16(h) >> 15)
+	return h ^ (neg | 0x8000)
+}
+
+// sigValue inverts sigKey: the bfloat16 value as a float32 (infinities and
+// NaNs stay what they are).
+func sigValue(k uint16) float32 {
+	pos := uint16(int16(k) >> 15)
+	return math.Float32frombits(uint32(k^(^pos|0x8000)) << 16)
+}
+
+// rankOrder returns the indices of keys in increasing key order (ties by index).
+func rankOrder(keys []float64) []int {
+	idx := identityPerm(len(keys))
+	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(keys[a], keys[b]) })
+	return idx
+}
