@@ -6,9 +6,12 @@ package permute
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strconv"
+	"sync"
 
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
+	"github.com/onnx-rebasin/onnx-rebasin/internal/hugepage"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
 )
@@ -262,18 +265,31 @@ func permuteTensor(m *onnx.Model, t *onnxpb.TensorProto, ms []axisMove) error {
 	colOff := colOffsets(dims, 0, 1, maps, nil)
 	cols := len(colOff)
 	runs := runsOf(colOff, nil)
-	out := make([]byte, len(raw))
-	for r := 0; r < rows; r++ {
-		from := r
-		if maps[0] != nil {
-			from = maps[0][r]
-		}
-		dst := out[r*cols*es : (r+1)*cols*es]
-		base := from * cols * es
-		for _, q := range runs {
-			copy(dst[q.col*es:(q.col+q.n)*es], raw[base+q.src*es:base+(q.src+q.n)*es])
+	out := hugepage.Make[byte](len(raw))
+	move := func(r0, r1 int) {
+		for r := r0; r < r1; r++ {
+			from := r
+			if maps[0] != nil {
+				from = maps[0][r]
+			}
+			dst := out[r*cols*es : (r+1)*cols*es]
+			base := from * cols * es
+			for _, q := range runs {
+				copy(dst[q.col*es:(q.col+q.n)*es], raw[base+q.src*es:base+(q.src+q.n)*es])
+			}
 		}
 	}
+	workers := min(runtime.GOMAXPROCS(0), rows, len(raw)>>20+1)
+	var wg sync.WaitGroup
+	for w := 1; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			move(rows*w/workers, rows*(w+1)/workers)
+		}()
+	}
+	move(0, rows/workers)
+	wg.Wait()
 	return m.SetTensorBytes(t, out)
 }
 

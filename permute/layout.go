@@ -161,6 +161,7 @@ func copyRun(dst, src []float32) {
 		copy(dst, src)
 		return
 	}
+	dst = dst[:len(src)]
 	for i, v := range src {
 		dst[i] = v
 	}

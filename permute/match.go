@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
@@ -100,7 +103,7 @@ type matcher struct {
 	cost [][]float64
 	// scratch, reused so that matching touches little fresh memory
 	aBuf, bBuf, lBuf, rBuf, rowBuf, aRowBuf, tmp32 []float32
-	offBuf                                         []int
+	useBuf                                         useScratch // for exactGain
 	// how group costs were brought up to date (for tests)
 	fullCosts, deltaCosts int
 }
@@ -439,9 +442,9 @@ func (mt *matcher) groupCost(g int, perms Perms) []float64 {
 // current: cost += A_Q·B_newᵀ − A_Q·B_oldᵀ, as one float64-accumulated
 // product of [A_Q, −A_Q] and [B_new, B_old].
 func (mt *matcher) updateSite(s *matchSite, cost []float64) {
-	// Changed columns in runs whose old and new offsets are both
-	// consecutive (a conv kernel's taps move together).
-	type delta struct{ col, from, to, n int }
+	// Changed columns in runs whose offsets in A and in old and new B
+	// are consecutive (a conv kernel's taps move together).
+	type delta struct{ col, a, from, to, n int }
 	var runs []delta
 	q := 0
 	for c := 0; c < len(s.next); {
@@ -450,10 +453,11 @@ func (mt *matcher) updateSite(s *matchSite, cost []float64) {
 			continue
 		}
 		e := c + 1
-		for e < len(s.next) && s.next[e] != s.colOff[e] && s.next[e] == s.next[e-1]+1 && s.colOff[e] == s.colOff[e-1]+1 {
+		for e < len(s.next) && s.next[e] != s.colOff[e] && s.next[e] == s.next[e-1]+1 &&
+			s.colOff[e] == s.colOff[e-1]+1 && s.aCol[e] == s.aCol[e-1]+1 {
 			e++
 		}
-		runs = append(runs, delta{c, s.colOff[c], s.next[c], e - c})
+		runs = append(runs, delta{c, s.aCol[c], s.colOff[c], s.next[c], e - c})
 		q += e - c
 		c = e
 	}
@@ -468,13 +472,7 @@ func (mt *matcher) updateSite(s *matchSite, cost []float64) {
 		base := s.rowOff[i]
 		j := 0
 		for _, d := range runs {
-			if s.aMat != nil {
-				copyRun(li[j:j+d.n], s.aMat[i*s.cols+d.col:][:d.n])
-			} else {
-				for c := range d.n {
-					li[j+c] = a[base+s.aCol[d.col+c]]
-				}
-			}
+			copyRun(li[j:j+d.n], a[base+d.a:base+d.a+d.n])
 			copyRun(ri[j:j+d.n], b[base+d.to:base+d.to+d.n])
 			copyRun(ri[q+j:q+j+d.n], b[base+d.from:base+d.from+d.n])
 			j += d.n
@@ -497,13 +495,13 @@ func (mt *matcher) exactGain(g int, perms Perms, p []int) float64 {
 	if mt.repeated[g] {
 		before := 0.0
 		for _, u := range mt.usesOf[g] {
-			before += mt.useObjective(u, perms)
+			before += mt.useObjective(u, perms, &mt.useBuf)
 		}
 		prev := perms[g]
 		perms[g] = p
 		after := 0.0
 		for _, u := range mt.usesOf[g] {
-			after += mt.useObjective(u, perms)
+			after += mt.useObjective(u, perms, &mt.useBuf)
 		}
 		perms[g] = prev
 		return after - before
@@ -557,17 +555,39 @@ func (mt *matcher) exactGain(g int, perms Perms, p []int) float64 {
 }
 
 // objective is Σ over permuted weight uses of ⟨W_A, π(W_B)⟩, in float64.
+// The uses are shared out among goroutines and their terms summed in order,
+// so the result does not depend on the number of threads.
 func (mt *matcher) objective(perms Perms) float64 {
+	terms := make([]float64, len(mt.uses))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < min(runtime.GOMAXPROCS(0), len(mt.uses)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var sc useScratch
+			for u := int(next.Add(1) - 1); u < len(mt.uses); u = int(next.Add(1) - 1) {
+				terms[u] = mt.useObjective(u, perms, &sc)
+			}
+		}()
+	}
+	wg.Wait()
 	total := 0.0
-	for u := range mt.uses {
-		total += mt.useObjective(u, perms)
+	for _, t := range terms {
+		total += t
 	}
 	return total
 }
 
+// useScratch is useObjective's scratch memory.
+type useScratch struct {
+	off []int
+	row []float32
+}
+
 // useObjective is ⟨W_A, π(W_B)⟩ for one weight use, gathering π(W_B) a
-// few rows at a time.
-func (mt *matcher) useObjective(u int, perms Perms) float64 {
+// few rows at a time. Calls on different uses may run concurrently.
+func (mt *matcher) useObjective(u int, perms Perms, sc *useScratch) float64 {
 	use := &mt.uses[u]
 	moved := false
 	for _, si := range use.sites {
@@ -596,14 +616,14 @@ func (mt *matcher) useObjective(u int, perms Perms) float64 {
 	}
 	var colOff []int
 	if len(use.dims) > 0 {
-		colOff = colOffsets(use.dims, 0, 1, use.maps, mt.offBuf)
+		colOff = colOffsets(use.dims, 0, 1, use.maps, sc.off)
 	} else {
-		colOff = append(mt.offBuf[:0], 0)
+		colOff = append(sc.off[:0], 0)
 	}
-	mt.offBuf = colOff
+	sc.off = colOff
 	runs := runsOf(colOff, nil)
 	step := max(1, (1<<16)/cols)
-	buf := scratch(&mt.rowBuf, min(step, rows)*cols)
+	buf := scratch(&sc.row, min(step, rows)*cols)
 	total := 0.0
 	for r0 := 0; r0 < rows; r0 += step {
 		r1 := min(r0+step, rows)

@@ -121,8 +121,13 @@ func (mt *matcher) siteSignatures(s *matchSite, sa, sb []float32, l int, energyA
 				gatherRow(row, use.a, s.rowOff[i], s.aRuns)
 			}
 			energyA[i] += rankSignature(a, sa[i*l:(i+1)*l], keys, tmp)
-			gatherRow(row, use.b, s.rowOff[i], s.aRuns)
-			energyB[i] += rankSignature(row, sb[i*l:(i+1)*l], keys, tmp)
+			b := row
+			if s.bView != nil {
+				b = s.bView[i*s.cols : (i+1)*s.cols]
+			} else {
+				gatherRow(row, use.b, s.rowOff[i], s.aRuns)
+			}
+			energyB[i] += rankSignature(b, sb[i*l:(i+1)*l], keys, tmp)
 		}
 	}
 	workers := min(runtime.GOMAXPROCS(0), s.rows, s.rows*s.cols>>15+1)
