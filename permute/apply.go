@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"strconv"
-	"sync"
 
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/internal/hugepage"
@@ -279,17 +278,7 @@ func permuteTensor(m *onnx.Model, t *onnxpb.TensorProto, ms []axisMove) error {
 			}
 		}
 	}
-	workers := min(runtime.GOMAXPROCS(0), rows, len(raw)>>20+1)
-	var wg sync.WaitGroup
-	for w := 1; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			move(rows*w/workers, rows*(w+1)/workers)
-		}()
-	}
-	move(0, rows/workers)
-	wg.Wait()
+	inParallel(rows, min(runtime.GOMAXPROCS(0), rows, len(raw)>>20+1), move)
 	return m.SetTensorBytes(t, out)
 }
 

@@ -121,7 +121,8 @@ func isContiguous(rowOff, colOff []int) bool {
 // and the runs of colOff into dst, in parallel for large matrices.
 func gatherMatrix(dst, data []float32, rowOff []int, runs []run, cols int) {
 	rows := len(rowOff)
-	do := func(r0, r1 int) {
+	workers := min(runtime.GOMAXPROCS(0), rows, rows*cols/(1<<18)+1)
+	inParallel(rows, workers, func(r0, r1 int) {
 		for r := r0; r < r1; r++ {
 			base := rowOff[r]
 			row := dst[r*cols : (r+1)*cols]
@@ -129,20 +130,25 @@ func gatherMatrix(dst, data []float32, rowOff []int, runs []run, cols int) {
 				copyRun(row[q.col:q.col+q.n], data[base+q.src:base+q.src+q.n])
 			}
 		}
-	}
-	workers := min(runtime.GOMAXPROCS(0), rows, rows*cols/(1<<18)+1)
+	})
+}
+
+// inParallel calls fn on [0, n) cut into workers near-equal pieces, on as
+// many goroutines (the first on the caller's), and waits for them.
+func inParallel(n, workers int, fn func(lo, hi int)) {
 	if workers <= 1 {
-		do(0, rows)
+		fn(0, n)
 		return
 	}
 	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
+	for w := 1; w < workers; w++ {
 		wg.Add(1)
-		go func(w int) {
+		go func() {
 			defer wg.Done()
-			do(rows*w/workers, rows*(w+1)/workers)
-		}(w)
+			fn(n*w/workers, n*(w+1)/workers)
+		}()
 	}
+	fn(0, n/workers)
 	wg.Wait()
 }
 

@@ -102,8 +102,8 @@ type matcher struct {
 	// until first computed.
 	cost [][]float64
 	// scratch, reused so that matching touches little fresh memory
-	aBuf, bBuf, lBuf, rBuf, rowBuf, aRowBuf, tmp32 []float32
-	useBuf                                         useScratch // for exactGain
+	aBuf, bBuf, lBuf, rBuf, tmp32 []float32
+	useBuf                        useScratch // for exactGain
 	// how group costs were brought up to date (for tests)
 	fullCosts, deltaCosts int
 }
@@ -467,20 +467,22 @@ func (mt *matcher) updateSite(s *matchSite, cost []float64) {
 	n, k := s.rows, 2*q
 	l, r := scratch(&mt.lBuf, n*k), scratch(&mt.rBuf, n*k)
 	a, b := mt.uses[s.use].a, mt.uses[s.use].b
-	for i := 0; i < n; i++ {
-		li, ri := l[i*k:(i+1)*k], r[i*k:(i+1)*k]
-		base := s.rowOff[i]
-		j := 0
-		for _, d := range runs {
-			copyRun(li[j:j+d.n], a[base+d.a:base+d.a+d.n])
-			copyRun(ri[j:j+d.n], b[base+d.to:base+d.to+d.n])
-			copyRun(ri[q+j:q+j+d.n], b[base+d.from:base+d.from+d.n])
-			j += d.n
+	inParallel(n, min(runtime.GOMAXPROCS(0), n, n*k>>15+1), func(i0, i1 int) {
+		for i := i0; i < i1; i++ {
+			li, ri := l[i*k:(i+1)*k], r[i*k:(i+1)*k]
+			base := s.rowOff[i]
+			j := 0
+			for _, d := range runs {
+				copyRun(li[j:j+d.n], a[base+d.a:base+d.a+d.n])
+				copyRun(ri[j:j+d.n], b[base+d.to:base+d.to+d.n])
+				copyRun(ri[q+j:q+j+d.n], b[base+d.from:base+d.from+d.n])
+				j += d.n
+			}
+			for j, v := range li[:q] {
+				li[q+j] = -v
+			}
 		}
-		for j, v := range li[:q] {
-			li[q+j] = -v
-		}
-	}
+	})
 	simd.GemmF64Acc(false, true, n, n, k, l, k, r, k, cost, n)
 	s.colOff, s.next = s.next, s.colOff
 	s.runs = runsOf(s.colOff, s.runs)
@@ -525,30 +527,45 @@ func (mt *matcher) exactGain(g int, perms Perms, p []int) float64 {
 		if moved*4 > s.rows || (s.bView != nil && isIdentity(s.colOff)) {
 			am, bm = mt.siteA(s), mt.siteB(s)
 		}
-		row, aRow := scratch(&mt.rowBuf, c), scratch(&mt.aRowBuf, c)
-		bRow := func(j int) []float32 {
-			if bm != nil {
-				return bm[j*c : (j+1)*c]
-			}
-			gatherRow(row, b, s.rowOff[j], s.runs)
-			return row
-		}
+		var rows []int
 		for i := range p {
-			if p[i] == old[i] {
-				continue
+			if p[i] != old[i] {
+				rows = append(rows, i)
 			}
-			var a []float32
-			switch {
-			case am != nil:
-				a = am[i*c : (i+1)*c]
-			case s.aMat != nil:
-				a = s.aMat[i*c : (i+1)*c]
-			default:
-				gatherRow(aRow, mt.uses[s.use].a, s.rowOff[i], s.aRuns)
-				a = aRow
+		}
+		// Each moved row's change, in parallel, then summed in order: the
+		// same result for any number of threads.
+		d := make([]float64, len(rows))
+		workers := min(runtime.GOMAXPROCS(0), len(rows), len(rows)*c>>15+1)
+		inParallel(len(rows), workers, func(lo, hi int) {
+			var row, aRow []float32
+			if bm == nil {
+				row, aRow = make([]float32, c), make([]float32, c)
 			}
-			gain += dot64(a, bRow(p[i]))
-			gain -= dot64(a, bRow(old[i]))
+			bRow := func(j int) []float32 {
+				if bm != nil {
+					return bm[j*c : (j+1)*c]
+				}
+				gatherRow(row, b, s.rowOff[j], s.runs)
+				return row
+			}
+			for k := lo; k < hi; k++ {
+				i := rows[k]
+				var a []float32
+				switch {
+				case am != nil:
+					a = am[i*c : (i+1)*c]
+				case s.aMat != nil:
+					a = s.aMat[i*c : (i+1)*c]
+				default:
+					gatherRow(aRow, mt.uses[s.use].a, s.rowOff[i], s.aRuns)
+					a = aRow
+				}
+				d[k] = dot64(a, bRow(p[i])) - dot64(a, bRow(old[i]))
+			}
+		})
+		for _, v := range d {
+			gain += v
 		}
 	}
 	return gain

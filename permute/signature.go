@@ -130,20 +130,7 @@ func (mt *matcher) siteSignatures(s *matchSite, sa, sb []float32, l int, energyA
 			energyB[i] += rankSignature(b, sb[i*l:(i+1)*l], keys, tmp)
 		}
 	}
-	workers := min(runtime.GOMAXPROCS(0), s.rows, s.rows*s.cols>>15+1)
-	if workers <= 1 {
-		do(0, s.rows)
-		return
-	}
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			do(s.rows*w/workers, s.rows*(w+1)/workers)
-		}(w)
-	}
-	wg.Wait()
+	inParallel(s.rows, min(runtime.GOMAXPROCS(0), s.rows, s.rows*s.cols>>15+1), do)
 }
 
 // rankSignature writes a unit's signature into sig: the unit's values x,
