@@ -189,3 +189,21 @@ func BenchmarkGatherConvIn(b *testing.B) {
 		gatherMatrix(dst, data, rowOff, runs, len(colOff))
 	}
 }
+
+// BenchmarkGatherConvOutPermuted gathers the output-channel site of a
+// 512×512×3×3 convolution weight whose input channels are permuted: runs
+// of 9 from scattered places in each row.
+func BenchmarkGatherConvOutPermuted(b *testing.B) {
+	dims := []int{512, 512, 3, 3}
+	data := make([]float32, 512*512*9)
+	rowOff := rowOffsets(dims, 0, 1, 0, dims[0])
+	maps := make([][]int, 4)
+	maps[1] = rand.New(rand.NewPCG(1, 2)).Perm(512)
+	colOff := colOffsets(dims, 0, 1, maps, nil)
+	runs := runsOf(colOff, nil)
+	dst := make([]float32, len(data))
+	b.SetBytes(int64(4 * len(data)))
+	for b.Loop() {
+		gatherMatrix(dst, data, rowOff, runs, len(colOff))
+	}
+}

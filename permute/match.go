@@ -63,9 +63,9 @@ type matchSite struct {
 	cols  int // everything else
 	// rowOff[r] is the offset of row r in the tensor, in A and B alike.
 	rowOff []int
-	// aMat is A's matrix, rows × cols, when it can be read in place in
-	// A's memory; else nil, and aCol and aRuns (A's column offsets and
-	// their runs) say where to gather it from.
+	// aMat is A's matrix, rows × cols: A's memory when it can be read in
+	// place, else a gathered copy. aCol and aRuns are A's column offsets
+	// and their runs.
 	aMat  []float32
 	aCol  []int
 	aRuns []run
@@ -75,6 +75,10 @@ type matchSite struct {
 	colOff, next []int
 	runs         []run
 	bView        []float32 // B's matrix when it can be read in place, else nil
+	// bMat, unless nil or bStale, is B's matrix for colOff, gathered once
+	// and then kept up to date column by column (see updateSite).
+	bMat   []float32
+	bStale bool
 }
 
 // matchUse is one node input that reads a permuted weight.
@@ -102,7 +106,7 @@ type matcher struct {
 	// until first computed.
 	cost [][]float64
 	// scratch, reused so that matching touches little fresh memory
-	aBuf, bBuf, lBuf, rBuf, tmp32 []float32
+	lBuf, rBuf, tmp32 []float32
 	useBuf                        useScratch // for exactGain
 	// how group costs were brought up to date (for tests)
 	fullCosts, deltaCosts int
@@ -303,6 +307,11 @@ func newMatcher(a, b *onnx.Model, ga *graph.Analysis) (*matcher, error) {
 		if isContiguous(s.rowOff, s.colOff) {
 			s.aMat = use.a[s.rowOff[0]:][:s.rows*s.cols]
 			s.bView = use.b[s.rowOff[0]:][:s.rows*s.cols]
+		} else {
+			// Gathered once: A never moves, and gathering it again for
+			// every cost took more time than anything but the products.
+			s.aMat = hugepage.Make[float32](s.rows * s.cols)
+			gatherMatrix(s.aMat, use.a, s.rowOff, s.aRuns, s.cols)
 		}
 	}
 	if len(mt.sites) == 0 && len(ga.Groups) > 0 {
@@ -345,27 +354,21 @@ func scratch(buf *[]float32, n int) []float32 {
 	return (*buf)[:n]
 }
 
-// siteA returns site s's A matrix: A's memory when it can be read in place,
-// else a gathered copy in scratch. (Keeping copies of every site would cost
-// as much fresh memory as A itself, which was slower than gathering again.)
-func (mt *matcher) siteA(s *matchSite) []float32 {
-	if s.aMat != nil {
-		return s.aMat
-	}
-	m := scratch(&mt.aBuf, s.rows*s.cols)
-	gatherMatrix(m, mt.uses[s.use].a, s.rowOff, s.aRuns, s.cols)
-	return m
-}
-
 // siteB returns site s's B matrix for its current colOff: B's memory when
-// it can be read in place, else a gathered copy in scratch.
+// it can be read in place, else s.bMat, gathered if it is not up to date.
 func (mt *matcher) siteB(s *matchSite) []float32 {
 	if s.bView != nil && isIdentity(s.colOff) {
 		return s.bView
 	}
-	m := scratch(&mt.bBuf, s.rows*s.cols)
-	gatherMatrix(m, mt.uses[s.use].b, s.rowOff, s.runs, s.cols)
-	return m
+	if s.bMat == nil {
+		s.bMat = hugepage.Make[float32](s.rows * s.cols)
+		s.bStale = true
+	}
+	if s.bStale {
+		gatherMatrix(s.bMat, mt.uses[s.use].b, s.rowOff, s.runs, s.cols)
+		s.bStale = false
+	}
+	return s.bMat
 }
 
 // isIdentity reports whether p[i] == i for all i: an identity permutation,
@@ -429,7 +432,8 @@ func (mt *matcher) groupCost(g int, perms Perms) []float64 {
 		s := &mt.sites[si]
 		s.colOff, s.next = s.next, s.colOff
 		s.runs = runsOf(s.colOff, s.runs)
-		simd.Gemm(false, true, n, n, s.cols, 1, mt.siteA(s), s.cols, mt.siteB(s), s.cols, 0, tmp, n)
+		s.bStale = true
+		simd.Gemm(false, true, n, n, s.cols, 1, s.aMat, s.cols, mt.siteB(s), s.cols, 0, tmp, n)
 		for i, v := range tmp {
 			cost[i] += float64(v)
 		}
@@ -467,6 +471,7 @@ func (mt *matcher) updateSite(s *matchSite, cost []float64) {
 	n, k := s.rows, 2*q
 	l, r := scratch(&mt.lBuf, n*k), scratch(&mt.rBuf, n*k)
 	a, b := mt.uses[s.use].a, mt.uses[s.use].b
+	keep := s.bMat != nil && !s.bStale
 	inParallel(n, min(runtime.GOMAXPROCS(0), n, n*k>>15+1), func(i0, i1 int) {
 		for i := i0; i < i1; i++ {
 			li, ri := l[i*k:(i+1)*k], r[i*k:(i+1)*k]
@@ -476,6 +481,9 @@ func (mt *matcher) updateSite(s *matchSite, cost []float64) {
 				copyRun(li[j:j+d.n], a[base+d.a:base+d.a+d.n])
 				copyRun(ri[j:j+d.n], b[base+d.to:base+d.to+d.n])
 				copyRun(ri[q+j:q+j+d.n], b[base+d.from:base+d.from+d.n])
+				if keep {
+					copyRun(s.bMat[i*s.cols+d.col:][:d.n], ri[j:j+d.n])
+				}
 				j += d.n
 			}
 			for j, v := range li[:q] {
@@ -490,9 +498,9 @@ func (mt *matcher) updateSite(s *matchSite, cost []float64) {
 
 // exactGain is the exact (float64) change of the objective if group g's
 // permutation became p. Normally it takes only the rows that move, from the
-// matrices the last cost computation of each site used (groupCost has just
-// refreshed them); a weight that g touches twice, where the change is not a
-// sum over sites, is recomputed whole.
+// sites' A and B matrices (groupCost has just brought B's up to date); a
+// weight that g touches twice, where the change is not a sum over sites, is
+// recomputed whole.
 func (mt *matcher) exactGain(g int, perms Perms, p []int) float64 {
 	if mt.repeated[g] {
 		before := 0.0
@@ -513,20 +521,7 @@ func (mt *matcher) exactGain(g int, perms Perms, p []int) float64 {
 	for _, si := range mt.byGroup[g] {
 		s := &mt.sites[si]
 		c := s.cols
-		b := mt.uses[s.use].b
-		moved := 0
-		for i := range p {
-			if p[i] != old[i] {
-				moved++
-			}
-		}
-		// B's rows one by one when few move; else the whole matrix at
-		// once, which reads B in order (a row of an input-axis site is a
-		// strided column of the weight).
-		var am, bm []float32
-		if moved*4 > s.rows || (s.bView != nil && isIdentity(s.colOff)) {
-			am, bm = mt.siteA(s), mt.siteB(s)
-		}
+		am, bm := s.aMat, mt.siteB(s)
 		var rows []int
 		for i := range p {
 			if p[i] != old[i] {
@@ -538,30 +533,10 @@ func (mt *matcher) exactGain(g int, perms Perms, p []int) float64 {
 		d := make([]float64, len(rows))
 		workers := min(runtime.GOMAXPROCS(0), len(rows), len(rows)*c>>15+1)
 		inParallel(len(rows), workers, func(lo, hi int) {
-			var row, aRow []float32
-			if bm == nil {
-				row, aRow = make([]float32, c), make([]float32, c)
-			}
-			bRow := func(j int) []float32 {
-				if bm != nil {
-					return bm[j*c : (j+1)*c]
-				}
-				gatherRow(row, b, s.rowOff[j], s.runs)
-				return row
-			}
 			for k := lo; k < hi; k++ {
 				i := rows[k]
-				var a []float32
-				switch {
-				case am != nil:
-					a = am[i*c : (i+1)*c]
-				case s.aMat != nil:
-					a = s.aMat[i*c : (i+1)*c]
-				default:
-					gatherRow(aRow, mt.uses[s.use].a, s.rowOff[i], s.aRuns)
-					a = aRow
-				}
-				d[k] = dot64(a, bRow(p[i])) - dot64(a, bRow(old[i]))
+				a := am[i*c : (i+1)*c]
+				d[k] = dot64(a, bm[p[i]*c:(p[i]+1)*c]) - dot64(a, bm[old[i]*c:(old[i]+1)*c])
 			}
 		})
 		for _, v := range d {

@@ -114,12 +114,7 @@ func (mt *matcher) siteSignatures(s *matchSite, sa, sb []float32, l int, energyA
 		row := make([]float32, s.cols)
 		keys, tmp := make([]uint16, s.cols), make([]uint16, s.cols)
 		for i := r0; i < r1; i++ {
-			a := row
-			if s.aMat != nil {
-				a = s.aMat[i*s.cols : (i+1)*s.cols]
-			} else {
-				gatherRow(row, use.a, s.rowOff[i], s.aRuns)
-			}
+			a := s.aMat[i*s.cols : (i+1)*s.cols]
 			energyA[i] += rankSignature(a, sa[i*l:(i+1)*l], keys, tmp)
 			b := row
 			if s.bView != nil {
