@@ -16,7 +16,7 @@ import (
 func TestRankSignature(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	special := []float32{0, float32(math.Copysign(0, -1)), float32(math.Inf(1)), float32(math.Inf(-1)), math.MaxFloat32, -math.SmallestNonzeroFloat32, 1, 1, -1}
-	for _, n := range []int{1, 2, 7, 64, 65, 100, 255, 256, 257, 1000, 5000} {
+	for _, n := range []int{1, 2, 7, 64, 65, 100, 255, 256, 257, 1000, 2047, 2048, 5000} {
 		for _, withSpecial := range []bool{false, true} {
 			x := make([]float32, n)
 			for i := range x {
@@ -29,31 +29,44 @@ func TestRankSignature(t *testing.T) {
 					x[i] = float32(r.NormFloat64())
 				}
 			}
-			// Reference: bfloat16 truncation, sorted by value (−0 before +0).
-			trunc := make([]float64, n)
-			sorted := slices.Clone(x)
-			slices.SortFunc(sorted, func(a, b float32) int {
+			// Reference: the sample (all of a short row), bfloat16
+			// truncation, sorted by value (−0 before +0), block means.
+			l := min(sigBlocks, n)
+			var sample []float32
+			if n >= 8*l {
+				for _, v := range x {
+					if math.Float32bits(v)*0x9e3779b1>>30 == 1 {
+						sample = append(sample, v)
+					}
+				}
+			}
+			if len(sample) < 2*l {
+				sample = slices.Clone(x)
+			}
+			m := len(sample)
+			slices.SortFunc(sample, func(a, b float32) int {
 				ta, tb := math.Float32frombits(math.Float32bits(a)&^0xffff), math.Float32frombits(math.Float32bits(b)&^0xffff)
 				if c := cmp.Compare(ta, tb); c != 0 || ta != 0 {
 					return c
 				}
 				return cmp.Compare(math.Float32bits(b)>>31, math.Float32bits(a)>>31)
 			})
-			for i, v := range sorted {
+			trunc := make([]float64, m)
+			for i, v := range sample {
 				trunc[i] = float64(math.Float32frombits(math.Float32bits(v) &^ 0xffff))
 			}
-			l := min(sigBlocks, n)
 			want := make([]float32, l)
 			wantEnergy := 0.0
 			for b := range want {
-				r0, r1 := b*n/l, (b+1)*n/l
+				r0, r1 := b*m/l, (b+1)*m/l
 				sum := 0.0
 				for _, v := range trunc[r0:r1] {
 					sum += v
 					wantEnergy += v * v
 				}
-				want[b] = float32(sum / math.Sqrt(float64(r1-r0)))
+				want[b] = float32(sum / float64(r1-r0) * math.Sqrt(float64(n)/float64(l)))
 			}
+			wantEnergy *= float64(n) / float64(m)
 			keys, tmp := make([]uint16, n), make([]uint16, n)
 			got := make([]float32, l)
 			energy := rankSignature(x, got, keys, tmp)
