@@ -107,7 +107,7 @@ type matcher struct {
 	cost [][]float64
 	// scratch, reused so that matching touches little fresh memory
 	lBuf, rBuf, tmp32 []float32
-	useBuf                        useScratch // for exactGain
+	useBuf            useScratch // for exactGain
 	// how group costs were brought up to date (for tests)
 	fullCosts, deltaCosts int
 }
