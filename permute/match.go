@@ -158,9 +158,23 @@ func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*Matc
 	}
 	rng := rand.New(rand.NewPCG(opts.Seed, 0x2545f4914f6cdd1d))
 	settled := make([]bool, len(mt.groups))
+	// While one core solves a group's assignment, the next group's cost is
+	// computed on the other if the two share no weight: neither then
+	// changes what the other reads, so the descent is the sequential one.
+	// ahead is closed when that cost is done; every other cost computation
+	// waits for it (they share scratch memory).
+	var ahead chan struct{}
+	wait := func() {
+		if ahead != nil {
+			<-ahead
+			ahead = nil
+		}
+	}
+	defer wait()
 	for sweep := 1; sweep <= maxIter; sweep++ {
 		changed := 0
-		for _, g := range rng.Perm(len(mt.groups)) {
+		order := rng.Perm(len(mt.groups))
+		for k, g := range order {
 			if settled[g] {
 				// Nothing g's cost depends on has moved since its last
 				// solve kept its permutation: the solve would again.
@@ -168,7 +182,16 @@ func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*Matc
 			}
 			settled[g] = true
 			n := mt.groups[g].Size
-			cost := mt.groupCost(g, perms)
+			wait()
+			cost := mt.groupCost(g, perms) // no work if computed ahead
+			if h := nextUnsettled(order[k+1:], settled); h >= 0 && !slices.Contains(mt.neighbours[g], h) {
+				done := make(chan struct{})
+				ahead = done
+				go func() {
+					defer close(done)
+					mt.groupCost(h, perms)
+				}()
+			}
 			old := 0.0
 			for i, j := range perms[g] {
 				old += cost[i*n+j]
@@ -194,6 +217,7 @@ func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*Matc
 				}
 			}
 		}
+		wait()
 		s := Sweep{N: sweep, Objective: objective, Changed: changed, Elapsed: time.Since(start)}
 		res.Sweeps = append(res.Sweeps, s)
 		if opts.Progress != nil {
@@ -206,6 +230,16 @@ func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*Matc
 	res.Perms = perms
 	res.ObjectiveAfter = mt.objective(perms)
 	return res, nil
+}
+
+// nextUnsettled returns the first group in order that is not settled, or -1.
+func nextUnsettled(order []int, settled []bool) int {
+	for _, g := range order {
+		if !settled[g] {
+			return g
+		}
+	}
+	return -1
 }
 
 func clonePerms(p Perms) Perms {
