@@ -2,7 +2,7 @@
 GO ?= go
 FUZZTIME ?= 15s
 
-.PHONY: test demo build ortref vet unit arm64 fuzz
+.PHONY: test demo build ortref vet unit race arm64 fuzz
 
 build:
 	$(GO) build -o bin/onnx-rebasin ./cmd/onnx-rebasin
@@ -23,6 +23,13 @@ vet:
 unit: ortref
 	$(GO) test -count=1 ./...
 
+# The concurrent parts under the race detector: the GEMM worker pool, and
+# weight matching's look-ahead and parallel loops (the whole suite takes
+# too long with -race).
+race:
+	$(GO) test -race -count=1 -run '^(TestParallel|TestGemmGOMAXPROCS)$$' ./simd
+	$(GO) test -race -count=1 -run '^TestLookAheadSameDescent$$' ./permute
+
 # NEON and generic code paths of simd on arm64, under qemu-user.
 arm64:
 	GOARCH=arm64 $(GO) vet ./simd/...
@@ -37,4 +44,4 @@ fuzz:
 	$(GO) test ./simd -run '^$$' -fuzz '^FuzzGemm$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./simd -run '^$$' -fuzz '^FuzzVector$$' -fuzztime $(FUZZTIME)
 
-test: vet unit arm64 fuzz
+test: vet unit race arm64 fuzz
