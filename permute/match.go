@@ -75,10 +75,14 @@ type matchSite struct {
 	colOff, next []int
 	runs         []run
 	bView        []float32 // B's matrix when it can be read in place, else nil
-	// bMat, unless nil or bStale, is B's matrix for colOff, gathered once
-	// and then kept up to date column by column (see updateSite).
-	bMat   []float32
-	bStale bool
+	// Sites whose rows are strided in the weight (input axes) keep B's
+	// matrix: bMat, unless nil or bStale, is B's matrix for colOff,
+	// gathered once and then kept up to date column by column (see
+	// updateSite). Other sites' rows are contiguous, so gathering them
+	// again is cheap, and keeping them would cost fresh memory.
+	stridedRows bool
+	bMat        []float32
+	bStale      bool
 }
 
 // matchUse is one node input that reads a permuted weight.
@@ -106,8 +110,8 @@ type matcher struct {
 	// until first computed.
 	cost [][]float64
 	// scratch, reused so that matching touches little fresh memory
-	lBuf, rBuf, tmp32 []float32
-	useBuf            useScratch // for exactGain
+	bBuf, lBuf, rBuf, tmp32 []float32
+	useBuf                  useScratch // for exactGain
 	// how group costs were brought up to date (for tests)
 	fullCosts, deltaCosts int
 }
@@ -342,6 +346,11 @@ func newMatcher(a, b *onnx.Model, ga *graph.Analysis) (*matcher, error) {
 		s.runs = runsOf(s.colOff, nil)
 		s.aCol = slices.Clone(s.colOff)
 		s.aRuns = slices.Clone(s.runs)
+		for r, o := range s.rowOff {
+			if o != s.rowOff[0]+r*s.cols {
+				s.stridedRows = true
+			}
+		}
 		if isContiguous(s.rowOff, s.colOff) {
 			s.aMat = use.a[s.rowOff[0]:][:s.rows*s.cols]
 			s.bView = use.b[s.rowOff[0]:][:s.rows*s.cols]
@@ -393,10 +402,16 @@ func scratch(buf *[]float32, n int) []float32 {
 }
 
 // siteB returns site s's B matrix for its current colOff: B's memory when
-// it can be read in place, else s.bMat, gathered if it is not up to date.
+// it can be read in place, else s.bMat, gathered if it is not up to date,
+// or a gathered copy in scratch.
 func (mt *matcher) siteB(s *matchSite) []float32 {
 	if s.bView != nil && isIdentity(s.colOff) {
 		return s.bView
+	}
+	if !s.stridedRows {
+		m := scratch(&mt.bBuf, s.rows*s.cols)
+		gatherMatrix(m, mt.uses[s.use].b, s.rowOff, s.runs, s.cols)
+		return m
 	}
 	if s.bMat == nil {
 		s.bMat = hugepage.Make[float32](s.rows * s.cols)
@@ -559,7 +574,12 @@ func (mt *matcher) exactGain(g int, perms Perms, p []int) float64 {
 	for _, si := range mt.byGroup[g] {
 		s := &mt.sites[si]
 		c := s.cols
-		am, bm := s.aMat, mt.siteB(s)
+		am := s.aMat
+		var bm []float32
+		if s.stridedRows || (s.bView != nil && isIdentity(s.colOff)) {
+			bm = mt.siteB(s)
+		}
+		b := mt.uses[s.use].b
 		var rows []int
 		for i := range p {
 			if p[i] != old[i] {
@@ -571,10 +591,21 @@ func (mt *matcher) exactGain(g int, perms Perms, p []int) float64 {
 		d := make([]float64, len(rows))
 		workers := min(runtime.GOMAXPROCS(0), len(rows), len(rows)*c>>15+1)
 		inParallel(len(rows), workers, func(lo, hi int) {
+			var rowNew, rowOld []float32
+			if bm == nil {
+				rowNew, rowOld = make([]float32, c), make([]float32, c)
+			}
+			bRow := func(j int, buf []float32) []float32 {
+				if bm != nil {
+					return bm[j*c : (j+1)*c]
+				}
+				gatherRow(buf, b, s.rowOff[j], s.runs)
+				return buf
+			}
 			for k := lo; k < hi; k++ {
 				i := rows[k]
 				a := am[i*c : (i+1)*c]
-				d[k] = dot64(a, bm[p[i]*c:(p[i]+1)*c]) - dot64(a, bm[old[i]*c:(old[i]+1)*c])
+				d[k] = dot64(a, bRow(p[i], rowNew)) - dot64(a, bRow(old[i], rowOld))
 			}
 		})
 		for _, v := range d {
