@@ -10,7 +10,6 @@ import (
 	"strconv"
 
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
-	"github.com/onnx-rebasin/onnx-rebasin/internal/hugepage"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
 )
@@ -238,7 +237,10 @@ func uniqueName(m *onnx.Model, base string) string {
 }
 
 // permuteTensor moves whole elements of t (any fixed-size type, bit-exactly)
-// along each axis of ms, in one pass into a new buffer.
+// along each axis of ms, in place: each row (along axis 0) has its columns
+// gathered through a row buffer, then the rows move along the cycles of
+// their permutation. A new buffer for the result, as large as the tensor,
+// was all fresh memory, which cost more than the moves.
 func permuteTensor(m *onnx.Model, t *onnxpb.TensorProto, ms []axisMove) error {
 	raw, err := m.TensorBytes(t)
 	if err != nil {
@@ -262,24 +264,45 @@ func permuteTensor(m *onnx.Model, t *onnxpb.TensorProto, ms []axisMove) error {
 	// Rows along axis 0, columns over the other axes (see layout.go).
 	rows := dims[0]
 	colOff := colOffsets(dims, 0, 1, maps, nil)
-	cols := len(colOff)
-	runs := runsOf(colOff, nil)
-	out := hugepage.Make[byte](len(raw))
-	move := func(r0, r1 int) {
-		for r := r0; r < r1; r++ {
-			from := r
-			if maps[0] != nil {
-				from = maps[0][r]
+	rowBytes := len(colOff) * es
+	if !isIdentity(colOff) {
+		runs := runsOf(colOff, nil)
+		inParallel(rows, min(runtime.GOMAXPROCS(0), rows, len(raw)>>20+1), func(r0, r1 int) {
+			tmp := make([]byte, rowBytes)
+			for r := r0; r < r1; r++ {
+				row := raw[r*rowBytes : (r+1)*rowBytes]
+				copy(tmp, row)
+				for _, q := range runs {
+					copy(row[q.col*es:(q.col+q.n)*es], tmp[q.src*es:(q.src+q.n)*es])
+				}
 			}
-			dst := out[r*cols*es : (r+1)*cols*es]
-			base := from * cols * es
-			for _, q := range runs {
-				copy(dst[q.col*es:(q.col+q.n)*es], raw[base+q.src*es:base+(q.src+q.n)*es])
+		})
+	}
+	if maps[0] != nil {
+		// Row r takes row maps[0][r]: follow each cycle, carrying its
+		// first row.
+		tmp := make([]byte, rowBytes)
+		done := make([]bool, rows)
+		row := func(r int) []byte { return raw[r*rowBytes : (r+1)*rowBytes] }
+		for start := range rows {
+			if done[start] || maps[0][start] == start {
+				continue
+			}
+			copy(tmp, row(start))
+			r := start
+			for {
+				done[r] = true
+				from := maps[0][r]
+				if from == start {
+					copy(row(r), tmp)
+					break
+				}
+				copy(row(r), row(from))
+				r = from
 			}
 		}
 	}
-	inParallel(rows, min(runtime.GOMAXPROCS(0), rows, len(raw)>>20+1), move)
-	return m.SetTensorBytes(t, out)
+	return m.SetTensorBytes(t, raw)
 }
 
 // identityInputs maps the output of every Identity node to its input.
