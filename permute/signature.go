@@ -36,13 +36,20 @@ func (mt *matcher) signatureStart() (Perms, error) {
 	}
 	scratch(&mt.lBuf, largest/2+1)
 	scratch(&mt.rBuf, largest/2+1)
-	costs := make([][]float64, len(mt.groups))
-	for g, grp := range mt.groups {
-		n := grp.Size
+	// The assignments are independent and the solver runs on one core:
+	// each starts as soon as its cost is ready, largest groups first, so
+	// that they overlap the signatures of the others.
+	order := identityPerm(len(mt.groups))
+	slices.SortStableFunc(order, func(g, h int) int { return cmp.Compare(mt.groups[h].Size, mt.groups[g].Size) })
+	var wg sync.WaitGroup
+	errs := make([]error, len(mt.groups))
+	for _, g := range order {
+		n := mt.groups[g].Size
 		assign := n <= maxSignatureAssign
 		keyA, keyB := make([]float64, n), make([]float64, n)
+		var cost []float64
 		if assign {
-			costs[g] = hugepage.Make[float64](n * n)
+			cost = hugepage.Make[float64](n * n)
 		}
 		for _, si := range mt.byGroup[g] {
 			s := &mt.sites[si]
@@ -53,39 +60,25 @@ func (mt *matcher) signatureStart() (Perms, error) {
 				tmp := scratch(&mt.tmp32, n*n)
 				simd.Gemm(false, true, n, n, l, 1, sa, l, sb, l, 0, tmp, n)
 				for i, v := range tmp {
-					costs[g][i] += float64(v)
+					cost[i] += float64(v)
 				}
 			}
 		}
-		if !assign {
-			ra, rb := rankOrder(keyA), rankOrder(keyB)
-			p := make([]int, n)
-			for r := range ra {
-				p[ra[r]] = rb[r]
-			}
-			perms[g] = p
+		if assign {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var solver lap.Solver
+				perms[g], _, errs[g] = solver.Solve(n, cost)
+			}()
+			continue
 		}
-	}
-	// The assignments are independent and the solver runs on one core:
-	// solve several at once.
-	var wg sync.WaitGroup
-	errs := make([]error, len(mt.groups))
-	next := make(chan int, len(mt.groups))
-	for g, c := range costs {
-		if c != nil {
-			next <- g
+		ra, rb := rankOrder(keyA), rankOrder(keyB)
+		p := make([]int, n)
+		for r := range ra {
+			p[ra[r]] = rb[r]
 		}
-	}
-	close(next)
-	for w := 0; w < min(runtime.GOMAXPROCS(0), len(next)); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var solver lap.Solver
-			for g := range next {
-				perms[g], _, errs[g] = solver.Solve(mt.groups[g].Size, costs[g])
-			}
-		}()
+		perms[g] = p
 	}
 	wg.Wait()
 	for g, err := range errs {
