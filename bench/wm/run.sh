@@ -12,6 +12,8 @@
 #   WM_SEED=0                      seed for both tools (visiting order of the groups)
 #   WM_MAX_ITER=100                sweep cap for both tools (the paper's max_iter)
 #   WM_VERBOSE=1                   reference prints newL - oldL per step (as the paper's code)
+#   WM_RUNS=1                      timed runs of each tool per pair, alternating; the table gives
+#                                  the median (this VM's timings vary by ±20% from run to run)
 #
 # Results: bench/wm/out/ (git-ignored): ref_<pair>.json, rebasin_<pair>.json, results.md.
 set -u
@@ -24,6 +26,7 @@ PY=/usr/bin/python3
 SEED=${WM_SEED:-0}
 DTYPE=${WM_DTYPE:-float32}
 MAXIT=${WM_MAX_ITER:-100}
+RUNS=${WM_RUNS:-1}
 mkdir -p "$OUT"
 
 REF_ONLY=0
@@ -82,17 +85,20 @@ for p in "${PAIRS[@]}"; do
   read -r A B <<<"$(pair_files "$p")"
   rm -f "$OUT/ref_$p.json" "$OUT/rebasin_$p.json" "$OUT/rebasin_$p.err" "$OUT/$p.wall" "$OUT/check_$p.json"
 
-  load=$(cut -d' ' -f1 /proc/loadavg)
-  echo "== $p: reference (load avg $load)" >&2
-  t0=$(now)
-  $PY $WM/wm.py ${WM_VERBOSE:+-v} "$A" "$B" --seed "$SEED" --max-iter "$MAXIT" --dtype "$DTYPE" --json "$OUT/ref_$p.json" >&2
-  rc=$?
-  t1=$(now)
-  echo "ref_wall=$(echo "$t1 - $t0" | bc -l) ref_rc=$rc ref_load=$load" >"$OUT/$p.wall"
-
-  if [ $REF_ONLY -eq 0 ]; then
+  : >"$OUT/$p.wall"
+  for run in $(seq "$RUNS"); do
     load=$(cut -d' ' -f1 /proc/loadavg)
-    echo "== $p: onnx-rebasin (load avg $load)" >&2
+    echo "== $p: reference, run $run of $RUNS (load avg $load)" >&2
+    t0=$(now)
+    $PY $WM/wm.py ${WM_VERBOSE:+-v} "$A" "$B" --seed "$SEED" --max-iter "$MAXIT" --dtype "$DTYPE" --json "$OUT/ref_$p.json" >&2
+    rc=$?
+    t1=$(now)
+    ref_total=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["total_seconds"])' "$OUT/ref_$p.json" 2>/dev/null || echo nan)
+    echo "ref_wall=$(echo "$t1 - $t0" | bc -l) ref_rc=$rc ref_load=$load ref_total=$ref_total" >>"$OUT/$p.wall"
+
+    [ $REF_ONLY -eq 1 ] && continue
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    echo "== $p: onnx-rebasin, run $run of $RUNS (load avg $load)" >&2
     t0=$(now)
     "$BIN" align "$A" "$B" -o "$OUT/${p}_aligned.onnx" --seed "$SEED" --max-iter "$MAXIT" --report "$OUT/rebasin_$p.json" -q \
       2>"$OUT/rebasin_$p.err"
@@ -100,6 +106,9 @@ for p in "${PAIRS[@]}"; do
     t1=$(now)
     [ $rc -ne 0 ] && { echo "onnx-rebasin failed (rc $rc):" >&2; cat "$OUT/rebasin_$p.err" >&2; }
     echo "go_wall=$(echo "$t1 - $t0" | bc -l) go_rc=$rc go_load=$load" >>"$OUT/$p.wall"
+  done
+
+  if [ $REF_ONLY -eq 0 ]; then
     rm -f "$OUT/${p}_aligned.onnx"
     # cross-check (not timed): onnx-rebasin's groups vs the spec, its objective recomputed by the
     # reference, and whether its result is a fixed point of the coordinate descent
@@ -125,14 +134,23 @@ def load(path):
         return None
 
 def wall(p):
+    """Every run's fields, as lists: key -> [value per run]."""
     d = {}
     try:
         for tok in open(os.path.join(out, p + ".wall")).read().split():
             k, v = tok.split("=")
-            d[k] = v
+            d.setdefault(k, []).append(v)
     except OSError:
         pass
     return d
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return None if n == 0 else (xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2)
+
+def spread(xs):
+    return "" if len(xs) < 2 else f" ({min(xs):.2f}–{max(xs):.2f}, {len(xs)} runs)"
 
 def f(x, fmt):
     return "—" if x is None else format(x, fmt)
@@ -142,21 +160,24 @@ print(f"|---|---|---|---|---|---|---|---|---|")
 notes = []
 for p in pairs:
     r, g, w = load(os.path.join(out, f"ref_{p}.json")), load(os.path.join(out, f"rebasin_{p}.json")), wall(p)
-    gw = float(w["go_wall"]) if g is not None and "go_wall" in w and w.get("go_rc") == "0" else None
-    ref_t = f"{r['total_seconds']:.2f} s (match {r['match_seconds']:.2f} s)" if r else "failed"
-    go_t = f"{gw:.2f} s" if gw is not None else "—"
-    speed = f"{r['total_seconds'] / gw:.1f}×" if r and gw else "—"
+    gws = [float(t) for t, rc in zip(w.get("go_wall", []), w.get("go_rc", [])) if rc == "0"] if g is not None else []
+    rts = [float(t) for t in w.get("ref_total", []) if t != "nan"]
+    gw, rt = median(gws), median(rts)
+    ref_t = f"{rt:.2f} s{spread(rts)} (match {r['match_seconds']:.2f} s)" if r and rt else "failed"
+    go_t = f"{gw:.2f} s{spread(gws)}" if gw is not None else "—"
+    speed = f"{rt / gw:.1f}×" if rt and gw else "—"
     ratio = f"{g['objective_after'] / r['objective_after']:.6f}" if r and g else "—"
     print(f"| {p} | {ref_t} | {r['sweeps'] if r else '—'} | {f(r and r['objective_after'], '.8g')} "
           f"| {go_t} | {len(g['sweeps']) if g else '—'} | {f(g and g['objective_after'], '.8g')} | {speed} | {ratio} |")
     if r:
-        s = (f"- {p}: reference {r['dtype']} products, load {r['load_seconds']:.2f} s, process wall "
-             f"{float(w.get('ref_wall', 'nan')):.2f} s, load avg {w.get('ref_load', '?')}; objective at identity "
+        rws = [float(t) for t in w.get("ref_wall", [])]
+        s = (f"- {p}: reference {r['dtype']} products, load {r['load_seconds']:.2f} s (last run), process wall "
+             f"{median(rws) or float('nan'):.2f} s (median), load avg {' '.join(w.get('ref_load', ['?']))}; objective at identity "
              f"{r['objective_before']:.10g}")
         if g:
             s += (f"; onnx-rebasin objective at identity {g['objective_before']:.10g} "
                   f"(rel. diff {abs(g['objective_before'] - r['objective_before']) / abs(r['objective_before']):.1e}), "
-                  f"report seconds {g['seconds']:.2f}, load avg {w.get('go_load', '?')}")
+                  f"report seconds {g['seconds']:.2f} (last run), load avg {' '.join(w.get('go_load', ['?']))}")
         c = load(os.path.join(out, f"check_{p}.json"))
         if c is not None:
             if not c["groups_match_spec"]:
@@ -174,7 +195,8 @@ for p in pairs:
         notes.append(s)
 print()
 print("reference time = load + match (wm.py); onnx-rebasin time = wall time of the whole `align` command "
-      "(load, analysis, match, apply, save); speed-up = reference time / onnx-rebasin time; "
+      "(load, analysis, match, apply, save); medians over the runs, alternating reference and onnx-rebasin; "
+      "speed-up = reference time / onnx-rebasin time; "
       "objective ratio = onnx-rebasin / reference (objective_after).")
 print()
 print("\n".join(notes))
