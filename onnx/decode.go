@@ -29,6 +29,13 @@ func unmarshalModel(data []byte, mp *onnxpb.ModelProto, readAt func(buf []byte, 
 		return err
 	}
 	init := mp.GetGraph().GetInitializer()
+	// One buffer for all of them, so that only its end is not a whole
+	// huge page; each tensor's part starts 64-byte aligned.
+	total := 0
+	for _, r := range refs {
+		total += (r.n + 63) &^ 63
+	}
+	arena := hugepage.Make[byte](total)
 	for _, r := range refs {
 		if r.initializer >= len(init) || init[r.initializer].RawData != nil {
 			// Cannot happen for what withoutLargeRawData accepts; decode
@@ -36,7 +43,8 @@ func unmarshalModel(data []byte, mp *onnxpb.ModelProto, readAt func(buf []byte, 
 			proto.Reset(mp)
 			return proto.Unmarshal(data, mp)
 		}
-		buf := hugepage.Make[byte](r.n)
+		buf := arena[:r.n:r.n]
+		arena = arena[(r.n+63)&^63:]
 		if err := readAt(buf, int64(r.off)); err != nil {
 			return &readError{err}
 		}

@@ -354,11 +354,33 @@ func newMatcher(a, b *onnx.Model, ga *graph.Analysis) (*matcher, error) {
 		if isContiguous(s.rowOff, s.colOff) {
 			s.aMat = use.a[s.rowOff[0]:][:s.rows*s.cols]
 			s.bView = use.b[s.rowOff[0]:][:s.rows*s.cols]
-		} else {
-			// Gathered once: A never moves, and gathering it again for
-			// every cost took more time than anything but the products.
-			s.aMat = hugepage.Make[float32](s.rows * s.cols)
-			gatherMatrix(s.aMat, use.a, s.rowOff, s.aRuns, s.cols)
+		}
+	}
+	// A's gathered matrices, and B's for sites with strided rows, each
+	// from one buffer (so that only its end is not a whole huge page).
+	// A's are gathered once: A never moves, and gathering it again for
+	// every cost took more time than anything but the products.
+	var aSize, bSize int
+	for i := range mt.sites {
+		s := &mt.sites[i]
+		if s.aMat == nil {
+			aSize += s.rows * s.cols
+		}
+		if s.stridedRows {
+			bSize += s.rows * s.cols
+		}
+	}
+	aArena, bArena := hugepage.Make[float32](aSize), hugepage.Make[float32](bSize)
+	for i := range mt.sites {
+		s := &mt.sites[i]
+		n := s.rows * s.cols
+		if s.aMat == nil {
+			s.aMat, aArena = aArena[:n:n], aArena[n:]
+			gatherMatrix(s.aMat, mt.uses[s.use].a, s.rowOff, s.aRuns, s.cols)
+		}
+		if s.stridedRows {
+			s.bMat, bArena = bArena[:n:n], bArena[n:]
+			s.bStale = true
 		}
 	}
 	if len(mt.sites) == 0 && len(ga.Groups) > 0 {
@@ -412,10 +434,6 @@ func (mt *matcher) siteB(s *matchSite) []float32 {
 		m := scratch(&mt.bBuf, s.rows*s.cols)
 		gatherMatrix(m, mt.uses[s.use].b, s.rowOff, s.runs, s.cols)
 		return m
-	}
-	if s.bMat == nil {
-		s.bMat = hugepage.Make[float32](s.rows * s.cols)
-		s.bStale = true
 	}
 	if s.bStale {
 		gatherMatrix(s.bMat, mt.uses[s.use].b, s.rowOff, s.runs, s.cols)
