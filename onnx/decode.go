@@ -1,6 +1,8 @@
 package onnx
 
 import (
+	"sync"
+
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
@@ -35,7 +37,6 @@ func unmarshalModel(data []byte, mp *onnxpb.ModelProto, readAt func(buf []byte, 
 	for _, r := range refs {
 		total += (r.n + 63) &^ 63
 	}
-	arena := hugepage.Make[byte](total)
 	for _, r := range refs {
 		if r.initializer >= len(init) || init[r.initializer].RawData != nil {
 			// Cannot happen for what withoutLargeRawData accepts; decode
@@ -43,12 +44,31 @@ func unmarshalModel(data []byte, mp *onnxpb.ModelProto, readAt func(buf []byte, 
 			proto.Reset(mp)
 			return proto.Unmarshal(data, mp)
 		}
-		buf := arena[:r.n:r.n]
-		arena = arena[(r.n+63)&^63:]
-		if err := readAt(buf, int64(r.off)); err != nil {
-			return &readError{err}
+	}
+	arena := hugepage.Make[byte](total)
+	bufs := make([][]byte, len(refs))
+	for i, r := range refs {
+		bufs[i], arena = arena[:r.n:r.n], arena[(r.n+63)&^63:]
+	}
+	// Two readers: most of the time goes to the page faults of the fresh
+	// buffer, which the kernel serves on both cores at once.
+	errs := make([]error, len(refs))
+	var wg sync.WaitGroup
+	for w := 0; w < 2; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(refs); i += 2 {
+				errs[i] = readAt(bufs[i], int64(refs[i].off))
+			}
+		}()
+	}
+	wg.Wait()
+	for i, r := range refs {
+		if errs[i] != nil {
+			return &readError{errs[i]}
 		}
-		init[r.initializer].RawData = buf
+		init[r.initializer].RawData = bufs[i]
 	}
 	return nil
 }
