@@ -12,8 +12,10 @@
 #   WM_SEED=0                      seed for both tools (visiting order of the groups)
 #   WM_MAX_ITER=100                sweep cap for both tools (the paper's max_iter)
 #   WM_VERBOSE=1                   reference prints newL - oldL per step (as the paper's code)
-#   WM_RUNS=1                      timed runs of each tool per pair, alternating; the table gives
-#                                  the median (this VM's timings vary by ±20% from run to run)
+#   WM_RUNS=1                      timed runs of each tool per pair; the table gives the median
+#                                  (this VM's timings vary by ±20% from run to run)
+#   WM_ORDER=alternate             alternate the two tools' runs, or "grouped": all of the reference's
+#                                  runs, then all of onnx-rebasin's
 #
 # Results: bench/wm/out/ (git-ignored): ref_<pair>.json, rebasin_<pair>.json, results.md.
 set -u
@@ -27,6 +29,7 @@ SEED=${WM_SEED:-0}
 DTYPE=${WM_DTYPE:-float32}
 MAXIT=${WM_MAX_ITER:-100}
 RUNS=${WM_RUNS:-1}
+ORDER=${WM_ORDER:-alternate}
 mkdir -p "$OUT"
 
 REF_ONLY=0
@@ -81,32 +84,45 @@ if [ $REF_ONLY -eq 0 ] && [ ! -x "$BIN" ]; then
 fi
 
 echo "host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" >&2
+run_ref() {
+  local load t0 t1 ref_total
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  echo "== $p: reference, run $1 of $RUNS (load avg $load)" >&2
+  t0=$(now)
+  $PY $WM/wm.py ${WM_VERBOSE:+-v} "$A" "$B" --seed "$SEED" --max-iter "$MAXIT" --dtype "$DTYPE" --json "$OUT/ref_$p.json" >&2
+  rc=$?
+  t1=$(now)
+  ref_total=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["total_seconds"])' "$OUT/ref_$p.json" 2>/dev/null || echo nan)
+  echo "ref_wall=$(echo "$t1 - $t0" | bc -l) ref_rc=$rc ref_load=$load ref_total=$ref_total" >>"$OUT/$p.wall"
+}
+
+run_rebasin() {
+  local load t0 t1
+  [ $REF_ONLY -eq 1 ] && return
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  echo "== $p: onnx-rebasin, run $1 of $RUNS (load avg $load)" >&2
+  t0=$(now)
+  "$BIN" align "$A" "$B" -o "$OUT/${p}_aligned.onnx" --seed "$SEED" --max-iter "$MAXIT" --report "$OUT/rebasin_$p.json" -q \
+    2>"$OUT/rebasin_$p.err"
+  rc=$?
+  t1=$(now)
+  [ $rc -ne 0 ] && { echo "onnx-rebasin failed (rc $rc):" >&2; cat "$OUT/rebasin_$p.err" >&2; }
+  echo "go_wall=$(echo "$t1 - $t0" | bc -l) go_rc=$rc go_load=$load" >>"$OUT/$p.wall"
+}
+
 for p in "${PAIRS[@]}"; do
   read -r A B <<<"$(pair_files "$p")"
   rm -f "$OUT/ref_$p.json" "$OUT/rebasin_$p.json" "$OUT/rebasin_$p.err" "$OUT/$p.wall" "$OUT/check_$p.json"
 
   : >"$OUT/$p.wall"
-  for run in $(seq "$RUNS"); do
-    load=$(cut -d' ' -f1 /proc/loadavg)
-    echo "== $p: reference, run $run of $RUNS (load avg $load)" >&2
-    t0=$(now)
-    $PY $WM/wm.py ${WM_VERBOSE:+-v} "$A" "$B" --seed "$SEED" --max-iter "$MAXIT" --dtype "$DTYPE" --json "$OUT/ref_$p.json" >&2
-    rc=$?
-    t1=$(now)
-    ref_total=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["total_seconds"])' "$OUT/ref_$p.json" 2>/dev/null || echo nan)
-    echo "ref_wall=$(echo "$t1 - $t0" | bc -l) ref_rc=$rc ref_load=$load ref_total=$ref_total" >>"$OUT/$p.wall"
-
-    [ $REF_ONLY -eq 1 ] && continue
-    load=$(cut -d' ' -f1 /proc/loadavg)
-    echo "== $p: onnx-rebasin, run $run of $RUNS (load avg $load)" >&2
-    t0=$(now)
-    "$BIN" align "$A" "$B" -o "$OUT/${p}_aligned.onnx" --seed "$SEED" --max-iter "$MAXIT" --report "$OUT/rebasin_$p.json" -q \
-      2>"$OUT/rebasin_$p.err"
-    rc=$?
-    t1=$(now)
-    [ $rc -ne 0 ] && { echo "onnx-rebasin failed (rc $rc):" >&2; cat "$OUT/rebasin_$p.err" >&2; }
-    echo "go_wall=$(echo "$t1 - $t0" | bc -l) go_rc=$rc go_load=$load" >>"$OUT/$p.wall"
-  done
+  # The reference's runs and onnx-rebasin's alternate, or (WM_ORDER=grouped) all of one tool's
+  # come before the other's.
+  if [ "$ORDER" = grouped ]; then
+    for run in $(seq "$RUNS"); do run_ref "$run"; done
+    for run in $(seq "$RUNS"); do run_rebasin "$run"; done
+  else
+    for run in $(seq "$RUNS"); do run_ref "$run"; run_rebasin "$run"; done
+  fi
 
   if [ $REF_ONLY -eq 0 ]; then
     rm -f "$OUT/${p}_aligned.onnx"
@@ -195,7 +211,7 @@ for p in pairs:
         notes.append(s)
 print()
 print("reference time = load + match (wm.py); onnx-rebasin time = wall time of the whole `align` command "
-      "(load, analysis, match, apply, save); medians over the runs, alternating reference and onnx-rebasin; "
+      "(load, analysis, match, apply, save); medians over the runs (order: " + os.environ.get("WM_ORDER", "alternate") + "); "
       "speed-up = reference time / onnx-rebasin time; "
       "objective ratio = onnx-rebasin / reference (objective_after).")
 print()
