@@ -322,18 +322,10 @@ func buildLayerNorm(b *nodeCtx) (kernel, error) {
 				// cancellation), each with two independent sums; the
 				// normalisation in float32 vector code:
 				// y = (x·a + sh)·g + b with a = 1/σ, sh = −μ/σ.
-				var s0, s1 float64
+				mu := sum64(src) / float64(cols)
+				var d0, d1 float64
 				i := 0
 				for ; i+2 <= len(src); i += 2 {
-					s0 += float64(src[i])
-					s1 += float64(src[i+1])
-				}
-				if i < len(src) {
-					s0 += float64(src[i])
-				}
-				mu := (s0 + s1) / float64(cols)
-				var d0, d1 float64
-				for i = 0; i+2 <= len(src); i += 2 {
 					a, b := float64(src[i])-mu, float64(src[i+1])-mu
 					d0 += a * a
 					d1 += b * b
@@ -534,15 +526,21 @@ func softmaxRows(src, dst []float32, dim int, maxes []float32, logs bool) {
 	simd.Exp(dst, dst)
 	for r := range maxes {
 		d := dst[r*dim : (r+1)*dim]
-		var s0, s1 float64
-		j := 0
-		for ; j+2 <= len(d); j += 2 {
-			s0 += float64(d[j])
-			s1 += float64(d[j+1])
-		}
-		if j < len(d) {
-			s0 += float64(d[j])
-		}
-		simd.BinaryScalarY(simd.OpMul, d, d, float32(1/(s0+s1)))
+		simd.BinaryScalarY(simd.OpMul, d, d, float32(1/sum64(d)))
 	}
+}
+
+// sum64 is Σ x in float64, as two independent sums (even and odd elements)
+// added at the end: half the dependency chain of one sum.
+func sum64(x []float32) float64 {
+	var s0, s1 float64
+	i := 0
+	for ; i+2 <= len(x); i += 2 {
+		s0 += float64(x[i])
+		s1 += float64(x[i+1])
+	}
+	if i < len(x) {
+		s0 += float64(x[i])
+	}
+	return s0 + s1
 }

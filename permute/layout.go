@@ -134,7 +134,10 @@ func gatherMatrix(dst, data []float32, rowOff []int, runs []run, cols int) {
 }
 
 // inParallel calls fn on [0, n) cut into workers near-equal pieces, on as
-// many goroutines (the first on the caller's), and waits for them.
+// many goroutines (the first on the caller's), and waits for them. Plain
+// goroutines rather than simd.Parallel, whose caller and pool busy-wait:
+// these loops can run beside the single-threaded assignment solver (see
+// WeightMatch's look-ahead), whose core that would take.
 func inParallel(n, workers int, fn func(lo, hi int)) {
 	if workers <= 1 {
 		fn(0, n)

@@ -38,38 +38,22 @@ var avx2Impl = &impl{
 }
 
 // The AVX-512 path keeps the AVX2 vector kernels: they are bound by memory
-// bandwidth, not by vector width.
-var avx512Impl = &impl{
-	name:   "avx512",
-	dot:    dotAVX2,
-	dotF64: dotF64AVX2,
-	axpy:   axpyAVX2,
-	scale:  scaleAVX2,
-	sgemm:  newMicroKernel(14, 32, kcAVX, sgemmKernelAVX512),
-	dgemm:  newMicroKernel(14, 16, kcAVX, dgemmKernelAVX512),
-
-	transpose: transposeAVX,
-
+// bandwidth, not by vector width. Only the GEMM micro-kernels differ.
+var avx512Impl = func() *impl {
+	im := *avx2Impl
+	im.name = "avx512"
+	im.sgemm = newMicroKernel(14, 32, kcAVX, sgemmKernelAVX512)
+	im.dgemm = newMicroKernel(14, 16, kcAVX, dgemmKernelAVX512)
 	// 8×32 issues more broadcasts per FMA than 14×32, yet measured faster
 	// per useful FMA even at 64 rows (214 against 187 GFLOP/s, 64×288×224
 	// on Zen 5), and it pads 16 rows to 16 rather than 28: it is preferred
 	// unless 14 rows fit m much better (m = 14, 28, 42).
-	strided: []*stridedKernel{
+	im.strided = []*stridedKernel{
 		{mr: 14, nr: 32, kc: kcAVX, cost: 1, fn: sgemmStridedAVX512, ind: sgemmIndirectAVX512},
 		{mr: 8, nr: 32, kc: kcAVX, cost: 0.95, fn: sgemmStridedAVX512x8, ind: sgemmIndirectAVX512x8},
-	},
-	relu:       reluAVX2,
-	maxPool2x2: maxPool2x2AVX,
-
-	maxPool2x2Rows: maxPool2x2RowsAVX2,
-	copyRows:       copyRowsAVX2,
-	copyRowsEven:   copyRowsEvenAVX2,
-	exp:            expAVX,
-	erf:            erfAVX,
-	small:          sgemmSmallAVX2,
-	smallAdd:       sgemmSmallAddAVX2,
-	binary:         binaryAVX2,
-}
+	}
+	return &im
+}()
 
 // maxPool2x2AVX runs the assembly on whole groups of 8 outputs and the Go
 // rule on the rest.
