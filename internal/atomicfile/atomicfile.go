@@ -24,7 +24,7 @@ func Write(path string, fill func(w io.Writer) error) (err error) {
 			os.Remove(tmp.Name())
 		}
 	}()
-	if err = fill(tmp); err != nil {
+	if err = fill(&writeback{f: tmp}); err != nil {
 		return err
 	}
 	if err = tmp.Chmod(0o644); err != nil {
@@ -51,4 +51,35 @@ func WriteBytes(path string, data []byte) error {
 		}
 		return nil
 	})
+}
+
+// writeback passes writes to f and has the kernel start writing each
+// further writebackChunk bytes to disk at once, so that the final Sync
+// waits for the last chunk only instead of the whole file (most of the
+// time of saving a large model).
+type writeback struct {
+	f                *os.File
+	written, started int64
+}
+
+const writebackChunk = 4 << 20
+
+func (w *writeback) Write(p []byte) (int, error) {
+	done := 0
+	for done < len(p) {
+		// Up to the next chunk boundary, so that large writes start
+		// writeback part way too.
+		part := p[done:min(len(p), done+int(w.started+writebackChunk-w.written))]
+		n, err := w.f.Write(part)
+		done += n
+		w.written += int64(n)
+		if w.written-w.started >= writebackChunk {
+			startWriteback(w.f, w.started, w.written-w.started)
+			w.started = w.written
+		}
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
 }

@@ -1,0 +1,90 @@
+package atomicfile
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestWriteContent checks that the file holds exactly what fill wrote, for
+// write sizes around the writeback chunk (which splits large writes).
+func TestWriteContent(t *testing.T) {
+	const c = writebackChunk
+	tests := []struct {
+		name  string
+		sizes []int
+	}{
+		{"empty", nil},
+		{"zero-length write", []int{0}},
+		{"small writes", []int{1, 2, 3, 100, 4096}},
+		{"one chunk less one", []int{c - 1}},
+		{"exactly one chunk", []int{c}},
+		{"one chunk and one", []int{c + 1}},
+		{"three chunks in one write", []int{3*c + 5}},
+		{"across the boundary", []int{c - 3, 7, c, 2*c + 1, 1}},
+	}
+	dir := t.TempDir()
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(dir, "out")
+			var want bytes.Buffer
+			err := Write(path, func(w io.Writer) error {
+				for k, n := range tt.sizes {
+					p := make([]byte, n)
+					for j := range p {
+						p[j] = byte(i*31 + k*7 + j)
+					}
+					want.Write(p)
+					if m, err := w.Write(p); err != nil || m != n {
+						t.Fatalf("Write(%d bytes) = %d, %v", n, m, err)
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want.Bytes()) {
+				t.Fatalf("file has %d bytes, want %d (or the bytes differ)", len(got), want.Len())
+			}
+			assertNoTemp(t, dir)
+		})
+	}
+}
+
+// TestWriteFailureKeepsTarget checks that a failing fill leaves the old
+// target and no temporary file.
+func TestWriteFailureKeepsTarget(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "model.onnx")
+	if err := WriteBytes(path, []byte("old")); err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("boom")
+	err := Write(path, func(w io.Writer) error {
+		w.Write(make([]byte, writebackChunk+10))
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("err = %v, want %v", err, boom)
+	}
+	if got, _ := os.ReadFile(path); string(got) != "old" {
+		t.Fatalf("target = %q, want %q", got, "old")
+	}
+	assertNoTemp(t, dir)
+}
+
+func assertNoTemp(t *testing.T, dir string) {
+	t.Helper()
+	tmps, _ := filepath.Glob(filepath.Join(dir, ".*.tmp-*"))
+	if len(tmps) > 0 {
+		t.Fatalf("temporary files left: %v", tmps)
+	}
+}
