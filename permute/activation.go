@@ -168,7 +168,7 @@ func ActivationMatch(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opt
 			opts.Progress(to, ds.N())
 		}
 	}
-	solver := newAssigner()
+	solver := newAssigner(len(ga.Groups))
 	perms := make(Perms, len(ga.Groups))
 	for g, gs := range stats {
 		n := ga.Groups[g].Size

@@ -13,26 +13,42 @@ func dot64(a, b []float32) float64 { return simd.DotF64(a, b) }
 // change little, start near the optimum.
 type assigner struct {
 	solver lap.Solver
-	duals  map[int][]float64
+	duals  [][]float64 // per group, nil before its first solve
 }
 
-func newAssigner() *assigner { return &assigner{duals: map[int][]float64{}} }
+func newAssigner(groups int) *assigner { return &assigner{duals: make([][]float64, groups)} }
 
 // solve maximises Σ cost[i·n+p[i]] over permutations p for group g,
 // warm-started from prev and the duals of g's previous solve.
 func (s *assigner) solve(g, n int, cost []float64, prev []int) ([]int, float64, error) {
-	var p []int
-	var total float64
-	var err error
-	if prev == nil || s.duals[g] == nil {
-		p, total, err = s.solver.Solve(n, cost)
+	r := solveAssignment(&s.solver, n, cost, prev, s.duals[g])
+	if r.err != nil {
+		return nil, 0, r.err
+	}
+	s.duals[g] = r.duals
+	return r.perm, r.total, nil
+}
+
+// assignment is the outcome of one assignment solve.
+type assignment struct {
+	perm  []int
+	total float64
+	duals []float64 // column duals, to warm-start the group's next solve
+	err   error
+}
+
+// solveAssignment solves with solver, warm-started from prev and duals
+// when both are given. The result depends on the arguments alone, not on
+// the solver's history, so any solver may do a given group's solve.
+func solveAssignment(solver *lap.Solver, n int, cost []float64, prev []int, duals []float64) assignment {
+	var r assignment
+	if prev == nil || duals == nil {
+		r.perm, r.total, r.err = solver.Solve(n, cost)
 	} else {
-		p, total, err = s.solver.SolveWarm(n, cost, prev, s.duals[g])
+		r.perm, r.total, r.err = solver.SolveWarm(n, cost, prev, duals)
 	}
-	if err != nil {
-		return nil, 0, err
+	if r.err == nil {
+		_, r.duals = solver.Duals()
 	}
-	_, v := s.solver.Duals()
-	s.duals[g] = v
-	return p, total, nil
+	return r
 }

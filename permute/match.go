@@ -13,6 +13,7 @@ import (
 
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/internal/hugepage"
+	"github.com/onnx-rebasin/onnx-rebasin/lap"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
 	"github.com/onnx-rebasin/onnx-rebasin/simd"
@@ -107,8 +108,9 @@ type matcher struct {
 	// sharing a weight use with g, and g itself if repeated).
 	neighbours [][]int
 	// cost[g] is Σ over g's sites of A·Bᵀ, as of the sites' colOff; nil
-	// until first computed.
-	cost [][]float64
+	// until first computed. costVersion[g] counts its changes.
+	cost        [][]float64
+	costVersion []int
 	// scratch, reused so that matching touches little fresh memory
 	bBuf, lBuf, rBuf, tmp32 []float32
 	useBuf                  useScratch // for exactGain
@@ -136,7 +138,7 @@ func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*Matc
 	if err != nil {
 		return nil, err
 	}
-	solver := newAssigner()
+	solver := newAssigner(len(mt.groups))
 	res := &MatchResult{ObjectiveBefore: mt.objective(Identity(ga))}
 	perms, objective := Identity(ga), res.ObjectiveBefore
 	switch {
@@ -163,18 +165,36 @@ func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*Matc
 	rng := rand.New(rand.NewPCG(opts.Seed, 0x2545f4914f6cdd1d))
 	settled := make([]bool, len(mt.groups))
 	// While one core solves a group's assignment, the next group's cost is
-	// computed on the other if the two share no weight: neither then
-	// changes what the other reads, so the descent is the sequential one.
-	// ahead is closed when that cost is done; every other cost computation
-	// waits for it (they share scratch memory).
-	var ahead chan struct{}
-	wait := func() {
+	// computed on the other, and its assignment solved, if the two groups
+	// share no weight: neither then changes what the other reads, so the
+	// descent is the sequential one. ahead.costDone is closed when that
+	// cost is ready (every other cost computation waits for it: they share
+	// scratch memory) and ahead.solved when the solve is too. The solve is
+	// used when the group's turn comes if its cost has not changed since;
+	// the solver is deterministic, so it is the one the turn would make.
+	type speculation struct {
+		group            int
+		version          int // of the group's cost that was solved
+		costDone, solved chan struct{}
+		result           assignment
+	}
+	var ahead *speculation
+	var aheadSolver lap.Solver
+	waitCost := func() {
 		if ahead != nil {
-			<-ahead
-			ahead = nil
+			<-ahead.costDone
 		}
 	}
-	defer wait()
+	// finish waits for the speculation and returns it, or nil.
+	finish := func() *speculation {
+		sp := ahead
+		if sp != nil {
+			<-sp.solved
+			ahead = nil
+		}
+		return sp
+	}
+	defer finish()
 	for sweep := 1; sweep <= maxIter; sweep++ {
 		changed := 0
 		order := rng.Perm(len(mt.groups))
@@ -186,24 +206,40 @@ func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*Matc
 			}
 			settled[g] = true
 			n := mt.groups[g].Size
-			wait()
+			waitCost()
+			var spec *speculation
+			if ahead != nil && ahead.group == g {
+				spec = finish()
+			}
 			cost := mt.groupCost(g, perms) // no work if computed ahead
 			if h := nextUnsettled(order[k+1:], settled); lookAhead && h >= 0 && !slices.Contains(mt.neighbours[g], h) {
-				done := make(chan struct{})
-				ahead = done
+				finish()
+				sp := &speculation{group: h, costDone: make(chan struct{}), solved: make(chan struct{})}
+				ahead = sp
+				prev, duals := perms[h], solver.duals[h]
 				go func() {
-					defer close(done)
-					mt.groupCost(h, perms)
+					defer close(sp.solved)
+					c := mt.groupCost(h, perms)
+					sp.version = mt.costVersion[h]
+					close(sp.costDone)
+					sp.result = solveAssignment(&aheadSolver, mt.groups[h].Size, c, prev, duals)
 				}()
 			}
 			old := 0.0
 			for i, j := range perms[g] {
 				old += cost[i*n+j]
 			}
-			p, total, err := solver.solve(g, n, cost, perms[g])
-			if err != nil {
-				return nil, fmt.Errorf("group %d: %w", g, err)
+			var r assignment
+			if spec != nil && spec.version == mt.costVersion[g] {
+				r = spec.result
+			} else {
+				r = solveAssignment(&solver.solver, n, cost, perms[g], solver.duals[g])
 			}
+			if r.err != nil {
+				return nil, fmt.Errorf("group %d: %w", g, r.err)
+			}
+			solver.duals[g] = r.duals
+			p, total := r.perm, r.total
 			if total <= old+1e-12*math.Abs(old) || equalPerm(p, perms[g]) {
 				continue
 			}
@@ -221,7 +257,7 @@ func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*Matc
 				}
 			}
 		}
-		wait()
+		finish()
 		s := Sweep{N: sweep, Objective: objective, Changed: changed, Elapsed: time.Since(start)}
 		res.Sweeps = append(res.Sweeps, s)
 		if opts.Progress != nil {
@@ -268,7 +304,8 @@ func equalPerm(a, b []int) bool {
 }
 
 func newMatcher(a, b *onnx.Model, ga *graph.Analysis) (*matcher, error) {
-	mt := &matcher{groups: ga.Groups, byGroup: make([][]int, len(ga.Groups)), cost: make([][]float64, len(ga.Groups))}
+	mt := &matcher{groups: ga.Groups, byGroup: make([][]int, len(ga.Groups)), cost: make([][]float64, len(ga.Groups)),
+		costVersion: make([]int, len(ga.Groups))}
 	wa, wb := a.Weights(), b.Weights()
 	useIndex := map[[2]int]int{}
 	for gi, grp := range ga.Groups {
@@ -487,6 +524,7 @@ func (mt *matcher) groupCost(g int, perms Perms) []float64 {
 		return cost
 	case cost != nil && deltaWork < fullWork:
 		mt.deltaCosts++
+		mt.costVersion[g]++
 		for _, si := range mt.byGroup[g] {
 			mt.updateSite(&mt.sites[si], cost)
 		}
@@ -499,6 +537,7 @@ func (mt *matcher) groupCost(g int, perms Perms) []float64 {
 		clear(cost)
 	}
 	mt.fullCosts++
+	mt.costVersion[g]++
 	tmp := scratch(&mt.tmp32, n*n)
 	for _, si := range mt.byGroup[g] {
 		s := &mt.sites[si]
