@@ -273,7 +273,7 @@ func permuteTensor(m *onnx.Model, t *onnxpb.TensorProto, ms []axisMove) error {
 				row := raw[r*rowBytes : (r+1)*rowBytes]
 				copy(tmp, row)
 				for _, q := range runs {
-					copy(row[q.col*es:(q.col+q.n)*es], tmp[q.src*es:(q.src+q.n)*es])
+					copy(row[q.Col*es:(q.Col+q.Len)*es], tmp[q.Off*es:(q.Off+q.Len)*es])
 				}
 			}
 		})

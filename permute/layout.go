@@ -3,6 +3,8 @@ package permute
 import (
 	"runtime"
 	"sync"
+
+	"github.com/onnx-rebasin/onnx-rebasin/simd"
 )
 
 // A group site of a weight is read as a matrix: row r is unit r of the
@@ -85,8 +87,10 @@ func colOffsets(dims []int, axis, block int, maps [][]int, dst []int) []int {
 	return dst
 }
 
-// run is a stretch of columns whose offsets are consecutive.
-type run struct{ col, src, n int }
+// run is a stretch of columns whose offsets are consecutive: Len columns
+// from Col on, at offsets from Off on. It is simd's type, so that a site
+// can be multiplied in place (simd.GemmRuns).
+type run = simd.Run
 
 // runsOf splits column offsets into runs, so that a gather copies blocks.
 func runsOf(colOff []int, dst []run) []run {
@@ -96,7 +100,7 @@ func runsOf(colOff []int, dst []run) []run {
 		for e < len(colOff) && colOff[e] == colOff[e-1]+1 {
 			e++
 		}
-		dst = append(dst, run{c, colOff[c], e - c})
+		dst = append(dst, run{Col: c, Off: colOff[c], Len: e - c})
 		c = e
 	}
 	return dst
@@ -127,7 +131,7 @@ func gatherMatrix(dst, data []float32, rowOff []int, runs []run, cols int) {
 			base := rowOff[r]
 			row := dst[r*cols : (r+1)*cols]
 			for _, q := range runs {
-				copyRun(row[q.col:q.col+q.n], data[base+q.src:base+q.src+q.n])
+				copyRun(row[q.Col:q.Col+q.Len], data[base+q.Off:base+q.Off+q.Len])
 			}
 		}
 	})
@@ -158,7 +162,7 @@ func inParallel(n, workers int, fn func(lo, hi int)) {
 // gatherRow copies row r of the matrix given by rowOff and runs into dst.
 func gatherRow(dst, data []float32, base int, runs []run) {
 	for _, q := range runs {
-		copyRun(dst[q.col:q.col+q.n], data[base+q.src:base+q.src+q.n])
+		copyRun(dst[q.Col:q.Col+q.Len], data[base+q.Off:base+q.Off+q.Len])
 	}
 }
 

@@ -62,28 +62,21 @@ type matchSite struct {
 	off   int // index of the group's first unit on axis
 	rows  int // group size
 	cols  int // everything else
-	// rowOff[r] is the offset of row r in the tensor, in A and B alike.
-	rowOff []int
-	// aMat is A's matrix, rows × cols: A's memory when it can be read in
-	// place, else a gathered copy. aCol and aRuns are A's column offsets
-	// and their runs.
-	aMat  []float32
+	// rowOff[r] is the offset of row r in the tensor, in A and B alike:
+	// rowOff[0] + r·rowStride.
+	rowOff    []int
+	rowStride int
+	// aCol and aRuns are A's column offsets and their runs. aView is A's
+	// matrix, rows × cols, when it can be read in place as one, else nil.
 	aCol  []int
 	aRuns []run
+	aView []float32
 	// colOff holds B's column offsets, with the other groups' permutations
 	// as they were when this site's term entered its group's cost; next is
 	// scratch for the current ones.
 	colOff, next []int
 	runs         []run
 	bView        []float32 // B's matrix when it can be read in place, else nil
-	// Sites whose rows are strided in the weight (input axes) keep B's
-	// matrix: bMat, unless nil or bStale, is B's matrix for colOff,
-	// gathered once and then kept up to date column by column (see
-	// updateSite). Other sites' rows are contiguous, so gathering them
-	// again is cheap, and keeping them would cost fresh memory.
-	stridedRows bool
-	bMat        []float32
-	bStale      bool
 }
 
 // matchUse is one node input that reads a permuted weight.
@@ -112,7 +105,7 @@ type matcher struct {
 	cost        [][]float64
 	costVersion []int
 	// scratch, reused so that matching touches little fresh memory
-	bBuf, lBuf, rBuf, tmp32 []float32
+	lBuf, rBuf, tmp32 []float32
 	useBuf                  useScratch // for exactGain
 	// how group costs were brought up to date (for tests)
 	fullCosts, deltaCosts int
@@ -383,41 +376,12 @@ func newMatcher(a, b *onnx.Model, ga *graph.Analysis) (*matcher, error) {
 		s.runs = runsOf(s.colOff, nil)
 		s.aCol = slices.Clone(s.colOff)
 		s.aRuns = slices.Clone(s.runs)
-		for r, o := range s.rowOff {
-			if o != s.rowOff[0]+r*s.cols {
-				s.stridedRows = true
-			}
+		if s.rows > 1 {
+			s.rowStride = s.rowOff[1] - s.rowOff[0]
 		}
 		if isContiguous(s.rowOff, s.colOff) {
-			s.aMat = use.a[s.rowOff[0]:][:s.rows*s.cols]
+			s.aView = use.a[s.rowOff[0]:][:s.rows*s.cols]
 			s.bView = use.b[s.rowOff[0]:][:s.rows*s.cols]
-		}
-	}
-	// A's gathered matrices, and B's for sites with strided rows, each
-	// from one buffer (so that only its end is not a whole huge page).
-	// A's are gathered once: A never moves, and gathering it again for
-	// every cost took more time than anything but the products.
-	var aSize, bSize int
-	for i := range mt.sites {
-		s := &mt.sites[i]
-		if s.aMat == nil {
-			aSize += s.rows * s.cols
-		}
-		if s.stridedRows {
-			bSize += s.rows * s.cols
-		}
-	}
-	aArena, bArena := hugepage.Make[float32](aSize), hugepage.Make[float32](bSize)
-	for i := range mt.sites {
-		s := &mt.sites[i]
-		n := s.rows * s.cols
-		if s.aMat == nil {
-			s.aMat, aArena = aArena[:n:n], aArena[n:]
-			gatherMatrix(s.aMat, mt.uses[s.use].a, s.rowOff, s.aRuns, s.cols)
-		}
-		if s.stridedRows {
-			s.bMat, bArena = bArena[:n:n], bArena[n:]
-			s.bStale = true
 		}
 	}
 	if len(mt.sites) == 0 && len(ga.Groups) > 0 {
@@ -460,23 +424,21 @@ func scratch(buf *[]float32, n int) []float32 {
 	return (*buf)[:n]
 }
 
-// siteB returns site s's B matrix for its current colOff: B's memory when
-// it can be read in place, else s.bMat, gathered if it is not up to date,
-// or a gathered copy in scratch.
-func (mt *matcher) siteB(s *matchSite) []float32 {
-	if s.bView != nil && isIdentity(s.colOff) {
-		return s.bView
+// runMatrix is site s's matrix in data (A's or B's tensor) with column
+// runs runs, read in place.
+func (s *matchSite) runMatrix(data []float32, runs []run) simd.RunMatrix {
+	return simd.RunMatrix{Data: data[s.rowOff[0]:], RowStride: s.rowStride, Runs: runs}
+}
+
+// rowOf returns row r of site s's matrix in data with column runs runs:
+// view's row if view is not nil (the matrix read in place), else a copy
+// gathered into buf.
+func (s *matchSite) rowOf(r int, data, view []float32, runs []run, buf []float32) []float32 {
+	if view != nil {
+		return view[r*s.cols : (r+1)*s.cols]
 	}
-	if !s.stridedRows {
-		m := scratch(&mt.bBuf, s.rows*s.cols)
-		gatherMatrix(m, mt.uses[s.use].b, s.rowOff, s.runs, s.cols)
-		return m
-	}
-	if s.bStale {
-		gatherMatrix(s.bMat, mt.uses[s.use].b, s.rowOff, s.runs, s.cols)
-		s.bStale = false
-	}
-	return s.bMat
+	gatherRow(buf, data, s.rowOff[r], runs)
+	return buf
 }
 
 // isIdentity reports whether p[i] == i for all i: an identity permutation,
@@ -543,8 +505,8 @@ func (mt *matcher) groupCost(g int, perms Perms) []float64 {
 		s := &mt.sites[si]
 		s.colOff, s.next = s.next, s.colOff
 		s.runs = runsOf(s.colOff, s.runs)
-		s.bStale = true
-		simd.Gemm(false, true, n, n, s.cols, 1, s.aMat, s.cols, mt.siteB(s), s.cols, 0, tmp, n)
+		use := &mt.uses[s.use]
+		simd.GemmRuns(n, n, s.cols, s.runMatrix(use.a, s.aRuns), s.runMatrix(use.b, s.runs), tmp, n)
 		for i, v := range tmp {
 			cost[i] += float64(v)
 		}
@@ -583,7 +545,6 @@ func (mt *matcher) updateSite(s *matchSite, cost []float64) {
 	n, k := s.rows, q
 	l, r := scratch(&mt.lBuf, n*k), scratch(&mt.rBuf, n*k)
 	a, b := mt.uses[s.use].a, mt.uses[s.use].b
-	keep := s.bMat != nil && !s.bStale
 	inParallel(n, min(runtime.GOMAXPROCS(0), n, n*k>>15+1), func(i0, i1 int) {
 		for i := i0; i < i1; i++ {
 			li, ri := l[i*k:(i+1)*k], r[i*k:(i+1)*k]
@@ -592,9 +553,6 @@ func (mt *matcher) updateSite(s *matchSite, cost []float64) {
 			for _, d := range runs {
 				copyRun(li[j:j+d.n], a[base+d.a:base+d.a+d.n])
 				to, from := b[base+d.to:base+d.to+d.n], b[base+d.from:base+d.from+d.n]
-				if keep {
-					copyRun(s.bMat[i*s.cols+d.col:][:d.n], to)
-				}
 				diff := ri[j : j+d.n]
 				for t := range diff {
 					diff[t] = to[t] - from[t]
@@ -633,12 +591,11 @@ func (mt *matcher) exactGain(g int, perms Perms, p []int) float64 {
 	for _, si := range mt.byGroup[g] {
 		s := &mt.sites[si]
 		c := s.cols
-		am := s.aMat
-		var bm []float32
-		if s.stridedRows || (s.bView != nil && isIdentity(s.colOff)) {
-			bm = mt.siteB(s)
+		use := &mt.uses[s.use]
+		var bView []float32
+		if isIdentity(s.colOff) {
+			bView = s.bView
 		}
-		b := mt.uses[s.use].b
 		var rows []int
 		for i := range p {
 			if p[i] != old[i] {
@@ -650,21 +607,19 @@ func (mt *matcher) exactGain(g int, perms Perms, p []int) float64 {
 		d := make([]float64, len(rows))
 		workers := min(runtime.GOMAXPROCS(0), len(rows), len(rows)*c>>15+1)
 		inParallel(len(rows), workers, func(lo, hi int) {
-			var rowNew, rowOld []float32
-			if bm == nil {
-				rowNew, rowOld = make([]float32, c), make([]float32, c)
+			var rowA, rowNew, rowOld []float32
+			if s.aView == nil {
+				rowA = make([]float32, c)
 			}
-			bRow := func(j int, buf []float32) []float32 {
-				if bm != nil {
-					return bm[j*c : (j+1)*c]
-				}
-				gatherRow(buf, b, s.rowOff[j], s.runs)
-				return buf
+			if bView == nil {
+				rowNew, rowOld = make([]float32, c), make([]float32, c)
 			}
 			for k := lo; k < hi; k++ {
 				i := rows[k]
-				a := am[i*c : (i+1)*c]
-				d[k] = dot64(a, bRow(p[i], rowNew)) - dot64(a, bRow(old[i], rowOld))
+				a := s.rowOf(i, use.a, s.aView, s.aRuns, rowA)
+				bNew := s.rowOf(p[i], use.b, bView, s.runs, rowNew)
+				bOld := s.rowOf(old[i], use.b, bView, s.runs, rowOld)
+				d[k] = dot64(a, bNew) - dot64(a, bOld)
 			}
 		})
 		for _, v := range d {

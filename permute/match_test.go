@@ -25,7 +25,6 @@ func TestGroupCostUpToDate(t *testing.T) {
 			}
 			r := rand.New(rand.NewPCG(5, 6))
 			perms := Random(ga, 1)
-			keptChecked := 0
 			for round := 0; round < 6; round++ {
 				for g := range perms {
 					switch {
@@ -47,24 +46,7 @@ func TestGroupCostUpToDate(t *testing.T) {
 							t.Fatalf("round %d group %d entry %d: cost %v, want %v (Σ|a||b| %v)", round, g, i, got[i], want[i], scale[i])
 						}
 					}
-					// The B matrices kept up to date column by column are
-					// what a fresh gather gives.
-					for _, si := range mt.byGroup[g] {
-						s := &mt.sites[si]
-						if s.bMat == nil || s.bStale {
-							continue
-						}
-						fresh := make([]float32, s.rows*s.cols)
-						gatherMatrix(fresh, mt.uses[s.use].b, s.rowOff, runsOf(s.colOff, nil), s.cols)
-						if !slices.Equal(s.bMat, fresh) {
-							t.Fatalf("round %d group %d: site %d's B matrix is out of date", round, g, si)
-						}
-						keptChecked++
-					}
 				}
-			}
-			if keptChecked == 0 {
-				t.Fatal("no kept B matrix was checked")
 			}
 			if mt.deltaCosts == 0 || mt.fullCosts == 0 {
 				t.Fatalf("updated %d and recomputed %d cost matrices: both paths should have run", mt.deltaCosts, mt.fullCosts)

@@ -107,14 +107,9 @@ func (mt *matcher) siteSignatures(s *matchSite, sa, sb []float32, l int, energyA
 		row := make([]float32, s.cols)
 		keys, tmp := make([]uint16, s.cols), make([]uint16, s.cols)
 		for i := r0; i < r1; i++ {
-			a := s.aMat[i*s.cols : (i+1)*s.cols]
+			a := s.rowOf(i, use.a, s.aView, s.aRuns, row)
 			energyA[i] += rankSignature(a, sa[i*l:(i+1)*l], keys, tmp)
-			b := row
-			if s.bView != nil {
-				b = s.bView[i*s.cols : (i+1)*s.cols]
-			} else {
-				gatherRow(row, use.b, s.rowOff[i], s.aRuns)
-			}
+			b := s.rowOf(i, use.b, s.bView, s.aRuns, row)
 			energyB[i] += rankSignature(b, sb[i*l:(i+1)*l], keys, tmp)
 		}
 	}

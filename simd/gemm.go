@@ -88,7 +88,7 @@ func gemm(im *impl, workers int, transA, transB bool, m, n, k int, alpha float32
 		}
 		return
 	}
-	gemmDriver(im.sgemm, im.transpose, workers, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	gemmDriver(im.sgemm, im.transpose, workers, transA, transB, m, n, k, alpha, a, lda, nil, b, ldb, nil, beta, c, ldc)
 }
 
 func gemmF64Acc(im *impl, workers int, transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float64, ldc int) {
@@ -96,7 +96,7 @@ func gemmF64Acc(im *impl, workers int, transA, transB bool, m, n, k int, a []flo
 	if m == 0 || n == 0 || k == 0 {
 		return
 	}
-	gemmDriver(im.dgemm, im.transpose, workers, transA, transB, m, n, k, 1, a, lda, b, ldb, 1, c, ldc)
+	gemmDriver(im.dgemm, im.transpose, workers, transA, transB, m, n, k, 1, a, lda, nil, b, ldb, nil, 1, c, ldc)
 }
 
 func checkGemm(name string, transA, transB bool, m, n, k, la, lda, lb, ldb, lc, ldc int) {
@@ -178,8 +178,10 @@ type gemmJob[T float32 | float64] struct {
 	beta   T
 	a      []float32
 	lda    int
+	aRuns  []Run // if not nil, A is given by runs (GemmRuns) and lda is its row stride
 	b      []float32
 	ldb    int
+	bRuns  []Run // likewise for B
 	c      []T
 	ldc    int
 
@@ -207,9 +209,9 @@ const (
 	phasePackAndCompute
 )
 
-func gemmDriver[T float32 | float64](mk *microKernel[T], tr transposeFunc, workers int, transA, transB bool, m, n, k int, alpha T, a []float32, lda int, b []float32, ldb int, beta T, c []T, ldc int) {
+func gemmDriver[T float32 | float64](mk *microKernel[T], tr transposeFunc, workers int, transA, transB bool, m, n, k int, alpha T, a []float32, lda int, aRuns []Run, b []float32, ldb int, bRuns []Run, beta T, c []T, ldc int) {
 	j := &gemmJob[T]{mk: mk, tr: tr, transA: transA, transB: transB, m: m, n: n, k: k,
-		alpha: alpha, beta: beta, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc}
+		alpha: alpha, beta: beta, a: a, lda: lda, aRuns: aRuns, b: b, ldb: ldb, bRuns: bRuns, c: c, ldc: ldc}
 	mr, nr := mk.mr, mk.nr
 	kc := min(mk.kc, k) // for buffer sizes; the blocking itself uses mk.kc
 	j.pm, j.pn = plan(workers, m, n, k, mr, nr)
@@ -299,7 +301,12 @@ func (j *gemmJob[T]) packSlivers(q, s0, s1 int) {
 	kcur := min(j.mk.kc, j.pgEnd-pc)
 	bp := j.bp.s[q*j.bstride:]
 	for s := s0; s < s1; s++ {
-		packB(j.tr, bp[s*kcur*nr:(s+1)*kcur*nr], j.b, j.ldb, j.transB, pc, kcur, j.jc+s*nr, min(nr, j.ncur-s*nr), nr)
+		dst := bp[s*kcur*nr : (s+1)*kcur*nr]
+		if j.bRuns != nil {
+			packFromRuns(j.tr, dst, j.b, j.ldb, j.bRuns, j.jc+s*nr, min(nr, j.ncur-s*nr), pc, kcur, nr)
+			continue
+		}
+		packB(j.tr, dst, j.b, j.ldb, j.transB, pc, kcur, j.jc+s*nr, min(nr, j.ncur-s*nr), nr)
 	}
 }
 
@@ -339,7 +346,12 @@ func (j *gemmJob[T]) computeBlock(abuf []T, q, r0, r1, s0, s1 int) {
 		mcur := min(chunk, r1-ic)
 		msl := ceilDiv(mcur, mr)
 		for t := 0; t < msl; t++ {
-			packA(j.tr, ap[t*kcur*mr:(t+1)*kcur*mr], j.a, j.lda, j.transA, ic+t*mr, min(mr, mcur-t*mr), pc, kcur, mr)
+			dst := ap[t*kcur*mr : (t+1)*kcur*mr]
+			if j.aRuns != nil {
+				packFromRuns(j.tr, dst, j.a, j.lda, j.aRuns, ic+t*mr, min(mr, mcur-t*mr), pc, kcur, mr)
+				continue
+			}
+			packA(j.tr, dst, j.a, j.lda, j.transA, ic+t*mr, min(mr, mcur-t*mr), pc, kcur, mr)
 		}
 		for s := s0; s < s1; s++ {
 			bs := bp[s*kcur*nr : (s+1)*kcur*nr]
