@@ -105,7 +105,7 @@ type matcher struct {
 	cost        [][]float64
 	costVersion []int
 	// scratch, reused so that matching touches little fresh memory
-	lBuf, rBuf, tmp32 []float32
+	bBuf, lBuf, rBuf, tmp32 []float32  // bBuf: exactGain's, on the main goroutine only
 	useBuf                  useScratch // for exactGain
 	// how group costs were brought up to date (for tests)
 	fullCosts, deltaCosts int
@@ -596,30 +596,47 @@ func (mt *matcher) exactGain(g int, perms Perms, p []int) float64 {
 		if isIdentity(s.colOff) {
 			bView = s.bView
 		}
+		// The moved rows, ascending, and the rows of B they read before
+		// and after: p and old agree elsewhere, so both map the moved
+		// rows onto the same set.
 		var rows []int
+		read := make([]bool, len(p))
 		for i := range p {
 			if p[i] != old[i] {
 				rows = append(rows, i)
+				read[old[i]] = true
 			}
+		}
+		// B's rows that are read, in one gather in row order unless B can
+		// be read in place: fetched one at a time in permutation order, a
+		// strided row's runs hit a new cache line each.
+		bRow := func(j int) []float32 { return bView[j*c : (j+1)*c] }
+		if bView == nil {
+			at := make([]int, len(p)) // row j's place in bm
+			var rowOff []int
+			for j, r := range read {
+				if r {
+					at[j] = len(rowOff)
+					rowOff = append(rowOff, s.rowOff[j])
+				}
+			}
+			bm := scratch(&mt.bBuf, len(rowOff)*c)
+			gatherMatrix(bm, use.b, rowOff, s.runs, c)
+			bRow = func(j int) []float32 { return bm[at[j]*c : (at[j]+1)*c] }
 		}
 		// Each moved row's change, in parallel, then summed in order: the
 		// same result for any number of threads.
 		d := make([]float64, len(rows))
 		workers := min(runtime.GOMAXPROCS(0), len(rows), len(rows)*c>>15+1)
 		inParallel(len(rows), workers, func(lo, hi int) {
-			var rowA, rowNew, rowOld []float32
+			var rowA []float32
 			if s.aView == nil {
 				rowA = make([]float32, c)
-			}
-			if bView == nil {
-				rowNew, rowOld = make([]float32, c), make([]float32, c)
 			}
 			for k := lo; k < hi; k++ {
 				i := rows[k]
 				a := s.rowOf(i, use.a, s.aView, s.aRuns, rowA)
-				bNew := s.rowOf(p[i], use.b, bView, s.runs, rowNew)
-				bOld := s.rowOf(old[i], use.b, bView, s.runs, rowOld)
-				d[k] = dot64(a, bNew) - dot64(a, bOld)
+				d[k] = dot64(a, bRow(p[i])) - dot64(a, bRow(old[i]))
 			}
 		})
 		for _, v := range d {
