@@ -52,3 +52,58 @@ func solveAssignment(solver *lap.Solver, n int, cost []float64, prev []int, dual
 	}
 	return r
 }
+
+// solveQueue runs assignment solves on goroutines, each with a solver of
+// its own, and hands out their results by group.
+type solveQueue struct {
+	pending map[int]*queuedSolve
+	free    []*lap.Solver
+}
+
+type queuedSolve struct {
+	version int // of the group's cost that is solved
+	done    chan struct{}
+	solver  *lap.Solver
+	result  assignment
+}
+
+func newSolveQueue() *solveQueue { return &solveQueue{pending: map[int]*queuedSolve{}} }
+
+// start solves group g's assignment (see solveAssignment) on a goroutine.
+// Until take(g), cost, prev and duals must not change.
+func (q *solveQueue) start(g, version, n int, cost []float64, prev []int, duals []float64) {
+	sv := &lap.Solver{}
+	if k := len(q.free); k > 0 {
+		sv, q.free = q.free[k-1], q.free[:k-1]
+	}
+	qs := &queuedSolve{version: version, done: make(chan struct{}), solver: sv}
+	q.pending[g] = qs
+	go func() {
+		defer close(qs.done)
+		qs.result = solveAssignment(sv, n, cost, prev, duals)
+	}()
+}
+
+// take waits for group g's solve and returns it, or returns nil if none
+// was started.
+func (q *solveQueue) take(g int) *queuedSolve {
+	qs := q.pending[g]
+	if qs == nil {
+		return nil
+	}
+	<-qs.done
+	delete(q.pending, g)
+	q.free = append(q.free, qs.solver)
+	return qs
+}
+
+func (q *solveQueue) has(g int) bool { return q.pending[g] != nil }
+
+func (q *solveQueue) len() int { return len(q.pending) }
+
+// drain waits for every solve in the queue.
+func (q *solveQueue) drain() {
+	for g := range q.pending {
+		q.take(g)
+	}
+}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/internal/hugepage"
-	"github.com/onnx-rebasin/onnx-rebasin/lap"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
 	"github.com/onnx-rebasin/onnx-rebasin/simd"
@@ -157,37 +156,16 @@ func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*Matc
 	}
 	rng := rand.New(rand.NewPCG(opts.Seed, 0x2545f4914f6cdd1d))
 	settled := make([]bool, len(mt.groups))
-	// While one core solves a group's assignment, the next group's cost is
-	// computed on the other, and its assignment solved, if the two groups
-	// share no weight: neither then changes what the other reads, so the
-	// descent is the sequential one. ahead.costDone is closed when that
-	// cost is ready (every other cost computation waits for it: they share
-	// scratch memory) and ahead.solved when the solve is too. The solve is
-	// used when the group's turn comes if its cost has not changed since;
-	// the solver is deterministic, so it is the one the turn would make.
-	type speculation struct {
-		group            int
-		version          int // of the group's cost that was solved
-		costDone, solved chan struct{}
-		result           assignment
-	}
-	var ahead *speculation
-	var aheadSolver lap.Solver
-	waitCost := func() {
-		if ahead != nil {
-			<-ahead.costDone
-		}
-	}
-	// finish waits for the speculation and returns it, or nil.
-	finish := func() *speculation {
-		sp := ahead
-		if sp != nil {
-			<-sp.solved
-			ahead = nil
-		}
-		return sp
-	}
-	defer finish()
+	// Assignments are solved on goroutines (queue), so that while one is
+	// solved the costs of the next groups can be computed and their
+	// assignments started too, when no group visited before them shares a
+	// weight with them: nothing the descent does before their turn then
+	// changes their cost. A speculative solve is used if, at its group's
+	// turn, the cost has not changed since; the solver is deterministic,
+	// so it is the solve the turn would make, and the descent is the
+	// sequential one (see TestLookAheadSameDescent).
+	queue := newSolveQueue()
+	defer queue.drain()
 	for sweep := 1; sweep <= maxIter; sweep++ {
 		changed := 0
 		order := rng.Perm(len(mt.groups))
@@ -199,34 +177,30 @@ func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*Matc
 			}
 			settled[g] = true
 			n := mt.groups[g].Size
-			waitCost()
-			var spec *speculation
-			if ahead != nil && ahead.group == g {
-				spec = finish()
-			}
+			spec := queue.take(g)
 			cost := mt.groupCost(g, perms) // no work if computed ahead
-			if h := nextUnsettled(order[k+1:], settled); lookAhead && h >= 0 && !slices.Contains(mt.neighbours[g], h) {
-				finish()
-				sp := &speculation{group: h, costDone: make(chan struct{}), solved: make(chan struct{})}
-				ahead = sp
-				prev, duals := perms[h], solver.duals[h]
-				go func() {
-					defer close(sp.solved)
+			var r assignment
+			adopted := spec != nil && spec.version == mt.costVersion[g]
+			switch {
+			case adopted:
+				r = spec.result
+			case lookAhead:
+				queue.start(g, mt.costVersion[g], n, cost, perms[g], solver.duals[g])
+			default:
+				r = solveAssignment(&solver.solver, n, cost, perms[g], solver.duals[g])
+			}
+			if lookAhead {
+				for _, h := range mt.aheadOf(g, order[k+1:], settled, queue) {
 					c := mt.groupCost(h, perms)
-					sp.version = mt.costVersion[h]
-					close(sp.costDone)
-					sp.result = solveAssignment(&aheadSolver, mt.groups[h].Size, c, prev, duals)
-				}()
+					queue.start(h, mt.costVersion[h], mt.groups[h].Size, c, perms[h], solver.duals[h])
+				}
+				if !adopted {
+					r = queue.take(g).result
+				}
 			}
 			old := 0.0
 			for i, j := range perms[g] {
 				old += cost[i*n+j]
-			}
-			var r assignment
-			if spec != nil && spec.version == mt.costVersion[g] {
-				r = spec.result
-			} else {
-				r = solveAssignment(&solver.solver, n, cost, perms[g], solver.duals[g])
 			}
 			if r.err != nil {
 				return nil, fmt.Errorf("group %d: %w", g, r.err)
@@ -250,7 +224,6 @@ func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*Matc
 				}
 			}
 		}
-		finish()
 		s := Sweep{N: sweep, Objective: objective, Changed: changed, Elapsed: time.Since(start)}
 		res.Sweeps = append(res.Sweeps, s)
 		if opts.Progress != nil {
@@ -265,18 +238,38 @@ func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*Matc
 	return res, nil
 }
 
-// lookAhead enables computing the next group's cost early (see
-// WeightMatch); a variable so that tests can compare with the plain order.
+// lookAhead enables computing the next groups' costs and assignments
+// early (see WeightMatch); a variable so that tests can compare with the
+// plain order.
 var lookAhead = true
 
-// nextUnsettled returns the first group in order that is not settled, or -1.
-func nextUnsettled(order []int, settled []bool) int {
-	for _, g := range order {
-		if !settled[g] {
-			return g
+// maxAhead bounds the assignments solved ahead of the current group's: the
+// machine has few cores, and a solve started too early is more likely to
+// be stale by its turn.
+const maxAhead = 2
+
+// aheadOf returns the groups whose costs to compute and assignments to
+// start now, while group g is visited: among the next few unsettled groups
+// in order (the rest of the sweep), those without a solve in queue that
+// share no weight with g nor with any unsettled group visited before them.
+func (mt *matcher) aheadOf(g int, order []int, settled []bool, queue *solveQueue) []int {
+	var ahead, before []int
+	before = append(before, g)
+	room := maxAhead - queue.len()
+	for _, h := range order {
+		if room <= 0 || len(before) > maxAhead+1 {
+			break
 		}
+		if settled[h] {
+			continue
+		}
+		if !queue.has(h) && !slices.ContainsFunc(before, func(x int) bool { return slices.Contains(mt.neighbours[x], h) }) {
+			ahead = append(ahead, h)
+			room--
+		}
+		before = append(before, h)
 	}
-	return -1
+	return ahead
 }
 
 func clonePerms(p Perms) Perms {
