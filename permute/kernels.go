@@ -1,6 +1,8 @@
 package permute
 
 import (
+	"sync/atomic"
+
 	"github.com/onnx-rebasin/onnx-rebasin/lap"
 	"github.com/onnx-rebasin/onnx-rebasin/simd"
 )
@@ -58,6 +60,7 @@ func solveAssignment(solver *lap.Solver, n int, cost []float64, prev []int, dual
 type solveQueue struct {
 	pending map[int]*queuedSolve
 	free    []*lap.Solver
+	running *atomic.Int32 // solves in progress
 }
 
 type queuedSolve struct {
@@ -67,7 +70,9 @@ type queuedSolve struct {
 	result  assignment
 }
 
-func newSolveQueue() *solveQueue { return &solveQueue{pending: map[int]*queuedSolve{}} }
+func newSolveQueue(running *atomic.Int32) *solveQueue {
+	return &solveQueue{pending: map[int]*queuedSolve{}, running: running}
+}
 
 // start solves group g's assignment (see solveAssignment) on a goroutine.
 // Until take(g), cost, prev and duals must not change.
@@ -78,9 +83,11 @@ func (q *solveQueue) start(g, version, n int, cost []float64, prev []int, duals 
 	}
 	qs := &queuedSolve{version: version, done: make(chan struct{}), solver: sv}
 	q.pending[g] = qs
+	q.running.Add(1)
 	go func() {
 		defer close(qs.done)
 		qs.result = solveAssignment(sv, n, cost, prev, duals)
+		q.running.Add(-1)
 	}()
 }
 

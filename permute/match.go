@@ -108,6 +108,15 @@ type matcher struct {
 	useBuf                  useScratch // for exactGain
 	// how group costs were brought up to date (for tests)
 	fullCosts, deltaCosts int
+	// solving counts the assignment solves running on goroutines; each
+	// takes a core, which the products leave to it (see gemmWorkers).
+	solving atomic.Int32
+}
+
+// gemmWorkers is the number of goroutines for a product now: the cores
+// that no assignment solve holds, at least one.
+func (mt *matcher) gemmWorkers() int {
+	return max(1, runtime.GOMAXPROCS(0)-int(mt.solving.Load()))
 }
 
 // WeightMatch finds permutations of b's groups that maximise Σ⟨W_A, π(W_B)⟩
@@ -164,7 +173,7 @@ func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*Matc
 	// turn, the cost has not changed since; the solver is deterministic,
 	// so it is the solve the turn would make, and the descent is the
 	// sequential one (see TestLookAheadSameDescent).
-	queue := newSolveQueue()
+	queue := newSolveQueue(&mt.solving)
 	defer queue.drain()
 	for sweep := 1; sweep <= maxIter; sweep++ {
 		changed := 0
@@ -499,7 +508,7 @@ func (mt *matcher) groupCost(g int, perms Perms) []float64 {
 		s.colOff, s.next = s.next, s.colOff
 		s.runs = runsOf(s.colOff, s.runs)
 		use := &mt.uses[s.use]
-		simd.GemmRuns(n, n, s.cols, s.runMatrix(use.a, s.aRuns), s.runMatrix(use.b, s.runs), tmp, n)
+		simd.GemmRuns(mt.gemmWorkers(), n, n, s.cols, s.runMatrix(use.a, s.aRuns), s.runMatrix(use.b, s.runs), tmp, n)
 		for i, v := range tmp {
 			cost[i] += float64(v)
 		}
@@ -554,7 +563,7 @@ func (mt *matcher) updateSite(s *matchSite, cost []float64) {
 			}
 		}
 	})
-	simd.GemmF64Acc(false, true, n, n, k, l, k, r, k, cost, n)
+	simd.GemmF64AccWorkers(mt.gemmWorkers(), false, true, n, n, k, l, k, r, k, cost, n)
 	s.colOff, s.next = s.next, s.colOff
 	s.runs = runsOf(s.colOff, s.runs)
 }

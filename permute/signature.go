@@ -58,7 +58,8 @@ func (mt *matcher) signatureStart() (Perms, error) {
 			mt.siteSignatures(s, sa, sb, l, keyA, keyB)
 			if assign {
 				tmp := scratch(&mt.tmp32, n*n)
-				simd.Gemm(false, true, n, n, l, 1, sa, l, sb, l, 0, tmp, n)
+				one := []simd.Run{{Col: 0, Off: 0, Len: l}}
+				simd.GemmRuns(mt.gemmWorkers(), n, n, l, simd.RunMatrix{Data: sa, RowStride: l, Runs: one}, simd.RunMatrix{Data: sb, RowStride: l, Runs: one}, tmp, n)
 				for i, v := range tmp {
 					cost[i] += float64(v)
 				}
@@ -66,8 +67,10 @@ func (mt *matcher) signatureStart() (Perms, error) {
 		}
 		if assign {
 			wg.Add(1)
+			mt.solving.Add(1)
 			go func() {
 				defer wg.Done()
+				defer mt.solving.Add(-1)
 				var solver lap.Solver
 				perms[g], _, errs[g] = solver.Solve(n, cost)
 			}()

@@ -30,8 +30,26 @@ type RunMatrix struct {
 // the two matrices: the runs are read while packing, which Gemm does
 // anyway, so no copy is made. It panics if a run matrix is malformed or
 // reads outside its Data.
-func GemmRuns(m, n, k int, a, b RunMatrix, c []float32, ldc int) {
-	gemmRuns(active, runtime.GOMAXPROCS(0), m, n, k, a, b, c, ldc)
+//
+// GemmRuns uses up to workers goroutines, or GOMAXPROCS if workers <= 0;
+// the result does not depend on their number. A caller that keeps other
+// goroutines busy passes fewer: the workers wait for each other by
+// spinning, so one without a core of its own stalls the others.
+func GemmRuns(workers, m, n, k int, a, b RunMatrix, c []float32, ldc int) {
+	gemmRuns(active, workersOr(workers), m, n, k, a, b, c, ldc)
+}
+
+// GemmF64AccWorkers is GemmF64Acc on up to workers goroutines (GOMAXPROCS
+// if workers <= 0), with the same result; see GemmRuns for why.
+func GemmF64AccWorkers(workers int, transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float64, ldc int) {
+	gemmF64Acc(active, workersOr(workers), transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+}
+
+func workersOr(workers int) int {
+	if workers <= 0 {
+		return runtime.GOMAXPROCS(0)
+	}
+	return workers
 }
 
 func gemmRuns(im *impl, workers int, m, n, k int, a, b RunMatrix, c []float32, ldc int) {

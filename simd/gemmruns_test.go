@@ -126,11 +126,11 @@ func TestGemmRunsPanics(t *testing.T) {
 					t.Fatal("no panic")
 				}
 			}()
-			GemmRuns(tt.m, 4, tt.k, tt.a, ok, c, 4)
+			GemmRuns(0, tt.m, 4, tt.k, tt.a, ok, c, 4)
 		})
 	}
 	// The well-formed case does not panic.
-	GemmRuns(4, 4, 4, ok, ok, c, 4)
+	GemmRuns(0, 4, 4, 4, ok, ok, c, 4)
 }
 
 // BenchmarkGemmRunsConvIn is weight matching's product for the input-axis
@@ -152,7 +152,7 @@ func BenchmarkGemmRunsConvIn(b *testing.B) {
 	c := make([]float32, i*i)
 	b.Run("runs", func(b *testing.B) {
 		for b.Loop() {
-			GemmRuns(i, i, o*kk, a, bm, c, i)
+			GemmRuns(0, i, i, o*kk, a, bm, c, i)
 		}
 	})
 	ga, gb := gathered(a, i, o*kk), gathered(bm, i, o*kk)
@@ -181,7 +181,7 @@ func BenchmarkGemmRunsPermutedCols(b *testing.B) {
 	c := make([]float32, n*n)
 	b.Run("runs", func(b *testing.B) {
 		for b.Loop() {
-			GemmRuns(n, n, n, a, bm, c, n)
+			GemmRuns(0, n, n, n, a, bm, c, n)
 		}
 	})
 	ga, gb := gathered(a, n, n), gathered(bm, n, n)
