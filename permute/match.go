@@ -588,57 +588,28 @@ func (mt *matcher) exactGain(g int, perms Perms, p []int) float64 {
 		perms[g] = prev
 		return after - before
 	}
-	gain := 0.0
 	old := perms[g]
+	var rows []int // the rows that move
+	for i := range p {
+		if p[i] != old[i] {
+			rows = append(rows, i)
+		}
+	}
+	gain := 0.0
+	d := make([]float64, len(rows))
 	for _, si := range mt.byGroup[g] {
 		s := &mt.sites[si]
-		c := s.cols
-		use := &mt.uses[s.use]
-		var bView []float32
-		if isIdentity(s.colOff) {
-			bView = s.bView
-		}
-		// The moved rows, ascending, and the rows of B they read before
-		// and after: p and old agree elsewhere, so both map the moved
-		// rows onto the same set.
-		var rows []int
-		read := make([]bool, len(p))
-		for i := range p {
-			if p[i] != old[i] {
-				rows = append(rows, i)
-				read[old[i]] = true
-			}
-		}
-		// B's rows that are read, in one gather in row order unless B can
-		// be read in place: fetched one at a time in permutation order, a
-		// strided row's runs hit a new cache line each.
-		bRow := func(j int) []float32 { return bView[j*c : (j+1)*c] }
-		if bView == nil {
-			at := make([]int, len(p)) // row j's place in bm
-			var rowOff []int
-			for j, r := range read {
-				if r {
-					at[j] = len(rowOff)
-					rowOff = append(rowOff, s.rowOff[j])
-				}
-			}
-			bm := scratch(&mt.bBuf, len(rowOff)*c)
-			gatherMatrix(bm, use.b, rowOff, s.runs, c)
-			bRow = func(j int) []float32 { return bm[at[j]*c : (at[j]+1)*c] }
-		}
-		// Each moved row's change, in parallel, then summed in order: the
-		// same result for any number of threads.
-		d := make([]float64, len(rows))
-		workers := min(runtime.GOMAXPROCS(0), len(rows), len(rows)*c>>15+1)
+		a, b := mt.uses[s.use].a, mt.uses[s.use].b
+		runs := jointRuns(s.aCol, s.colOff, nil)
+		// Row i's change ⟨A_i, B_p(i) − B_old(i)⟩, read in place run by
+		// run (gathering the rows first cost more than the products).
+		// Rows in parallel, each summed in run order, then added up in
+		// row order: the same result for any number of threads.
+		workers := min(runtime.GOMAXPROCS(0), len(rows), len(rows)*s.cols>>15+1)
 		inParallel(len(rows), workers, func(lo, hi int) {
-			var rowA []float32
-			if s.aView == nil {
-				rowA = make([]float32, c)
-			}
 			for k := lo; k < hi; k++ {
 				i := rows[k]
-				a := s.rowOf(i, use.a, s.aView, s.aRuns, rowA)
-				d[k] = dot64(a, bRow(p[i])) - dot64(a, bRow(old[i]))
+				d[k] = rowChange(a, b, s.rowOff[i], s.rowOff[p[i]], s.rowOff[old[i]], runs)
 			}
 		})
 		for _, v := range d {
@@ -646,6 +617,47 @@ func (mt *matcher) exactGain(g int, perms Perms, p []int) float64 {
 		}
 	}
 	return gain
+}
+
+// jointRun is a stretch of n columns of a site whose offsets are
+// consecutive both in A (from a on) and in B (from b on).
+type jointRun struct{ a, b, n int }
+
+// jointRuns splits a site's columns into runs consecutive in both A's
+// column offsets aCol and B's bCol.
+func jointRuns(aCol, bCol []int, dst []jointRun) []jointRun {
+	dst = dst[:0]
+	for c := 0; c < len(aCol); {
+		e := c + 1
+		for e < len(aCol) && aCol[e] == aCol[e-1]+1 && bCol[e] == bCol[e-1]+1 {
+			e++
+		}
+		dst = append(dst, jointRun{aCol[c], bCol[c], e - c})
+		c = e
+	}
+	return dst
+}
+
+// rowChange is ⟨A's row at ra, B's row at rNew − B's row at rOld⟩ in
+// float64 over the given runs of columns: the change of a site's term
+// when one row of B is replaced by another.
+func rowChange(a, b []float32, ra, rNew, rOld int, runs []jointRun) float64 {
+	sum := 0.0
+	for _, q := range runs {
+		x := a[ra+q.a : ra+q.a+q.n]
+		if q.n >= 32 {
+			sum += dot64(x, b[rNew+q.b:rNew+q.b+q.n]) - dot64(x, b[rOld+q.b:rOld+q.b+q.n])
+			continue
+		}
+		yNew, yOld := b[rNew+q.b:rNew+q.b+q.n], b[rOld+q.b:rOld+q.b+q.n]
+		t := 0.0
+		for k, v := range x {
+			// A float32 difference is exact in float64.
+			t += float64(v) * (float64(yNew[k]) - float64(yOld[k]))
+		}
+		sum += t
+	}
+	return sum
 }
 
 // objective is Σ over permuted weight uses of ⟨W_A, π(W_B)⟩, in float64.

@@ -82,7 +82,8 @@ func exactGroupCost(mt *matcher, g int, perms Perms) (cost, scale []float64) {
 // TestWeightMatchCoordinateOptimal: when weight matching stops, no single
 // group can gain by re-solving its assignment on the exact (float64) cost,
 // including the groups it skipped in the last sweeps because nothing
-// around them had moved.
+// around them had moved. The objective the descent kept (the start's plus
+// every accepted move's gain) must also be the final permutation's.
 func TestWeightMatchCoordinateOptimal(t *testing.T) {
 	for _, name := range []string{"mlp32", "cnn_bn", "resnet", "transformer"} {
 		t.Run(name, func(t *testing.T) {
@@ -91,6 +92,10 @@ func TestWeightMatchCoordinateOptimal(t *testing.T) {
 			res, err := WeightMatch(a, b, ga, MatchOptions{Seed: 3})
 			if err != nil {
 				t.Fatal(err)
+			}
+			kept := res.Sweeps[len(res.Sweeps)-1].Objective
+			if math.Abs(kept-res.ObjectiveAfter) > 1e-9*math.Abs(res.ObjectiveAfter) {
+				t.Errorf("objective kept by the descent %v, of its result %v", kept, res.ObjectiveAfter)
 			}
 			mt, err := newMatcher(a, b, ga)
 			if err != nil {
