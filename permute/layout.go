@@ -106,21 +106,6 @@ func runsOf(colOff []int, dst []run) []run {
 	return dst
 }
 
-// isContiguous reports whether the matrix given by rowOff and colOff is
-// data[rowOff[0]:] read in order, so no copy is needed.
-func isContiguous(rowOff, colOff []int) bool {
-	if !isIdentity(colOff) {
-		return false
-	}
-	cols := len(colOff)
-	for r, o := range rowOff {
-		if o != rowOff[0]+r*cols {
-			return false
-		}
-	}
-	return true
-}
-
 // gatherMatrix copies the rows × len(colOff) matrix of data given by rowOff
 // and the runs of colOff into dst, in parallel for large matrices.
 func gatherMatrix(dst, data []float32, rowOff []int, runs []run, cols int) {
@@ -157,13 +142,6 @@ func inParallel(n, workers int, fn func(lo, hi int)) {
 	}
 	fn(0, n/workers)
 	wg.Wait()
-}
-
-// gatherRow copies row r of the matrix given by rowOff and runs into dst.
-func gatherRow(dst, data []float32, base int, runs []run) {
-	for _, q := range runs {
-		copyRun(dst[q.Col:q.Col+q.Len], data[base+q.Off:base+q.Off+q.Len])
-	}
 }
 
 // copyRun is copy for the short runs of a gather, where a call to copy

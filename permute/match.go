@@ -65,17 +65,14 @@ type matchSite struct {
 	// rowOff[0] + r·rowStride.
 	rowOff    []int
 	rowStride int
-	// aCol and aRuns are A's column offsets and their runs. aView is A's
-	// matrix, rows × cols, when it can be read in place as one, else nil.
+	// aCol and aRuns are A's column offsets and their runs.
 	aCol  []int
 	aRuns []run
-	aView []float32
 	// colOff holds B's column offsets, with the other groups' permutations
 	// as they were when this site's term entered its group's cost; next is
 	// scratch for the current ones.
 	colOff, next []int
 	runs         []run
-	bView        []float32 // B's matrix when it can be read in place, else nil
 }
 
 // matchUse is one node input that reads a permuted weight.
@@ -381,10 +378,6 @@ func newMatcher(a, b *onnx.Model, ga *graph.Analysis) (*matcher, error) {
 		if s.rows > 1 {
 			s.rowStride = s.rowOff[1] - s.rowOff[0]
 		}
-		if isContiguous(s.rowOff, s.colOff) {
-			s.aView = use.a[s.rowOff[0]:][:s.rows*s.cols]
-			s.bView = use.b[s.rowOff[0]:][:s.rows*s.cols]
-		}
 	}
 	if len(mt.sites) == 0 && len(ga.Groups) > 0 {
 		return nil, errors.New("groups have no weights to match")
@@ -430,17 +423,6 @@ func scratch(buf *[]float32, n int) []float32 {
 // runs runs, read in place.
 func (s *matchSite) runMatrix(data []float32, runs []run) simd.RunMatrix {
 	return simd.RunMatrix{Data: data[s.rowOff[0]:], RowStride: s.rowStride, Runs: runs}
-}
-
-// rowOf returns row r of site s's matrix in data with column runs runs:
-// view's row if view is not nil (the matrix read in place), else a copy
-// gathered into buf.
-func (s *matchSite) rowOf(r int, data, view []float32, runs []run, buf []float32) []float32 {
-	if view != nil {
-		return view[r*s.cols : (r+1)*s.cols]
-	}
-	gatherRow(buf, data, s.rowOff[r], runs)
-	return buf
 }
 
 // isIdentity reports whether p[i] == i for all i: an identity permutation,

@@ -107,13 +107,10 @@ const sigBlocks = 256
 func (mt *matcher) siteSignatures(s *matchSite, sa, sb []float32, l int, energyA, energyB []float64) {
 	use := &mt.uses[s.use]
 	do := func(r0, r1 int) {
-		row := make([]float32, s.cols)
 		keys, tmp := make([]uint16, s.cols), make([]uint16, s.cols)
 		for i := r0; i < r1; i++ {
-			a := s.rowOf(i, use.a, s.aView, s.aRuns, row)
-			energyA[i] += rankSignature(a, sa[i*l:(i+1)*l], keys, tmp)
-			b := s.rowOf(i, use.b, s.bView, s.aRuns, row)
-			energyB[i] += rankSignature(b, sb[i*l:(i+1)*l], keys, tmp)
+			energyA[i] += rankSignatureRuns(use.a, s.rowOff[i], s.aRuns, s.cols, sa[i*l:(i+1)*l], keys, tmp)
+			energyB[i] += rankSignatureRuns(use.b, s.rowOff[i], s.aRuns, s.cols, sb[i*l:(i+1)*l], keys, tmp)
 		}
 	}
 	inParallel(s.rows, min(runtime.GOMAXPROCS(0), s.rows, s.rows*s.cols>>15+1), do)
@@ -128,21 +125,33 @@ func (mt *matcher) siteSignatures(s *matchSite, sa, sb []float32, l int, energyA
 // of them. Both depend only on the multiset of x's values, so a permuted
 // copy has the same signature bit for bit. keys and tmp must hold len(x).
 func rankSignature(x, sig []float32, keys, tmp []uint16) float64 {
-	n, l := len(x), len(sig)
+	return rankSignatureRuns(x, 0, []run{{Col: 0, Off: 0, Len: len(x)}}, len(x), sig, keys, tmp)
+}
+
+// rankSignatureRuns is rankSignature of the n values of data at base plus
+// the runs' offsets, read in place (a site's row, whose runs are strided in
+// the tensor).
+func rankSignatureRuns(data []float32, base int, runs []run, n int, sig []float32, keys, tmp []uint16) float64 {
+	l := len(sig)
 	// Long rows keep the values whose bits hash into a quarter of the
 	// range: a sample that depends on the values alone, as the signature
 	// must, and a quarter of the sorting.
 	m := 0
 	if n >= 8*l {
-		for _, v := range x {
-			keys[m] = sigKey(v)
-			m += sampled(v)
+		for _, q := range runs {
+			for _, v := range data[base+q.Off : base+q.Off+q.Len] {
+				keys[m] = sigKey(v)
+				m += sampled(v)
+			}
 		}
 	}
 	if m < 2*l {
-		m = n
-		for i, v := range x {
-			keys[i] = sigKey(v)
+		m = 0
+		for _, q := range runs {
+			for _, v := range data[base+q.Off : base+q.Off+q.Len] {
+				keys[m] = sigKey(v)
+				m++
+			}
 		}
 	}
 	sortKeys(keys[:m], tmp[:m])
