@@ -101,8 +101,8 @@ type matcher struct {
 	cost        [][]float64
 	costVersion []int
 	// scratch, reused so that matching touches little fresh memory
-	bBuf, lBuf, rBuf, tmp32 []float32  // bBuf: exactGain's, on the main goroutine only
-	useBuf                  useScratch // for exactGain
+	lBuf, rBuf, tmp32 []float32  // lBuf: signatures only
+	useBuf            useScratch // for exactGain
 	// how group costs were brought up to date (for tests)
 	fullCosts, deltaCosts int
 	// solving counts the assignment solves running on goroutines; each
@@ -526,16 +526,22 @@ func (mt *matcher) updateSite(s *matchSite, cost []float64) {
 	if q == 0 {
 		return
 	}
+	// A_Q is read in place; B_new − B_old is formed in r.
 	n, k := s.rows, q
-	l, r := scratch(&mt.lBuf, n*k), scratch(&mt.rBuf, n*k)
+	r := scratch(&mt.rBuf, n*k)
 	a, b := mt.uses[s.use].a, mt.uses[s.use].b
+	aRuns := make([]run, len(runs))
+	j := 0
+	for x, d := range runs {
+		aRuns[x] = run{Col: j, Off: d.a, Len: d.n}
+		j += d.n
+	}
 	inParallel(n, min(runtime.GOMAXPROCS(0), n, n*k>>15+1), func(i0, i1 int) {
 		for i := i0; i < i1; i++ {
-			li, ri := l[i*k:(i+1)*k], r[i*k:(i+1)*k]
+			ri := r[i*k : (i+1)*k]
 			base := s.rowOff[i]
 			j := 0
 			for _, d := range runs {
-				copyRun(li[j:j+d.n], a[base+d.a:base+d.a+d.n])
 				to, from := b[base+d.to:base+d.to+d.n], b[base+d.from:base+d.from+d.n]
 				diff := ri[j : j+d.n]
 				for t := range diff {
@@ -545,7 +551,8 @@ func (mt *matcher) updateSite(s *matchSite, cost []float64) {
 			}
 		}
 	})
-	simd.GemmF64AccWorkers(mt.gemmWorkers(), false, true, n, n, k, l, k, r, k, cost, n)
+	simd.GemmF64AccRuns(mt.gemmWorkers(), n, n, k, s.runMatrix(a, aRuns),
+		simd.RunMatrix{Data: r, RowStride: k, Runs: []run{{Col: 0, Off: 0, Len: k}}}, cost, n)
 	s.colOff, s.next = s.next, s.colOff
 	s.runs = runsOf(s.colOff, s.runs)
 }

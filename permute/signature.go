@@ -34,7 +34,6 @@ func (mt *matcher) signatureStart() (Perms, error) {
 	for i := range mt.sites {
 		largest = max(largest, mt.sites[i].rows*mt.sites[i].cols)
 	}
-	scratch(&mt.lBuf, largest/2+1)
 	scratch(&mt.rBuf, largest/2+1)
 	// The assignments are independent and the solver runs on one core:
 	// each starts as soon as its cost is ready, largest groups first, so

@@ -39,10 +39,11 @@ func GemmRuns(workers, m, n, k int, a, b RunMatrix, c []float32, ldc int) {
 	gemmRuns(active, workersOr(workers), m, n, k, a, b, c, ldc)
 }
 
-// GemmF64AccWorkers is GemmF64Acc on up to workers goroutines (GOMAXPROCS
-// if workers <= 0), with the same result; see GemmRuns for why.
-func GemmF64AccWorkers(workers int, transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float64, ldc int) {
-	gemmF64Acc(active, workersOr(workers), transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+// GemmF64AccRuns computes C += A·Bᵀ with float64 products and sums, like
+// GemmF64Acc, for A and B given as run matrices (see GemmRuns); C is m×n
+// with leading dimension ldc.
+func GemmF64AccRuns(workers, m, n, k int, a, b RunMatrix, c []float64, ldc int) {
+	gemmF64AccRuns(active, workersOr(workers), m, n, k, a, b, c, ldc)
 }
 
 func workersOr(workers int) int {
@@ -53,11 +54,7 @@ func workersOr(workers int) int {
 }
 
 func gemmRuns(im *impl, workers int, m, n, k int, a, b RunMatrix, c []float32, ldc int) {
-	checkRuns("GemmRuns A", a, m, k)
-	checkRuns("GemmRuns B", b, n, k)
-	if m < 0 || n < 0 || ldc < max(n, 1) || (m > 0 && len(c) < (m-1)*ldc+n) {
-		panic(fmt.Sprintf("simd: GemmRuns: bad C: m=%d n=%d ldc=%d len=%d", m, n, ldc, len(c)))
-	}
+	checkRunsGemm("GemmRuns", m, n, k, a, b, len(c), ldc)
 	if m == 0 || n == 0 {
 		return
 	}
@@ -68,6 +65,24 @@ func gemmRuns(im *impl, workers int, m, n, k int, a, b RunMatrix, c []float32, l
 		return
 	}
 	gemmDriver(im.sgemm, im.transpose, workers, false, true, m, n, k, 1, a.Data, a.RowStride, a.Runs, b.Data, b.RowStride, b.Runs, 0, c, ldc)
+}
+
+func gemmF64AccRuns(im *impl, workers int, m, n, k int, a, b RunMatrix, c []float64, ldc int) {
+	checkRunsGemm("GemmF64AccRuns", m, n, k, a, b, len(c), ldc)
+	if m == 0 || n == 0 || k == 0 {
+		return
+	}
+	gemmDriver(im.dgemm, im.transpose, workers, false, true, m, n, k, 1, a.Data, a.RowStride, a.Runs, b.Data, b.RowStride, b.Runs, 1, c, ldc)
+}
+
+// checkRunsGemm panics unless A (m×k), B (n×k) and C (m×n, leading
+// dimension ldc, lc elements) are well formed.
+func checkRunsGemm(name string, m, n, k int, a, b RunMatrix, lc, ldc int) {
+	checkRuns(name+" A", a, m, k)
+	checkRuns(name+" B", b, n, k)
+	if m < 0 || n < 0 || ldc < max(n, 1) || (m > 0 && lc < (m-1)*ldc+n) {
+		panic(fmt.Sprintf("simd: %s: bad C: m=%d n=%d ldc=%d len=%d", name, m, n, ldc, lc))
+	}
 }
 
 // checkRuns panics unless x's runs cover columns [0, k) in order and its

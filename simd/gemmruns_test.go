@@ -96,6 +96,22 @@ func TestGemmRuns(t *testing.T) {
 					}
 				}
 				c.check(t, name+" C")
+				// GemmF64AccRuns adds to C like GemmF64Acc on the copies.
+				want64 := make([]float64, sh.m*ldc)
+				got64 := newGuarded64(sh.m*ldc, 1, func(i int) float64 { return float64(i%7) - 3 })
+				copy(want64, got64.data)
+				imb.dgemm = im.dgemm
+				if bi == 1 {
+					imb.dgemm = smallBlocks(im.dgemm)
+				}
+				gemmF64Acc(&imb, 2, false, true, sh.m, sh.n, sh.k, gathered(a, sh.m, sh.k), sh.k, gathered(b, sh.n, sh.k), sh.k, want64, ldc)
+				gemmF64AccRuns(&imb, 2, sh.m, sh.n, sh.k, a, b, got64.data, ldc)
+				for i := range want64 {
+					if math.Float64bits(got64.data[i]) != math.Float64bits(want64[i]) {
+						t.Fatalf("%s: GemmF64AccRuns element %d = %v, GemmF64Acc on copies gives %v", name, i, got64.data[i], want64[i])
+					}
+				}
+				got64.check(t, name+" C float64")
 				ga.check(t, name+" A")
 				gb.check(t, name+" B")
 			}
