@@ -262,6 +262,9 @@ func (mt *matcher) aheadOf(g int, order []int, settled []bool, queue *solveQueue
 	var ahead, before []int
 	before = append(before, g)
 	room := maxAhead - queue.len()
+	if queue.has(g) {
+		room++ // g's own solve
+	}
 	for _, h := range order {
 		if room <= 0 || len(before) > maxAhead+1 {
 			break
@@ -506,7 +509,7 @@ func (mt *matcher) groupCost(g int, perms Perms) []float64 {
 func (mt *matcher) updateSite(s *matchSite, cost []float64) {
 	// Changed columns in runs whose offsets in A and in old and new B
 	// are consecutive (a conv kernel's taps move together).
-	type delta struct{ col, a, from, to, n int }
+	type delta struct{ a, from, to, n int }
 	var runs []delta
 	q := 0
 	for c := 0; c < len(s.next); {
@@ -519,7 +522,7 @@ func (mt *matcher) updateSite(s *matchSite, cost []float64) {
 			s.colOff[e] == s.colOff[e-1]+1 && s.aCol[e] == s.aCol[e-1]+1 {
 			e++
 		}
-		runs = append(runs, delta{c, s.aCol[c], s.colOff[c], s.next[c], e - c})
+		runs = append(runs, delta{s.aCol[c], s.colOff[c], s.next[c], e - c})
 		q += e - c
 		c = e
 	}
