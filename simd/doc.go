@@ -2,7 +2,10 @@
 // (Dot, DotF64, Axpy, Scale) and a packed, register-blocked, multi-core
 // SGEMM (Gemm), plus a float64-accumulating variant (GemmF64Acc) for the
 // weight-matching cost matrices, where float32 sums over large fan-ins would
-// lose too much precision. For the interpreter it also has single-threaded
+// lose too much precision. GemmRuns and GemmF64AccRuns take operands read in
+// place as run matrices (a row stride and runs of consecutive columns), so
+// that a tensor can be multiplied along any axis, permuted, without being
+// copied first. For the interpreter it also has single-threaded
 // GEMM forms with the same arithmetic (PackA with GemmPackedA and
 // GemmPackedAOffsets, GemmSmall), elementwise kernels (Relu, MaxPool2x2,
 // MaxPool2x2Rows, Binary, Exp, Erf, CopyRows, CopyRowsEven) and Parallel,
@@ -29,7 +32,7 @@
 //
 // # Determinism
 //
-// Gemm and GemmF64Acc split C into tiles that are each computed by exactly
+// Gemm, GemmF64Acc and their Runs forms split C into tiles that are each computed by exactly
 // one goroutine, always with the same summation order over k (blocks of a
 // fixed size, each an FMA chain in increasing k). The result is therefore
 // bit-identical whatever GOMAXPROCS is. The AVX2, AVX-512 and NEON paths
