@@ -75,15 +75,20 @@ type axisMove struct {
 type use struct{ node, input int }
 
 // Apply permutes every weight of m that a group touches, in place. a must be
-// the analysis of m. A tensor whose users need different permutations (an
-// initializer shared between layers) is copied once per distinct
-// permutation, so no tensor is ever permuted twice.
+// the analysis of m or of a model of the same architecture (see
+// SameArchitecture): each group member is found by the node input that
+// reads it, not by name, so weights may be named or shared differently. A
+// tensor whose users need different permutations (an initializer shared
+// between layers) is copied once per distinct placement of groups, so no
+// tensor is ever permuted twice.
 func Apply(m *onnx.Model, a *graph.Analysis, p Perms) error {
 	if err := p.Check(a); err != nil {
 		return err
 	}
 	weights := m.Weights()
 	g := m.Proto.GetGraph()
+	identityIn := identityInputs(g.GetNode())
+	source := func(v string) string { return weightBehind(identityIn, weights, v) }
 	// Sites of each use, per axis.
 	type siteOnAxis struct {
 		group, block, offset int
@@ -98,7 +103,13 @@ func Apply(m *onnx.Model, a *graph.Analysis, p Perms) error {
 				byUse[u] = map[int][]siteOnAxis{}
 			}
 			byUse[u][s.Axis] = append(byUse[u][s.Axis], siteOnAxis{gi, s.Block, s.Offset, p[gi]})
-			tensorOf[u] = s.Tensor
+			if s.Node < 0 || s.Node >= len(g.GetNode()) || s.Input < 0 || s.Input >= len(g.Node[s.Node].Input) {
+				return fmt.Errorf("group member %q: node %d input %d is not in the model", s.Tensor, s.Node, s.Input)
+			}
+			tensorOf[u] = source(g.Node[s.Node].Input[s.Input])
+			if tensorOf[u] == "" {
+				return fmt.Errorf("group member %q: node %d input %d does not read a weight", s.Tensor, s.Node, s.Input)
+			}
 		}
 	}
 	// Turn each use's sites into per-axis index maps over the full tensor.
@@ -140,8 +151,6 @@ func Apply(m *onnx.Model, a *graph.Analysis, p Perms) error {
 	}
 
 	// Every reader of every weight, looking through Identity nodes.
-	identityIn := identityInputs(g.GetNode())
-	source := func(v string) string { return weightBehind(identityIn, weights, v) }
 	type reader struct {
 		u   use
 		key string // canonical form of the moves, "" for none

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"strconv"
+	"strings"
 
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
@@ -12,6 +14,10 @@ import (
 // Average returns a copy of models[0] whose floating-point weights are the
 // weighted average Σ wᵢ·Wᵢ of the models' (weights are normalised to sum to
 // one). The models must share one architecture and already be aligned.
+// Weights are matched by the node inputs that read them, so the models may
+// name or share them differently; where models[0] shares a tensor between
+// inputs that another model keeps apart, the output gets a copy per input
+// group.
 // Averaging runs in float64 and is written back in each tensor's own type,
 // so fp16/bf16 models lose nothing to intermediate rounding. Tensors of
 // other types (e.g. int64 shape constants) must be identical in all models.
@@ -39,57 +45,131 @@ func Average(models []*onnx.Model, weights []float64) (*onnx.Model, error) {
 		return nil, fmt.Errorf("weights sum to zero")
 	}
 	out := models[0].Clone()
+	og := out.Proto.GetGraph()
+	nodes := og.GetNode()
+	ow := out.Weights()
 	all := make([]map[string]*onnxpb.TensorProto, len(models))
+	ids := make([]map[string]string, len(models))
 	for i, m := range models {
 		all[i] = m.Weights()
+		mn := m.Proto.GetGraph().GetNode()
+		if len(mn) != len(nodes) {
+			return nil, fmt.Errorf("%s has %d nodes, %s has %d", models[0].Name, len(nodes), m.Name, len(mn))
+		}
+		ids[i] = identityInputs(mn)
 	}
-	ow := out.Weights()
-	for _, name := range sortedNames(all[0]) {
-		t0 := all[0][name]
-		for i := 1; i < len(models); i++ {
-			if all[i][name] == nil {
-				return nil, fmt.Errorf("weight %q is in %s but not in %s", name, models[0].Name, models[i].Name)
+	// Weights are averaged by the node inputs that read them, so models
+	// may name and share their weights differently (see SameArchitecture).
+	// sources[i] is the tensor models[i] has where the output has one.
+	readers := map[string][]use{}
+	for ni, n := range nodes {
+		if n.GetOpType() == "Identity" && len(n.Output) == 1 && weightBehind(ids[0], ow, n.Output[0]) != "" {
+			continue // a forwarder, not a reader
+		}
+		for ii, in := range n.Input {
+			if tn := weightBehind(ids[0], ow, in); tn != "" {
+				readers[tn] = append(readers[tn], use{ni, ii})
 			}
 		}
-		if !onnx.IsFloat(onnx.DataType(t0)) {
-			ref, err := models[0].TensorBytes(t0)
+	}
+	sourcesAt := func(name string, u use) ([]string, error) {
+		src := make([]string, len(models))
+		src[0] = name
+		for i := 1; i < len(models); i++ {
+			if u.node < 0 {
+				src[i] = weightBehind(ids[i], all[i], name) // not read by a node: by name
+			} else if in := models[i].Proto.Graph.Node[u.node].Input; u.input < len(in) {
+				src[i] = weightBehind(ids[i], all[i], in[u.input])
+			}
+			if src[i] == "" {
+				if u.node < 0 {
+					return nil, fmt.Errorf("weight %q is in %s but not in %s", name, models[0].Name, models[i].Name)
+				}
+				return nil, fmt.Errorf("node %d input %d reads weight %q in %s but no weight in %s", u.node, u.input, name, models[0].Name, models[i].Name)
+			}
+		}
+		return src, nil
+	}
+	for _, name := range sortedNames(ow) {
+		rs := readers[name]
+		if len(rs) == 0 {
+			rs = []use{{-1, -1}}
+		}
+		// Readers that read the same tensors in every model share one
+		// average; if the models disagree, each further set of sources
+		// gets its own copy of the tensor in the output.
+		var keys []string
+		groups := map[string][]use{}
+		srcOf := map[string][]string{}
+		for _, u := range rs {
+			src, err := sourcesAt(name, u)
 			if err != nil {
 				return nil, err
 			}
-			for i := 1; i < len(models); i++ {
-				other, err := models[i].TensorBytes(all[i][name])
-				if err != nil {
-					return nil, err
-				}
-				if !bytes.Equal(ref, other) {
-					return nil, fmt.Errorf("non-float weight %q (%v) differs between %s and %s; cannot average it", name, onnx.DataType(t0), models[0].Name, models[i].Name)
+			k := strings.Join(src, "\x00")
+			if groups[k] == nil {
+				keys = append(keys, k)
+				srcOf[k] = src
+			}
+			groups[k] = append(groups[k], u)
+		}
+		for gi, k := range keys {
+			target := ow[name]
+			if gi > 0 {
+				copyName := uniqueName(out, name+"_merged"+strconv.Itoa(gi))
+				target = out.CopyTensor(ow[name], copyName)
+				for _, u := range groups[k] {
+					nodes[u.node].Input[u.input] = copyName
 				}
 			}
-			continue
-		}
-		acc, err := models[0].Float64s(t0)
-		if err != nil {
-			return nil, err
-		}
-		for k := range acc {
-			acc[k] *= weights[0] / sum
-		}
-		for i := 1; i < len(models); i++ {
-			v, err := models[i].Float64s(all[i][name])
-			if err != nil {
+			if err := averageInto(out, target, models, all, srcOf[k], weights, sum); err != nil {
 				return nil, err
 			}
-			if len(v) != len(acc) {
-				return nil, fmt.Errorf("weight %q has %d elements in %s, %d in %s", name, len(acc), models[0].Name, len(v), models[i].Name)
-			}
-			f := weights[i] / sum
-			for k := range acc {
-				acc[k] += f * v[k]
-			}
-		}
-		if err := out.SetFloat64s(ow[name], acc); err != nil {
-			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// averageInto sets target (a tensor of out) to Σ weights[i]/sum ·
+// models[i]'s tensor src[i], in float64, or, for a tensor that is not
+// floating point, checks that all the models have the same bytes.
+func averageInto(out *onnx.Model, target *onnxpb.TensorProto, models []*onnx.Model, all []map[string]*onnxpb.TensorProto, src []string, weights []float64, sum float64) error {
+	t0 := all[0][src[0]]
+	if !onnx.IsFloat(onnx.DataType(t0)) {
+		ref, err := models[0].TensorBytes(t0)
+		if err != nil {
+			return err
+		}
+		for i := 1; i < len(models); i++ {
+			other, err := models[i].TensorBytes(all[i][src[i]])
+			if err != nil {
+				return err
+			}
+			if !bytes.Equal(ref, other) {
+				return fmt.Errorf("non-float weight %q (%v) differs between %s and %s; cannot average it", src[0], onnx.DataType(t0), models[0].Name, models[i].Name)
+			}
+		}
+		return nil
+	}
+	acc, err := models[0].Float64s(t0)
+	if err != nil {
+		return err
+	}
+	for k := range acc {
+		acc[k] *= weights[0] / sum
+	}
+	for i := 1; i < len(models); i++ {
+		v, err := models[i].Float64s(all[i][src[i]])
+		if err != nil {
+			return err
+		}
+		if len(v) != len(acc) {
+			return fmt.Errorf("weight %q has %d elements in %s, but %q has %d in %s", src[0], len(acc), models[0].Name, src[i], len(v), models[i].Name)
+		}
+		f := weights[i] / sum
+		for k := range acc {
+			acc[k] += f * v[k]
+		}
+	}
+	return out.SetFloat64s(target, acc)
 }
