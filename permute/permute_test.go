@@ -182,6 +182,15 @@ func testSelfRecovery(t *testing.T, paths []string, opts MatchOptions) {
 				if err := Apply(b, ga, Random(ga, seed)); err != nil {
 					t.Fatal(err)
 				}
+				// What align checks first: the permuted copy (with its
+				// own copies of shared tensors) is the same architecture.
+				gb, err := graph.Analyze(b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := SameArchitecture(a, b, ga, gb); err != nil {
+					t.Fatalf("seed %d: the permuted copy: %v", seed, err)
+				}
 				o := opts
 				o.Seed = seed
 				res, err := WeightMatch(a, b, ga, o)
