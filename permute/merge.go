@@ -59,8 +59,9 @@ func Average(models []*onnx.Model, weights []float64) (*onnx.Model, error) {
 		ids[i] = identityInputs(mn)
 	}
 	// Weights are averaged by the node inputs that read them, so models
-	// may name and share their weights differently (see SameArchitecture).
-	// sources[i] is the tensor models[i] has where the output has one.
+	// may name and share their weights differently (see SameArchitecture):
+	// sourcesAt gives, for an input that reads the output's tensor name,
+	// the tensor each model reads there.
 	readers := map[string][]use{}
 	for ni, n := range nodes {
 		if n.GetOpType() == "Identity" && len(n.Output) == 1 && weightBehind(ids[0], ow, n.Output[0]) != "" {
