@@ -20,58 +20,31 @@ import (
 func twoHiddenMLP(t *testing.T, seed uint64, shared bool) *onnx.Model {
 	t.Helper()
 	r := rand.New(rand.NewPCG(seed, 9))
-	m := &onnx.Model{Name: "twohidden", Proto: &onnxpb.ModelProto{
-		IrVersion:   proto.Int64(8),
-		OpsetImport: []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(17)}},
-		Graph:       &onnxpb.GraphProto{Name: proto.String("twohidden")},
-	}}
+	m := newTestModel("twohidden")
 	g := m.Proto.Graph
-	addW := func(name string, dims ...int64) {
-		n, _ := onnx.NumElements(dims)
-		tp := &onnxpb.TensorProto{Name: proto.String(name), Dims: dims, DataType: proto.Int32(int32(onnxpb.TensorProto_FLOAT)), RawData: make([]byte, 4*n)}
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(r.NormFloat64())
-		}
-		if err := m.SetFloat32s(tp, v); err != nil {
-			t.Fatal(err)
-		}
-		g.Initializer = append(g.Initializer, tp)
-	}
+	f := onnxpb.TensorProto_FLOAT
 	b1, b2 := "b1", "b2"
-	addW("W1", 4, 3)
-	addW("W2", 4, 4)
-	addW("W3", 2, 4)
-	addW("b3", 2)
+	addRandomWeight(t, m, r, f, "W1", 4, 3)
+	addRandomWeight(t, m, r, f, "W2", 4, 4)
+	addRandomWeight(t, m, r, f, "W3", 2, 4)
+	addRandomWeight(t, m, r, f, "b3", 2)
 	if shared {
-		addW("b", 4)
+		addRandomWeight(t, m, r, f, "b", 4)
 		b1, b2 = "b", "b"
 	} else {
-		addW("b1", 4)
-		addW("b2", 4)
-	}
-	gemm := func(name, x, w, b, y string) *onnxpb.NodeProto {
-		return &onnxpb.NodeProto{Name: proto.String(name), OpType: proto.String("Gemm"), Input: []string{x, w, b}, Output: []string{y},
-			Attribute: []*onnxpb.AttributeProto{{Name: proto.String("transB"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(1)}}}
+		addRandomWeight(t, m, r, f, "b1", 4)
+		addRandomWeight(t, m, r, f, "b2", 4)
 	}
 	relu := func(x, y string) *onnxpb.NodeProto {
 		return &onnxpb.NodeProto{Name: proto.String("relu_" + x), OpType: proto.String("Relu"), Input: []string{x}, Output: []string{y}}
 	}
 	g.Node = []*onnxpb.NodeProto{
-		gemm("fc1", "X", "W1", b1, "h1"), relu("h1", "r1"),
-		gemm("fc2", "r1", "W2", b2, "h2"), relu("h2", "r2"),
-		gemm("fc3", "r2", "W3", "b3", "Y"),
+		gemmNode("fc1", "X", "W1", b1, "h1"), relu("h1", "r1"),
+		gemmNode("fc2", "r1", "W2", b2, "h2"), relu("h2", "r2"),
+		gemmNode("fc3", "r2", "W3", "b3", "Y"),
 	}
-	vi := func(name string, dims ...int64) *onnxpb.ValueInfoProto {
-		var shape []*onnxpb.TensorShapeProto_Dimension
-		for _, d := range dims {
-			shape = append(shape, &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: d}})
-		}
-		return &onnxpb.ValueInfoProto{Name: proto.String(name), Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{TensorType: &onnxpb.TypeProto_Tensor{
-			ElemType: proto.Int32(int32(onnxpb.TensorProto_FLOAT)), Shape: &onnxpb.TensorShapeProto{Dim: shape}}}}}
-	}
-	g.Input = []*onnxpb.ValueInfoProto{vi("X", 1, 3)}
-	g.Output = []*onnxpb.ValueInfoProto{vi("Y", 1, 2)}
+	g.Input = []*onnxpb.ValueInfoProto{floatValue("X", 1, 3)}
+	g.Output = []*onnxpb.ValueInfoProto{floatValue("Y", 1, 2)}
 	return m
 }
 

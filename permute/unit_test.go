@@ -19,50 +19,63 @@ import (
 func tinyMLP(t *testing.T, in, hidden, out int, seed uint64, dt onnxpb.TensorProto_DataType) *onnx.Model {
 	t.Helper()
 	r := rand.New(rand.NewPCG(seed, 3))
-	m := &onnx.Model{Name: "tiny", Proto: &onnxpb.ModelProto{
-		IrVersion:   proto.Int64(8),
-		OpsetImport: []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(17)}},
-		Graph:       &onnxpb.GraphProto{Name: proto.String("tiny")},
-	}}
+	m := newTestModel("tiny")
 	g := m.Proto.Graph
-	addW := func(name string, dims ...int64) {
-		n, _ := onnx.NumElements(dims)
-		tp := &onnxpb.TensorProto{Name: proto.String(name), Dims: dims, DataType: proto.Int32(int32(dt)), RawData: make([]byte, n*onnx.ElemSize(dt))}
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(r.NormFloat64())
-		}
-		if err := m.SetFloat32s(tp, v); err != nil {
-			t.Fatal(err)
-		}
-		g.Initializer = append(g.Initializer, tp)
-	}
-	addW("W1", int64(hidden), int64(in))
-	addW("b1", int64(hidden))
-	addW("W2", int64(out), int64(hidden))
-	addW("b2", int64(out))
+	addRandomWeight(t, m, r, dt, "W1", int64(hidden), int64(in))
+	addRandomWeight(t, m, r, dt, "b1", int64(hidden))
+	addRandomWeight(t, m, r, dt, "W2", int64(out), int64(hidden))
+	addRandomWeight(t, m, r, dt, "b2", int64(out))
 	g.Initializer = append(g.Initializer, &onnxpb.TensorProto{Name: proto.String("shape"), Dims: []int64{2}, DataType: proto.Int32(int32(onnxpb.TensorProto_INT64)), Int64Data: []int64{1, int64(out)}})
-	gemm := func(name, x, w, b, y string) *onnxpb.NodeProto {
-		return &onnxpb.NodeProto{Name: proto.String(name), OpType: proto.String("Gemm"), Input: []string{x, w, b}, Output: []string{y},
-			Attribute: []*onnxpb.AttributeProto{{Name: proto.String("transB"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(1)}}}
-	}
 	g.Node = []*onnxpb.NodeProto{
-		gemm("fc1", "X", "W1", "b1", "h"),
+		gemmNode("fc1", "X", "W1", "b1", "h"),
 		{Name: proto.String("relu"), OpType: proto.String("Relu"), Input: []string{"h"}, Output: []string{"hr"}},
-		gemm("fc2", "hr", "W2", "b2", "y0"),
+		gemmNode("fc2", "hr", "W2", "b2", "y0"),
 		{Name: proto.String("reshape"), OpType: proto.String("Reshape"), Input: []string{"y0", "shape"}, Output: []string{"Y"}},
 	}
-	vi := func(name string, dims ...int64) *onnxpb.ValueInfoProto {
-		var shape []*onnxpb.TensorShapeProto_Dimension
-		for _, d := range dims {
-			shape = append(shape, &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: d}})
-		}
-		return &onnxpb.ValueInfoProto{Name: proto.String(name), Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{TensorType: &onnxpb.TypeProto_Tensor{
-			ElemType: proto.Int32(int32(onnxpb.TensorProto_FLOAT)), Shape: &onnxpb.TensorShapeProto{Dim: shape}}}}}
-	}
-	g.Input = []*onnxpb.ValueInfoProto{vi("X", 1, int64(in))}
-	g.Output = []*onnxpb.ValueInfoProto{vi("Y", 1, int64(out))}
+	g.Input = []*onnxpb.ValueInfoProto{floatValue("X", 1, int64(in))}
+	g.Output = []*onnxpb.ValueInfoProto{floatValue("Y", 1, int64(out))}
 	return m
+}
+
+// newTestModel returns a model with an empty graph (IR 8, opset 17).
+func newTestModel(name string) *onnx.Model {
+	return &onnx.Model{Name: name, Proto: &onnxpb.ModelProto{
+		IrVersion:   proto.Int64(8),
+		OpsetImport: []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(17)}},
+		Graph:       &onnxpb.GraphProto{Name: proto.String(name)},
+	}}
+}
+
+// addRandomWeight adds an initializer of type dt with standard normal
+// values from r.
+func addRandomWeight(t *testing.T, m *onnx.Model, r *rand.Rand, dt onnxpb.TensorProto_DataType, name string, dims ...int64) {
+	t.Helper()
+	n, _ := onnx.NumElements(dims)
+	tp := &onnxpb.TensorProto{Name: proto.String(name), Dims: dims, DataType: proto.Int32(int32(dt)), RawData: make([]byte, n*onnx.ElemSize(dt))}
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(r.NormFloat64())
+	}
+	if err := m.SetFloat32s(tp, v); err != nil {
+		t.Fatal(err)
+	}
+	m.Proto.Graph.Initializer = append(m.Proto.Graph.Initializer, tp)
+}
+
+// gemmNode is Gemm(x, w, b) with transB = 1 (a Linear layer).
+func gemmNode(name, x, w, b, y string) *onnxpb.NodeProto {
+	return &onnxpb.NodeProto{Name: proto.String(name), OpType: proto.String("Gemm"), Input: []string{x, w, b}, Output: []string{y},
+		Attribute: []*onnxpb.AttributeProto{{Name: proto.String("transB"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(1)}}}
+}
+
+// floatValue describes a float tensor value of the given dims.
+func floatValue(name string, dims ...int64) *onnxpb.ValueInfoProto {
+	var shape []*onnxpb.TensorShapeProto_Dimension
+	for _, d := range dims {
+		shape = append(shape, &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: d}})
+	}
+	return &onnxpb.ValueInfoProto{Name: proto.String(name), Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{TensorType: &onnxpb.TypeProto_Tensor{
+		ElemType: proto.Int32(int32(onnxpb.TensorProto_FLOAT)), Shape: &onnxpb.TensorShapeProto{Dim: shape}}}}}
 }
 
 // TestWeightMatchBruteForce: with a single group, weight matching must reach
