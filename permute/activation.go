@@ -7,6 +7,7 @@ import (
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/infer"
+	"github.com/onnx-rebasin/onnx-rebasin/lap"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/simd"
 )
@@ -168,7 +169,7 @@ func ActivationMatch(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opt
 			opts.Progress(to, ds.N())
 		}
 	}
-	solver := newAssigner(len(ga.Groups))
+	var solver lap.Solver
 	perms := make(Perms, len(ga.Groups))
 	for g, gs := range stats {
 		n := ga.Groups[g].Size
@@ -178,7 +179,7 @@ func ActivationMatch(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opt
 				cost[i] += v
 			}
 		}
-		p, _, err := solver.solve(g, n, cost, nil)
+		p, _, err := solver.Solve(n, cost)
 		if err != nil {
 			return nil, fmt.Errorf("group %d: %w", g, err)
 		}

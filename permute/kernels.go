@@ -10,27 +10,6 @@ import (
 // dot64 is Σ a[i]·b[i] in float64.
 func dot64(a, b []float32) float64 { return simd.DotF64(a, b) }
 
-// assigner solves the linear assignment steps of weight matching, keeping
-// each group's column duals so that later sweeps, whose cost matrices
-// change little, start near the optimum.
-type assigner struct {
-	solver lap.Solver
-	duals  [][]float64 // per group, nil before its first solve
-}
-
-func newAssigner(groups int) *assigner { return &assigner{duals: make([][]float64, groups)} }
-
-// solve maximises Σ cost[i·n+p[i]] over permutations p for group g,
-// warm-started from prev and the duals of g's previous solve.
-func (s *assigner) solve(g, n int, cost []float64, prev []int) ([]int, float64, error) {
-	r := solveAssignment(&s.solver, n, cost, prev, s.duals[g])
-	if r.err != nil {
-		return nil, 0, r.err
-	}
-	s.duals[g] = r.duals
-	return r.perm, r.total, nil
-}
-
 // assignment is the outcome of one assignment solve.
 type assignment struct {
 	perm  []int

@@ -13,6 +13,7 @@ import (
 
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/internal/hugepage"
+	"github.com/onnx-rebasin/onnx-rebasin/lap"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
 	"github.com/onnx-rebasin/onnx-rebasin/simd"
@@ -136,7 +137,10 @@ func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*Matc
 	if err != nil {
 		return nil, err
 	}
-	solver := newAssigner(len(mt.groups))
+	// Column duals of each group's last solve, to warm-start its next:
+	// later sweeps change a group's cost little.
+	duals := make([][]float64, len(mt.groups))
+	var solver lap.Solver
 	res := &MatchResult{ObjectiveBefore: mt.objective(Identity(ga))}
 	perms, objective := Identity(ga), res.ObjectiveBefore
 	switch {
@@ -191,14 +195,14 @@ func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*Matc
 			case adopted:
 				r = spec.result
 			case lookAhead:
-				queue.start(g, mt.costVersion[g], n, cost, perms[g], solver.duals[g])
+				queue.start(g, mt.costVersion[g], n, cost, perms[g], duals[g])
 			default:
-				r = solveAssignment(&solver.solver, n, cost, perms[g], solver.duals[g])
+				r = solveAssignment(&solver, n, cost, perms[g], duals[g])
 			}
 			if lookAhead {
 				for _, h := range mt.aheadOf(g, order[k+1:], settled, queue) {
 					c := mt.groupCost(h, perms)
-					queue.start(h, mt.costVersion[h], mt.groups[h].Size, c, perms[h], solver.duals[h])
+					queue.start(h, mt.costVersion[h], mt.groups[h].Size, c, perms[h], duals[h])
 				}
 				if !adopted {
 					r = queue.take(g).result
@@ -211,7 +215,7 @@ func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*Matc
 			if r.err != nil {
 				return nil, fmt.Errorf("group %d: %w", g, r.err)
 			}
-			solver.duals[g] = r.duals
+			duals[g] = r.duals
 			p, total := r.perm, r.total
 			if total <= old+1e-12*math.Abs(old) || equalPerm(p, perms[g]) {
 				continue
