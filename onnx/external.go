@@ -48,48 +48,109 @@ func parseExternal(t *onnxpb.TensorProto) (externalInfo, error) {
 	if info.location == "" {
 		return info, errors.New("external data has no location")
 	}
-	// Refuse anything that could read outside the model's folder.
+	// A first, textual check; externalFiles.open enforces it on the real
+	// path, symbolic links resolved.
 	if filepath.IsAbs(info.location) || !filepath.IsLocal(info.location) {
 		return info, fmt.Errorf("external data location %q is absolute or leaves the model's folder", info.location)
 	}
 	return info, nil
 }
 
-// readExternal returns the bytes of an external tensor; files holds the
-// contents of files already read.
-func (m *Model) readExternal(t *onnxpb.TensorProto, files map[string][]byte) ([]byte, error) {
+// externalFiles opens the external data files of one model, each once,
+// inside the model's folder only.
+type externalFiles struct {
+	dir   string
+	root  *os.Root // nil until the first file is opened
+	files map[string]*externalFile
+}
+
+type externalFile struct {
+	f    *os.File
+	size int64
+}
+
+// open returns the opened file at location. The file must resolve, with
+// every symbolic link followed, to a regular file inside the folder:
+// os.Root refuses any path or link that leads out of it, and the file
+// is opened without blocking (a FIFO would wait for a writer forever)
+// and refused unless regular (a device such as /dev/zero never ends).
+func (e *externalFiles) open(location string) (*externalFile, error) {
+	if ef, ok := e.files[location]; ok {
+		return ef, nil
+	}
+	if e.root == nil {
+		dir := e.dir
+		if dir == "" {
+			dir = "."
+		}
+		root, err := os.OpenRoot(dir)
+		if err != nil {
+			return nil, fmt.Errorf("external data: model folder: %w", err)
+		}
+		e.root, e.files = root, map[string]*externalFile{}
+	}
+	f, err := e.root.OpenFile(location, os.O_RDONLY|openNonblock, 0)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is named below, relative to the folder
+		}
+		return nil, fmt.Errorf("external data location %q: %w", location, err)
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = errors.New("not a regular file")
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("external data location %q: %w", location, err)
+	}
+	ef := &externalFile{f, fi.Size()}
+	e.files[location] = ef
+	return ef, nil
+}
+
+func (e *externalFiles) close() {
+	for _, ef := range e.files {
+		ef.f.Close()
+	}
+	if e.root != nil {
+		e.root.Close()
+	}
+}
+
+// readExternal returns the bytes of an external tensor, read from files.
+// The range is checked against the file's size before anything is
+// allocated or read.
+func readExternal(t *onnxpb.TensorProto, files *externalFiles) ([]byte, error) {
 	info, err := parseExternal(t)
 	if err != nil {
 		return nil, err
 	}
-	data, ok := files[info.location]
-	if !ok {
-		path := filepath.Join(m.Dir, info.location)
-		fi, err := os.Lstat(path)
-		if err != nil {
-			return nil, fmt.Errorf("external data: %w", err)
-		}
-		if fi.Mode()&os.ModeSymlink != 0 {
-			return nil, fmt.Errorf("external data location %q is a symbolic link", info.location)
-		}
-		if data, err = os.ReadFile(path); err != nil {
-			return nil, fmt.Errorf("external data: %w", err)
-		}
-		files[info.location] = data
+	ef, err := files.open(info.location)
+	if err != nil {
+		return nil, err
 	}
 	n, _ := NumElements(t.Dims) // checked by checkTensor
 	want := int64(n) * int64(ElemSize(DataType(t)))
 	length := info.length
 	if length < 0 {
-		length = int64(len(data)) - info.offset
+		length = ef.size - info.offset
 	}
 	if length != want {
 		return nil, fmt.Errorf("external data length %d, dims %v need %d bytes", length, t.Dims, want)
 	}
-	if info.offset > int64(len(data)) || int64(len(data))-info.offset < length {
-		return nil, fmt.Errorf("external data %q has %d bytes, tensor needs bytes %d..%d", info.location, len(data), info.offset, info.offset+length)
+	if info.offset > ef.size || ef.size-info.offset < length {
+		return nil, fmt.Errorf("external data %q has %d bytes, tensor needs bytes %d..%d", info.location, ef.size, info.offset, info.offset+length)
 	}
-	return data[info.offset : info.offset+length : info.offset+length], nil
+	data := make([]byte, length)
+	if _, err := ef.f.ReadAt(data, info.offset); err != nil {
+		if err == io.EOF {
+			err = errors.New("file changed while being read")
+		}
+		return nil, fmt.Errorf("external data %q: %w", info.location, err)
+	}
+	return data, nil
 }
 
 // alignUp rounds an external data offset up to 64 bytes, so that every

@@ -83,7 +83,8 @@ func parse(data []byte, name, dir string, readAt func([]byte, int64) error) (*Mo
 
 // loadTensors checks every tensor's size bookkeeping and reads external data.
 func (m *Model) loadTensors() error {
-	var ext map[string][]byte // external files, read once each
+	ext := &externalFiles{dir: m.Dir}
+	defer ext.close()
 	return walkTensors(m.Proto.Graph, func(where string, t *onnxpb.TensorProto) error {
 		if err := checkTensor(t); err != nil {
 			return fmt.Errorf("%s %q: %w", where, t.GetName(), err)
@@ -91,10 +92,7 @@ func (m *Model) loadTensors() error {
 		if t.GetDataLocation() != onnxpb.TensorProto_EXTERNAL {
 			return nil
 		}
-		if ext == nil {
-			ext = map[string][]byte{}
-		}
-		b, err := m.readExternal(t, ext)
+		b, err := readExternal(t, ext)
 		if err != nil {
 			return fmt.Errorf("%s %q: %w", where, t.GetName(), err)
 		}
