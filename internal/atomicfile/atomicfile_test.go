@@ -2,6 +2,7 @@ package atomicfile
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -87,4 +88,52 @@ func assertNoTemp(t *testing.T, dir string) {
 	if len(tmps) > 0 {
 		t.Fatalf("temporary files left: %v", tmps)
 	}
+}
+
+// TestCancel checks that cancelling the context stops the writes and
+// removes the temporary file, leaving the old target.
+func TestCancel(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "model.onnx")
+	if err := WriteBytes(path, []byte("old")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	wrote := 0
+	err := WriteContext(ctx, path, func(w io.Writer) error {
+		for {
+			n, err := w.Write(make([]byte, 1<<20))
+			wrote += n
+			if err != nil {
+				return err
+			}
+			if wrote == 5<<20 {
+				cancel()
+			}
+		}
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want %v", err, context.Canceled)
+	}
+	if wrote > 5<<20+writebackChunk {
+		t.Fatalf("wrote %d bytes after the cancel", wrote-5<<20)
+	}
+	if got, _ := os.ReadFile(path); string(got) != "old" {
+		t.Fatalf("target = %q, want %q", got, "old")
+	}
+	assertNoTemp(t, dir)
+	// Cancelled after the writes: the rename does not happen either.
+	f, err := Create(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("new"))
+	f.ctx = ctx
+	if err := f.Commit(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Commit after cancel: %v", err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != "old" {
+		t.Fatalf("target = %q, want %q", got, "old")
+	}
+	assertNoTemp(t, dir)
 }
