@@ -2,12 +2,16 @@ package onnx
 
 import (
 	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 
@@ -160,11 +164,21 @@ func alignUp(off int64) int64 { return (off + 63) / 64 * 64 }
 // HasExternalData reports whether some tensor of m lives in an external file.
 func (m *Model) HasExternalData() bool { return len(m.external) > 0 }
 
-// Save writes the model to path. If the model had external data, or is too
-// large for one protobuf message (2 GiB), tensor data goes to path+".data"
-// beside it. Both files are written to temporary names and renamed into
-// place, so a failed save leaves no partial output.
-func (m *Model) Save(path string) error {
+// Save is SaveContext without a context.
+func (m *Model) Save(path string) error { return m.SaveContext(context.Background(), path) }
+
+// SaveContext writes the model to path. If the model had external data,
+// or is too large for one protobuf message (2 GiB), tensor data goes to a
+// file beside it named after path and its content, path.<hash>.data.
+//
+// The files are written under temporary names and renamed into place, the
+// data file first and the model last, in the folder's lock (see
+// atomicfile.LockDir); then the data files of earlier saves to path (named
+// path.<hash>.data) go. So a reader of path never sees a model with
+// another save's data, concurrent saves to one path leave one of them
+// whole, and a save that fails or is cancelled (ctx) leaves the previous
+// output as it was and no file of its own.
+func (m *Model) SaveContext(ctx context.Context, path string) error {
 	externalize := map[*onnxpb.TensorProto]bool{}
 	for t := range m.external {
 		externalize[t] = true
@@ -182,19 +196,76 @@ func (m *Model) Save(path string) error {
 		})
 	}
 	if len(externalize) == 0 {
-		return atomicfile.Write(path, func(w io.Writer) error {
-			if err := writeModel(w, m.Proto); err != nil {
-				return fmt.Errorf("%s: %w", path, err)
-			}
-			return nil
-		})
+		f, err := atomicfile.Create(ctx, path)
+		if err != nil {
+			return err
+		}
+		defer f.Abort()
+		if err := writeModel(f, m.Proto); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		return commitModel(path, f, nil, "")
 	}
-	return m.saveExternal(path, externalize)
+	return m.saveExternal(ctx, path, externalize)
 }
 
-func (m *Model) saveExternal(path string, externalize map[*onnxpb.TensorProto]bool) (err error) {
-	dataName := filepath.Base(path) + ".data"
-	dataPath := filepath.Join(filepath.Dir(path), dataName)
+// dataFileHash is how many bytes of the data's SHA-256 name a data file:
+// 64 bits, in hex.
+const dataFileHash = 8
+
+// isDataFileOf reports whether name is the name of a data file that Save
+// wrote for a model named base: base.<hash>.data.
+func isDataFileOf(name, base string) bool {
+	rest, ok1 := strings.CutPrefix(name, base+".")
+	hash, ok2 := strings.CutSuffix(rest, ".data")
+	if !ok1 || !ok2 || len(hash) != 2*dataFileHash {
+		return false
+	}
+	_, err := hex.DecodeString(hash)
+	return err == nil && strings.ToLower(hash) == hash
+}
+
+// commitModel puts the written model f (and its data file, if any, as
+// dataName) in place in the folder's lock, then removes the data files of
+// earlier saves to path.
+func commitModel(path string, f, data *atomicfile.File, dataName string) error {
+	dir, base := filepath.Dir(path), filepath.Base(path)
+	unlock, err := atomicfile.LockDir(dir)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	defer unlock()
+	if data != nil {
+		dataPath := filepath.Join(dir, dataName)
+		// Same name, same content: an earlier save's file that the
+		// model in place may use. Replaced by identical bytes, and kept
+		// if this save fails.
+		_, statErr := os.Lstat(dataPath)
+		existed := statErr == nil
+		if err := data.CommitAs(dataPath); err != nil {
+			return err
+		}
+		if err := f.Commit(); err != nil {
+			if !existed {
+				os.Remove(dataPath)
+			}
+			return err
+		}
+	} else if err := f.Commit(); err != nil {
+		return err
+	}
+	// No model refers to the earlier saves' data files now: path has
+	// been replaced, and other savers wait for the lock.
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.Name() != dataName && isDataFileOf(e.Name(), base) {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+	return nil
+}
+
+func (m *Model) saveExternal(ctx context.Context, path string, externalize map[*onnxpb.TensorProto]bool) (err error) {
 	// Collect in graph order so the data file's layout is deterministic.
 	var order []*onnxpb.TensorProto
 	walkTensors(m.Proto.Graph, func(_ string, t *onnxpb.TensorProto) error {
@@ -203,6 +274,39 @@ func (m *Model) saveExternal(path string, externalize map[*onnxpb.TensorProto]bo
 		}
 		return nil
 	})
+	blobs := make([][]byte, len(order))
+	for i, t := range order {
+		if blobs[i], err = m.TensorBytes(t); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	// The data file first: its name is its content's hash.
+	data, err := atomicfile.Create(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer data.Abort()
+	hash := sha256.New()
+	bw := bufio.NewWriterSize(io.MultiWriter(data, hash), 1<<20)
+	offsets := make([]int64, len(order))
+	var off int64
+	pad := make([]byte, 64)
+	for i, b := range blobs {
+		if gap := alignUp(off) - off; gap > 0 {
+			bw.Write(pad[:gap])
+			off += gap
+		}
+		offsets[i] = off
+		if _, err := bw.Write(b); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		off += int64(len(b))
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	dataName := fmt.Sprintf("%s.%x.data", filepath.Base(path), hash.Sum(nil)[:dataFileHash])
+
 	type saved struct {
 		raw       []byte
 		float32s  []float32
@@ -214,12 +318,15 @@ func (m *Model) saveExternal(path string, externalize map[*onnxpb.TensorProto]bo
 		externals []*onnxpb.StringStringEntryProto
 	}
 	undo := make([]saved, len(order))
-	blobs := make([][]byte, len(order))
 	for i, t := range order {
-		if blobs[i], err = m.TensorBytes(t); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
 		undo[i] = saved{t.RawData, t.FloatData, t.DoubleData, t.Int32Data, t.Int64Data, t.Uint64Data, t.DataLocation, t.ExternalData}
+		t.RawData, t.FloatData, t.DoubleData, t.Int32Data, t.Int64Data, t.Uint64Data = nil, nil, nil, nil, nil, nil
+		t.DataLocation = onnxpb.TensorProto_EXTERNAL.Enum()
+		t.ExternalData = []*onnxpb.StringStringEntryProto{
+			{Key: proto.String("location"), Value: proto.String(dataName)},
+			{Key: proto.String("offset"), Value: proto.String(strconv.FormatInt(offsets[i], 10))},
+			{Key: proto.String("length"), Value: proto.String(strconv.Itoa(len(blobs[i])))},
+		}
 	}
 	defer func() {
 		if err == nil {
@@ -231,46 +338,18 @@ func (m *Model) saveExternal(path string, externalize map[*onnxpb.TensorProto]bo
 			t.DataLocation, t.ExternalData = s.location, s.externals
 		}
 	}()
-	var offset int64
-	for i, t := range order {
-		offset = alignUp(offset)
-		t.RawData, t.FloatData, t.DoubleData, t.Int32Data, t.Int64Data, t.Uint64Data = nil, nil, nil, nil, nil, nil
-		t.DataLocation = onnxpb.TensorProto_EXTERNAL.Enum()
-		t.ExternalData = []*onnxpb.StringStringEntryProto{
-			{Key: proto.String("location"), Value: proto.String(dataName)},
-			{Key: proto.String("offset"), Value: proto.String(strconv.FormatInt(offset, 10))},
-			{Key: proto.String("length"), Value: proto.String(strconv.Itoa(len(blobs[i])))},
-		}
-		offset += int64(len(blobs[i]))
-	}
-	model, err := proto.Marshal(m.Proto)
-	if err != nil {
-		return fmt.Errorf("%s: encoding model: %w", path, err)
-	}
-	err = atomicfile.Write(dataPath, func(w io.Writer) error {
-		bw := bufio.NewWriterSize(w, 1<<20)
-		var off int64
-		pad := make([]byte, 64)
-		for _, b := range blobs {
-			if gap := alignUp(off) - off; gap > 0 {
-				bw.Write(pad[:gap])
-				off += gap
-			}
-			if _, err := bw.Write(b); err != nil {
-				return fmt.Errorf("%s: %w", dataPath, err)
-			}
-			off += int64(len(b))
-		}
-		if err := bw.Flush(); err != nil {
-			return fmt.Errorf("%s: %w", dataPath, err)
-		}
-		return nil
-	})
+	f, err := atomicfile.Create(ctx, path)
 	if err != nil {
 		return err
 	}
-	if err = atomicfile.WriteBytes(path, model); err != nil {
-		os.Remove(dataPath)
+	defer f.Abort()
+	if err := writeModel(f, m.Proto); err != nil {
+		return fmt.Errorf("%s: encoding model: %w", path, err)
+	}
+	if err := data.Close(); err != nil { // sync outside the lock
+		return err
+	}
+	if err := commitModel(path, f, data, dataName); err != nil {
 		return err
 	}
 	// The model now refers to the new data file.

@@ -427,7 +427,7 @@ func TestExternalData(t *testing.T) {
 	if !equal32(got, []float32{5, 6, 7, 8}) {
 		t.Fatalf("after save: %v", got)
 	}
-	if _, err := os.Stat(out + ".data"); err != nil {
+	if _, err := os.Stat(filepath.Join(filepath.Dir(out), m2.Proto.Graph.Initializer[0].ExternalData[0].GetValue())); err != nil {
 		t.Fatal(err)
 	}
 	// Marshal inlines the data; the proto is left as it was.
