@@ -3,6 +3,7 @@ package permute
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
@@ -116,6 +117,9 @@ func (s *channelStats) correlation() []float64 {
 // activation site the group permutes (a residual stream pools all its tied
 // sites). Each group is solved once and independently.
 func ActivationMatch(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opts DataOptions) (Perms, error) {
+	if err := checkFit(ga, a, b); err != nil {
+		return nil, err
+	}
 	sa, err := infer.NewSession(a)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", a.Name, err)
@@ -157,8 +161,11 @@ func ActivationMatch(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opt
 		for _, gs := range stats {
 			for _, s := range gs {
 				ta, tb := oa[s.value], ob[s.value]
-				if ta == nil || tb == nil || ta.DType != infer.Float32 {
+				if ta == nil || tb == nil || ta.DType != infer.Float32 || tb.DType != infer.Float32 {
 					return nil, fmt.Errorf("activation %s was not computed", s.value)
+				}
+				if !slices.Equal(ta.Shape, tb.Shape) {
+					return nil, fmt.Errorf("activation %s is %v in %s but %v in %s", s.value, ta.Shape, a.Name, tb.Shape, b.Name)
 				}
 				if err := s.add(ta.Shape, ta.F, tb.F); err != nil {
 					return nil, err

@@ -1,11 +1,13 @@
 package permute
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
+	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
 )
 
 // SameArchitecture reports, as an error saying where, how two models differ
@@ -66,4 +68,54 @@ func sortedNames[V any](m map[string]V) []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// checkFit checks that the permutation groups of ga fit every one of
+// models: each group member is a weight of the model, holds the group on
+// its axis, and has the same dims in all the models. Functions that take
+// an analysis of one model and apply it to others call it first, so that
+// models of another architecture (other widths, say) give an error rather
+// than a panic in the kernels.
+func checkFit(ga *graph.Analysis, models ...*onnx.Model) error {
+	if ga == nil {
+		return errors.New("no analysis given")
+	}
+	type modelWeights struct {
+		nodes      []*onnxpb.NodeProto
+		weights    map[string]*onnxpb.TensorProto
+		identityIn map[string]string
+	}
+	ms := make([]modelWeights, len(models))
+	for i, m := range models {
+		if m == nil || m.Proto.GetGraph() == nil {
+			return fmt.Errorf("model %d has no graph", i+1)
+		}
+		nodes := m.Proto.Graph.Node
+		ms[i] = modelWeights{nodes, m.Weights(), identityInputs(nodes)}
+	}
+	for gi, grp := range ga.Groups {
+		for _, s := range grp.Weights {
+			var first *onnxpb.TensorProto
+			for i, m := range models {
+				mw := ms[i]
+				if s.Node < 0 || s.Node >= len(mw.nodes) || s.Input < 0 || s.Input >= len(mw.nodes[s.Node].Input) {
+					return fmt.Errorf("%s: permutation group %d: node %d input %d is not in the model", m.Name, gi, s.Node, s.Input)
+				}
+				t := mw.weights[weightBehind(mw.identityIn, mw.weights, mw.nodes[s.Node].Input[s.Input])]
+				if t == nil {
+					return fmt.Errorf("%s: permutation group %d: node %d input %d does not read a weight", m.Name, gi, s.Node, s.Input)
+				}
+				if s.Axis < 0 || s.Axis >= len(t.Dims) || s.Offset < 0 ||
+					int64(s.Offset)+int64(grp.Size)*int64(max(s.Block, 1)) > t.Dims[s.Axis] {
+					return fmt.Errorf("%s: weight %q %v does not hold permutation group %d (%d units) on axis %d", m.Name, t.GetName(), t.Dims, gi, grp.Size, s.Axis)
+				}
+				if first == nil {
+					first = t
+				} else if !slices.Equal(t.Dims, first.Dims) {
+					return fmt.Errorf("weight %q is %v in %s but %q is %v in %s", first.GetName(), first.Dims, models[0].Name, t.GetName(), t.Dims, m.Name)
+				}
+			}
+		}
+	}
+	return nil
 }

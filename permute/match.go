@@ -133,6 +133,9 @@ func (mt *matcher) gemmWorkers() int {
 // whichever of the two scores higher.
 func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*MatchResult, error) {
 	start := time.Now()
+	if err := checkFit(ga, a, b); err != nil {
+		return nil, err
+	}
 	mt, err := newMatcher(a, b, ga)
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -164,8 +165,8 @@ func averageInto(out *onnx.Model, target *onnxpb.TensorProto, models []*onnx.Mod
 		if err != nil {
 			return err
 		}
-		if len(v) != len(acc) {
-			return fmt.Errorf("weight %q has %d elements in %s, but %q has %d in %s", src[0], len(acc), models[0].Name, src[i], len(v), models[i].Name)
+		if t := all[i][src[i]]; len(v) != len(acc) || !slices.Equal(t.Dims, t0.Dims) {
+			return fmt.Errorf("weight %q is %v in %s, but %q is %v in %s", src[0], t0.Dims, models[0].Name, src[i], t.Dims, models[i].Name)
 		}
 		f := weights[i] / sum
 		for k := range acc {

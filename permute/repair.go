@@ -138,6 +138,9 @@ type Repair struct {
 // layer outputs corrected are those of BatchNormalization nodes and of Conv
 // and Gemm nodes not followed by one, where the channels belong to a group.
 func PrepareRepair(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opts DataOptions) (*Repair, error) {
+	if err := checkFit(ga, a, b); err != nil {
+		return nil, err
+	}
 	r := &Repair{opts: opts, data: ds}
 	hidden := map[string]bool{}
 	for _, grp := range ga.Groups {
@@ -292,12 +295,18 @@ func (r *Repair) measure(m *onnx.Model, only []int) (mean, std [][]float64, err 
 // x ↦ (x − μ)·σ_t/σ + μ_t into the layer's weights and bias, where μ_t and
 // σ_t interpolate the endpoints' statistics. m gains no nodes.
 func (r *Repair) Apply(m *onnx.Model, lambda float64) error {
+	if err := r.checkSites(m); err != nil {
+		return err
+	}
 	for i, s := range r.sites {
 		mean, std, err := r.measure(m, []int{i})
 		if err != nil {
 			return err
 		}
 		c := len(mean[i])
+		if c != len(r.meanA[i]) {
+			return fmt.Errorf("%s: %s has %d channels, %d when the repair was prepared", m.Name, s.value, c, len(r.meanA[i]))
+		}
 		scale := make([]float64, c)
 		shift := make([]float64, c) // new = old·scale + shift
 		for ch := 0; ch < c; ch++ {
@@ -308,6 +317,23 @@ func (r *Repair) Apply(m *onnx.Model, lambda float64) error {
 		}
 		if err := foldAffine(m, s, scale, shift); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// checkSites checks, before Apply changes anything, that m has the layers
+// that r was prepared on, with as many output channels.
+func (r *Repair) checkSites(m *onnx.Model) error {
+	nodes := m.Proto.GetGraph().GetNode()
+	w := m.Weights()
+	for i, s := range r.sites {
+		if s.node >= len(nodes) || len(nodes[s.node].Output) == 0 || nodes[s.node].Output[0] != s.value || s.weights >= len(nodes[s.node].Input) {
+			return fmt.Errorf("%s: has no layer writing %s where the repair was prepared", m.Name, s.value)
+		}
+		t := useTensor(m, w, graph.WeightSite{Node: s.node, Input: s.weights})
+		if t == nil || s.outAxis >= len(t.Dims) || t.Dims[s.outAxis] != int64(len(r.meanA[i])) {
+			return fmt.Errorf("%s: the layer writing %s does not have the %d channels the repair was prepared for", m.Name, s.value, len(r.meanA[i]))
 		}
 	}
 	return nil

@@ -15,6 +15,9 @@ func MergeAligned(models []*onnx.Model, a *graph.Analysis, perms []Perms, weight
 	if len(perms) != len(models) {
 		return nil, fmt.Errorf("%d permutations for %d models", len(perms), len(models))
 	}
+	if err := checkFit(a, models...); err != nil {
+		return nil, err
+	}
 	aligned := make([]*onnx.Model, len(models))
 	for i, m := range models {
 		aligned[i] = m.Clone()
@@ -30,6 +33,9 @@ func MergeAligned(models []*onnx.Model, a *graph.Analysis, perms []Perms, weight
 // mean of all the others (as currently aligned), until a round changes no
 // permutation (or opts.MaxIter rounds). It returns one permutation per model.
 func MergeMany(models []*onnx.Model, a *graph.Analysis, opts MatchOptions, progress func(round, changed int)) ([]Perms, error) {
+	if err := checkFit(a, models...); err != nil {
+		return nil, err
+	}
 	perms := make([]Perms, len(models))
 	for i := range perms {
 		perms[i] = Identity(a)
