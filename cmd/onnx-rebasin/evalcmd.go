@@ -84,6 +84,11 @@ func progressBar(w io.Writer, label string) func(done, total int) {
 	}
 }
 
+// maxVerifyElements bounds the random input values that --verify makes
+// from a model's declared input dims (64 MiB of float32), so that absurd
+// dims give an error, not an out-of-memory crash.
+const maxVerifyElements = 1 << 24
+
 // verifySame runs orig and rewritten on the same inputs with the built-in
 // interpreter and fails if any output differs beyond atol 1e-4 + rtol 1e-3.
 // Inputs come from data (its first 64 samples) or are drawn at random from
@@ -109,6 +114,7 @@ func verifySame(orig, rewritten *onnx.Model, data string, seed uint64) error {
 		inputs[so.Inputs()[0].Name] = ds.Batch(0, min(64, ds.N()))
 	} else {
 		r := rand.New(rand.NewPCG(seed, 11))
+		total := 0
 		for _, in := range so.Inputs() {
 			if in.DType != infer.Float32 {
 				return fmt.Errorf("--verify: input %s is not float32; give --verify-data", in.Name)
@@ -120,8 +126,13 @@ func verifySame(orig, rewritten *onnx.Model, data string, seed uint64) error {
 					d = 2
 				}
 				shape[i] = d
+				// Bounded before multiplying, so that no product wraps.
+				if d > maxVerifyElements/n || total+n*d > maxVerifyElements {
+					return fmt.Errorf("--verify: input %s declares dims %v, more than %d random values; give --verify-data", in.Name, in.Shape, maxVerifyElements)
+				}
 				n *= d
 			}
+			total += n
 			x := make([]float32, n)
 			for i := range x {
 				x[i] = float32(r.NormFloat64())
