@@ -1,6 +1,7 @@
 package permute
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"slices"
@@ -18,6 +19,16 @@ import (
 type DataOptions struct {
 	Batch    int                   // samples per forward pass (default 256)
 	Progress func(done, total int) // called after each batch, if set
+	// Context, if set, stops the passes with its error when cancelled.
+	Context context.Context
+}
+
+// ctxErr is ctx's error, nil for a nil ctx.
+func ctxErr(ctx context.Context) error {
+	if ctx == nil {
+		return nil
+	}
+	return ctx.Err()
 }
 
 func (o DataOptions) batch() int {
@@ -148,6 +159,9 @@ func ActivationMatch(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opt
 	}
 	batch := opts.batch()
 	for from := 0; from < ds.N(); from += batch {
+		if err := ctxErr(opts.Context); err != nil {
+			return nil, err
+		}
 		to := min(from+batch, ds.N())
 		x := map[string]*infer.Tensor{input: ds.Batch(from, to)}
 		oa, err := sa.Run(x, infer.Capture(names...))

@@ -1,6 +1,7 @@
 package permute
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -34,6 +35,8 @@ type MatchOptions struct {
 	IdentityStart bool
 	// Progress, if set, is called after every sweep.
 	Progress func(s Sweep)
+	// Context, if set, stops matching with its error when cancelled.
+	Context context.Context
 }
 
 // Sweep reports one pass of coordinate descent over all groups.
@@ -183,6 +186,9 @@ func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*Matc
 		changed := 0
 		order := rng.Perm(len(mt.groups))
 		for k, g := range order {
+			if err := ctxErr(opts.Context); err != nil {
+				return nil, err
+			}
 			if settled[g] {
 				// Nothing g's cost depends on has moved since its last
 				// solve kept its permutation: the solve would again.

@@ -34,6 +34,9 @@ func ResetBatchNorm(m *onnx.Model, ds *eval.Dataset, opts DataOptions) error {
 	var acc infer.BatchNormAccumulator
 	batch := opts.batch()
 	for from := 0; from < ds.N(); from += batch {
+		if err := ctxErr(opts.Context); err != nil {
+			return err
+		}
 		to := min(from+batch, ds.N())
 		if _, err := sess.Run(map[string]*infer.Tensor{input: ds.Batch(from, to)}, infer.BatchNormStatistics(acc.Add)); err != nil {
 			return fmt.Errorf("%s: %w", m.Name, err)
@@ -248,6 +251,9 @@ func (r *Repair) measure(m *onnx.Model, only []int) (mean, std [][]float64, err 
 	count := make([]float64, len(r.sites))
 	batch := r.opts.batch()
 	for from := 0; from < r.data.N(); from += batch {
+		if err := ctxErr(r.opts.Context); err != nil {
+			return nil, nil, err
+		}
 		to := min(from+batch, r.data.N())
 		out, err := sess.Run(map[string]*infer.Tensor{input: r.data.Batch(from, to)}, infer.Capture(names...))
 		if err != nil {

@@ -48,6 +48,9 @@ func MergeMany(models []*onnx.Model, a *graph.Analysis, opts MatchOptions, progr
 	for round := 1; round <= maxRounds; round++ {
 		changed := 0
 		for _, i := range rng.Perm(len(models)) {
+			if err := ctxErr(opts.Context); err != nil {
+				return nil, err
+			}
 			var others []*onnx.Model
 			var otherPerms []Perms
 			for j := range models {

@@ -70,7 +70,7 @@ func alignModels(c *cmdContext, pathA, pathB string, o alignOptions) (*onnx.Mode
 	if err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("cannot align: %w", err)
 	}
-	opts := permute.MatchOptions{Seed: o.seed, MaxIter: o.maxIter}
+	opts := permute.MatchOptions{Seed: o.seed, MaxIter: o.maxIter, Context: c.ctx}
 	if !o.quiet {
 		opts.Progress = func(s permute.Sweep) {
 			fmt.Fprintf(c.stderr, "sweep %d: objective %.6g, %d groups changed (%.2fs)\n", s.N, s.Objective, s.Changed, s.Elapsed.Seconds())
@@ -82,7 +82,7 @@ func alignModels(c *cmdContext, pathA, pathB string, o alignOptions) (*onnx.Mode
 		if o.fit == nil {
 			return nil, nil, nil, nil, usagef("--method %s needs data", o.method)
 		}
-		perms, err := permute.ActivationMatch(ma, mb, ga, o.fit, permute.DataOptions{Batch: o.batch})
+		perms, err := permute.ActivationMatch(ma, mb, ga, o.fit, permute.DataOptions{Batch: o.batch, Context: c.ctx})
 		if err != nil {
 			return nil, nil, nil, nil, fmt.Errorf("aligning %s to %s: %w", pathB, pathA, err)
 		}
@@ -154,7 +154,7 @@ func runAlign(c *cmdContext, args []string) error {
 			fmt.Fprintf(c.stderr, "verified: %s computes what %s computes\n", *out, pos[1])
 		}
 	}
-	if err := mb.Save(*out); err != nil {
+	if err := mb.SaveContext(c.ctx, *out); err != nil {
 		return err
 	}
 	if !*quiet {

@@ -101,7 +101,7 @@ func runPermute(c *cmdContext, args []string) error {
 			return err
 		}
 	}
-	if err := m.Save(*out); err != nil {
+	if err := m.SaveContext(c.ctx, *out); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stderr, "permuted %d groups (%d units) of %s into %s\n", len(a.Groups), a.PermutableUnits, pos[0], *out)

@@ -3,11 +3,20 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"runtime/pprof"
+	"syscall"
+	"time"
+
+	"github.com/onnx-rebasin/onnx-rebasin/internal/atomicfile"
 )
+
+// interruptGrace is how long a command may take to stop after a signal.
+const interruptGrace = 2 * time.Second
 
 func main() {
 	os.Exit(mainExit())
@@ -31,9 +40,37 @@ func mainExit() int {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	err := run(os.Args[1:], os.Stdout, os.Stderr)
+	// SIGINT and SIGTERM cancel the context: the long loops and the
+	// saves stop and remove their temporary files, and the command
+	// fails. A command that does not stop within interruptGrace (a loop
+	// that does not watch the context) is ended, its temporary files
+	// removed. A second signal kills at once.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+		}
+		stop()
+		select {
+		case <-done:
+		case <-time.After(interruptGrace):
+			atomicfile.RemoveTemps()
+			fmt.Fprintf(os.Stderr, "onnx-rebasin: interrupted (%v)\n", context.Cause(ctx))
+			os.Exit(1)
+		}
+	}()
+	err := runContext(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	close(done)
 	if err == nil {
 		return 0
+	}
+	if ctx.Err() != nil {
+		fmt.Fprintf(os.Stderr, "onnx-rebasin: interrupted (%v)\n", context.Cause(ctx))
+		return 1
 	}
 	if !errors.Is(err, errHelpShown) {
 		fmt.Fprintf(os.Stderr, "onnx-rebasin: %v\n", err)

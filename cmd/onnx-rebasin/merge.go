@@ -75,7 +75,7 @@ func runMerge(c *cmdContext, args []string) error {
 			}
 		}
 	}
-	opts := permute.MatchOptions{Seed: *seed, MaxIter: *maxIter}
+	opts := permute.MatchOptions{Seed: *seed, MaxIter: *maxIter, Context: c.ctx}
 	var perms []permute.Perms
 	switch {
 	case *noAlign:
@@ -109,7 +109,7 @@ func runMerge(c *cmdContext, args []string) error {
 	if err != nil {
 		return err
 	}
-	dopts := permute.DataOptions{Batch: *batch}
+	dopts := permute.DataOptions{Batch: *batch, Context: c.ctx}
 	if *repair != "" {
 		if len(models) != 2 {
 			return usagef("merge: --repair works on two models")
@@ -146,7 +146,7 @@ func runMerge(c *cmdContext, args []string) error {
 			return err
 		}
 	}
-	if err := merged.Save(*out); err != nil {
+	if err := merged.SaveContext(c.ctx, *out); err != nil {
 		return err
 	}
 	if !*quiet {
@@ -200,7 +200,7 @@ func runInterp(c *cmdContext, args []string) error {
 		if err := checkOutput(path, false, pos...); err != nil {
 			return err
 		}
-		if err := m.Save(path); err != nil {
+		if err := m.SaveContext(c.ctx, path); err != nil {
 			return err
 		}
 		if !*quiet {

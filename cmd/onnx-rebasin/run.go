@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -27,8 +28,10 @@ type command struct {
 	run                 func(c *cmdContext, args []string) error
 }
 
-// cmdContext carries the output streams to a subcommand.
+// cmdContext carries the output streams to a subcommand, and the context
+// that a signal cancels.
 type cmdContext struct {
+	ctx            context.Context
 	stdout, stderr io.Writer
 }
 
@@ -50,6 +53,11 @@ func init() {
 
 // run is the whole command line, separated from main so that tests can call it in process.
 func run(args []string, stdout, stderr io.Writer) error {
+	return runContext(context.Background(), args, stdout, stderr)
+}
+
+// runContext is run that stops when ctx is cancelled.
+func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		printUsage(stderr)
 		return usagef("no command given")
@@ -58,7 +66,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	switch name {
 	case "help", "-h", "-help", "--help":
 		if len(args) > 1 {
-			return run([]string{args[1], "--help"}, stdout, stderr)
+			return runContext(ctx, []string{args[1], "--help"}, stdout, stderr)
 		}
 		printUsage(stdout)
 		return nil
@@ -67,7 +75,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	for _, c := range commands {
 		if c.name == name {
-			return c.run(&cmdContext{stdout, stderr}, args[1:])
+			return c.run(&cmdContext{ctx, stdout, stderr}, args[1:])
 		}
 	}
 	printUsage(stderr)

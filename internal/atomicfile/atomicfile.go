@@ -17,7 +17,23 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 )
+
+// live holds the names of the temporary files not yet committed or
+// aborted, for RemoveTemps.
+var live sync.Map
+
+// RemoveTemps removes every temporary file not yet committed or aborted,
+// for a process that must exit at once (on a signal) without waiting for
+// its writers to stop.
+func RemoveTemps() {
+	live.Range(func(name, _ any) bool {
+		os.Remove(name.(string))
+		live.Delete(name)
+		return true
+	})
+}
 
 // File is a file being written under a temporary name beside its target.
 // Commit puts it in place; Abort removes it. A File is not safe for
@@ -49,6 +65,7 @@ func Create(ctx context.Context, path string) (*File, error) {
 		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, perm|0o200)
 		if err == nil {
 			tmp = f
+			live.Store(name, true)
 			break
 		}
 		if !errors.Is(err, fs.ErrExist) || try == 100 {
@@ -110,6 +127,7 @@ func (f *File) CommitAs(path string) (err error) {
 	if err := os.Rename(f.tmp.Name(), path); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
+	live.Delete(f.tmp.Name())
 	f.done = true
 	return nil
 }
@@ -126,6 +144,7 @@ func (f *File) Abort() {
 		f.tmp.Close()
 	}
 	os.Remove(f.tmp.Name())
+	live.Delete(f.tmp.Name())
 }
 
 // Write creates path with the bytes that fill writes.

@@ -137,3 +137,35 @@ func TestCancel(t *testing.T) {
 	}
 	assertNoTemp(t, dir)
 }
+
+// TestRemoveTemps checks that RemoveTemps removes the temporary files of
+// writes in progress and only those.
+func TestRemoveTemps(t *testing.T) {
+	dir := t.TempDir()
+	done, err := Create(context.Background(), filepath.Join(dir, "done"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := done.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	var open []*File
+	for _, name := range []string{"a", "b"} {
+		f, err := Create(context.Background(), filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Write([]byte(name))
+		open = append(open, f)
+	}
+	RemoveTemps()
+	assertNoTemp(t, dir)
+	if _, err := os.Stat(filepath.Join(dir, "done")); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range open {
+		if err := f.Commit(); err == nil {
+			t.Fatal("a removed temporary file was committed")
+		}
+	}
+}
