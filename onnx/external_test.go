@@ -154,3 +154,5 @@ func symlink(t *testing.T, target, link string) {
 		t.Skipf("no symbolic links here: %v", err)
 	}
 }
+
+func makeFIFO(path string) error { return syscall.Mkfifo(path, 0o644) }

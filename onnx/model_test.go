@@ -522,26 +522,69 @@ func equal32(a, b []float32) bool {
 }
 
 func FuzzParse(f *testing.F) {
-	f.Add(marshal(f, tinyModel()))
-	f.Add([]byte{})
-	f.Add([]byte("\x08\x07\x3a\x02\x0a\x00"))
+	// Each input is a model and the bytes of the data file w.bin in its
+	// folder. The folder also holds what external data must not reach: a
+	// FIFO, links to /dev/zero and to a folder outside with a file whose
+	// size (4243) no error may give.
+	outside := f.TempDir()
+	if err := os.WriteFile(filepath.Join(outside, "secret.bin"), make([]byte, 4243), 0o644); err != nil {
+		f.Fatal(err)
+	}
+	withExternal := func(loc string, off, length int) []byte {
+		mp := tinyModel()
+		setExternal(mp.Graph.Initializer[0], loc, off, length)
+		return marshal(f, mp)
+	}
+	w := make([]byte, 24)
+	f.Add(marshal(f, tinyModel()), w)
+	f.Add([]byte{}, w)
+	f.Add([]byte("\x08\x07\x3a\x02\x0a\x00"), w)
+	for _, loc := range []string{"w.bin", "fifo", "zero", "up/secret.bin", "../secret.bin", "/dev/zero", "sub/../w.bin"} {
+		f.Add(withExternal(loc, 0, 16), w)
+	}
+	f.Add(withExternal("w.bin", 8, 16), w)
+	f.Add(withExternal("w.bin", 16, 16), w)
+	f.Add(withExternal("w.bin", 0, -1), w[:16])
 	separateRawData = 1 // every raw_data through unmarshalModel's own copy
-	f.Fuzz(func(t *testing.T, data []byte) {
+	f.Fuzz(func(t *testing.T, data, wbin []byte) {
 		if err := sameAsUnmarshal(data); err != nil {
 			t.Fatal(err)
 		}
-		m, err := Parse(data, "fuzz.onnx", t.TempDir())
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "w.bin"), wbin, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := makeFIFO(filepath.Join(dir, "fifo")); err != nil {
+			t.Fatal(err)
+		}
+		os.Symlink("/dev/zero", filepath.Join(dir, "zero"))
+		os.Symlink(outside, filepath.Join(dir, "up"))
+		m, err := Parse(data, "fuzz.onnx", dir)
 		if err != nil {
-			if !strings.HasPrefix(err.Error(), "fuzz.onnx: ") {
-				t.Fatalf("error does not name the file: %v", err)
+			msg := err.Error()
+			if !strings.HasPrefix(msg, "fuzz.onnx: ") || strings.Contains(msg, "\n") {
+				t.Fatalf("error is not one line naming the file: %v", err)
+			}
+			if strings.Contains(msg, "4243") {
+				t.Fatalf("error gives the size of a file outside the folder: %v", err)
 			}
 			return
 		}
-		// Anything accepted must be readable and re-encodable.
+		// Anything accepted must be readable and re-encodable, external
+		// data from w.bin only.
 		walkTensors(m.Proto.Graph, func(_ string, tp *onnxpb.TensorProto) error {
 			if IsFloat(DataType(tp)) {
 				if _, err := m.Float32s(tp); err != nil {
 					t.Fatalf("accepted tensor unreadable: %v", err)
+				}
+			}
+			if tp.GetDataLocation() == onnxpb.TensorProto_EXTERNAL {
+				b, err := m.TensorBytes(tp)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(b) > 0 && !bytes.Contains(wbin, b) {
+					t.Fatalf("external tensor %q holds bytes not in w.bin", tp.GetName())
 				}
 			}
 			return nil
@@ -552,6 +595,21 @@ func FuzzParse(f *testing.F) {
 		}
 		if _, err := Parse(out, "again", ""); err != nil {
 			t.Fatalf("re-parse: %v", err)
+		}
+		if m.HasExternalData() {
+			// Saved with its data beside it, it loads back the same.
+			saved := filepath.Join(t.TempDir(), "out.onnx")
+			if err := m.Save(saved); err != nil {
+				t.Fatal(err)
+			}
+			m2, err := Load(saved)
+			if err != nil {
+				t.Fatalf("load after save: %v", err)
+			}
+			again, err := m2.Marshal()
+			if err != nil || !bytes.Equal(again, out) {
+				t.Fatalf("saved and loaded model differs (%v)", err)
+			}
 		}
 	})
 }
