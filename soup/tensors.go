@@ -29,7 +29,7 @@ func newLazyReader(l *onnx.Lazy, buf *[]byte) *lazyReader {
 	return &lazyReader{l: l, w: l.Model.Weights(), buf: buf}
 }
 
-func (r *lazyReader) path() string                             { return r.l.Model.Name }
+func (r *lazyReader) path() string                            { return r.l.Model.Name }
 func (r *lazyReader) weights() map[string]*onnxpb.TensorProto { return r.w }
 func (r *lazyReader) bytes(t *onnxpb.TensorProto) ([]byte, error) {
 	if !r.l.OnDisk(t) {
@@ -50,7 +50,7 @@ type memReader struct {
 
 func newMemReader(m *onnx.Model) *memReader { return &memReader{m: m, w: m.Weights()} }
 
-func (r *memReader) path() string                                 { return r.m.Name }
+func (r *memReader) path() string                                { return r.m.Name }
 func (r *memReader) weights() map[string]*onnxpb.TensorProto     { return r.w }
 func (r *memReader) bytes(t *onnxpb.TensorProto) ([]byte, error) { return r.m.TensorBytes(t) }
 
