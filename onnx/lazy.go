@@ -37,10 +37,11 @@ type lazyRef struct {
 // OpenLazy reads the structure of the model at path, leaving the bytes of
 // its large initializers (raw_data of at least 64 KiB in the model file,
 // and external data) where they are.
-func OpenLazy(path string) (l *Lazy, err error) {
-	l = &Lazy{refs: map[*onnxpb.TensorProto]lazyRef{}, files: map[string]*os.File{}, Files: []string{path}}
+func OpenLazy(path string) (*Lazy, error) {
+	l := &Lazy{refs: map[*onnxpb.TensorProto]lazyRef{}, files: map[string]*os.File{}, Files: []string{path}}
+	ok := false
 	defer func() {
-		if err != nil {
+		if !ok {
 			l.Close()
 		}
 	}()
@@ -96,6 +97,7 @@ func OpenLazy(path string) (l *Lazy, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	ok = true
 	return l, nil
 }
 

@@ -119,7 +119,7 @@ func ParseRecipe(data []byte) (*Recipe, error) {
 
 var (
 	unknownField = regexp.MustCompile(`^line (\d+): field (\S+) not found in type \S+$`)
-	wrongType    = regexp.MustCompile(`^line (\d+): cannot unmarshal !!(\w+) (.*) into (\S+)$`)
+	wrongType    = regexp.MustCompile(`^line (\d+): cannot unmarshal !!(\w+)(?: (.*))? into (\S+)$`)
 )
 
 // yamlError rewrites yaml.v3's errors as one line each: "line 3: unknown
@@ -135,7 +135,11 @@ func yamlError(err error) error {
 			msgs = append(msgs, fmt.Sprintf("line %s: unknown key %q", m[1], m[2]))
 		} else if m := wrongType.FindStringSubmatch(e); m != nil {
 			want := strings.TrimPrefix(strings.TrimPrefix(m[4], "*"), "soup.")
-			msgs = append(msgs, fmt.Sprintf("line %s: wrong type: %s is a %s, want %s", m[1], m[3], m[2], want))
+			what := "a " + m[2]
+			if m[3] != "" {
+				what = m[3] + " is a " + m[2]
+			}
+			msgs = append(msgs, fmt.Sprintf("line %s: wrong type: %s, want %s", m[1], what, want))
 		} else {
 			msgs = append(msgs, e)
 		}
