@@ -25,7 +25,10 @@ type tensorSource interface {
 }
 
 // scratch holds reusable buffers of one tensor's size.
-type scratch struct{ bufs [][]float64 }
+type scratch struct {
+	bufs  [][]float64
+	signs []int8
+}
 
 func (s *scratch) get(i, n int) []float64 {
 	for len(s.bufs) <= i {
@@ -75,7 +78,9 @@ type gtaOptions struct {
 
 // gtaInto sets out to base + λ·Σ wᵢ·mᵢ⊙sparsify(θᵢ − base) [/ Σ wᵢ·mᵢ],
 // where mᵢ is 1, or with consensus 1 where sign(wᵢ·δᵢ) equals the sign of
-// Σ wⱼ·δⱼ (ties to +), as mergekit's generalized_task_arithmetic.
+// Σ wⱼ·δⱼ (ties to +), as mergekit's generalized_task_arithmetic. It keeps
+// three tensors in float64 (base, one task vector, the sum in out), plus
+// the elected signs and the divisor with consensus, and TIES's trim scratch.
 func gtaInto(out []float64, src tensorSource, o gtaOptions, s *scratch) error {
 	n := len(out)
 	base := s.get(0, n)
@@ -83,8 +88,6 @@ func gtaInto(out []float64, src tensorSource, o gtaOptions, s *scratch) error {
 		return err
 	}
 	delta := s.get(1, n)
-	mixed := s.get(2, n)
-	clear(mixed)
 	// taskVector reads model i's sparsified task vector into delta.
 	taskVector := func(i int) error {
 		if err := src.readModel(i, delta); err != nil {
@@ -101,44 +104,8 @@ func gtaInto(out []float64, src tensorSource, o gtaOptions, s *scratch) error {
 		}
 		return nil
 	}
-	var divisor []float64
-	if o.consensus {
-		// Pass 1: the elected sign is the sign of the summed weighted deltas.
-		for i := 0; i < src.numModels(); i++ {
-			if err := taskVector(i); err != nil {
-				return err
-			}
-			for k, v := range delta {
-				mixed[k] += o.weights[i] * v
-			}
-		}
-		sign := mixed // reused: mixed becomes the majority sign, ±1
-		for k, v := range sign {
-			if v >= 0 {
-				sign[k] = 1
-			} else {
-				sign[k] = -1
-			}
-		}
-		divisor = s.get(4, n)
-		clear(divisor)
-		acc := s.get(5, n)
-		clear(acc)
-		// Pass 2: sum the entries whose weighted sign agrees.
-		for i := 0; i < src.numModels(); i++ {
-			if err := taskVector(i); err != nil {
-				return err
-			}
-			w := o.weights[i]
-			for k, v := range delta {
-				if wv := w * v; signum(wv) == sign[k] {
-					acc[k] += wv
-					divisor[k] += w
-				}
-			}
-		}
-		copy(mixed, acc)
-	} else {
+	clear(out) // the mixed delta
+	if !o.consensus {
 		wsum := 0.0
 		for i := 0; i < src.numModels(); i++ {
 			if err := taskVector(i); err != nil {
@@ -147,23 +114,55 @@ func gtaInto(out []float64, src tensorSource, o gtaOptions, s *scratch) error {
 			w := o.weights[i]
 			wsum += w
 			for k, v := range delta {
-				mixed[k] += w * v
+				out[k] += w * v
 			}
 		}
-		if math.Abs(wsum) < 1e-8 {
+		if !o.normalize || math.Abs(wsum) < 1e-8 {
 			wsum = 1
 		}
-		divisor = s.get(4, n)
-		for k := range divisor {
-			divisor[k] = wsum
+		for k, d := range out {
+			out[k] = base[k] + o.lambda*(d/wsum)
+		}
+		return nil
+	}
+	// Pass 1: the elected sign is the sign of the summed weighted deltas.
+	for i := 0; i < src.numModels(); i++ {
+		if err := taskVector(i); err != nil {
+			return err
+		}
+		for k, v := range delta {
+			out[k] += o.weights[i] * v
 		}
 	}
-	for k := range out {
-		d := mixed[k]
-		if o.normalize {
-			if dv := divisor[k]; dv != 0 {
-				d /= dv
+	if cap(s.signs) < n {
+		s.signs = make([]int8, n)
+	}
+	sign := s.signs[:n]
+	for k, v := range out {
+		sign[k] = 1
+		if v < 0 {
+			sign[k] = -1
+		}
+	}
+	// Pass 2: sum the entries whose weighted sign agrees.
+	clear(out)
+	divisor := s.get(4, n)
+	clear(divisor)
+	for i := 0; i < src.numModels(); i++ {
+		if err := taskVector(i); err != nil {
+			return err
+		}
+		w := o.weights[i]
+		for k, v := range delta {
+			if wv := w * v; signum(wv) == float64(sign[k]) {
+				out[k] += wv
+				divisor[k] += w
 			}
+		}
+	}
+	for k, d := range out {
+		if o.normalize && divisor[k] != 0 {
+			d /= divisor[k]
 		}
 		out[k] = base[k] + o.lambda*d
 	}
