@@ -5,6 +5,7 @@ Usage (from the repository root):
 
     /usr/bin/python3 testmodels/make_models.py          # small trained models + data slices
     /usr/bin/python3 testmodels/make_models.py --large  # random-init structure models -> testmodels/large/
+    /usr/bin/python3 testmodels/make_models.py --soup   # soup ingredients -> testmodels/soup/
 
 Small models are trained briefly on Fashion-MNIST (Debian package
 dataset-fashion-mnist) and exported with torch.onnx.export at opset 17.
@@ -370,12 +371,116 @@ def make_large():
               f"ops={op_histogram(m)}", flush=True)
 
 
+# --------------------------------------------------------------------------
+# --soup: a base model, fine-tunes of it, and fine-tunes on two shifted tasks
+
+
+SOUP = os.path.join(HERE, "soup")
+SOUP_HOLDOUT = 1000  # the first 1000 training images (fashion_train_x.npy) are never trained on
+
+
+class SoupCNN(nn.Module):
+    """Small CNN without BatchNorm, so that averaged weights need no BN reset."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(16 * 7 * 7, 32), nn.ReLU(), nn.Linear(32, 10))
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+def shift_images(x, dx=4, dy=4):
+    """Translate every image by (dy, dx) pixels, filling with zeros (the 'shift' task)."""
+    out = np.zeros_like(x)
+    out[:, :, dy:, dx:] = x[:, :, :x.shape[2] - dy, :x.shape[3] - dx]
+    return out
+
+
+def noisy_images(x, seed, std=0.6):
+    """Add strong Gaussian noise, clipped to [0, 1] (the 'noise' task); seeded."""
+    rng = np.random.RandomState(seed)
+    return np.clip(x + rng.normal(0, std, x.shape).astype(np.float32), 0, 1).astype(np.float32)
+
+
+def make_soup():
+    t0 = time.time()
+    os.makedirs(SOUP, exist_ok=True)
+    xtr, ytr, xte, yte = load_fashion()
+    xtr, ytr = xtr[SOUP_HOLDOUT:], ytr[SOUP_HOLDOUT:]
+    example = torch.from_numpy(xte[:2])
+    tasks = {
+        "clean": (xtr, xte),
+        "shift": (shift_images(xtr), shift_images(xte)),
+        "noise": (noisy_images(xtr, 100), noisy_images(xte, 101)),
+    }
+    # committed test slices of the shifted tasks (the clean one is fashion_test_x.npy)
+    for t in ("shift", "noise"):
+        np.save(os.path.join(SOUP, f"{t}_test_x.npy"), np.ascontiguousarray(tasks[t][1][:1000].astype(np.float16)))
+
+    def evaluate(model):
+        return {t: round(float((predict(model, te).argmax(1) == yte).mean()), 4) for t, (_, te) in tasks.items()}
+
+    records = []
+
+    def save(model, name, **info):
+        path = os.path.join(SOUP, name + ".onnx")
+        export(model, path, example)
+        accs = evaluate(model)
+        rec = dict(name=name, file="soup/" + name + ".onnx", test_accuracy=accs,
+                   file_size=os.path.getsize(path),
+                   sha256=hashlib.sha256(open(path, "rb").read()).hexdigest(), **info)
+        records.append(rec)
+        print(f"    wrote soup/{name}.onnx {accs}", flush=True)
+
+    set_seed(0)
+    base = SoupCNN()
+    print(f"== soup base: {param_count(base)} params", flush=True)
+    train(base, xtr, ytr, 0, 2, 3e-3)
+    save(base, "base", seed=0, epochs=2, lr=3e-3, data="clean")
+    state = {k: v.clone() for k, v in base.state_dict().items()}
+    # fine-tunes for soups: same data, other seeds (data order) and learning rates
+    for i, (seed, lr) in enumerate([(1, 1e-3), (2, 2e-3), (3, 5e-4), (4, 1.5e-3)]):
+        set_seed(seed)
+        m = SoupCNN()
+        m.load_state_dict(state)
+        print(f"== soup fine-tune ft{i} seed {seed} lr {lr}", flush=True)
+        train(m, xtr, ytr, seed, 1, lr)
+        save(m, f"ft{i}", seed=seed, epochs=1, lr=lr, data="clean")
+    # fine-tunes on the two shifted tasks
+    for t in ("shift", "noise"):
+        set_seed(10)
+        m = SoupCNN()
+        m.load_state_dict(state)
+        print(f"== soup fine-tune on {t}", flush=True)
+        train(m, tasks[t][0], ytr, 10, 1, 1e-3)
+        save(m, f"task_{t}", seed=10, epochs=1, lr=1e-3, data=t)
+    with open(os.path.join(SOUP, "models.json"), "w") as f:
+        json.dump(dict(
+            note="SoupCNN on Fashion-MNIST; training never sees the first 1000 training images "
+                 "(../fashion_train_x.npy, the held-out set for greedy soups); test_accuracy on the full "
+                 "10k t10k set (clean, shifted by (4,4) pixels, Gaussian noise std 0.6 clipped) in torch; "
+                 "shift_test_x.npy / noise_test_x.npy are the first 1000 of those (float16), labels "
+                 "../fashion_test_y.npy",
+            torch=torch.__version__, onnx=onnx.__version__, models=records), f, indent=1)
+        f.write("\n")
+    print(f"total {time.time() - t0:.0f}s")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--large", action="store_true",
                     help="only write random-init structure models to testmodels/large/")
+    ap.add_argument("--soup", action="store_true",
+                    help="only write the soup ingredients (base, fine-tunes, task fine-tunes) to testmodels/soup/")
     args = ap.parse_args()
-    if args.large:
+    if args.soup:
+        make_soup()
+    elif args.large:
         make_large()
     else:
         make_small()

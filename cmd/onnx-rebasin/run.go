@@ -44,6 +44,7 @@ func init() {
 		{"permute", "model.onnx -o out.onnx [--seed N]", "permute every group at random (same function, new weights)", runPermute},
 		{"align", "a.onnx b.onnx -o out.onnx", "permute b to match a (weight matching)", runAlign},
 		{"merge", "m1.onnx m2.onnx ... -o out.onnx", "align models to a reference and average them (model soup)", runMerge},
+		{"soup", "recipe.yaml -o soup.onnx", "build a soup from a recipe: linear, greedy, task_arithmetic, ties, dare, slerp, model_stock", runSoup},
 		{"interp", "a.onnx b.onnx -o prefix [--steps 11]", "write the aligned interpolation path between two models", runInterp},
 		{"barrier", "a.onnx b.onnx --data x.npy --labels y.npy", "loss barrier along naive and aligned paths, with a plot", runBarrier},
 		{"eval", "model.onnx --data x.npy [--labels y.npy]", "accuracy, loss and throughput with the built-in interpreter", runEval},

@@ -1,0 +1,195 @@
+package onnx
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
+)
+
+// Lazy is a model whose large tensors stay on disk until asked for: its
+// Model holds everything but the large initializers' raw_data and the
+// external data, which ReadTensor reads one tensor at a time. Use it to
+// stream through models larger than memory; Close releases its files.
+type Lazy struct {
+	// Model is the model without its large tensors' bytes. Its Proto must
+	// not be saved as it is; read tensors through ReadTensor.
+	Model *Model
+	refs  map[*onnxpb.TensorProto]lazyRef
+	files map[string]*os.File
+	// Files lists the files the model reads: the model file first, then
+	// its external data files in the order first met.
+	Files []string
+}
+
+// lazyRef says where a tensor's bytes are: n bytes at off in file.
+type lazyRef struct {
+	file string
+	off  int64
+	n    int64
+}
+
+// OpenLazy reads the structure of the model at path, leaving the bytes of
+// its large initializers (raw_data of at least 64 KiB in the model file,
+// and external data) where they are.
+func OpenLazy(path string) (*Lazy, error) {
+	l := &Lazy{refs: map[*onnxpb.TensorProto]lazyRef{}, files: map[string]*os.File{}, Files: []string{path}}
+	ok := false
+	defer func() {
+		if !ok {
+			l.Close()
+		}
+	}()
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	l.files[path] = f
+	mp := &onnxpb.ModelProto{}
+	var refs []rawDataRef
+	err = withFileBytes(path, func(data []byte, _ func([]byte, int64) error) error {
+		skeleton, rs := withoutLargeRawData(data)
+		if rs == nil {
+			skeleton = data
+		}
+		refs = rs
+		if err := proto.Unmarshal(skeleton, mp); err != nil {
+			return fmt.Errorf("%s: %w: %v", path, ErrNotONNX, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if mp.Graph == nil || mp.GetIrVersion() <= 0 {
+		return nil, fmt.Errorf("%s: %w: no graph or IR version", path, ErrNotONNX)
+	}
+	init := mp.Graph.Initializer
+	for _, r := range refs {
+		if r.initializer >= len(init) {
+			return nil, fmt.Errorf("%s: %w: initializer %d out of range", path, ErrNotONNX, r.initializer)
+		}
+		l.refs[init[r.initializer]] = lazyRef{path, int64(r.off), int64(r.n)}
+	}
+	l.Model = &Model{Proto: mp, Name: path, Dir: filepath.Dir(path)}
+	err = walkTensors(mp.Graph, func(where string, t *onnxpb.TensorProto) error {
+		if ref, ok := l.refs[t]; ok {
+			return checkLazy(t, ref.n)
+		}
+		if err := checkTensor(t); err != nil {
+			return fmt.Errorf("%s %q: %w", where, t.GetName(), err)
+		}
+		if t.GetDataLocation() != onnxpb.TensorProto_EXTERNAL {
+			return nil
+		}
+		ref, err := l.external(t)
+		if err != nil {
+			return fmt.Errorf("%s %q: %w", where, t.GetName(), err)
+		}
+		l.refs[t] = ref
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	ok = true
+	return l, nil
+}
+
+// checkLazy checks a raw_data length against the tensor's dims and type.
+func checkLazy(t *onnxpb.TensorProto, n int64) error {
+	es := ElemSize(DataType(t))
+	count, err := NumElements(t.Dims)
+	if err != nil || es == 0 || int64(count)*int64(es) != n {
+		return fmt.Errorf("initializer %q: raw_data has %d bytes for dims %v of type %v", t.GetName(), n, t.Dims, DataType(t))
+	}
+	return nil
+}
+
+// external opens (once) the data file of an external tensor and checks
+// that it holds the tensor's bytes.
+func (l *Lazy) external(t *onnxpb.TensorProto) (lazyRef, error) {
+	info, err := parseExternal(t)
+	if err != nil {
+		return lazyRef{}, err
+	}
+	path := filepath.Join(l.Model.Dir, info.location)
+	f, ok := l.files[path]
+	if !ok {
+		fi, err := os.Lstat(path)
+		if err != nil {
+			return lazyRef{}, fmt.Errorf("external data: %w", err)
+		}
+		if !fi.Mode().IsRegular() {
+			return lazyRef{}, fmt.Errorf("external data location %q is not a regular file", info.location)
+		}
+		if f, err = os.Open(path); err != nil {
+			return lazyRef{}, fmt.Errorf("external data: %w", err)
+		}
+		l.files[path] = f
+		l.Files = append(l.Files, path)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return lazyRef{}, fmt.Errorf("external data: %w", err)
+	}
+	n, _ := NumElements(t.Dims) // checked by checkTensor
+	want := int64(n) * int64(ElemSize(DataType(t)))
+	length := info.length
+	if length < 0 {
+		length = st.Size() - info.offset
+	}
+	if length != want {
+		return lazyRef{}, fmt.Errorf("external data length %d, dims %v need %d bytes", length, t.Dims, want)
+	}
+	if info.offset > st.Size() || st.Size()-info.offset < length {
+		return lazyRef{}, fmt.Errorf("external data %q has %d bytes, tensor needs bytes %d..%d", info.location, st.Size(), info.offset, info.offset+length)
+	}
+	return lazyRef{path, info.offset, length}, nil
+}
+
+// ReadTensor returns t's elements in the little-endian raw_data encoding
+// (as Model.TensorBytes does), read into buf if it is large enough. t must
+// be a tensor of l.Model.
+func (l *Lazy) ReadTensor(t *onnxpb.TensorProto, buf []byte) ([]byte, error) {
+	ref, ok := l.refs[t]
+	if !ok {
+		return l.Model.TensorBytes(t)
+	}
+	if int64(cap(buf)) < ref.n {
+		buf = make([]byte, ref.n)
+	}
+	buf = buf[:ref.n]
+	_, err := l.files[ref.file].ReadAt(buf, ref.off)
+	if errors.Is(err, io.EOF) {
+		err = errors.New("file changed while being read")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: tensor %q: %w", ref.file, t.GetName(), err)
+	}
+	return buf, nil
+}
+
+// OnDisk reports whether ReadTensor reads t from a file (rather than
+// returning bytes that l.Model holds).
+func (l *Lazy) OnDisk(t *onnxpb.TensorProto) bool {
+	_, ok := l.refs[t]
+	return ok
+}
+
+// Close closes the model's files.
+func (l *Lazy) Close() error {
+	var first error
+	for _, f := range l.files {
+		if err := f.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	l.files = nil
+	return first
+}

@@ -1,0 +1,148 @@
+package soup
+
+import (
+	"encoding/binary"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/onnx-rebasin/onnx-rebasin/internal/ortref"
+	"github.com/onnx-rebasin/onnx-rebasin/npy"
+	"github.com/onnx-rebasin/onnx-rebasin/onnx"
+	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
+)
+
+// writeAddModel writes Y = X + W (X, W of shape rows×cols and type dt) with
+// W in an external data file (name.data) and a small inline bias-like
+// tensor and an int64 tensor the graph does not read.
+func writeAddModel(t *testing.T, path string, dt onnxpb.TensorProto_DataType, w []float64, rows, cols int64) {
+	t.Helper()
+	raw := encodeFloats(nil, w, dt)
+	dataName := filepath.Base(path) + ".data"
+	pad := make([]byte, 13) // W does not start at offset 0
+	if err := os.WriteFile(path+".data", append(pad, raw...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vi := func(name string) *onnxpb.ValueInfoProto {
+		return &onnxpb.ValueInfoProto{Name: proto.String(name), Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{TensorType: &onnxpb.TypeProto_Tensor{
+			ElemType: proto.Int32(int32(dt)),
+			Shape: &onnxpb.TensorShapeProto{Dim: []*onnxpb.TensorShapeProto_Dimension{
+				{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: rows}},
+				{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: cols}}}}}}}}
+	}
+	shape := make([]byte, 16)
+	binary.LittleEndian.PutUint64(shape, uint64(rows))
+	binary.LittleEndian.PutUint64(shape[8:], uint64(cols))
+	m := &onnxpb.ModelProto{
+		IrVersion:   proto.Int64(8),
+		OpsetImport: []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(17)}},
+		Graph: &onnxpb.GraphProto{
+			Name: proto.String("add"),
+			Node: []*onnxpb.NodeProto{{OpType: proto.String("Add"), Input: []string{"X", "W"}, Output: []string{"Y"}}},
+			Initializer: []*onnxpb.TensorProto{
+				{Name: proto.String("W"), DataType: proto.Int32(int32(dt)), Dims: []int64{rows, cols},
+					DataLocation: onnxpb.TensorProto_EXTERNAL.Enum(),
+					ExternalData: []*onnxpb.StringStringEntryProto{
+						{Key: proto.String("location"), Value: proto.String(dataName)},
+						{Key: proto.String("offset"), Value: proto.String("13")},
+						{Key: proto.String("length"), Value: proto.String(strconv.Itoa(len(raw)))}}},
+				{Name: proto.String("small"), DataType: proto.Int32(int32(dt)), Dims: []int64{2}, RawData: encodeFloats(nil, w[:2], dt)},
+				{Name: proto.String("shape"), DataType: proto.Int32(int32(onnxpb.TensorProto_INT64)), Dims: []int64{2}, RawData: shape},
+			},
+			Input:  []*onnxpb.ValueInfoProto{vi("X")},
+			Output: []*onnxpb.ValueInfoProto{vi("Y")},
+		},
+	}
+	b, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStreamedExternalHalf builds task arithmetic over external-data
+// models in float32, float16 and bfloat16: the output keeps its type and
+// external data, and every value is the float64 result rounded once.
+func TestStreamedExternalHalf(t *testing.T) {
+	const rows, cols = 40, 300
+	for _, dt := range []onnxpb.TensorProto_DataType{onnxpb.TensorProto_FLOAT, onnxpb.TensorProto_FLOAT16, onnxpb.TensorProto_BFLOAT16} {
+		t.Run(dt.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			rng := rand.New(rand.NewPCG(1, uint64(dt)))
+			models := make([][]float64, 3)
+			for i := range models {
+				w := make([]float64, rows*cols)
+				for k := range w {
+					w[k] = rng.NormFloat64()
+				}
+				// What the file holds: the values rounded to dt.
+				if err := decodeFloats(w, encodeFloats(nil, w, dt), dt); err != nil {
+					t.Fatal(err)
+				}
+				models[i] = w
+				writeAddModel(t, filepath.Join(dir, []string{"base", "a", "b"}[i]+".onnx"), dt, w, rows, cols)
+			}
+			out, res := build(t, dir, "ta", "merge_method: task_arithmetic\nbase_model: base.onnx\nmodels: [{model: a.onnx, parameters: {weight: 1}}, {model: b.onnx, parameters: {weight: 0.5}}]\nparameters: {lambda: 0.8}\n")
+			if !res.Streamed {
+				t.Fatal("not streamed")
+			}
+			want := make([]float64, rows*cols)
+			for k := range want {
+				b := models[0][k]
+				want[k] = b + 0.8*(1*(models[1][k]-b)+0.5*(models[2][k]-b))
+			}
+			m, err := onnx.Load(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !m.HasExternalData() {
+				t.Error("the output of external-data models is not external")
+			}
+			w := m.Weights()
+			if onnx.DataType(w["W"]) != dt {
+				t.Fatalf("output type %v, want %v", onnx.DataType(w["W"]), dt)
+			}
+			got, _ := m.TensorBytes(w["W"])
+			if !slices.Equal(got, encodeFloats(nil, want, dt)) {
+				t.Error("W is not the float64 result rounded once to the type")
+			}
+			small, _ := m.TensorBytes(w["small"])
+			if !slices.Equal(small, encodeFloats(nil, want[:2], dt)) {
+				t.Error("inline tensor wrong")
+			}
+			if dt != onnxpb.TensorProto_FLOAT {
+				return
+			}
+			ort := ortref.Require(t)
+			x := make([]float32, rows*cols)
+			xa, _ := npy.FromFloat32([]int{rows, cols}, x)
+			y, err := ort.Run(out, map[string]*npy.Array{"X": xa})
+			if err != nil {
+				t.Fatalf("ONNX Runtime: %v", err)
+			}
+			yf, _ := y["Y"].Float32()
+			for k := range yf {
+				if yf[k] != float32(want[k]) {
+					t.Fatalf("ONNX Runtime Y[%d] = %v, want %v", k, yf[k], float32(want[k]))
+				}
+			}
+		})
+	}
+}
+
+// TestStreamedTIESReadsTwice checks the memory design of the consensus
+// methods: two passes over the models, not N copies kept.
+func TestStreamedTIESReadsTwice(t *testing.T) {
+	src := &sliceSource{base: []float64{0, 0}, models: [][]float64{{1, -1}, {2, 1}, {-1, 3}}}
+	gta(t, src, gtaOptions{weights: ones(3), densities: ones(3), sparsify: "magnitude", consensus: true, normalize: true, lambda: 1})
+	if src.reads != 6 {
+		t.Errorf("%d model reads for 3 models, want 6", src.reads)
+	}
+}
