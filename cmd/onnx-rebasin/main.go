@@ -31,7 +31,7 @@ func mainExit() int {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	err := run(os.Args[1:], os.Stdout, os.Stderr)
+	err := runWith(&cmdContext{stdout: os.Stdout, stderr: os.Stderr, stderrIsTerminal: isTerminal(os.Stderr)}, os.Args[1:])
 	if err == nil {
 		return 0
 	}
