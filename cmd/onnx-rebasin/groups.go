@@ -151,6 +151,9 @@ func checkModelOutput(out string) error {
 	if out == "" {
 		return usagef("missing -o output path")
 	}
+	if fi, err := os.Stat(out); err == nil && fi.IsDir() {
+		return nil // files.check says what is wrong
+	}
 	if filepath.Ext(out) == "" {
 		return usagef("-o %s: expected a file name such as out.onnx", out)
 	}

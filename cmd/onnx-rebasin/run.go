@@ -83,8 +83,7 @@ func runWith(c *cmdContext, args []string) error {
 			return cmd.run(c, args[1:])
 		}
 	}
-	printUsage(c.stderr)
-	return usagef("unknown command %q", name)
+	return usagef("unknown command %q (see onnx-rebasin help)", name)
 }
 
 func printUsage(w io.Writer) {
