@@ -123,10 +123,8 @@ func runAlign(c *cmdContext, args []string) error {
 	}
 	start := time.Now()
 	o := alignOptions{method: *method, batch: *batch, seed: *seed, maxIter: *maxIter, quiet: *quiet}
-	if *data != "" {
-		if o.fit, err = loadData(*data, ""); err != nil {
-			return err
-		}
+	if o.fit, err = loadData(*data, ""); err != nil {
+		return err
 	}
 	_, mb, ga, res, err := alignModels(c, pos[0], pos[1], o)
 	if err != nil {

@@ -89,16 +89,9 @@ func runBarrier(c *cmdContext, args []string) error {
 			return err
 		}
 	}
-	var bnData, repairData *eval.Dataset
-	if *resetBN != "" {
-		if bnData, err = loadData(*resetBN, ""); err != nil {
-			return err
-		}
-	}
-	if *repair != "" {
-		if repairData, err = loadData(*repair, ""); err != nil {
-			return err
-		}
+	bnData, repairData, err := loadFixData(*resetBN, *repair)
+	if err != nil {
+		return err
 	}
 	ma, mb, ga, res, err := alignModels(c, pos[0], pos[1], alignOptions{method: *method, fit: fit, batch: *batch, seed: *seed, maxIter: *maxIter, quiet: *quiet})
 	if err != nil {

@@ -92,8 +92,12 @@ func flagGiven(f *flags, name string) bool {
 
 // loadData loads inputs (and labels if given) that a command computes
 // statistics or losses on, and refuses data with NaN or infinite values,
-// which would otherwise turn into NaN weights or NaN losses.
+// which would otherwise turn into NaN weights or NaN losses. An empty
+// dataPath (a flag not given) gives nil.
 func loadData(dataPath, labelsPath string) (*eval.Dataset, error) {
+	if dataPath == "" {
+		return nil, nil
+	}
 	ds, err := eval.Load(dataPath, labelsPath)
 	if err != nil {
 		return nil, err
@@ -102,6 +106,18 @@ func loadData(dataPath, labelsPath string) (*eval.Dataset, error) {
 		return nil, fmt.Errorf("%s: %s with NaN or infinite values (the first is sample %d)", dataPath, plural(rows, "sample", "samples"), first)
 	}
 	return ds, nil
+}
+
+// loadFixData loads the data of --reset-bn and --repair (nil for a flag
+// not given).
+func loadFixData(resetBN, repair string) (bn, rep *eval.Dataset, err error) {
+	if bn, err = loadData(resetBN, ""); err != nil {
+		return nil, nil, err
+	}
+	if rep, err = loadData(repair, ""); err != nil {
+		return nil, nil, err
+	}
+	return bn, rep, nil
 }
 
 // nonFiniteRows counts the samples of ds with a NaN or infinite value and

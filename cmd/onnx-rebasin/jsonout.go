@@ -10,7 +10,6 @@ import (
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/internal/atomicfile"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
-	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
 	"github.com/onnx-rebasin/onnx-rebasin/permute"
 )
 
@@ -42,38 +41,16 @@ type valueJSON struct {
 
 // dimJSON is one dimension: a number when static, the symbolic name (a
 // string) when named, null when unknown.
-type dimJSON struct {
-	value int64
-	param string
-	known bool
-}
+type dimJSON onnx.Dim
 
 func (d dimJSON) MarshalJSON() ([]byte, error) {
 	switch {
-	case d.param != "":
-		return json.Marshal(d.param)
-	case d.known:
-		return []byte(strconv.FormatInt(d.value, 10)), nil
+	case d.Param != "":
+		return json.Marshal(d.Param)
+	case d.Known:
+		return []byte(strconv.FormatInt(d.Value, 10)), nil
 	}
 	return []byte("null"), nil
-}
-
-func (d *dimJSON) UnmarshalJSON(b []byte) error {
-	var v any
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
-	}
-	switch v := v.(type) {
-	case string:
-		*d = dimJSON{param: v}
-	case float64:
-		*d = dimJSON{value: int64(v), known: true}
-	case nil:
-		*d = dimJSON{}
-	default:
-		return fmt.Errorf("dimension %s: want a number, a string or null", b)
-	}
-	return nil
 }
 
 // weightsJSON is the initializers of a model ("weights" in the text output).
@@ -103,17 +80,10 @@ func newInspectJSON(path string, m *onnx.Model) inspectJSON {
 		}
 		out.Opsets[d] = v
 	}
-	g := m.Proto.GetGraph()
-	init := map[string]bool{}
-	for _, t := range g.GetInitializer() {
-		init[t.GetName()] = true
+	for _, v := range s.Inputs {
+		out.Inputs = append(out.Inputs, newValueJSON(v))
 	}
-	for _, v := range g.GetInput() {
-		if !init[v.GetName()] { // IR<4 models list initializers as inputs too
-			out.Inputs = append(out.Inputs, newValueJSON(v))
-		}
-	}
-	for _, v := range g.GetOutput() {
+	for _, v := range s.Outputs {
 		out.Outputs = append(out.Outputs, newValueJSON(v))
 	}
 	for _, d := range s.Initializers {
@@ -122,26 +92,13 @@ func newInspectJSON(path string, m *onnx.Model) inspectJSON {
 	return out
 }
 
-func newValueJSON(v *onnxpb.ValueInfoProto) valueJSON {
-	vj := valueJSON{Name: v.GetName(), DType: "?"}
-	tt := v.GetType().GetTensorType()
-	if tt == nil {
-		return vj
+func newValueJSON(v onnx.ValueSummary) valueJSON {
+	vj := valueJSON{Name: v.Name, DType: v.Type}
+	if v.Dims != nil {
+		vj.Shape = []dimJSON{}
 	}
-	vj.DType = onnxpb.TensorProto_DataType(tt.GetElemType()).String()
-	if tt.GetShape() == nil {
-		return vj
-	}
-	vj.Shape = []dimJSON{}
-	for _, d := range tt.GetShape().GetDim() {
-		var dj dimJSON
-		switch x := d.GetValue().(type) {
-		case *onnxpb.TensorShapeProto_Dimension_DimValue:
-			dj = dimJSON{value: x.DimValue, known: true}
-		case *onnxpb.TensorShapeProto_Dimension_DimParam:
-			dj = dimJSON{param: x.DimParam}
-		}
-		vj.Shape = append(vj.Shape, dj)
+	for _, d := range v.Dims {
+		vj.Shape = append(vj.Shape, dimJSON(d))
 	}
 	return vj
 }

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/permute"
@@ -83,16 +82,9 @@ func runMerge(c *cmdContext, args []string) error {
 	if err := paths.check(); err != nil {
 		return err
 	}
-	var bnData, repairData *eval.Dataset
-	if *resetBN != "" {
-		if bnData, err = loadData(*resetBN, ""); err != nil {
-			return err
-		}
-	}
-	if *repair != "" {
-		if repairData, err = loadData(*repair, ""); err != nil {
-			return err
-		}
+	bnData, repairData, err := loadFixData(*resetBN, *repair)
+	if err != nil {
+		return err
 	}
 	models, analyses, err := loadForMerge(pos, "cannot merge")
 	if err != nil {
