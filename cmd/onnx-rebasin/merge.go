@@ -241,20 +241,21 @@ func runInterp(c *cmdContext, args []string) error {
 		}
 		perms[1] = res.Perms
 	}
-	return writeAll(stepPaths, func(i int, path string) error {
+	err = writeAll(stepPaths, func(i int, path string) error {
 		l := float64(i) / float64(*steps-1)
 		m, err := permute.MergeAligned(models, ga, perms, []float64{1 - l, l})
 		if err != nil {
 			return err
 		}
-		if err := m.Save(path); err != nil {
-			return err
-		}
 		if !*quiet {
-			fmt.Fprintf(c.stderr, "lambda %.3f -> %s\n", l, stepPaths[i])
+			fmt.Fprintf(c.stderr, "lambda %.3f: %s\n", l, filepath.Base(stepPaths[i]))
 		}
-		return nil
+		return m.Save(path)
 	})
+	if err == nil && !*quiet {
+		fmt.Fprintf(c.stderr, "wrote %s to %s\n", plural(len(stepPaths), "model", "models"), filepath.Dir(stepPaths[0]))
+	}
+	return err
 }
 
 // interpPaths names the steps of an interpolation path written to -o out.
