@@ -88,7 +88,7 @@ func runAlign(c *cmdContext, args []string) error {
 	report := fs.String("report", "", "write a JSON report (groups, sweeps, objective, permutations) to this `path`")
 	quiet := fs.quiet()
 	force := fs.force()
-	method := fs.String("method", "weight", "weight (weight matching), activation (activation matching on --data) or hybrid (activation matching as the start of weight matching)")
+	method := fs.method("--data")
 	data := fs.String("data", "", "inputs (.npy) for --method activation or hybrid")
 	batch := fs.batch()
 	verify := fs.Bool("verify", false, "run b and the output with the built-in interpreter and fail if their outputs differ")

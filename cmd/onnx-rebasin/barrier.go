@@ -40,7 +40,7 @@ func runBarrier(c *cmdContext, args []string) error {
 	steps := fs.Int("steps", 11, "points on each path, endpoints included (2 to 101)")
 	plotPath := fs.String("plot", "", "write a plot of both curves to this `file` (.png or .svg)")
 	asJSON := fs.asJSON()
-	method := fs.String("method", "weight", "alignment: weight, activation or hybrid (activation start for weight matching)")
+	method := fs.method("--align-data, else --data")
 	alignData := fs.String("align-data", "", "inputs (.npy) for --method activation or hybrid (default: --data)")
 	resetBN := fs.resetBN("each model inside the aligned path, as an extra path,")
 	repair := fs.repair("each model inside the aligned path, as an extra path,")

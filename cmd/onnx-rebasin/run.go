@@ -142,6 +142,14 @@ func (f *flags) maxIter() *int {
 func (f *flags) asJSON() *bool {
 	return f.Bool("json", false, "print JSON on stdout (see docs/json.md)")
 }
+
+// method is --method; data names the flag whose inputs activation matching
+// runs on. checkMethod validates the value.
+func (f *flags) method(data string) *string {
+	return f.String("method", "weight", "alignment: weight (weight matching), activation (activation matching on the inputs of "+data+
+		") or hybrid (activation matching as the start of weight matching)")
+}
+
 func (f *flags) resetBN(what string) *string {
 	return f.String("reset-bn", "", "recompute the BatchNorm statistics of "+what+" on these inputs (.npy `file`)")
 }
