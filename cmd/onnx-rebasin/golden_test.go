@@ -98,7 +98,7 @@ func goldenCases(t *testing.T) []goldenCase {
 			nanData := filepath.Join(dir, "x.npy")
 			writeNonFinite(t, x, nanData, 3)
 			var out, errOut bytes.Buffer
-			if err := run([]string{"eval", "-q", "--json", a, "--data", nanData}, &out, &errOut); err != nil {
+			if err := run([]string{"eval", "-q", "--json", a, "--data", nanData, "--labels", y}, &out, &errOut); err != nil {
 				t.Fatalf("%v\n%s", err, errOut.String())
 			}
 			return normalizeJSON(t, out.Bytes(), dir)
