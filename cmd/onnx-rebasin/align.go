@@ -21,7 +21,7 @@ func loadPair(pathA, pathB string) (*onnx.Model, *onnx.Model, *graph.Analysis, e
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if err := firstErr(checkFiniteWeights(ma), checkFiniteWeights(mb)); err != nil {
+	if err := firstErr(checkFiniteWeights(ma, ga), checkFiniteWeights(mb, gb)); err != nil {
 		return nil, nil, nil, err
 	}
 	if err := permute.SameArchitecture(ma, mb, ga, gb); err != nil {

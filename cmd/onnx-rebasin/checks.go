@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
+	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
 )
@@ -167,23 +168,31 @@ func finiteRows(ds *eval.Dataset) *eval.Dataset {
 	return out
 }
 
-// checkFiniteWeights refuses a model with a NaN or infinite floating-point
-// weight: averaging it would spread NaN into the merged model unnoticed.
-func checkFiniteWeights(m *onnx.Model) error {
+// checkFiniteWeights refuses a model with a NaN weight, or an infinite one
+// in a tensor that a permutation group reads: aligning or averaging it
+// would spread NaN into the result unnoticed. Infinities elsewhere are
+// kept (exporters write -Inf into attention masks, the same in every model).
+func checkFiniteWeights(m *onnx.Model, a *graph.Analysis) error {
+	grouped := map[string]bool{}
+	for _, g := range a.Groups {
+		for _, s := range g.Weights {
+			grouped[s.Tensor] = true
+		}
+	}
 	w := m.Weights()
 	for _, name := range sortedKeys(w) {
 		t := w[name]
 		if !onnx.IsFloat(onnx.DataType(t)) {
 			continue
 		}
-		bad := false
+		var nan, inf bool
 		if onnx.DataType(t) == onnxpb.TensorProto_DOUBLE {
 			v, err := m.Float64s(t)
 			if err != nil {
 				return fmt.Errorf("%s: weight %s: %w", m.Name, name, err)
 			}
 			for _, x := range v {
-				bad = bad || math.IsNaN(x) || math.IsInf(x, 0)
+				nan, inf = nan || math.IsNaN(x), inf || math.IsInf(x, 0)
 			}
 		} else {
 			v, err := m.Float32View(t)
@@ -191,11 +200,14 @@ func checkFiniteWeights(m *onnx.Model) error {
 				return fmt.Errorf("%s: weight %s: %w", m.Name, name, err)
 			}
 			for _, x := range v {
-				bad = bad || math.IsNaN(float64(x)) || math.IsInf(float64(x), 0)
+				nan, inf = nan || x != x, inf || math.IsInf(float64(x), 0)
 			}
 		}
-		if bad {
-			return fmt.Errorf("%s: weight %s has NaN or infinite values", m.Name, name)
+		switch {
+		case nan:
+			return fmt.Errorf("%s: weight %s has NaN values", m.Name, name)
+		case inf && grouped[name]:
+			return fmt.Errorf("%s: weight %s has infinite values", m.Name, name)
 		}
 	}
 	return nil

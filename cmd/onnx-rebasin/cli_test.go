@@ -60,8 +60,9 @@ var badCalls = []badCall{
 	{"6 NaN in --repair data", "merge a.onnx b.onnx -o out.onnx --repair nan.npy", 1, `^nan.npy: 3 samples with NaN or infinite values`},
 	{"6 NaN in activation data", "align a.onnx b.onnx -o out.onnx --method activation --data nan.npy", 1, `^nan.npy: 3 samples with NaN`},
 	{"6 NaN in barrier test data", "barrier a.onnx b.onnx --data nan.npy --labels y.npy", 1, `^nan.npy: 3 samples with NaN`},
-	{"6 NaN weights, no-align merge", "merge --no-align a.onnx nanw.onnx -o out.onnx", 1, `^cannot merge: nanw.onnx: weight \S+ has NaN or infinite values$`},
-	{"6 NaN weights, merge", "merge nanw.onnx b.onnx -o out.onnx", 1, `nanw.onnx: weight \S+ has NaN or infinite values`},
+	{"6 NaN weights, no-align merge", "merge --no-align a.onnx nanw.onnx -o out.onnx", 1, `^cannot merge: nanw.onnx: weight \S+ has NaN values$`},
+	{"6 NaN weights, merge", "merge nanw.onnx b.onnx -o out.onnx", 1, `nanw.onnx: weight \S+ has NaN values`},
+	{"6 infinite weights, align", "align a.onnx infw.onnx -o out.onnx", 1, `^cannot align: infw.onnx: weight \S+ has infinite values$`},
 	{"6 NaN weights, interp", "interp a.onnx nanw.onnx -o p --steps 2 --no-align", 1, `nanw.onnx: weight \S+ has NaN`},
 	{"6 eval on all-NaN data", "eval a.onnx --data allnan.npy", 1, `^allnan.npy: every sample has NaN or infinite values$`},
 
@@ -216,22 +217,30 @@ func makeInputs(t *testing.T, dir string) {
 			t.Fatal(err)
 		}
 	}
-	// A model with one NaN weight.
-	m, err := onnx.Load(testModels + "mlp32_s1.onnx")
+	// Models with one NaN and one infinite weight.
+	writeWithWeight(t, testModels+"mlp32_s1.onnx", filepath.Join(dir, "nanw.onnx"), float32(math.NaN()))
+	writeWithWeight(t, testModels+"mlp32_s1.onnx", filepath.Join(dir, "infw.onnx"), float32(math.Inf(1)))
+}
+
+// writeWithWeight writes the model from with one element of its first
+// weight (in name order) set to v.
+func writeWithWeight(t *testing.T, from, to string, v float32) {
+	t.Helper()
+	m, err := onnx.Load(from)
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := m.Weights()
 	tensor := w[sortedKeys(w)[0]]
-	v, err := m.Float32s(tensor)
+	x, err := m.Float32s(tensor)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v[len(v)/2] = float32(math.NaN())
-	if err := m.SetFloat32s(tensor, v); err != nil {
+	x[len(x)/2] = v
+	if err := m.SetFloat32s(tensor, x); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Save(filepath.Join(dir, "nanw.onnx")); err != nil {
+	if err := m.Save(to); err != nil {
 		t.Fatal(err)
 	}
 }

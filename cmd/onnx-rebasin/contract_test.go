@@ -3,10 +3,15 @@ package main
 import (
 	"bytes"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/onnx-rebasin/onnx-rebasin/onnx"
+	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
+	"google.golang.org/protobuf/proto"
 )
 
 // TestProgressOnlyOnTerminal: the redrawn progress bar (\r frames) goes to
@@ -168,5 +173,41 @@ func TestInterpPaths(t *testing.T) {
 		if len(p) != tc.steps || p[0] != tc.first || p[len(p)-1] != tc.last {
 			t.Errorf("interpPaths(%q, %d) = %v", tc.out, tc.steps, p)
 		}
+	}
+}
+
+// TestInfiniteMaskMerges: -Inf in a tensor no permutation group reads (an
+// attention mask, say) is not an error; the same value merges to itself.
+func TestInfiniteMaskMerges(t *testing.T) {
+	dir := t.TempDir()
+	var paths []string
+	for _, name := range []string{"mlp32_s0", "mlp32_s1"} {
+		m, err := onnx.Load(testModels + name + ".onnx")
+		if err != nil {
+			t.Fatal(err)
+		}
+		mask := &onnxpb.TensorProto{Name: proto.String("mask"), Dims: []int64{2}, DataType: proto.Int32(int32(onnxpb.TensorProto_FLOAT))}
+		if err := m.SetFloat32s(mask, []float32{float32(math.Inf(-1)), 0}); err != nil {
+			t.Fatal(err)
+		}
+		m.Proto.Graph.Initializer = append(m.Proto.Graph.Initializer, mask)
+		p := filepath.Join(dir, name+".onnx")
+		if err := m.Save(p); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	out := filepath.Join(dir, "merged.onnx")
+	var stderr bytes.Buffer
+	if err := run([]string{"merge", "-q", paths[0], paths[1], "-o", out}, &stderr, &stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	m, err := onnx.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := m.Float32s(m.Weights()["mask"])
+	if err != nil || len(v) != 2 || !math.IsInf(float64(v[0]), -1) || v[1] != 0 {
+		t.Errorf("merged mask %v, %v; want [-Inf 0]", v, err)
 	}
 }

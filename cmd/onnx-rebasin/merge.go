@@ -183,7 +183,7 @@ func loadForMerge(paths []string, what string) ([]*onnx.Model, []*graph.Analysis
 		if models[i], analyses[i], err = loadAnalyzed(p); err != nil {
 			return nil, nil, err
 		}
-		if err := checkFiniteWeights(models[i]); err != nil {
+		if err := checkFiniteWeights(models[i], analyses[i]); err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", what, err)
 		}
 		if i > 0 {
