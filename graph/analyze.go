@@ -62,8 +62,12 @@ func (a *Analysis) Shape(value string) (dims []int64, ok bool) {
 // Summary is a one-line overview, e.g.
 // "groups: 7 (1664 permutable units / 1674 hidden units), frozen: 2 axes".
 func (a *Analysis) Summary() string {
-	return fmt.Sprintf("groups: %d (%d permutable units / %d hidden units), frozen: %d axes",
-		len(a.Groups), a.PermutableUnits, a.HiddenUnits, len(a.Frozen))
+	axes := "axes"
+	if len(a.Frozen) == 1 {
+		axes = "axis"
+	}
+	return fmt.Sprintf("groups: %d (%d permutable units / %d hidden units), frozen: %d %s",
+		len(a.Groups), a.PermutableUnits, a.HiddenUnits, len(a.Frozen), axes)
 }
 
 // ErrMalformed is wrapped by errors for graphs that are not valid

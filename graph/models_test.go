@@ -107,9 +107,9 @@ var modelFrozen = map[string][]string{
 var modelSummary = map[string]string{
 	"mlp":         "groups: 3 (1536 permutable units / 1536 hidden units), frozen: 2 axes",
 	"mlp32":       "groups: 3 (96 permutable units / 96 hidden units), frozen: 2 axes",
-	"cnn_bn":      "groups: 3 (224 permutable units / 224 hidden units), frozen: 1 axes",
-	"cnn_fold":    "groups: 3 (224 permutable units / 224 hidden units), frozen: 1 axes",
-	"resnet":      "groups: 6 (144 permutable units / 144 hidden units), frozen: 1 axes",
+	"cnn_bn":      "groups: 3 (224 permutable units / 224 hidden units), frozen: 1 axis",
+	"cnn_fold":    "groups: 3 (224 permutable units / 224 hidden units), frozen: 1 axis",
+	"resnet":      "groups: 6 (144 permutable units / 144 hidden units), frozen: 1 axis",
 	"transformer": "groups: 3 (320 permutable units / 704 hidden units), frozen: 11 axes",
 }
 

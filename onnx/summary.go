@@ -29,6 +29,16 @@ type ValueSummary struct {
 	Name  string   `json:"name"`
 	Type  string   `json:"type"`
 	Shape []string `json:"shape"` // a number, a symbolic name, or "?"
+	// Dims is Shape typed, nil when the rank is unknown.
+	Dims []Dim `json:"-"`
+}
+
+// Dim is one dimension of a ValueSummary: Value if Known, else the
+// symbolic name Param, or neither when nothing is known.
+type Dim struct {
+	Value int64
+	Param string
+	Known bool
 }
 
 // DTypeSummary counts the initializers of one element type.
@@ -104,18 +114,25 @@ func summarizeValue(v *onnxpb.ValueInfoProto) ValueSummary {
 		return vs
 	}
 	vs.Type = onnxpb.TensorProto_DataType(tt.GetElemType()).String()
+	if tt.GetShape() != nil {
+		vs.Dims = []Dim{}
+	}
 	for _, d := range tt.GetShape().GetDim() {
-		switch {
-		case d.GetDimParam() != "":
-			vs.Shape = append(vs.Shape, d.GetDimParam())
-		case d.GetValue() != nil:
-			if _, ok := d.GetValue().(*onnxpb.TensorShapeProto_Dimension_DimValue); ok {
-				vs.Shape = append(vs.Shape, strconv.FormatInt(d.GetDimValue(), 10))
+		switch x := d.GetValue().(type) {
+		case *onnxpb.TensorShapeProto_Dimension_DimParam:
+			if x.DimParam == "" {
+				vs.Shape = append(vs.Shape, "?")
+				vs.Dims = append(vs.Dims, Dim{})
 				continue
 			}
-			vs.Shape = append(vs.Shape, "?")
+			vs.Shape = append(vs.Shape, x.DimParam)
+			vs.Dims = append(vs.Dims, Dim{Param: x.DimParam})
+		case *onnxpb.TensorShapeProto_Dimension_DimValue:
+			vs.Shape = append(vs.Shape, strconv.FormatInt(x.DimValue, 10))
+			vs.Dims = append(vs.Dims, Dim{Value: x.DimValue, Known: true})
 		default:
 			vs.Shape = append(vs.Shape, "?")
+			vs.Dims = append(vs.Dims, Dim{})
 		}
 	}
 	return vs

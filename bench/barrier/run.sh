@@ -13,14 +13,13 @@ T=testmodels
 echo "| pair | naive | weight matching | activation matching | WM + BN reset | AM + BN reset | WM + REPAIR |"
 echo "|---|---|---|---|---|---|---|"
 for pair in mlp mlp32 cnn_bn cnn_fold resnet transformer; do
+	train="$T/fashion_train_x.npy"
 	common=("$T/${pair}_s0.onnx" "$T/${pair}_s1.onnx" --data "$T/fashion_test_x.npy" --labels "$T/fashion_test_y.npy"
-		--align-data "$T/fashion_train_x.npy" --steps "$steps" --json -q)
-	extra=(--repair)
-	case $pair in cnn_bn | resnet) extra+=(--reset-bn) ;; esac
-	"$out/onnx-rebasin" barrier "${common[@]}" "${extra[@]}" --method weight >"$out/w.json"
-	extra=()
-	case $pair in cnn_bn | resnet) extra+=(--reset-bn) ;; esac
-	"$out/onnx-rebasin" barrier "${common[@]}" "${extra[@]+"${extra[@]}"}" --method activation >"$out/a.json"
+		--steps "$steps" --json -q)
+	bn=()
+	case $pair in cnn_bn | resnet) bn=(--reset-bn "$train") ;; esac
+	"$out/onnx-rebasin" barrier "${common[@]}" --repair "$train" "${bn[@]+"${bn[@]}"}" --method weight >"$out/w.json"
+	"$out/onnx-rebasin" barrier "${common[@]}" --align-data "$train" "${bn[@]+"${bn[@]}"}" --method activation >"$out/a.json"
 	/usr/bin/python3 - "$pair" "$out/w.json" "$out/a.json" <<'PY'
 import json, sys
 pair, w, a = sys.argv[1], json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))

@@ -193,7 +193,7 @@ for p in pairs:
         if g:
             s += (f"; onnx-rebasin objective at identity {g['objective_before']:.10g} "
                   f"(rel. diff {abs(g['objective_before'] - r['objective_before']) / abs(r['objective_before']):.1e}), "
-                  f"report seconds {g['seconds']:.2f} (last run), load avg {' '.join(w.get('go_load', ['?']))}")
+                  f"report seconds {g['elapsed_s']:.2f} (last run), load avg {' '.join(w.get('go_load', ['?']))}")
         c = load(os.path.join(out, f"check_{p}.json"))
         if c is not None:
             if not c["groups_match_spec"]:

@@ -288,16 +288,16 @@ def check_perms(path_a, path_b, report_path, groups_path):
     with open(report_path) as f:
         rep = json.load(f)
     with open(groups_path) as f:
-        groups = json.load(f)["Groups"]
+        groups = json.load(f)["groups"]
     spec_sets = {p: set(ax) for p, ax in ps.perm_to_axes.items()}
     perm, unmatched = {}, []
     for g in groups:
-        members = {(w["Value"], w["Axis"]) for w in g["Weights"]}
+        members = {(w["value"], w["axis"]) for w in g["weights"]}
         hit = [p for p, s in spec_sets.items() if s == members]
         if len(hit) != 1:
-            unmatched.append((g["ID"], sorted(members - set().union(*spec_sets.values()))))
+            unmatched.append((g["id"], sorted(members - set().union(*spec_sets.values()))))
             continue
-        perm[hit[0]] = np.asarray(rep["perms"][g["ID"]])
+        perm[hit[0]] = np.asarray(rep["perms"][g["id"]])
     ok_groups = not unmatched and len(perm) == len(spec_sets)
     out = dict(groups_match_spec=ok_groups, unmatched_groups=unmatched,
                missing_spec_perms=sorted(set(spec_sets) - set(perm)))

@@ -1,41 +1,15 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"runtime"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
-	"github.com/onnx-rebasin/onnx-rebasin/internal/atomicfile"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/permute"
 )
-
-// alignReport is what `align --report` writes.
-type alignReport struct {
-	A               string          `json:"a"`
-	B               string          `json:"b"`
-	Out             string          `json:"out"`
-	Method          string          `json:"method"`
-	Seed            uint64          `json:"seed"`
-	Groups          []groupReport   `json:"groups"`
-	Sweeps          []permute.Sweep `json:"sweeps"`
-	ObjectiveBefore float64         `json:"objective_before"`
-	ObjectiveAfter  float64         `json:"objective_after"`
-	Seconds         float64         `json:"seconds"`
-	Perms           permute.Perms   `json:"perms"`
-}
-
-type groupReport struct {
-	ID    int `json:"id"`
-	Size  int `json:"size"`
-	Moved int `json:"moved"` // units not mapped to themselves
-}
 
 // loadPair loads two models and checks that they share an architecture.
 func loadPair(pathA, pathB string) (*onnx.Model, *onnx.Model, *graph.Analysis, error) {
@@ -47,6 +21,9 @@ func loadPair(pathA, pathB string) (*onnx.Model, *onnx.Model, *graph.Analysis, e
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if err := firstErr(checkFiniteWeights(ma, ga), checkFiniteWeights(mb, gb)); err != nil {
+		return nil, nil, nil, err
+	}
 	if err := permute.SameArchitecture(ma, mb, ga, gb); err != nil {
 		return nil, nil, nil, fmt.Errorf("models differ: %w", err)
 	}
@@ -55,7 +32,7 @@ func loadPair(pathA, pathB string) (*onnx.Model, *onnx.Model, *graph.Analysis, e
 
 // alignOptions says how alignModels aligns.
 type alignOptions struct {
-	method  string        // weight, activation or hybrid
+	method  string        // weight, activation or hybrid (checked by checkMethod)
 	fit     *eval.Dataset // data for activation and hybrid
 	batch   int
 	seed    uint64
@@ -70,19 +47,12 @@ func alignModels(c *cmdContext, pathA, pathB string, o alignOptions) (*onnx.Mode
 	if err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("cannot align: %w", err)
 	}
-	opts := permute.MatchOptions{Seed: o.seed, MaxIter: o.maxIter, Context: c.ctx}
-	if !o.quiet {
-		opts.Progress = func(s permute.Sweep) {
-			fmt.Fprintf(c.stderr, "sweep %d: objective %.6g, %d groups changed (%.2fs)\n", s.N, s.Objective, s.Changed, s.Elapsed.Seconds())
-		}
-	}
-	switch o.method {
-	case "weight":
-	case "activation", "hybrid":
+	opts := permute.MatchOptions{Seed: o.seed, MaxIter: o.maxIter, Progress: c.sweepLog(o.quiet), Context: c.ctx}
+	if o.method == "activation" || o.method == "hybrid" {
 		if o.fit == nil {
-			return nil, nil, nil, nil, usagef("--method %s needs data", o.method)
+			return nil, nil, nil, nil, usagef("--method %s needs --data", o.method)
 		}
-		perms, err := permute.ActivationMatch(ma, mb, ga, o.fit, permute.DataOptions{Batch: o.batch, Context: c.ctx})
+		perms, err := permute.ActivationMatch(ma, mb, ga, o.fit, permute.DataOptions{Batch: o.batch, Context: c.ctx, Progress: c.progressBar(o.quiet, "activation matching")})
 		if err != nil {
 			return nil, nil, nil, nil, fmt.Errorf("aligning %s to %s: %w", pathB, pathA, err)
 		}
@@ -90,8 +60,6 @@ func alignModels(c *cmdContext, pathA, pathB string, o alignOptions) (*onnx.Mode
 			return ma, mb, ga, &permute.MatchResult{Perms: perms}, nil
 		}
 		opts.Init = perms
-	default:
-		return nil, nil, nil, nil, usagef("unknown --method %q (weight, activation or hybrid)", o.method)
 	}
 	res, err := permute.WeightMatch(ma, mb, ga, opts)
 	if err != nil {
@@ -100,36 +68,63 @@ func alignModels(c *cmdContext, pathA, pathB string, o alignOptions) (*onnx.Mode
 	return ma, mb, ga, res, nil
 }
 
+// sweepLog returns a callback that logs each weight-matching sweep on
+// stderr (one line each), or nil when quiet.
+func (c *cmdContext) sweepLog(quiet bool) func(permute.Sweep) {
+	if quiet {
+		return nil
+	}
+	return func(s permute.Sweep) {
+		fmt.Fprintf(c.stderr, "sweep %d: objective %.6g, %s changed (%.2fs)\n", s.N, s.Objective, plural(s.Changed, "group", "groups"), s.Elapsed.Seconds())
+	}
+}
+
 func runAlign(c *cmdContext, args []string) error {
 	fs := newFlags(c, "align", "a.onnx b.onnx -o b_aligned.onnx [--seed N] [--max-iter K] [--report r.json]",
 		"Permute b's hidden units to match a's (weight matching). The output computes what b computes.")
-	out := fs.String("o", "", "output model `path` (required)")
-	seed := fs.Uint64("seed", 0, "seed for the order in which groups are visited")
-	maxIter := fs.Int("max-iter", 100, "maximum number of sweeps")
+	out := fs.output("output model `path` (required)")
+	seed := fs.seed("the order in which groups are visited")
+	maxIter := fs.maxIter()
 	report := fs.String("report", "", "write a JSON report (groups, sweeps, objective, permutations) to this `path`")
-	quiet := fs.Bool("q", false, "no progress on stderr")
-	force := fs.Bool("force", false, "allow the output to replace an input file")
-	method := fs.String("method", "weight", "weight (weight matching), activation (activation matching on --data) or hybrid (activation matching as the start of weight matching)")
+	quiet := fs.quiet()
+	force := fs.force()
+	method := fs.method("--data")
 	data := fs.String("data", "", "inputs (.npy) for --method activation or hybrid")
-	batch := fs.Int("batch", 256, "batch size for passes over --data")
+	batch := fs.batch()
 	verify := fs.Bool("verify", false, "run b and the output with the built-in interpreter and fail if their outputs differ")
 	verifyData := fs.String("verify-data", "", "with --verify: inputs (.npy) to compare on instead of random ones")
-	pos, err := parseFlags(fs, args, 2, 2)
+	pos, err := fs.parse(args, 2, 2)
 	if err != nil {
 		return err
 	}
-	if err := checkOutput(*out, *force, pos...); err != nil {
+	if err := checkMethod(*method, *data); err != nil {
+		return err
+	}
+	if *data != "" && *method == "weight" {
+		return usagef("align: --data is for --method activation or hybrid")
+	}
+	if *verifyData != "" && !*verify {
+		return usagef("align: --verify-data needs --verify")
+	}
+	if err := firstErr(checkPositive("max-iter", *maxIter), checkPositive("batch", *batch)); err != nil {
+		return err
+	}
+	paths := files{force: *force}
+	paths.read("model", pos...)
+	paths.read("--data", *data)
+	paths.read("--verify-data", *verifyData)
+	if err := checkModelOutput(*out); err != nil {
+		return err
+	}
+	paths.write("-o", *out)
+	paths.write("--report", *report)
+	if err := paths.check(); err != nil {
 		return err
 	}
 	start := time.Now()
 	o := alignOptions{method: *method, batch: *batch, seed: *seed, maxIter: *maxIter, quiet: *quiet}
-	if *method != "weight" {
-		if *data == "" {
-			return usagef("align: --method %s needs --data", *method)
-		}
-		if o.fit, err = eval.Load(*data, ""); err != nil {
-			return err
-		}
+	if o.fit, err = loadData(*data, ""); err != nil {
+		return err
 	}
 	_, mb, ga, res, err := alignModels(c, pos[0], pos[1], o)
 	if err != nil {
@@ -161,14 +156,14 @@ func runAlign(c *cmdContext, args []string) error {
 		if *method == "activation" {
 			fmt.Fprintf(c.stderr, "aligned %s to %s by activation matching, wrote %s\n", pos[1], pos[0], *out)
 		} else {
-			fmt.Fprintf(c.stderr, "aligned %s to %s: objective %.6g -> %.6g in %d sweeps, wrote %s\n",
-				pos[1], pos[0], res.ObjectiveBefore, res.ObjectiveAfter, len(res.Sweeps), *out)
+			fmt.Fprintf(c.stderr, "aligned %s to %s: objective %.6g -> %.6g in %s, wrote %s\n",
+				pos[1], pos[0], res.ObjectiveBefore, res.ObjectiveAfter, plural(len(res.Sweeps), "sweep", "sweeps"), *out)
 		}
 	}
 	if *report != "" {
-		r := alignReport{A: pos[0], B: pos[1], Out: *out, Method: *method, Seed: *seed, Sweeps: res.Sweeps,
-			ObjectiveBefore: res.ObjectiveBefore, ObjectiveAfter: res.ObjectiveAfter,
-			Seconds: time.Since(start).Seconds(), Perms: res.Perms}
+		r := alignReport{A: pos[0], B: pos[1], Out: *out, Method: *method, Seed: *seed, Groups: []groupReport{},
+			Sweeps: newSweepsJSON(res.Sweeps), ObjectiveBefore: res.ObjectiveBefore, ObjectiveAfter: res.ObjectiveAfter,
+			ElapsedS: time.Since(start).Seconds(), Perms: res.Perms}
 		for i, g := range ga.Groups {
 			moved := 0
 			for k, j := range res.Perms[i] {
@@ -183,35 +178,4 @@ func runAlign(c *cmdContext, args []string) error {
 		}
 	}
 	return nil
-}
-
-func writeJSON(path string, v any) error {
-	return atomicfile.Write(path, func(w io.Writer) error {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(v); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		return nil
-	})
-}
-
-// parseWeights parses "w1,w2,...".
-func parseWeights(s string, n int) ([]float64, error) {
-	if s == "" {
-		return nil, nil
-	}
-	parts := strings.Split(s, ",")
-	if len(parts) != n {
-		return nil, usagef("--weights has %d values for %d models", len(parts), n)
-	}
-	w := make([]float64, n)
-	for i, p := range parts {
-		v, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
-		if err != nil || v < 0 {
-			return nil, usagef("--weights: %q is not a non-negative number", p)
-		}
-		w[i] = v
-	}
-	return w, nil
 }

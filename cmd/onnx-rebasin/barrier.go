@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"image/color"
@@ -38,45 +37,68 @@ func runBarrier(c *cmdContext, args []string) error {
 		"Test loss and accuracy along the naive and the aligned interpolation paths between a and b, and their loss barriers.")
 	data := fs.String("data", "", "inputs (.npy, required)")
 	labels := fs.String("labels", "", "labels (.npy, required)")
-	steps := fs.Int("steps", 11, "points on each path, endpoints included")
+	steps := fs.Int("steps", 11, "points on each path, endpoints included (2 to 101)")
 	plotPath := fs.String("plot", "", "write a plot of both curves to this `file` (.png or .svg)")
-	asJSON := fs.Bool("json", false, "print JSON")
-	method := fs.String("method", "weight", "alignment: weight, activation or hybrid (activation start for weight matching)")
-	alignData := fs.String("align-data", "", "data (.npy) for activation matching, BN reset and REPAIR (default: --data)")
-	resetBN := fs.Bool("reset-bn", false, "also the aligned path with BatchNorm statistics recomputed on the data")
-	repair := fs.Bool("repair", false, "also the aligned path corrected with REPAIR")
-	batch := fs.Int("batch", 256, "batch size")
-	seed := fs.Uint64("seed", 0, "seed for weight matching")
-	quiet := fs.Bool("q", false, "no progress on stderr")
-	pos, err := parseFlags(fs, args, 2, 2)
+	asJSON := fs.asJSON()
+	method := fs.method("--align-data, else --data")
+	alignData := fs.String("align-data", "", "inputs (.npy) for --method activation or hybrid (default: --data)")
+	resetBN := fs.resetBN("each model inside the aligned path, as an extra path,")
+	repair := fs.repair("each model inside the aligned path, as an extra path,")
+	batch := fs.batch()
+	seed := fs.seed("weight matching")
+	maxIter := fs.maxIter()
+	quiet := fs.quiet()
+	force := fs.force()
+	pos, err := fs.parse(args, 2, 2)
 	if err != nil {
 		return err
 	}
 	if *data == "" || *labels == "" {
 		return usagef("barrier: --data and --labels are required")
 	}
-	if *steps < 2 || *steps > 101 {
-		return usagef("barrier: --steps must be between 2 and 101")
+	if err := firstErr(checkRange("steps", *steps, 2, 101), checkPositive("batch", *batch), checkPositive("max-iter", *maxIter)); err != nil {
+		return err
 	}
 	if ext := strings.ToLower(filepath.Ext(*plotPath)); *plotPath != "" && ext != ".png" && ext != ".svg" {
 		return usagef("barrier: --plot must end in .png or .svg")
 	}
-	test, err := eval.Load(*data, *labels)
+	if *alignData != "" && *method == "weight" {
+		return usagef("barrier: --align-data is for --method activation or hybrid")
+	}
+	if err := checkMethod(*method, *data); err != nil {
+		return err
+	}
+	paths := files{force: *force}
+	paths.read("model", pos...)
+	paths.read("--data", *data)
+	paths.read("--labels", *labels)
+	paths.read("--align-data", *alignData)
+	paths.read("--reset-bn", *resetBN)
+	paths.read("--repair", *repair)
+	paths.write("--plot", *plotPath)
+	if err := paths.check(); err != nil {
+		return err
+	}
+	test, err := loadData(*data, *labels)
 	if err != nil {
 		return err
 	}
 	fit := test
 	if *alignData != "" {
-		if fit, err = eval.Load(*alignData, ""); err != nil {
+		if fit, err = loadData(*alignData, ""); err != nil {
 			return err
 		}
 	}
-	ma, mb, ga, res, err := alignModels(c, pos[0], pos[1], alignOptions{method: *method, fit: fit, batch: *batch, seed: *seed, quiet: *quiet})
+	bnData, repairData, err := loadFixData(*resetBN, *repair)
+	if err != nil {
+		return err
+	}
+	ma, mb, ga, res, err := alignModels(c, pos[0], pos[1], alignOptions{method: *method, fit: fit, batch: *batch, seed: *seed, maxIter: *maxIter, quiet: *quiet})
 	if err != nil {
 		return err
 	}
 	perms := res.Perms
-	dopts := permute.DataOptions{Batch: *batch}
+	dopts := permute.DataOptions{Batch: *batch, Context: c.ctx}
 	identity := permute.Identity(ga)
 	type variant struct {
 		name  string
@@ -84,19 +106,17 @@ func runBarrier(c *cmdContext, args []string) error {
 		fix   func(m *onnx.Model, lambda float64) error
 	}
 	variants := []variant{{"naive", identity, nil}, {"aligned (" + *method + ")", perms, nil}}
-	if *resetBN {
+	if bnData != nil {
 		variants = append(variants, variant{"aligned + BN reset", perms, func(m *onnx.Model, _ float64) error {
-			return permute.ResetBatchNorm(m, fit, dopts)
+			return permute.ResetBatchNorm(m, bnData, dopts)
 		}})
 	}
-	if *repair {
+	if repairData != nil {
 		alignedB := mb.Clone()
 		if err := permute.Apply(alignedB, ga, perms); err != nil {
 			return err
 		}
-		refA := ma.Clone()
-		permute.Apply(refA, ga, identity)
-		rep, err := permute.PrepareRepair(refA, alignedB, ga, fit, dopts)
+		rep, err := permute.PrepareRepair(ma.Clone(), alignedB, ga, repairData, permute.DataOptions{Batch: *batch, Context: c.ctx, Progress: c.progressBar(*quiet, "REPAIR statistics")})
 		switch {
 		case errors.Is(err, permute.ErrNothingToRepair):
 			fmt.Fprintf(c.stderr, "barrier: skipping REPAIR: %v\n", err)
@@ -106,7 +126,7 @@ func runBarrier(c *cmdContext, args []string) error {
 			variants = append(variants, variant{"aligned + REPAIR", perms, rep.Apply})
 		}
 	}
-	var paths []barrierPath
+	var barrierPaths []barrierPath
 	for _, v := range variants {
 		p := barrierPath{Name: v.name}
 		for i := 0; i < *steps; i++ {
@@ -142,19 +162,17 @@ func runBarrier(c *cmdContext, args []string) error {
 			p.Barrier = math.Max(p.Barrier, p.Loss[i]-ends)
 			p.AccuracyDrop = math.Max(p.AccuracyDrop, endAcc-p.Accuracy[i])
 		}
-		paths = append(paths, p)
+		barrierPaths = append(barrierPaths, p)
 	}
 	if *plotPath != "" {
-		if err := plotBarrier(*plotPath, pos, paths); err != nil {
+		if err := plotBarrier(*plotPath, pos, barrierPaths); err != nil {
 			return err
 		}
 	}
 	if *asJSON {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"a": pos[0], "b": pos[1], "paths": paths})
+		return printJSON(c.stdout, barrierJSON{A: pos[0], B: pos[1], Method: *method, Paths: barrierPaths})
 	}
-	for _, p := range paths {
+	for _, p := range barrierPaths {
 		fmt.Fprintf(c.stdout, "%-26s barrier %.4f  midpoint loss %.4f  midpoint accuracy %.4f\n", p.Name+":", p.Barrier, p.Loss[len(p.Loss)/2], p.Accuracy[len(p.Accuracy)/2])
 	}
 	return nil

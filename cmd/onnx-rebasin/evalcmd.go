@@ -1,9 +1,7 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -15,21 +13,28 @@ import (
 
 func runEval(c *cmdContext, args []string) error {
 	fs := newFlags(c, "eval", "model.onnx --data x.npy [--labels y.npy] [--batch 256] [--json]",
-		"Run the model on a data set with the built-in interpreter: top-1 accuracy and mean cross-entropy (with labels) and throughput.")
+		"Run the model on a data set with the built-in interpreter: top-1 accuracy and mean cross-entropy (with labels) and throughput. Samples with NaN or infinite inputs are counted and left out.")
 	data := fs.String("data", "", "inputs as an .npy `file` (required)")
 	labels := fs.String("labels", "", "integer class labels as an .npy `file`")
-	batch := fs.Int("batch", 256, "batch size")
-	asJSON := fs.Bool("json", false, "print JSON")
-	quiet := fs.Bool("q", false, "no progress bar on stderr")
-	pos, err := parseFlags(fs, args, 1, 1)
+	batch := fs.batch()
+	asJSON := fs.asJSON()
+	quiet := fs.quiet()
+	pos, err := fs.parse(args, 1, 1)
 	if err != nil {
 		return err
 	}
 	if *data == "" {
 		return usagef("eval: --data is required")
 	}
-	if *batch <= 0 {
-		return usagef("eval: --batch must be positive")
+	if err := checkPositive("batch", *batch); err != nil {
+		return err
+	}
+	var paths files
+	paths.read("model", pos[0])
+	paths.read("--data", *data)
+	paths.read("--labels", *labels)
+	if err := paths.check(); err != nil {
+		return err
 	}
 	sess, err := loadSession(pos[0])
 	if err != nil {
@@ -39,23 +44,25 @@ func runEval(c *cmdContext, args []string) error {
 	if err != nil {
 		return err
 	}
-	var progress func(done, total int)
-	if !*quiet {
-		progress = progressBar(c.stderr, "eval")
+	nonFinite, _ := nonFiniteRows(ds)
+	if nonFinite == ds.N() {
+		return fmt.Errorf("%s: every sample has NaN or infinite values", *data)
 	}
-	res, err := eval.Run(sess, ds, *batch, progress)
+	ds = finiteRows(ds)
+	res, err := eval.Run(sess, ds, *batch, c.progressBar(*quiet, "eval"))
 	if err != nil {
 		return fmt.Errorf("%s: %w", pos[0], err)
 	}
 	if *asJSON {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+		return printJSON(c.stdout, newEvalJSON(pos[0], *data, *labels, res, nonFinite))
 	}
 	if res.HaveLabels {
 		fmt.Fprintf(c.stdout, "accuracy: %.4f\nloss:     %.4f\n", res.Accuracy, res.Loss)
 	}
 	fmt.Fprintf(c.stdout, "samples:  %d in %.2fs (%.0f/s)\n", res.Samples, res.Seconds, res.PerSecond)
+	if nonFinite > 0 {
+		fmt.Fprintf(c.stdout, "skipped:  %s with NaN or infinite inputs\n", plural(nonFinite, "sample", "samples"))
+	}
 	return nil
 }
 
@@ -72,8 +79,14 @@ func loadSession(path string) (*infer.Session, error) {
 	return sess, nil
 }
 
-// progressBar returns a callback drawing a one-line bar on w.
-func progressBar(w io.Writer, label string) func(done, total int) {
+// progressBar returns a callback that redraws a one-line bar on stderr, or
+// nil (no progress) when quiet or when stderr is not a terminal: logs get
+// no \r frames.
+func (c *cmdContext) progressBar(quiet bool, label string) func(done, total int) {
+	if quiet || !c.stderrIsTerminal {
+		return nil
+	}
+	w := c.stderr
 	return func(done, total int) {
 		const width = 30
 		filled := width * done / max(total, 1)

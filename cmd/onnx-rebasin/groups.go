@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
@@ -27,9 +26,14 @@ func loadAnalyzed(path string) (*onnx.Model, *graph.Analysis, error) {
 
 func runGroups(c *cmdContext, args []string) error {
 	fs := newFlags(c, "groups", "model.onnx [--json]", "List the permutation groups inferred from the graph: size, members, what tied them, and the frozen axes with the reason.")
-	asJSON := fs.Bool("json", false, "print JSON instead of text")
-	pos, err := parseFlags(fs, args, 1, 1)
+	asJSON := fs.asJSON()
+	pos, err := fs.parse(args, 1, 1)
 	if err != nil {
+		return err
+	}
+	var paths files
+	paths.read("model", pos[0])
+	if err := paths.check(); err != nil {
 		return err
 	}
 	_, a, err := loadAnalyzed(pos[0])
@@ -37,13 +41,11 @@ func runGroups(c *cmdContext, args []string) error {
 		return err
 	}
 	if *asJSON {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(a)
+		return printJSON(c.stdout, newGroupsJSON(pos[0], a))
 	}
 	w := c.stdout
 	for _, g := range a.Groups {
-		fmt.Fprintf(w, "group %d: %d units\n", g.ID, g.Size)
+		fmt.Fprintf(w, "group %d: %s\n", g.ID, plural(g.Size, "unit", "units"))
 		for _, s := range g.Weights {
 			extra := ""
 			if s.Block > 1 {
@@ -61,25 +63,39 @@ func runGroups(c *cmdContext, args []string) error {
 	for _, f := range a.Frozen {
 		fmt.Fprintf(w, "frozen: %s axis %d (%d): %s\n", f.Value, f.Axis, f.Size, f.Reason)
 	}
-	fmt.Fprintf(w, "groups: %d (%d permutable units / %d hidden units), frozen: %d axes\n",
-		len(a.Groups), a.PermutableUnits, a.HiddenUnits, len(a.Frozen))
+	fmt.Fprintln(w, a.Summary())
 	return nil
 }
 
 func runPermute(c *cmdContext, args []string) error {
 	fs := newFlags(c, "permute", "model.onnx -o out.onnx [--seed N | --perms report.json]",
 		"Write the model with its hidden units permuted: a random permutation of every group drawn from --seed, or the permutations of an align report. The output computes the same function.")
-	out := fs.String("o", "", "output model `path` (required)")
-	seed := fs.Uint64("seed", 1, "random seed for the permutations")
+	out := fs.output("output model `path` (required)")
+	seed := fs.seed("the permutations (and --verify's random inputs)")
 	permsFile := fs.String("perms", "", "apply the permutations of this align report (JSON) instead of random ones")
-	force := fs.Bool("force", false, "allow the output to replace an input file")
+	quiet := fs.quiet()
+	force := fs.force()
 	verify := fs.Bool("verify", false, "run input and output with the built-in interpreter and fail if their outputs differ")
 	verifyData := fs.String("verify-data", "", "with --verify: inputs (.npy) to compare on instead of random ones")
-	pos, err := parseFlags(fs, args, 1, 1)
+	pos, err := fs.parse(args, 1, 1)
 	if err != nil {
 		return err
 	}
-	if err := checkOutput(*out, *force, pos...); err != nil {
+	if *permsFile != "" && flagGiven(fs, "seed") && !*verify {
+		return usagef("permute: --seed and --perms exclude each other")
+	}
+	if *verifyData != "" && !*verify {
+		return usagef("permute: --verify-data needs --verify")
+	}
+	paths := files{force: *force}
+	paths.read("model", pos[0])
+	paths.read("--perms", *permsFile)
+	paths.read("--verify-data", *verifyData)
+	if err := checkModelOutput(*out); err != nil {
+		return err
+	}
+	paths.write("-o", *out)
+	if err := paths.check(); err != nil {
 		return err
 	}
 	m, a, err := loadAnalyzed(pos[0])
@@ -104,7 +120,10 @@ func runPermute(c *cmdContext, args []string) error {
 	if err := m.SaveContext(c.ctx, *out); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stderr, "permuted %d groups (%d units) of %s into %s\n", len(a.Groups), a.PermutableUnits, pos[0], *out)
+	if !*quiet {
+		fmt.Fprintf(c.stderr, "permuted %s (%s) of %s into %s\n", plural(len(a.Groups), "group", "groups"),
+			plural(a.PermutableUnits, "unit", "units"), pos[0], *out)
+	}
 	return nil
 }
 
@@ -126,26 +145,17 @@ func readPerms(path string) (permute.Perms, error) {
 	return r.Perms, nil
 }
 
-// checkOutput refuses a missing output path, and one that is an input file
-// unless force is set (never overwrite an input unless asked).
-func checkOutput(out string, force bool, inputs ...string) error {
+// checkModelOutput refuses a missing -o and one without a file extension
+// (a likely slip such as "-o out" for "-o out.onnx").
+func checkModelOutput(out string) error {
 	if out == "" {
 		return usagef("missing -o output path")
 	}
-	if !strings.HasSuffix(out, ".onnx") && filepath.Ext(out) == "" {
-		return usagef("output %q: expected a file name such as out.onnx", out)
+	if fi, err := os.Stat(out); err == nil && fi.IsDir() {
+		return nil // files.check says what is wrong
 	}
-	if force {
-		return nil
-	}
-	oi, err := os.Stat(out)
-	if err != nil {
-		return nil
-	}
-	for _, in := range inputs {
-		if ii, err := os.Stat(in); err == nil && os.SameFile(oi, ii) {
-			return fmt.Errorf("%s: output would overwrite input %s (use --force to allow)", out, in)
-		}
+	if filepath.Ext(out) == "" {
+		return usagef("-o %s: expected a file name such as out.onnx", out)
 	}
 	return nil
 }

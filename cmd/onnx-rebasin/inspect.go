@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -10,21 +9,24 @@ import (
 
 func runInspect(c *cmdContext, args []string) error {
 	fs := newFlags(c, "inspect", "model.onnx [--json]", "Show a model's IR version, opsets, producer, inputs and outputs, operator counts and weights.")
-	asJSON := fs.Bool("json", false, "print JSON instead of text")
-	pos, err := parseFlags(fs, args, 1, 1)
+	asJSON := fs.asJSON()
+	pos, err := fs.parse(args, 1, 1)
 	if err != nil {
+		return err
+	}
+	var paths files
+	paths.read("model", pos[0])
+	if err := paths.check(); err != nil {
 		return err
 	}
 	m, err := onnx.Load(pos[0])
 	if err != nil {
 		return err
 	}
-	s := onnx.Summarize(m)
 	if *asJSON {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(s)
+		return printJSON(c.stdout, newInspectJSON(pos[0], m))
 	}
+	s := onnx.Summarize(m)
 	w := c.stdout
 	fmt.Fprintf(w, "model:     %s\n", pos[0])
 	fmt.Fprintf(w, "ir:        %d\n", s.IRVersion)
@@ -52,9 +54,9 @@ func runInspect(c *cmdContext, args []string) error {
 	if s.ExternalData {
 		ext = " (external data)"
 	}
-	fmt.Fprintf(w, "weights:   %d params, %d bytes%s\n", s.Params, s.Bytes, ext)
+	fmt.Fprintf(w, "weights:   %s, %d bytes%s\n", plural(int(s.Params), "param", "params"), s.Bytes, ext)
 	for _, d := range s.Initializers {
-		fmt.Fprintf(w, "  %-10s %4d tensors %12d params %12d bytes\n", d.DType, d.Count, d.Params, d.Bytes)
+		fmt.Fprintf(w, "  %-10s %4d %-7s %12d params %12d bytes\n", d.DType, d.Count, pluralWord(d.Count, "tensor", "tensors"), d.Params, d.Bytes)
 	}
 	return nil
 }

@@ -63,24 +63,27 @@ func mainExit() int {
 			os.Exit(1)
 		}
 	}()
-	err := runContext(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	err := runWith(&cmdContext{ctx: ctx, stdout: os.Stdout, stderr: os.Stderr, stderrIsTerminal: isTerminal(os.Stderr)}, os.Args[1:])
 	close(done)
-	if err == nil {
-		return 0
-	}
-	if ctx.Err() != nil {
+	if err != nil && ctx.Err() != nil {
 		fmt.Fprintf(os.Stderr, "onnx-rebasin: interrupted (%v)\n", context.Cause(ctx))
 		return 1
 	}
-	if !errors.Is(err, errHelpShown) {
+	if err != nil && !errors.Is(err, errHelpShown) {
 		fmt.Fprintf(os.Stderr, "onnx-rebasin: %v\n", err)
 	}
+	return exitCode(err)
+}
+
+// exitCode maps run's error to the exit status: 0 success (and --help),
+// 2 usage error, 1 any other failure.
+func exitCode(err error) int {
 	var ue usageError
-	if errors.As(err, &ue) {
-		return 2
-	}
-	if errors.Is(err, errHelpShown) {
+	switch {
+	case err == nil, errors.Is(err, errHelpShown):
 		return 0
+	case errors.As(err, &ue):
+		return 2
 	}
 	return 1
 }

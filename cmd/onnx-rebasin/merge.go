@@ -2,50 +2,58 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
-	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/permute"
 )
 
 func runMerge(c *cmdContext, args []string) error {
-	fs := newFlags(c, "merge", "m1.onnx m2.onnx ... -o out.onnx [--weights w1,w2,...] [--ref m1.onnx | --mergemany] [--lambda L]",
+	fs := newFlags(c, "merge", "m1.onnx m2.onnx ... -o out.onnx [--weights w1,w2,...] [--ref m1.onnx | --mergemany | --no-align] [--lambda L]",
 		"Align every model to a reference (weight matching) and write their weighted average: a model soup. With two models, --lambda L is interpolation (1-L)·m1 + L·m2.")
-	out := fs.String("o", "", "output model `path` (required)")
+	out := fs.output("output model `path` (required)")
 	weightsFlag := fs.String("weights", "", "comma-separated averaging weights, one per model (default: equal)")
 	ref := fs.String("ref", "", "reference model every other model is aligned to (default: the first)")
 	mergeMany := fs.Bool("mergemany", false, "the paper's MergeMany: align each model to the mean of the others until nothing changes")
-	lambda := fs.Float64("lambda", -1, "with two models: weight of the second (interpolation)")
+	lambda := fs.Float64("lambda", 0.5, "with two models: weight of the second, in [0, 1] (interpolation)")
 	noAlign := fs.Bool("no-align", false, "average without aligning (naive merge)")
-	seed := fs.Uint64("seed", 0, "seed for the order of groups and models")
-	maxIter := fs.Int("max-iter", 100, "maximum number of sweeps per alignment")
-	resetBN := fs.String("reset-bn", "", "recompute BatchNorm statistics of the merged model on these inputs (.npy)")
-	repair := fs.String("repair", "", "REPAIR the merged model on these inputs (.npy): restore each channel's interpolated mean and std (two models only)")
-	batch := fs.Int("batch", 256, "batch size for --reset-bn and --repair")
-	quiet := fs.Bool("q", false, "no progress on stderr")
-	force := fs.Bool("force", false, "allow the output to replace an input file")
-	pos, err := parseFlags(fs, args, 2, -1)
+	seed := fs.seed("the order of groups and models")
+	maxIter := fs.maxIter()
+	resetBN := fs.resetBN("the merged model")
+	repair := fs.repair("the merged model (two models only)")
+	batch := fs.batch()
+	quiet := fs.quiet()
+	force := fs.force()
+	pos, err := fs.parse(args, 2, -1)
 	if err != nil {
-		return err
-	}
-	if err := checkOutput(*out, *force, pos...); err != nil {
 		return err
 	}
 	weights, err := parseWeights(*weightsFlag, len(pos))
 	if err != nil {
 		return err
 	}
-	if *lambda >= 0 {
-		if len(pos) != 2 || weights != nil {
-			return usagef("--lambda needs exactly two models and no --weights")
-		}
-		if *lambda > 1 {
-			return usagef("--lambda must be in [0, 1]")
+	if flagGiven(fs, "lambda") {
+		switch {
+		case len(pos) != 2:
+			return usagef("merge: --lambda needs exactly two models, got %d", len(pos))
+		case weights != nil:
+			return usagef("merge: --lambda and --weights exclude each other")
+		case !(*lambda >= 0 && *lambda <= 1): // also NaN
+			return usagef("merge: --lambda must be in [0, 1], got %v", *lambda)
 		}
 		weights = []float64{1 - *lambda, *lambda}
+	}
+	if err := exclusive("merge", fs, "mergemany", "no-align", "ref"); err != nil {
+		return err
+	}
+	if *repair != "" && len(pos) != 2 {
+		return usagef("merge: --repair works on two models, got %d", len(pos))
+	}
+	if err := firstErr(checkPositive("max-iter", *maxIter), checkPositive("batch", *batch)); err != nil {
+		return err
 	}
 	if *ref != "" {
 		// Put the reference first, keeping weights with their models.
@@ -56,24 +64,31 @@ func runMerge(c *cmdContext, args []string) error {
 			}
 		}
 		if k < 0 {
-			return usagef("--ref %s is not one of the models", *ref)
+			return usagef("merge: --ref %s is not one of the models", *ref)
 		}
 		pos[0], pos[k] = pos[k], pos[0]
 		if weights != nil {
 			weights[0], weights[k] = weights[k], weights[0]
 		}
 	}
-	models := make([]*onnx.Model, len(pos))
-	analyses := make([]*graph.Analysis, len(pos))
-	for i, p := range pos {
-		if models[i], analyses[i], err = loadAnalyzed(p); err != nil {
-			return err
-		}
-		if i > 0 {
-			if err := permute.SameArchitecture(models[0], models[i], analyses[0], analyses[i]); err != nil {
-				return fmt.Errorf("cannot merge: %w", err)
-			}
-		}
+	paths := files{force: *force}
+	paths.read("model", pos...)
+	paths.read("--reset-bn", *resetBN)
+	paths.read("--repair", *repair)
+	if err := checkModelOutput(*out); err != nil {
+		return err
+	}
+	paths.write("-o", *out)
+	if err := paths.check(); err != nil {
+		return err
+	}
+	bnData, repairData, err := loadFixData(*resetBN, *repair)
+	if err != nil {
+		return err
+	}
+	models, analyses, err := loadForMerge(pos, "cannot merge")
+	if err != nil {
+		return err
 	}
 	opts := permute.MatchOptions{Seed: *seed, MaxIter: *maxIter, Context: c.ctx}
 	var perms []permute.Perms
@@ -85,7 +100,7 @@ func runMerge(c *cmdContext, args []string) error {
 	case *mergeMany:
 		progress := func(round, changed int) {
 			if !*quiet {
-				fmt.Fprintf(c.stderr, "mergemany round %d: %d models changed\n", round, changed)
+				fmt.Fprintf(c.stderr, "mergemany round %d: %s changed\n", round, plural(changed, "model", "models"))
 			}
 		}
 		perms, err = permute.MergeMany(models, analyses[0], opts, progress)
@@ -100,7 +115,8 @@ func runMerge(c *cmdContext, args []string) error {
 				return fmt.Errorf("aligning %s to %s: %w", pos[i], pos[0], err)
 			}
 			if !*quiet {
-				fmt.Fprintf(c.stderr, "aligned %s to %s: objective %.6g -> %.6g in %d sweeps\n", pos[i], pos[0], res.ObjectiveBefore, res.ObjectiveAfter, len(res.Sweeps))
+				fmt.Fprintf(c.stderr, "aligned %s to %s: objective %.6g -> %.6g in %s\n", pos[i], pos[0],
+					res.ObjectiveBefore, res.ObjectiveAfter, plural(len(res.Sweeps), "sweep", "sweeps"))
 			}
 			perms = append(perms, res.Perms)
 		}
@@ -109,15 +125,7 @@ func runMerge(c *cmdContext, args []string) error {
 	if err != nil {
 		return err
 	}
-	dopts := permute.DataOptions{Batch: *batch, Context: c.ctx}
-	if *repair != "" {
-		if len(models) != 2 {
-			return usagef("merge: --repair works on two models")
-		}
-		fit, err := eval.Load(*repair, "")
-		if err != nil {
-			return err
-		}
+	if repairData != nil {
 		a, b := models[0].Clone(), models[1].Clone()
 		if err := permute.Apply(a, analyses[0], perms[0]); err != nil {
 			return err
@@ -125,7 +133,7 @@ func runMerge(c *cmdContext, args []string) error {
 		if err := permute.Apply(b, analyses[0], perms[1]); err != nil {
 			return err
 		}
-		rep, err := permute.PrepareRepair(a, b, analyses[0], fit, dopts)
+		rep, err := permute.PrepareRepair(a, b, analyses[0], repairData, permute.DataOptions{Batch: *batch, Context: c.ctx, Progress: c.progressBar(*quiet, "REPAIR statistics")})
 		if err != nil {
 			return err
 		}
@@ -137,12 +145,8 @@ func runMerge(c *cmdContext, args []string) error {
 			return err
 		}
 	}
-	if *resetBN != "" {
-		fit, err := eval.Load(*resetBN, "")
-		if err != nil {
-			return err
-		}
-		if err := permute.ResetBatchNorm(merged, fit, dopts); err != nil {
+	if bnData != nil {
+		if err := permute.ResetBatchNorm(merged, bnData, permute.DataOptions{Batch: *batch, Context: c.ctx, Progress: c.progressBar(*quiet, "BN reset")}); err != nil {
 			return err
 		}
 	}
@@ -155,57 +159,156 @@ func runMerge(c *cmdContext, args []string) error {
 	return nil
 }
 
+// exclusive fails if more than one of the named flags was given.
+func exclusive(cmd string, fs *flags, names ...string) error {
+	var given []string
+	for _, n := range names {
+		if flagGiven(fs, n) {
+			given = append(given, "--"+n)
+		}
+	}
+	if len(given) > 1 {
+		return usagef("%s: %s exclude each other", cmd, strings.Join(given, " and "))
+	}
+	return nil
+}
+
+// loadForMerge loads and analyses models that are to be averaged: they
+// must share the first one's architecture and have finite weights.
+func loadForMerge(paths []string, what string) ([]*onnx.Model, []*graph.Analysis, error) {
+	models := make([]*onnx.Model, len(paths))
+	analyses := make([]*graph.Analysis, len(paths))
+	for i, p := range paths {
+		var err error
+		if models[i], analyses[i], err = loadAnalyzed(p); err != nil {
+			return nil, nil, err
+		}
+		if err := checkFiniteWeights(models[i], analyses[i]); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", what, err)
+		}
+		if i > 0 {
+			if err := permute.SameArchitecture(models[0], models[i], analyses[0], analyses[i]); err != nil {
+				return nil, nil, fmt.Errorf("%s: models differ: %w", what, err)
+			}
+		}
+	}
+	return models, analyses, nil
+}
+
 func runInterp(c *cmdContext, args []string) error {
 	fs := newFlags(c, "interp", "a.onnx b.onnx -o prefix [--steps 11] [--no-align]",
-		"Write the interpolation path between a and b aligned to a: prefix_00.onnx (a) ... prefix_NN.onnx (aligned b).")
-	out := fs.String("o", "", "output `prefix`; files are prefix_00.onnx ... (required)")
-	steps := fs.Int("steps", 11, "number of models on the path, endpoints included (at least 2)")
+		"Write the interpolation path between a and b aligned to a: prefix_00.onnx (a) ... prefix_NN.onnx (aligned b). "+
+			"A .onnx ending of the prefix is dropped; a prefix that is a folder (or ends in /) gives folder/interp_00.onnx .... "+
+			"Either every file is written or none.")
+	out := fs.output("output `prefix` (required)")
+	steps := fs.Int("steps", 11, "number of models on the path, endpoints included (2 to 1001)")
 	noAlign := fs.Bool("no-align", false, "interpolate without aligning (the naive path)")
-	seed := fs.Uint64("seed", 0, "seed for the order in which groups are visited")
-	maxIter := fs.Int("max-iter", 100, "maximum number of sweeps")
-	quiet := fs.Bool("q", false, "no progress on stderr")
-	pos, err := parseFlags(fs, args, 2, 2)
+	seed := fs.seed("the order in which groups are visited")
+	maxIter := fs.maxIter()
+	quiet := fs.quiet()
+	force := fs.force()
+	pos, err := fs.parse(args, 2, 2)
 	if err != nil {
 		return err
 	}
 	if *out == "" {
 		return usagef("missing -o output prefix")
 	}
-	if *steps < 2 || *steps > 1001 {
-		return usagef("--steps must be between 2 and 1001")
+	if err := firstErr(checkRange("steps", *steps, 2, 1001), checkPositive("max-iter", *maxIter)); err != nil {
+		return err
 	}
-	var ma, mb *onnx.Model
-	var ga *graph.Analysis
-	perms := []permute.Perms{}
-	if *noAlign {
-		if ma, mb, ga, err = loadPair(pos[0], pos[1]); err != nil {
-			return fmt.Errorf("cannot interpolate: %w", err)
-		}
-		perms = append(perms, permute.Identity(ga), permute.Identity(ga))
-	} else {
-		var res *permute.MatchResult
-		if ma, mb, ga, res, err = alignModels(c, pos[0], pos[1], alignOptions{method: "weight", seed: *seed, maxIter: *maxIter, quiet: *quiet}); err != nil {
-			return err
-		}
-		perms = append(perms, permute.Identity(ga), res.Perms)
+	stepPaths := interpPaths(*out, *steps)
+	paths := files{force: *force}
+	paths.read("model", pos...)
+	paths.write("-o", stepPaths...)
+	if err := paths.check(); err != nil {
+		return err
 	}
-	digits := len(fmt.Sprint(*steps - 1))
-	for i := 0; i < *steps; i++ {
+	models, analyses, err := loadForMerge(pos, "cannot interpolate")
+	if err != nil {
+		return err
+	}
+	ga := analyses[0]
+	perms := []permute.Perms{permute.Identity(ga), permute.Identity(ga)}
+	if !*noAlign {
+		res, err := permute.WeightMatch(models[0], models[1], ga, permute.MatchOptions{Seed: *seed, MaxIter: *maxIter, Progress: c.sweepLog(*quiet), Context: c.ctx})
+		if err != nil {
+			return fmt.Errorf("aligning %s to %s: %w", pos[1], pos[0], err)
+		}
+		if !*quiet {
+			fmt.Fprintf(c.stderr, "aligned %s to %s: objective %.6g -> %.6g in %s\n", pos[1], pos[0],
+				res.ObjectiveBefore, res.ObjectiveAfter, plural(len(res.Sweeps), "sweep", "sweeps"))
+		}
+		perms[1] = res.Perms
+	}
+	err = writeAll(stepPaths, func(i int, path string) error {
 		l := float64(i) / float64(*steps-1)
-		m, err := permute.MergeAligned([]*onnx.Model{ma, mb}, ga, perms, []float64{1 - l, l})
+		m, err := permute.MergeAligned(models, ga, perms, []float64{1 - l, l})
 		if err != nil {
 			return err
 		}
-		path := fmt.Sprintf("%s_%0*d.onnx", *out, digits, i)
-		if err := checkOutput(path, false, pos...); err != nil {
-			return err
-		}
-		if err := m.SaveContext(c.ctx, path); err != nil {
-			return err
-		}
 		if !*quiet {
-			fmt.Fprintf(c.stderr, "lambda %.3f -> %s\n", l, path)
+			fmt.Fprintf(c.stderr, "lambda %.3f: %s\n", l, filepath.Base(stepPaths[i]))
 		}
+		return m.SaveContext(c.ctx, path)
+	})
+	if err == nil && !*quiet {
+		fmt.Fprintf(c.stderr, "wrote %s to %s\n", plural(len(stepPaths), "model", "models"), filepath.Dir(stepPaths[0]))
+	}
+	return err
+}
+
+// interpPaths names the steps of an interpolation path written to -o out.
+func interpPaths(out string, steps int) []string {
+	prefix := strings.TrimSuffix(out, ".onnx")
+	if fi, err := os.Stat(out); (err == nil && fi.IsDir()) || strings.HasSuffix(out, string(filepath.Separator)) || strings.HasSuffix(out, "/") {
+		prefix = filepath.Join(out, "interp")
+	}
+	digits := len(fmt.Sprint(steps - 1))
+	paths := make([]string, steps)
+	for i := range paths {
+		paths[i] = fmt.Sprintf("%s_%0*d.onnx", prefix, digits, i)
+	}
+	return paths
+}
+
+// writeAll writes a set of files all or nothing: save(i, tmp) writes file
+// i to a temporary path in a temporary folder beside the targets (with any
+// files that go with it, such as external data named after it), and only
+// when every save succeeded are the files renamed into place. On failure
+// none of them remains.
+func writeAll(targets []string, save func(i int, tmp string) error) (err error) {
+	if len(targets) == 0 {
+		return nil
+	}
+	dir := filepath.Dir(targets[0])
+	tmpDir, err := os.MkdirTemp(dir, ".onnx-rebasin-tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmpDir)
+	for i, t := range targets {
+		if filepath.Dir(t) != dir {
+			return fmt.Errorf("%s: not in %s", t, dir) // interpPaths never does this
+		}
+		if err := save(i, filepath.Join(tmpDir, filepath.Base(t))); err != nil {
+			return err
+		}
+	}
+	entries, err := os.ReadDir(tmpDir)
+	if err != nil {
+		return err
+	}
+	var done []string
+	for _, e := range entries {
+		to := filepath.Join(dir, e.Name())
+		if err := os.Rename(filepath.Join(tmpDir, e.Name()), to); err != nil {
+			for _, d := range done {
+				os.Remove(d)
+			}
+			return err
+		}
+		done = append(done, to)
 	}
 	return nil
 }

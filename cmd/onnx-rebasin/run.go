@@ -6,11 +6,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"runtime/debug"
 	"sort"
+	"strings"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "devel"
+// version is set at build time with -ldflags "-X main.version=..."; when it
+// is not, runVersion falls back to the module version and VCS revision Go
+// records in the binary.
+var version = ""
 
 // usageError marks errors in how the command was called (exit status 2).
 type usageError struct{ msg string }
@@ -33,6 +38,9 @@ type command struct {
 type cmdContext struct {
 	ctx            context.Context
 	stdout, stderr io.Writer
+	// stderrIsTerminal enables the redrawn (\r) progress bars; logs and
+	// pipes get none.
+	stderrIsTerminal bool
 }
 
 var commands []command
@@ -52,35 +60,34 @@ func init() {
 	}
 }
 
-// run is the whole command line, separated from main so that tests can call it in process.
+// run is the whole command line, separated from main so that tests can call
+// it in process. stderrIsTerminal is set by main only.
 func run(args []string, stdout, stderr io.Writer) error {
-	return runContext(context.Background(), args, stdout, stderr)
+	return runWith(&cmdContext{ctx: context.Background(), stdout: stdout, stderr: stderr}, args)
 }
 
-// runContext is run that stops when ctx is cancelled.
-func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runWith(c *cmdContext, args []string) error {
 	if len(args) == 0 {
-		printUsage(stderr)
+		printUsage(c.stderr)
 		return usagef("no command given")
 	}
 	name := args[0]
 	switch name {
 	case "help", "-h", "-help", "--help":
 		if len(args) > 1 {
-			return runContext(ctx, []string{args[1], "--help"}, stdout, stderr)
+			return runWith(c, []string{args[1], "--help"})
 		}
-		printUsage(stdout)
+		printUsage(c.stdout)
 		return nil
 	case "--version", "-version":
 		name = "version"
 	}
-	for _, c := range commands {
-		if c.name == name {
-			return c.run(&cmdContext{ctx, stdout, stderr}, args[1:])
+	for _, cmd := range commands {
+		if cmd.name == name {
+			return cmd.run(c, args[1:])
 		}
 	}
-	printUsage(stderr)
-	return usagef("unknown command %q", name)
+	return usagef("unknown command %q (see onnx-rebasin help)", name)
 }
 
 func printUsage(w io.Writer) {
@@ -91,47 +98,95 @@ func printUsage(w io.Writer) {
 	fmt.Fprintf(w, "\nRun \"onnx-rebasin COMMAND --help\" for a command's flags.\n")
 }
 
-// newFlags makes a flag set whose usage line and errors go to stderr.
-func newFlags(c *cmdContext, name, args, summary string) *flag.FlagSet {
+// flags is a subcommand's flag set. The flags several commands share are
+// declared by its methods, so that a flag has one name, default and meaning
+// everywhere.
+type flags struct {
+	*flag.FlagSet
+	c     *cmdContext
+	usage func()
+}
+
+// newFlags makes a flag set that prints its usage on -h/--help only: a
+// parse error is returned (and printed once, by main) instead.
+func newFlags(c *cmdContext, name, args, summary string) *flags {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
-	fs.Usage = func() {
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {} // the flag package calls it on every error too
+	usage := func() {
 		fmt.Fprintf(c.stderr, "Usage: onnx-rebasin %s %s\n\n%s\n", name, args, summary)
 		var any bool
 		fs.VisitAll(func(*flag.Flag) { any = true })
 		if any {
 			fmt.Fprintln(c.stderr, "\nFlags:")
+			fs.SetOutput(c.stderr)
 			fs.PrintDefaults()
+			fs.SetOutput(io.Discard)
 		}
 	}
-	return fs
+	return &flags{fs, c, usage}
 }
 
-// parseFlags parses args allowing flags before, between and after the
-// positional arguments, as users type "align a.onnx b.onnx -o out.onnx".
-// It checks the number of positional arguments is in [min, max] (max < 0: no limit).
-func parseFlags(fs *flag.FlagSet, args []string, min, max int) ([]string, error) {
+// The shared flags.
+
+func (f *flags) output(usage string) *string { return f.String("o", "", usage) }
+func (f *flags) seed(what string) *uint64 {
+	return f.Uint64("seed", 0, "random seed for "+what)
+}
+func (f *flags) quiet() *bool { return f.Bool("q", false, "no progress or summary on stderr") }
+func (f *flags) force() *bool {
+	return f.Bool("force", false, "allow an output to replace a file the command reads")
+}
+func (f *flags) batch() *int {
+	return f.Int("batch", 256, "samples per forward pass over data")
+}
+func (f *flags) maxIter() *int {
+	return f.Int("max-iter", 100, "maximum number of weight-matching sweeps (at least 1)")
+}
+func (f *flags) asJSON() *bool {
+	return f.Bool("json", false, "print JSON on stdout (see docs/json.md)")
+}
+
+// method is --method; data names the flag whose inputs activation matching
+// runs on. checkMethod validates the value.
+func (f *flags) method(data string) *string {
+	return f.String("method", "weight", "alignment: weight (weight matching), activation (activation matching on the inputs of "+data+
+		") or hybrid (activation matching as the start of weight matching)")
+}
+
+func (f *flags) resetBN(what string) *string {
+	return f.String("reset-bn", "", "recompute the BatchNorm statistics of "+what+" on these inputs (.npy `file`)")
+}
+func (f *flags) repair(what string) *string {
+	return f.String("repair", "", "REPAIR "+what+" on these inputs (.npy `file`): restore each channel's interpolated mean and std")
+}
+
+// parse parses args allowing flags before, between and after the positional
+// arguments, as users type "align a.onnx b.onnx -o out.onnx"; "--" ends the
+// flags. It checks the number of positional arguments is in [min, max]
+// (max < 0: no limit).
+func (f *flags) parse(args []string, min, max int) ([]string, error) {
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := f.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				f.usage()
 				return nil, errHelpShown
 			}
-			return nil, usageError{err.Error()}
+			return nil, usagef("%s: %v (see onnx-rebasin %s --help)", f.Name(), err, f.Name())
 		}
-		rest := fs.Args()
-		if len(rest) == 0 {
+		rest := f.Args()
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" && !f.isValue(args, used-1) {
+			pos = append(pos, rest...) // flag.Parse stopped at "--"
 			break
 		}
-		if rest[0] == "--" && len(args) > 0 && args[len(args)-len(rest)] == "--" {
-			pos = append(pos, rest[1:]...)
+		if len(rest) == 0 {
 			break
 		}
 		pos = append(pos, rest[0])
 		args = rest[1:]
 	}
 	if len(pos) < min || (max >= 0 && len(pos) > max) {
-		fs.Usage()
 		want := fmt.Sprint(min)
 		if max != min {
 			want = fmt.Sprintf("%d to %d", min, max)
@@ -139,18 +194,91 @@ func parseFlags(fs *flag.FlagSet, args []string, min, max int) ([]string, error)
 				want = fmt.Sprintf("at least %d", min)
 			}
 		}
-		return nil, usagef("%s: want %s argument(s), got %d", fs.Name(), want, len(pos))
+		return nil, usagef("%s: want %s argument(s), got %d (see onnx-rebasin %s --help)", f.Name(), want, len(pos), f.Name())
 	}
 	return pos, nil
 }
 
+// isValue reports whether args[i] is the value of the flag before it
+// ("-o --"), not the end of the flags.
+func (f *flags) isValue(args []string, i int) bool {
+	if i == 0 {
+		return false
+	}
+	name := strings.TrimLeft(args[i-1], "-")
+	if !strings.HasPrefix(args[i-1], "-") || strings.Contains(name, "=") || args[i-1] == "--" {
+		return false
+	}
+	fl := f.Lookup(name)
+	if fl == nil {
+		return false
+	}
+	b, ok := fl.Value.(interface{ IsBoolFlag() bool })
+	return !ok || !b.IsBoolFlag()
+}
+
 func runVersion(c *cmdContext, args []string) error {
 	fs := newFlags(c, "version", "", "Print the version of onnx-rebasin.")
-	if _, err := parseFlags(fs, args, 0, 0); err != nil {
+	if _, err := fs.parse(args, 0, 0); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "onnx-rebasin %s\n", version)
+	fmt.Fprintf(c.stdout, "onnx-rebasin %s\n", versionString())
 	return nil
+}
+
+// versionString is the -ldflags version, else the module version of a
+// "go install ...@version" build, else the VCS revision of a build from a
+// checkout ("devel <rev>[-dirty]"), else "devel".
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel"
+	}
+	if v := info.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev, dirty string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "-dirty"
+			}
+		}
+	}
+	if rev == "" {
+		return "devel"
+	}
+	return "devel " + rev[:min(12, len(rev))] + dirty
+}
+
+// plural is "1 group", "2 groups".
+func plural(n int, one, many string) string {
+	return fmt.Sprintf("%d %s", n, pluralWord(n, one, many))
+}
+
+// pluralWord is one or many by n.
+func pluralWord(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// isTerminal reports whether f is a terminal: a character device other
+// than the null device (portable without terminal ioctls).
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return false
+	}
+	null, err := os.Stat(os.DevNull)
+	return err != nil || !os.SameFile(fi, null)
 }
 
 // sortedKeys returns m's keys in order, for stable output.

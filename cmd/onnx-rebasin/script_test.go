@@ -1,9 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -18,7 +21,8 @@ func TestMain(m *testing.M) {
 // TestScripts runs the CLI end to end from testdata/script/*.txtar. $MODELS
 // is the committed test model folder; the condition [large] holds when its
 // large/ folder has the torchvision exports (make_models.py --large, which
-// CI runs).
+// CI runs). Besides exec, scripts have "exits N command args...": run the
+// command and require exit status N exactly (2 usage, 1 failure).
 func TestScripts(t *testing.T) {
 	models, err := filepath.Abs("../../testmodels")
 	if err != nil {
@@ -32,6 +36,9 @@ func TestScripts(t *testing.T) {
 			env.Setenv("MODELS", models)
 			return nil
 		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"exits": exitsCmd,
+		},
 		Condition: func(cond string) (bool, error) {
 			if cond == "large" {
 				return errLarge == nil, nil
@@ -39,4 +46,27 @@ func TestScripts(t *testing.T) {
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
 	})
+}
+
+// exitsCmd is the script command "exits N command args...".
+func exitsCmd(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exits N command args...")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("exits: %q is not a number", args[0])
+	}
+	err = ts.Exec(args[1], args[2:]...)
+	got := 0
+	if err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			ts.Fatalf("exits: %v", err)
+		}
+		got = ee.ExitCode()
+	}
+	if got != want {
+		ts.Fatalf("exit status %d, want %d", got, want)
+	}
 }

@@ -11,15 +11,21 @@ import (
 func runSoup(c *cmdContext, args []string) error {
 	fs := newFlags(c, "soup", "recipe.yaml -o soup.onnx [--json]",
 		"Build a model soup as a recipe file says (mergekit-style YAML or JSON: models, base_model, merge_method, parameters, align, eval, ...; see docs/soup.md).")
-	out := fs.String("o", "", "output model `path` (required)")
-	asJSON := fs.Bool("json", false, "print the build report (inputs' sha256, greedy table) as JSON on stdout")
-	batch := fs.Int("batch", 256, "batch size for evaluation, activation matching, reset_bn and repair")
-	quiet := fs.Bool("q", false, "no progress on stderr")
-	pos, err := parseFlags(fs, args, 1, 1)
+	out := fs.output("output model `path` (required)")
+	asJSON := fs.asJSON()
+	batch := fs.batch()
+	quiet := fs.quiet()
+	pos, err := fs.parse(args, 1, 1)
 	if err != nil {
 		return err
 	}
-	if err := checkOutput(*out, false, pos[0]); err != nil {
+	if err := checkModelOutput(*out); err != nil {
+		return err
+	}
+	paths := files{}
+	paths.read("recipe", pos[0])
+	paths.write("-o", *out)
+	if err := paths.check(); err != nil {
 		return err
 	}
 	r, err := soup.ReadRecipe(pos[0])

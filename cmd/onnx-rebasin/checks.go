@@ -1,0 +1,224 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/onnx-rebasin/onnx-rebasin/eval"
+	"github.com/onnx-rebasin/onnx-rebasin/graph"
+	"github.com/onnx-rebasin/onnx-rebasin/onnx"
+	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
+)
+
+// Checks of flag values and data that would otherwise give a wrong result
+// silently (NaN statistics, an all-zero model, a default used instead of
+// the value given).
+
+// methods are the alignment methods of --method.
+var methods = []string{"weight", "activation", "hybrid"}
+
+// checkMethod accepts a --method value; data is the --data path that
+// activation and hybrid need.
+func checkMethod(method, data string) error {
+	switch method {
+	case "weight":
+		return nil
+	case "activation", "hybrid":
+		if data == "" {
+			return usagef("--method %s needs --data", method)
+		}
+		return nil
+	}
+	return usagef("unknown --method %q (%s)", method, strings.Join(methods, ", "))
+}
+
+// checkPositive rejects a count flag below 1.
+func checkPositive(name string, v int) error {
+	if v < 1 {
+		return usagef("--%s must be at least 1, got %d", name, v)
+	}
+	return nil
+}
+
+// checkRange rejects an integer flag outside [lo, hi].
+func checkRange(name string, v, lo, hi int) error {
+	if v < lo || v > hi {
+		return usagef("--%s must be between %d and %d, got %d", name, lo, hi, v)
+	}
+	return nil
+}
+
+// parseWeights parses --weights "w1,w2,..." for n models: finite,
+// non-negative numbers whose sum is finite and positive.
+func parseWeights(s string, n int) ([]float64, error) {
+	if s == "" {
+		return nil, nil
+	}
+	parts := strings.Split(s, ",")
+	if len(parts) != n {
+		return nil, usagef("--weights has %d values for %d models", len(parts), n)
+	}
+	w := make([]float64, n)
+	sum := 0.0
+	for i, p := range parts {
+		v, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
+		if err != nil || v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil, usagef("--weights: %q is not a finite non-negative number", p)
+		}
+		w[i] = v
+		sum += v
+	}
+	if math.IsInf(sum, 0) {
+		return nil, usagef("--weights: the sum of %s overflows; scale the weights down", s)
+	}
+	if sum == 0 {
+		return nil, usagef("--weights: the weights sum to zero")
+	}
+	return w, nil
+}
+
+// flagGiven reports whether the flag name was set on the command line.
+func flagGiven(f *flags, name string) bool {
+	given := false
+	f.Visit(func(fl *flag.Flag) {
+		if fl.Name == name {
+			given = true
+		}
+	})
+	return given
+}
+
+// loadData loads inputs (and labels if given) that a command computes
+// statistics or losses on, and refuses data with NaN or infinite values,
+// which would otherwise turn into NaN weights or NaN losses. An empty
+// dataPath (a flag not given) gives nil.
+func loadData(dataPath, labelsPath string) (*eval.Dataset, error) {
+	if dataPath == "" {
+		return nil, nil
+	}
+	ds, err := eval.Load(dataPath, labelsPath)
+	if err != nil {
+		return nil, err
+	}
+	if rows, first := nonFiniteRows(ds); rows > 0 {
+		return nil, fmt.Errorf("%s: %s with NaN or infinite values (the first is sample %d)", dataPath, plural(rows, "sample", "samples"), first)
+	}
+	return ds, nil
+}
+
+// loadFixData loads the data of --reset-bn and --repair (nil for a flag
+// not given).
+func loadFixData(resetBN, repair string) (bn, rep *eval.Dataset, err error) {
+	if bn, err = loadData(resetBN, ""); err != nil {
+		return nil, nil, err
+	}
+	if rep, err = loadData(repair, ""); err != nil {
+		return nil, nil, err
+	}
+	return bn, rep, nil
+}
+
+// nonFiniteRows counts the samples of ds with a NaN or infinite value and
+// gives the index of the first (-1 if none).
+func nonFiniteRows(ds *eval.Dataset) (rows, first int) {
+	first = -1
+	per := len(ds.X) / ds.N()
+	for i := range ds.N() {
+		for _, v := range ds.X[i*per : (i+1)*per] {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				if first < 0 {
+					first = i
+				}
+				rows++
+				break
+			}
+		}
+	}
+	return rows, first
+}
+
+// finiteRows returns the samples of ds without NaN or infinite values (ds
+// itself when all are finite).
+func finiteRows(ds *eval.Dataset) *eval.Dataset {
+	if n, _ := nonFiniteRows(ds); n == 0 {
+		return ds
+	}
+	per := len(ds.X) / ds.N()
+	out := &eval.Dataset{Shape: append([]int{0}, ds.Shape[1:]...)}
+	for i := range ds.N() {
+		row := ds.X[i*per : (i+1)*per]
+		ok := true
+		for _, v := range row {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			out.X = append(out.X, row...)
+			out.Shape[0]++
+			if ds.Y != nil {
+				out.Y = append(out.Y, ds.Y[i])
+			}
+		}
+	}
+	return out
+}
+
+// checkFiniteWeights refuses a model with a NaN weight, or an infinite one
+// in a tensor that a permutation group reads: aligning or averaging it
+// would spread NaN into the result unnoticed. Infinities elsewhere are
+// kept (exporters write -Inf into attention masks, the same in every model).
+func checkFiniteWeights(m *onnx.Model, a *graph.Analysis) error {
+	grouped := map[string]bool{}
+	for _, g := range a.Groups {
+		for _, s := range g.Weights {
+			grouped[s.Tensor] = true
+		}
+	}
+	w := m.Weights()
+	for _, name := range sortedKeys(w) {
+		t := w[name]
+		if !onnx.IsFloat(onnx.DataType(t)) {
+			continue
+		}
+		var nan, inf bool
+		if onnx.DataType(t) == onnxpb.TensorProto_DOUBLE {
+			v, err := m.Float64s(t)
+			if err != nil {
+				return fmt.Errorf("%s: weight %s: %w", m.Name, name, err)
+			}
+			for _, x := range v {
+				nan, inf = nan || math.IsNaN(x), inf || math.IsInf(x, 0)
+			}
+		} else {
+			v, err := m.Float32View(t)
+			if err != nil {
+				return fmt.Errorf("%s: weight %s: %w", m.Name, name, err)
+			}
+			for _, x := range v {
+				nan, inf = nan || x != x, inf || math.IsInf(float64(x), 0)
+			}
+		}
+		switch {
+		case nan:
+			return fmt.Errorf("%s: weight %s has NaN values", m.Name, name)
+		case inf && grouped[name]:
+			return fmt.Errorf("%s: weight %s has infinite values", m.Name, name)
+		}
+	}
+	return nil
+}
+
+// firstErr returns the first error that is not nil.
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
