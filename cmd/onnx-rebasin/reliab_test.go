@@ -36,7 +36,6 @@ func runCLI(t *testing.T, dir string, args ...string) (int, string) {
 	return 1, err.Error()
 }
 
-
 // sameFiles checks that dir holds exactly the files of before, unchanged.
 func sameFiles(t *testing.T, dir string, before map[string][32]byte) {
 	t.Helper()
