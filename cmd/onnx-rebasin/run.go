@@ -5,11 +5,45 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"runtime/debug"
+	"slices"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "devel"
+// version, when set at build time with -ldflags "-X main.version=...",
+// overrides the version read from the build information.
+var version string
+
+// versionString is version if set, else the module version that go install
+// records (v1.2.3, or a pseudo-version), else the VCS revision of a build
+// in a checkout ("devel" and the commit, "+dirty" when it had changes).
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel"
+	}
+	if v := info.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev, dirty string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value[:min(12, len(s.Value))]
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	if rev == "" {
+		return "devel"
+	}
+	return "devel " + rev + dirty
+}
 
 // usageError marks errors in how the command was called (exit status 2).
 type usageError struct{ msg string }
@@ -140,16 +174,11 @@ func runVersion(c *cmdContext, args []string) error {
 	if _, err := parseFlags(fs, args, 0, 0); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "onnx-rebasin %s\n", version)
+	fmt.Fprintf(c.stdout, "onnx-rebasin %s\n", versionString())
 	return nil
 }
 
 // sortedKeys returns m's keys in order, for stable output.
 func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
+	return slices.Sorted(maps.Keys(m))
 }
