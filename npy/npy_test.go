@@ -12,6 +12,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/onnx-rebasin/onnx-rebasin/internal/testreq"
 )
 
 // Files in testdata/ are written by testdata/gen.py with numpy.
@@ -457,7 +459,7 @@ func TestFloat16(t *testing.T) {
 }
 
 func FuzzRead(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join("testdata", "*.npy"))
+	files := testreq.Glob(f, filepath.Join("testdata", "*.npy"))
 	for _, file := range files {
 		raw, err := os.ReadFile(file)
 		if err != nil {

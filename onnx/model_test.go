@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/onnx-rebasin/onnx-rebasin/internal/testreq"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
 )
 
@@ -28,10 +29,7 @@ const backendTestData = "/usr/share/libonnx-testdata/data"
 func requireDir(t *testing.T, dir, install string) {
 	t.Helper()
 	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s missing under CI (%s): %v", dir, install, err)
-		}
-		t.Skipf("%s missing; install with: %s", dir, install)
+		testreq.Missing(t, "%s missing; install with: %s", dir, install)
 	}
 }
 
@@ -137,11 +135,8 @@ func TestRoundTripBackendModels(t *testing.T) {
 }
 
 func TestRoundTripTestModels(t *testing.T) {
-	paths, _ := filepath.Glob("../testmodels/*.onnx")
-	if len(paths) == 0 {
-		t.Fatal("no committed test models in ../testmodels")
-	}
-	large, _ := filepath.Glob("../testmodels/large/*.onnx") // regenerated, not committed
+	paths := testreq.Glob(t, "../testmodels/*.onnx")
+	large := testreq.LargeModels(t, "../testmodels/large") // generated, not committed
 	paths = append(paths, large...)
 	for _, p := range paths {
 		roundTripFile(t, p)

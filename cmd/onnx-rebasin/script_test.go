@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/onnx-rebasin/onnx-rebasin/internal/testreq"
 )
 
 func TestMain(m *testing.M) {
@@ -17,8 +19,8 @@ func TestMain(m *testing.M) {
 
 // TestScripts runs the CLI end to end from testdata/script/*.txtar. $MODELS
 // is the committed test model folder; the condition [large] holds when its
-// large/ folder has the torchvision exports (make_models.py --large, which
-// CI runs).
+// large/ folder has the torchvision exports (make large), and they must
+// under CI, where [!large] would skip a script.
 func TestScripts(t *testing.T) {
 	models, err := filepath.Abs("../../testmodels")
 	if err != nil {
@@ -34,6 +36,9 @@ func TestScripts(t *testing.T) {
 		},
 		Condition: func(cond string) (bool, error) {
 			if cond == "large" {
+				if errLarge != nil && testreq.CI() {
+					return false, fmt.Errorf("[large] is required under CI: %v; generate the models with %s", errLarge, testreq.LargeHint)
+				}
 				return errLarge == nil, nil
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)
