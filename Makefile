@@ -43,9 +43,13 @@ tools/ortref/node_modules/onnxruntime-node/package.json: tools/ortref/package-lo
 	cd tools/ortref && npm ci --ignore-scripts --no-audit --no-fund
 	touch $@
 
+# errcheck: every returned error is handled or visibly discarded (_ =),
+# except for the calls tools/errcheck.excludes lists with its reasons.
+ERRCHECK := github.com/kisielk/errcheck@v1.9.0
 vet:
 	test -z "$$(gofmt -l . | grep -v '^simd/_gen/' )" || { gofmt -l .; echo 'gofmt needed'; exit 1; }
 	$(GO) vet ./...
+	$(GO) run $(ERRCHECK) -exclude tools/errcheck.excludes ./...
 
 unit: ortref
 	$(GO) test -count=1 ./...

@@ -60,9 +60,13 @@ func TestLoadErrors(t *testing.T) {
 	x := filepath.Join(dir, "x.npy")
 	y := filepath.Join(dir, "y.npy")
 	xa, _ := npy.FromFloat32([]int{3, 2}, make([]float32, 6))
-	npy.WriteFile(x, xa)
+	if err := npy.WriteFile(x, xa); err != nil {
+		t.Fatal(err)
+	}
 	ya, _ := npy.FromInt64([]int{2}, []int64{0, 1})
-	npy.WriteFile(y, ya)
+	if err := npy.WriteFile(y, ya); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := Load(x, y); err == nil || !strings.Contains(err.Error(), "2 labels") {
 		t.Fatalf("label count mismatch: %v", err)
 	}

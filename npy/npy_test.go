@@ -282,12 +282,16 @@ func TestReadFileErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	trailing := filepath.Join(dir, "trailing.npy")
-	os.WriteFile(trailing, append(raw, 0), 0o644)
+	if err := os.WriteFile(trailing, append(raw, 0), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := ReadFile(trailing); err == nil || !strings.Contains(err.Error(), "trailing") {
 		t.Errorf("trailing data: %v", err)
 	}
 	short := filepath.Join(dir, "short.npy")
-	os.WriteFile(short, raw[:len(raw)-1], 0o644)
+	if err := os.WriteFile(short, raw[:len(raw)-1], 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := ReadFile(short); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("truncated file: %v", err)
 	}
@@ -348,7 +352,9 @@ func TestRoundTrip(t *testing.T) {
 	// Several arrays back to back in one stream.
 	var buf bytes.Buffer
 	for _, a := range arrays {
-		Write(&buf, a)
+		if err := Write(&buf, a); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, a := range arrays {
 		b, err := Read(&buf)

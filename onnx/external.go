@@ -111,14 +111,13 @@ func (m *Model) Save(path string) error {
 	if len(externalize) == 0 && proto.Size(m.Proto) > maxInlineBytes {
 		// Too large inline: move every sizeable tensor out, as onnx's
 		// convert_model_to_external_data does.
-		walkTensors(m.Proto.Graph, func(_ string, t *onnxpb.TensorProto) error {
+		for _, t := range tensors(m.Proto.Graph) {
 			if es := ElemSize(DataType(t)); es > 0 {
 				if n, _ := NumElements(t.Dims); n*es >= externalThreshold {
 					externalize[t] = true
 				}
 			}
-			return nil
-		})
+		}
 	}
 	if len(externalize) == 0 {
 		return atomicfile.Write(path, func(w io.Writer) error {
@@ -136,12 +135,11 @@ func (m *Model) saveExternal(path string, externalize map[*onnxpb.TensorProto]bo
 	dataPath := filepath.Join(filepath.Dir(path), dataName)
 	// Collect in graph order so the data file's layout is deterministic.
 	var order []*onnxpb.TensorProto
-	walkTensors(m.Proto.Graph, func(_ string, t *onnxpb.TensorProto) error {
+	for _, t := range tensors(m.Proto.Graph) {
 		if externalize[t] {
 			order = append(order, t)
 		}
-		return nil
-	})
+	}
 	type saved struct {
 		raw       []byte
 		float32s  []float32
@@ -192,7 +190,9 @@ func (m *Model) saveExternal(path string, externalize map[*onnxpb.TensorProto]bo
 		pad := make([]byte, 64)
 		for _, b := range blobs {
 			if gap := alignUp(off) - off; gap > 0 {
-				bw.Write(pad[:gap])
+				if _, err := bw.Write(pad[:gap]); err != nil {
+					return fmt.Errorf("%s: %w", dataPath, err)
+				}
 				off += gap
 			}
 			if _, err := bw.Write(b); err != nil {

@@ -202,7 +202,9 @@ func testSelfRecovery(t *testing.T, paths []string, opts MatchOptions) {
 				// Apply on b copied shared tensors the same way it did on
 				// a's copy; compare against a with identity applied.
 				ref := a.Clone()
-				Apply(ref, ga, Identity(ga))
+				if err := Apply(ref, ga, Identity(ga)); err != nil {
+					t.Fatal(err)
+				}
 				if weightsMoved(t, ref, b) {
 					t.Fatalf("seed %d: weights not recovered exactly (objective %g -> %g, %d sweeps)", seed, res.ObjectiveBefore, res.ObjectiveAfter, len(res.Sweeps))
 				}

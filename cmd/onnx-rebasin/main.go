@@ -15,7 +15,7 @@ func main() {
 
 // mainExit runs the command line and maps its error to an exit status:
 // 0 success, 2 usage error, 1 any other failure.
-func mainExit() int {
+func mainExit() (status int) {
 	// For performance work: ONNX_REBASIN_CPUPROFILE=file writes a CPU
 	// profile of the whole command (go tool pprof reads it).
 	if path := os.Getenv("ONNX_REBASIN_CPUPROFILE"); path != "" {
@@ -24,12 +24,17 @@ func mainExit() int {
 			fmt.Fprintf(os.Stderr, "onnx-rebasin: ONNX_REBASIN_CPUPROFILE: %v\n", err)
 			return 1
 		}
-		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
 			fmt.Fprintf(os.Stderr, "onnx-rebasin: ONNX_REBASIN_CPUPROFILE: %v\n", err)
 			return 1
 		}
-		defer pprof.StopCPUProfile()
+		defer func() {
+			pprof.StopCPUProfile()
+			if err := f.Close(); err != nil {
+				fmt.Fprintf(os.Stderr, "onnx-rebasin: ONNX_REBASIN_CPUPROFILE: %v\n", err)
+				status = max(status, 1)
+			}
+		}()
 	}
 	err := run(os.Args[1:], os.Stdout, os.Stderr)
 	if err == nil {

@@ -437,7 +437,7 @@ func (p *process) readLoop(stdout io.Reader) {
 // killing it.
 func (p *process) stop(grace time.Duration) {
 	close(p.quit)
-	p.stdin.Close()
+	_ = p.stdin.Close() // stopping node: EOF is the signal, an error changes nothing
 	select {
 	case <-p.done:
 		return
@@ -454,7 +454,7 @@ func (r *Runner) killLocked() {
 	p := r.proc
 	r.proc = nil
 	close(p.quit)
-	p.stdin.Close()
+	_ = p.stdin.Close() // stopping node: EOF is the signal, an error changes nothing
 	p.cmd.Process.Kill()
 	<-p.done
 }
@@ -531,7 +531,7 @@ func (r *Runner) deadLocked() string {
 	p := r.proc
 	r.proc = nil
 	close(p.quit)
-	p.stdin.Close()
+	_ = p.stdin.Close() // stopping node: EOF is the signal, an error changes nothing
 	select {
 	case <-p.done:
 	case <-time.After(5 * time.Second):
