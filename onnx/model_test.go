@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/onnx-rebasin/onnx-rebasin/internal/half"
 	"io/fs"
 	"math"
 	"os"
@@ -241,9 +242,9 @@ func TestFloatViewsAllDtypesAndForms(t *testing.T) {
 				want := v
 				switch dt {
 				case onnxpb.TensorProto_FLOAT16:
-					want = Float16ToFloat32(Float32ToFloat16(v))
+					want = half.Float16ToFloat32(half.Float32ToFloat16(v))
 				case onnxpb.TensorProto_BFLOAT16:
-					want = BFloat16ToFloat32(Float32ToBFloat16(v))
+					want = half.BFloat16ToFloat32(half.Float32ToBFloat16(v))
 				}
 				if got[i] != want {
 					t.Errorf("%v %s [%d]: got %v want %v", dt, form, i, got[i], want)
