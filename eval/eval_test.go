@@ -70,6 +70,15 @@ func TestLoadErrors(t *testing.T) {
 	if _, err := Load(x, y); err == nil || !strings.Contains(err.Error(), "2 labels") {
 		t.Fatalf("label count mismatch: %v", err)
 	}
+	// Raw uint8 pixels are refused, not cast (the models want pixels/255).
+	pixels := filepath.Join(dir, "pixels.npy")
+	pa, _ := npy.FromUint8([]int{3, 2}, []uint8{0, 255, 1, 2, 3, 4})
+	if err := npy.WriteFile(pixels, pa); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(pixels, ""); err == nil || !strings.Contains(err.Error(), pixels) || !strings.Contains(err.Error(), "dtype uint8") {
+		t.Fatalf("uint8 inputs: %v", err)
+	}
 	if _, err := Load(filepath.Join(dir, "missing.npy"), ""); err == nil {
 		t.Fatal("missing file accepted")
 	}

@@ -496,3 +496,11 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
+
+func TestDTypeName(t *testing.T) {
+	for d, want := range map[DType]string{Bool: "bool", Uint8: "uint8", Int64: "int64", Float16: "float16", Float32: "float32", "<c8": "<c8"} {
+		if got := d.Name(); got != want {
+			t.Errorf("%s.Name() = %q, want %q", d, got, want)
+		}
+	}
+}
