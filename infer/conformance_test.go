@@ -247,7 +247,7 @@ func compareTensors(got, want *Tensor, rtol, atol float64) error {
 	if got.DType != want.DType {
 		return fmt.Errorf("type %v, want %v", got.DType, want.DType)
 	}
-	if !sameShape(got.Shape, want.Shape) {
+	if !slices.Equal(got.Shape, want.Shape) {
 		return fmt.Errorf("shape %v, want %v", got.Shape, want.Shape)
 	}
 	bad, worst, at := 0, 0.0, -1

@@ -6,6 +6,7 @@ import (
 	"math/rand"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -301,7 +302,7 @@ func TestCaptureAndOnValue(t *testing.T) {
 		if c == nil {
 			t.Fatalf("%s not captured", name)
 		}
-		if !sameShape(c.Shape, seen[name]) {
+		if !slices.Equal(c.Shape, seen[name]) {
 			t.Errorf("%s: captured shape %v, OnValue saw %v", name, c.Shape, seen[name])
 		}
 		var sum float64

@@ -440,7 +440,7 @@ func TestReshape(t *testing.T) {
 			t.Errorf("Reshape %v: %v", c.spec, err)
 			continue
 		}
-		if !sameShape(out[0].Shape, c.want) {
+		if !slices.Equal(out[0].Shape, c.want) {
 			t.Errorf("Reshape %v: shape %v, want %v", c.spec, out[0].Shape, c.want)
 		}
 		check(t, "Reshape data", NewFloat32(x.Shape, out[0].F), x, 0)
@@ -448,7 +448,7 @@ func TestReshape(t *testing.T) {
 	// allowzero keeps a zero dimension of an empty tensor.
 	empty := NewFloat32([]int{0, 3}, nil)
 	out := runOp(t, "Reshape", 17, attrs{"allowzero": 1}, 1, empty, i64(3, 0))[0]
-	if !sameShape(out.Shape, []int{3, 0}) {
+	if !slices.Equal(out.Shape, []int{3, 0}) {
 		t.Errorf("allowzero Reshape of [0 3] to [3 0]: %v", out.Shape)
 	}
 }
@@ -656,7 +656,7 @@ func TestTransposeGather(t *testing.T) {
 	}
 	idx := NewInt64([]int{2, 2}, []int64{-1, 0, 2, 1})
 	got := runOp(t, "Gather", 13, attrs{"axis": 1}, 1, x, idx)[0]
-	if !sameShape(got.Shape, []int{2, 2, 2, 4, 5}) {
+	if !slices.Equal(got.Shape, []int{2, 2, 2, 4, 5}) {
 		t.Fatalf("Gather shape %v", got.Shape)
 	}
 	for i, v := range got.F {
@@ -710,11 +710,11 @@ func TestOpsetForms(t *testing.T) {
 
 	u := runOp(t, "Unsqueeze", 11, attrs{"axes": []int{0, -1}}, 1, x)[0]
 	u13 := runOp(t, "Unsqueeze", 13, nil, 1, x, i64(0, -1))[0]
-	if !sameShape(u.Shape, []int{1, 2, 3, 1}) || !sameShape(u13.Shape, u.Shape) {
+	if !slices.Equal(u.Shape, []int{1, 2, 3, 1}) || !slices.Equal(u13.Shape, u.Shape) {
 		t.Errorf("Unsqueeze shapes %v and %v", u.Shape, u13.Shape)
 	}
 	sq := runOp(t, "Squeeze", 13, nil, 1, u13, i64(-1))[0]
-	if !sameShape(sq.Shape, []int{1, 2, 3}) {
+	if !slices.Equal(sq.Shape, []int{1, 2, 3}) {
 		t.Errorf("Squeeze shape %v", sq.Shape)
 	}
 }

@@ -79,6 +79,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 )
 
 var (
@@ -252,7 +253,7 @@ func (s *Solver) Duals() (u, v []float64) {
 	if !s.solved {
 		return nil, nil
 	}
-	return append([]float64{}, s.u[:s.n]...), append([]float64{}, s.v[:s.n]...)
+	return slices.Clone(s.u[:s.n]), slices.Clone(s.v[:s.n])
 }
 
 // Stats returns the work counters of the last solve.

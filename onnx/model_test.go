@@ -417,7 +417,7 @@ func TestExternalData(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := m.Float32s(m.Proto.Graph.Initializer[0])
-	if err != nil || !equal32(got, w) {
+	if err != nil || !slices.Equal(got, w) {
 		t.Fatalf("external read: %v %v", got, err)
 	}
 	// Change it and save elsewhere: stays external, the input data file is untouched.
@@ -442,7 +442,7 @@ func TestExternalData(t *testing.T) {
 		t.Fatal("saved model lost its external data")
 	}
 	got, _ = m2.Float32s(m2.Proto.Graph.Initializer[0])
-	if !equal32(got, []float32{5, 6, 7, 8}) {
+	if !slices.Equal(got, []float32{5, 6, 7, 8}) {
 		t.Fatalf("after save: %v", got)
 	}
 	if _, err := os.Stat(out + ".data"); err != nil {
@@ -527,18 +527,6 @@ func TestNumElements(t *testing.T) {
 			t.Errorf("NumElements(%v) = %d, %v", c.dims, n, err)
 		}
 	}
-}
-
-func equal32(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func FuzzParse(f *testing.F) {

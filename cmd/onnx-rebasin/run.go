@@ -5,9 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"maps"
 	"runtime/debug"
-	"slices"
 )
 
 // version, when set at build time with -ldflags "-X main.version=...",
@@ -176,9 +174,4 @@ func runVersion(c *cmdContext, args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "onnx-rebasin %s\n", versionString())
 	return nil
-}
-
-// sortedKeys returns m's keys in order, for stable output.
-func sortedKeys[V any](m map[string]V) []string {
-	return slices.Sorted(maps.Keys(m))
 }

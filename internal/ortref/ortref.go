@@ -22,11 +22,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -273,11 +274,7 @@ func (r *Runner) RunRequest(req Request) (*Result, error) {
 
 	// Input files are named by position: graph names need not be safe file
 	// names.
-	names := make([]string, 0, len(req.Inputs))
-	for name := range req.Inputs {
-		names = append(names, name)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(req.Inputs))
 	files := make(map[string]string, len(names))
 	for i, name := range names {
 		p := filepath.Join(tmp, fmt.Sprintf("in%d.npy", i))
