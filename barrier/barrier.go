@@ -1,7 +1,7 @@
-// Package barrier measures loss barriers (Ainsworth et al. 2022, eq. 1): the
-// test loss and accuracy of the models (1−λ)·θ_A + λ·π(θ_B) along the
-// interpolation path from A to B, for the identity π (the naive path) and
-// for an alignment, optionally corrected at each interior point by a
+// Package barrier measures loss barriers as Ainsworth et al. (2022) define
+// them: the test loss and accuracy of the models (1−λ)·θ_A + λ·π(θ_B) along
+// the interpolation path from A to B, for the identity π (the naive path)
+// and for an alignment, optionally corrected at each interior point by a
 // BatchNorm reset or REPAIR. `onnx-rebasin barrier` prints and plots them.
 package barrier
 
