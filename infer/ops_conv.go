@@ -660,12 +660,10 @@ func (op *convOp) run(c *runCtx, x, wt, biasT, res *Tensor) ([]*Tensor, error) {
 
 // columnChunks is how many pieces a product of macs multiply-adds over n
 // columns is cut into for threads goroutines: at most one per thread and
-// per nr columns, and at least 2^21 multiply-adds (~20 µs) each: the other
-// core must first fetch the image and the weights from this one's cache,
-// and hand its part of the output back, which on the benchmark VM cost
-// more than 1-million-multiply-add pieces saved (resnet's batch-1 layers
-// ran 30 % slower with two threads than with one). Finer pieces, claimed
-// dynamically, were slower still.
+// per nr columns, and at least 2^21 multiply-adds (~20 µs) each: another
+// core must first fetch the image and the weights from this one's cache and
+// hand its part of the output back, which costs more than a smaller piece
+// saves (finer pieces, claimed dynamically, cost more still).
 func columnChunks(threads, macs, n, nr int) int {
 	return max(1, min(threads, macs>>21, (n+nr-1)/nr))
 }
