@@ -47,8 +47,8 @@
 // into that one pass, and marks finished columns with +Inf instead of
 // branching on them. On amd64 with AVX2 the four hot loops run as vector
 // kernels (written in Go assembly, eight columns per step); elsewhere, or
-// with the purego build tag, portable Go loops compute exactly the same
-// results.
+// with the noasm build tag (as for package simd), portable Go loops compute
+// exactly the same results.
 //
 // # Warm start
 //
