@@ -28,7 +28,7 @@ func BenchmarkModels(b *testing.B) {
 				} else {
 					var err error
 					if in, err = randomInput(s, n, 1); err != nil {
-						b.Skip(err)
+						b.Fatal(err)
 					}
 				}
 				if _, err := s.Run(in); err != nil { // warm the buffer pool
