@@ -22,8 +22,8 @@ demo: build
 	@./bin/onnx-rebasin merge -q --no-align testmodels/mlp_s0.onnx testmodels/mlp_s1.onnx -o $(DEMO)/naive_midpoint.onnx
 	@./bin/onnx-rebasin merge -q --no-align testmodels/mlp_s0.onnx $(DEMO)/mlp_s1_aligned.onnx -o $(DEMO)/aligned_midpoint.onnx
 	@echo "test accuracy of the average ½(mlp_s0 + mlp_s1), on testmodels/fashion_test_*.npy (1000 images):"
-	@echo "  naive   (weights averaged as trained): $$($(call DEMO_EVAL,$(DEMO)/naive_midpoint.onnx))"
-	@echo "  aligned (averaged after align):        $$($(call DEMO_EVAL,$(DEMO)/aligned_midpoint.onnx))"
+	@acc=$$($(call DEMO_EVAL,$(DEMO)/naive_midpoint.onnx)) && echo "  naive   (weights averaged as trained): $$acc"
+	@acc=$$($(call DEMO_EVAL,$(DEMO)/aligned_midpoint.onnx)) && echo "  aligned (averaged after align):        $$acc"
 
 # The Debian packages the tests need: checks them, and installs the missing
 # ones when run as root (tools/deps.sh names them and why).
