@@ -59,19 +59,28 @@ func File(t testing.TB, path string) string {
 }
 
 // LargeModels returns the paths of the large models in dir (the
-// testmodels/large folder) in LargeNames order. Under CI every one must
-// exist; elsewhere the missing ones are logged and left out, so the result
-// may be empty.
+// testmodels/large folder): those of LargeNames, in that order, then any
+// other .onnx file there. Under CI every one of LargeNames must exist;
+// elsewhere the missing ones are logged and left out, so the result may be
+// empty.
 func LargeModels(t testing.TB, dir string) []string {
 	t.Helper()
 	var paths, missing []string
+	known := map[string]bool{}
 	for _, name := range LargeNames {
 		p := filepath.Join(dir, name+".onnx")
+		known[p] = true
 		if _, err := os.Stat(p); err != nil {
 			missing = append(missing, name)
 			continue
 		}
 		paths = append(paths, p)
+	}
+	others, _ := filepath.Glob(filepath.Join(dir, "*.onnx")) // sorted; the pattern is valid
+	for _, p := range others {
+		if !known[p] {
+			paths = append(paths, p)
+		}
 	}
 	switch {
 	case len(missing) > 0 && CI():
