@@ -1,13 +1,41 @@
-# onnx-rebasin: `make test` runs every test; `make demo` builds and runs the main job.
+# onnx-rebasin: `make test` checks (as root: installs) what the tests need and
+# runs every test; `make demo` builds the tool and runs the main job.
 GO ?= go
+PYTHON ?= /usr/bin/python3
 
-.PHONY: test demo build ortref vet unit race arm64 fuzz
+.PHONY: test demo build deps large ortref vet unit race arm64 fuzz
 
 build:
 	$(GO) build -o bin/onnx-rebasin ./cmd/onnx-rebasin
 
+# Align the two shipped MLPs (trained from different seeds), then show what
+# that buys: the accuracy of the midpoint ½(s0 + s1) on the shipped
+# 1000-image test slice, averaged as trained and after alignment.
+DEMO := bin/demo
+DEMO_EVAL = ./bin/onnx-rebasin eval -q $(1) --data testmodels/fashion_test_x.npy --labels testmodels/fashion_test_y.npy | awk '$$1 == "accuracy:" { print $$2; found = 1 } END { exit !found }'
 demo: build
-	./bin/onnx-rebasin align testmodels/mlp_s0.onnx testmodels/mlp_s1.onnx -o /tmp/mlp_s1_aligned.onnx --report /tmp/align.json
+	@mkdir -p $(DEMO)
+	@echo "aligning testmodels/mlp_s1.onnx to testmodels/mlp_s0.onnx (weight matching)..."
+	@./bin/onnx-rebasin align -q testmodels/mlp_s0.onnx testmodels/mlp_s1.onnx -o $(DEMO)/mlp_s1_aligned.onnx --report $(DEMO)/align.json
+	@echo "wrote $(DEMO)/mlp_s1_aligned.onnx (mlp_s1 with its hidden units reordered: the same function)"
+	@echo "and the report $(DEMO)/align.json (units moved per group, the sweeps of the search)"
+	@./bin/onnx-rebasin merge -q --no-align testmodels/mlp_s0.onnx testmodels/mlp_s1.onnx -o $(DEMO)/naive_midpoint.onnx
+	@./bin/onnx-rebasin merge -q --no-align testmodels/mlp_s0.onnx $(DEMO)/mlp_s1_aligned.onnx -o $(DEMO)/aligned_midpoint.onnx
+	@echo "test accuracy of the average ½(mlp_s0 + mlp_s1), on testmodels/fashion_test_*.npy (1000 images):"
+	@acc=$$($(call DEMO_EVAL,$(DEMO)/naive_midpoint.onnx)) && echo "  naive   (weights averaged as trained): $$acc"
+	@acc=$$($(call DEMO_EVAL,$(DEMO)/aligned_midpoint.onnx)) && echo "  aligned (averaged after align):        $$acc"
+
+# The Debian packages the tests need: checks them, and installs the missing
+# ones when run as root (tools/deps.sh names them and why).
+deps:
+	@sh tools/deps.sh
+
+# The large random-init structure models (resnet18, mobilenet_v2,
+# densenet121, a ViT), too big to commit: generated with PyTorch from Debian.
+LARGE := $(addprefix testmodels/large/,resnet18.onnx resnet18_bn.onnx mobilenet_v2.onnx densenet121.onnx vit_tiny.onnx)
+large: $(LARGE)
+$(LARGE) &:
+	$(PYTHON) testmodels/make_models.py --large
 
 # The reference runtime (ONNX Runtime from npm) that function-invariance tests compare against.
 ortref: tools/ortref/node_modules/onnxruntime-node/package.json
@@ -15,9 +43,14 @@ tools/ortref/node_modules/onnxruntime-node/package.json: tools/ortref/package-lo
 	cd tools/ortref && npm ci --ignore-scripts --no-audit --no-fund
 	touch $@
 
+# errcheck: every returned error is handled or visibly discarded (_ =),
+# except for the calls tools/errcheck.excludes lists with its reasons.
+ERRCHECK := github.com/kisielk/errcheck@v1.9.0
 vet:
 	test -z "$$(gofmt -l . | grep -v '^simd/_gen/' )" || { gofmt -l .; echo 'gofmt needed'; exit 1; }
 	$(GO) vet ./...
+	$(GO) vet -tags noasm ./simd/... ./lap/...
+	$(GO) run $(ERRCHECK) -exclude tools/errcheck.excludes ./...
 
 unit: ortref
 	$(GO) test -count=1 ./...
@@ -46,4 +79,4 @@ fuzz:
 	$(GO) test ./simd -run '^$$' -fuzz '^FuzzGemm$$' -fuzztime 50000x
 	$(GO) test ./simd -run '^$$' -fuzz '^FuzzVector$$' -fuzztime 300000x
 
-test: vet unit race arm64 fuzz
+test: deps ortref large vet unit race arm64 fuzz

@@ -22,12 +22,18 @@ type Dataset struct {
 	Y []int64
 }
 
-// Load reads inputs from an .npy file (any numeric dtype, converted to
-// float32) and, if labelsPath is not empty, labels from another.
+// Load reads inputs from an .npy file and, if labelsPath is not empty,
+// integer class labels from another. Inputs must be floating point (float16
+// and float64 are converted to float32): integer data such as raw uint8
+// pixels is an error rather than cast, since the model expects it
+// preprocessed (the shipped test models: float32 pixels/255).
 func Load(dataPath, labelsPath string) (*Dataset, error) {
 	xa, err := npy.ReadFile(dataPath) // its errors name the file
 	if err != nil {
 		return nil, err
+	}
+	if xa.DType != npy.Float32 && xa.DType != npy.Float16 && xa.DType != npy.Float64 {
+		return nil, fmt.Errorf("%s: inputs of dtype %s are not converted: save them preprocessed as floats, as the model expects (for image models usually x.astype(np.float32) / 255)", dataPath, xa.DType.Name())
 	}
 	if len(xa.Shape) == 0 || xa.Shape[0] == 0 {
 		return nil, fmt.Errorf("%s: expected an array of samples, got shape %v", dataPath, xa.Shape)

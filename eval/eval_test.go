@@ -60,11 +60,24 @@ func TestLoadErrors(t *testing.T) {
 	x := filepath.Join(dir, "x.npy")
 	y := filepath.Join(dir, "y.npy")
 	xa, _ := npy.FromFloat32([]int{3, 2}, make([]float32, 6))
-	npy.WriteFile(x, xa)
+	if err := npy.WriteFile(x, xa); err != nil {
+		t.Fatal(err)
+	}
 	ya, _ := npy.FromInt64([]int{2}, []int64{0, 1})
-	npy.WriteFile(y, ya)
+	if err := npy.WriteFile(y, ya); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := Load(x, y); err == nil || !strings.Contains(err.Error(), "2 labels") {
 		t.Fatalf("label count mismatch: %v", err)
+	}
+	// Raw uint8 pixels are refused, not cast (the models want pixels/255).
+	pixels := filepath.Join(dir, "pixels.npy")
+	pa, _ := npy.FromUint8([]int{3, 2}, []uint8{0, 255, 1, 2, 3, 4})
+	if err := npy.WriteFile(pixels, pa); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(pixels, ""); err == nil || !strings.Contains(err.Error(), pixels) || !strings.Contains(err.Error(), "dtype uint8") {
+		t.Fatalf("uint8 inputs: %v", err)
 	}
 	if _, err := Load(filepath.Join(dir, "missing.npy"), ""); err == nil {
 		t.Fatal("missing file accepted")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
+	"github.com/onnx-rebasin/onnx-rebasin/internal/testreq"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 )
 
@@ -150,9 +151,9 @@ func TestTestModels(t *testing.T) {
 // TestLargeModels analyses the structure models of testmodels/large (not
 // committed; make_models.py --large writes them) and logs the summaries.
 func TestLargeModels(t *testing.T) {
-	paths, _ := filepath.Glob("../testmodels/large/*.onnx")
+	paths := testreq.LargeModels(t, "../testmodels/large")
 	if len(paths) == 0 {
-		t.Skip("testmodels/large is empty (run testmodels/make_models.py --large)")
+		testreq.Missing(t, "testmodels/large is empty; generate it with %s", testreq.LargeHint)
 	}
 	for _, path := range paths {
 		name := strings.TrimSuffix(filepath.Base(path), ".onnx")

@@ -2,9 +2,10 @@ package infer
 
 import (
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/onnx-rebasin/onnx-rebasin/internal/testreq"
 )
 
 // TestBatchNormStatisticsReset resets the BatchNorm statistics of the BN-kept
@@ -20,14 +21,7 @@ import (
 func TestBatchNormStatisticsReset(t *testing.T) {
 	var paths []string
 	for _, name := range []string{"cnn_bn_s0", "resnet_s0"} {
-		p := filepath.Join(testModelDir, name+".onnx")
-		if _, err := os.Stat(p); err == nil {
-			paths = append(paths, p)
-		}
-	}
-	if len(paths) == 0 {
-		smallModels(t)
-		t.Skip("no BN-kept test models")
+		paths = append(paths, testreq.File(t, filepath.Join(testModelDir, name+".onnx")))
 	}
 	xtr, _ := fashion(t, "train", 256)
 	xte, yte := fashion(t, "test", 500)
@@ -107,11 +101,7 @@ func TestBatchNormStatisticsReset(t *testing.T) {
 // the output of a BN node has, per channel, mean β and variance
 // γ²·v/(v+ε) where v is the batch variance.
 func TestBatchNormStatisticsNormalises(t *testing.T) {
-	path := filepath.Join(testModelDir, "cnn_bn_s0.onnx")
-	if _, err := os.Stat(path); err != nil {
-		smallModels(t)
-		t.Skip(err)
-	}
+	path := testreq.File(t, filepath.Join(testModelDir, "cnn_bn_s0.onnx"))
 	m, s := loadSession(t, path)
 	var scaleName, biasName, bnOut string
 	for _, n := range m.Proto.GetGraph().GetNode() {

@@ -12,7 +12,7 @@ import (
 //
 //	go test ./infer -run '^$' -bench Models -benchtime 2x
 func BenchmarkModels(b *testing.B) {
-	paths := append(smallModels(b), largeModels()...)
+	paths := append(smallModels(b), largeModels(b)...)
 	x, _ := fashion(b, "test", 256)
 	for _, path := range paths {
 		batches := []int{1, 256}
@@ -28,7 +28,7 @@ func BenchmarkModels(b *testing.B) {
 				} else {
 					var err error
 					if in, err = randomInput(s, n, 1); err != nil {
-						b.Skip(err)
+						b.Fatal(err)
 					}
 				}
 				if _, err := s.Run(in); err != nil { // warm the buffer pool

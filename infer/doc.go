@@ -3,7 +3,7 @@
 // resets, REPAIR and loss-barrier curves need.
 //
 // It covers the operators that CNNs, MLPs and transformer encoders exported
-// by torch.onnx use (SupportedOps lists them): Gemm, MatMul, Conv,
+// by torch.onnx use (Supported tells whether one is): Gemm, MatMul, Conv,
 // ConvTranspose, pooling, BatchNormalization, LayerNormalization,
 // InstanceNormalization, the usual activations, Softmax/LogSoftmax,
 // elementwise arithmetic and comparisons with numpy broadcasting, the Reduce*

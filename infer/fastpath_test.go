@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"slices"
 	"testing"
 )
 
@@ -148,7 +149,7 @@ func TestMaxPoolBits(t *testing.T) {
 			name := fmt.Sprintf("%dx%d k%v s%v pads %v %v ceil %v specials %v", c.h, c.w, c.k, c.s, c.pb, c.pe, c.ceil, frac)
 			got := runOp(t, "MaxPool", 12, at, 1, x)[0]
 			want := naiveMaxPool(x, c.k, c.s, c.pb, c.pe, c.ceil)
-			if !sameShape(got.Shape, want.Shape) {
+			if !slices.Equal(got.Shape, want.Shape) {
 				t.Fatalf("%s: shape %v, want %v", name, got.Shape, want.Shape)
 			}
 			if i := sameBits(got.F, want.F); i >= 0 {

@@ -91,7 +91,7 @@ func mustRun(t *testing.T, s *Session, x *Tensor, opts ...RunOption) map[string]
 
 // bitsEqual reports whether two float32 tensors are identical bit for bit.
 func bitsEqual(a, b *Tensor) bool {
-	if a == nil || b == nil || !sameShape(a.Shape, b.Shape) {
+	if a == nil || b == nil || !slices.Equal(a.Shape, b.Shape) {
 		return false
 	}
 	return len(a.F) == len(b.F) && sameBits(a.F, b.F) < 0

@@ -4,36 +4,30 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
-	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/onnx-rebasin/onnx-rebasin/internal/ortref"
+	"github.com/onnx-rebasin/onnx-rebasin/internal/testreq"
 	"github.com/onnx-rebasin/onnx-rebasin/npy"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 )
 
 const testModelDir = "../testmodels"
 
-// smallModels lists the trained Fashion-MNIST models in testmodels/; it
-// fails under CI and skips elsewhere when they are missing.
+// smallModels lists the trained Fashion-MNIST models committed in
+// testmodels/.
 func smallModels(t testing.TB) []string {
-	paths, _ := filepath.Glob(filepath.Join(testModelDir, "*.onnx"))
-	if len(paths) == 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("no models in %s", testModelDir)
-		}
-		t.Skipf("no models in %s (see testmodels/README.md)", testModelDir)
-	}
-	return paths
+	return testreq.Glob(t, filepath.Join(testModelDir, "*.onnx"))
 }
 
-// largeModels lists testmodels/large/*.onnx (git-ignored; may be absent).
-func largeModels() []string {
-	paths, _ := filepath.Glob(filepath.Join(testModelDir, "large", "*.onnx"))
-	return paths
+// largeModels lists the models of testmodels/large (generated, git-ignored:
+// required under CI, may be absent elsewhere).
+func largeModels(t testing.TB) []string {
+	return testreq.LargeModels(t, filepath.Join(testModelDir, "large"))
 }
 
 func modelName(path string) string { return strings.TrimSuffix(filepath.Base(path), ".onnx") }
@@ -135,7 +129,7 @@ func TestModelAccuracy(t *testing.T) {
 			}
 			ref, err := npy.ReadFile(strings.TrimSuffix(path, ".onnx") + "_logits.npy")
 			if err != nil {
-				t.Skipf("no torch logits: %v", err)
+				t.Fatalf("torch logits (committed beside the model): %v", err)
 			}
 			want, _ := ref.Float32()
 			if err := compareTensors(logits, NewFloat32(ref.Shape, want), 1e-3, 1e-4); err != nil {
@@ -195,7 +189,7 @@ func TestModelsMatchORT(t *testing.T) {
 	for _, p := range paths {
 		jobs = append(jobs, job{p, []int{1, 64}})
 	}
-	for _, p := range largeModels() {
+	for _, p := range largeModels(t) {
 		jobs = append(jobs, job{p, []int{1, 4}})
 	}
 	for _, j := range jobs {
@@ -207,7 +201,7 @@ func TestModelsMatchORT(t *testing.T) {
 				if strings.HasPrefix(filepath.Base(filepath.Dir(j.path)), "large") {
 					var err error
 					if in, err = randomInput(s, n, int64(n)); err != nil {
-						t.Skip(err)
+						t.Fatal(err)
 					}
 				} else {
 					in = map[string]*Tensor{s.Inputs()[0].Name: batchOf(x, 0, n)}
@@ -269,11 +263,7 @@ func TestDeterministicThreads(t *testing.T) {
 // TestCaptureAndOnValue checks that intermediate values are reported and
 // captured, and that capturing does not change the outputs.
 func TestCaptureAndOnValue(t *testing.T) {
-	path := filepath.Join(testModelDir, "cnn_bn_s0.onnx")
-	if _, err := os.Stat(path); err != nil {
-		smallModels(t)
-		t.Skip(err)
-	}
+	path := testreq.File(t, filepath.Join(testModelDir, "cnn_bn_s0.onnx"))
 	// Unfused, so that the hooked run (always node by node) must give the
 	// plain run's bits; TestFusion covers the fused session.
 	m, s := loadSession(t, path, Fusion(false))
@@ -312,7 +302,7 @@ func TestCaptureAndOnValue(t *testing.T) {
 		if c == nil {
 			t.Fatalf("%s not captured", name)
 		}
-		if !sameShape(c.Shape, seen[name]) {
+		if !slices.Equal(c.Shape, seen[name]) {
 			t.Errorf("%s: captured shape %v, OnValue saw %v", name, c.Shape, seen[name])
 		}
 		var sum float64

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
 
 	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
 )
@@ -30,16 +29,6 @@ func register(op string, b builder) {
 func Supported(op string) bool {
 	_, ok := registry[op]
 	return ok
-}
-
-// SupportedOps lists the implemented ai.onnx operators, sorted.
-func SupportedOps() []string {
-	ops := make([]string, 0, len(registry))
-	for op := range registry {
-		ops = append(ops, op)
-	}
-	sort.Strings(ops)
-	return ops
 }
 
 // nodeCtx is what a builder knows about its node at session creation.

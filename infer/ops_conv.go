@@ -3,6 +3,7 @@ package infer
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sync/atomic"
 
 	"github.com/onnx-rebasin/onnx-rebasin/simd"
@@ -469,7 +470,7 @@ func (op *convOp) run(c *runCtx, x, wt, biasT, res *Tensor) ([]*Tensor, error) {
 		return nil, fmt.Errorf("input %v, weights %v and group %d do not agree", x.Shape, wt.Shape, group)
 	}
 	kshape := wt.Shape[2:]
-	if attrs.kernel != nil && !sameShape(attrs.kernel, kshape) {
+	if attrs.kernel != nil && !slices.Equal(attrs.kernel, kshape) {
 		return nil, fmt.Errorf("kernel_shape %v but weights %v", attrs.kernel, wt.Shape)
 	}
 	w, err := attrs.resolve(x.Shape[2:], kshape)
@@ -488,7 +489,7 @@ func (op *convOp) run(c *runCtx, x, wt, biasT, res *Tensor) ([]*Tensor, error) {
 	act := op.act
 	var resF []float32
 	if res != nil {
-		if sameShape(res.Shape, y.Shape) {
+		if slices.Equal(res.Shape, y.Shape) {
 			resF = res.F
 		} else {
 			act = activation{}
@@ -659,12 +660,10 @@ func (op *convOp) run(c *runCtx, x, wt, biasT, res *Tensor) ([]*Tensor, error) {
 
 // columnChunks is how many pieces a product of macs multiply-adds over n
 // columns is cut into for threads goroutines: at most one per thread and
-// per nr columns, and at least 2^21 multiply-adds (~20 µs) each: the other
-// core must first fetch the image and the weights from this one's cache,
-// and hand its part of the output back, which on the benchmark VM cost
-// more than 1-million-multiply-add pieces saved (resnet's batch-1 layers
-// ran 30 % slower with two threads than with one). Finer pieces, claimed
-// dynamically, were slower still.
+// per nr columns, and at least 2^21 multiply-adds (~20 µs) each: another
+// core must first fetch the image and the weights from this one's cache and
+// hand its part of the output back, which costs more than a smaller piece
+// saves (finer pieces, claimed dynamically, cost more still).
 func columnChunks(threads, macs, n, nr int) int {
 	return max(1, min(threads, macs>>21, (n+nr-1)/nr))
 }
@@ -893,7 +892,7 @@ func buildConvTranspose(b *nodeCtx) (kernel, error) {
 		cg := ch / group
 		kshape := wt.Shape[2:]
 		r := len(kshape)
-		if attrs.kernel != nil && !sameShape(attrs.kernel, kshape) {
+		if attrs.kernel != nil && !slices.Equal(attrs.kernel, kshape) {
 			return nil, fmt.Errorf("kernel_shape %v but weights %v", attrs.kernel, wt.Shape)
 		}
 		xin := x.Shape[2:]
@@ -1021,10 +1020,10 @@ func buildPool(b *nodeCtx) (kernel, error) {
 	includePad := b.int("count_include_pad", 0) != 0
 	// A 2×2, stride-2, unpadded, undilated 2-D MaxPool without ceil_mode
 	// (every window inside the input) may fuse into a preceding Conv.
-	b.maxPool2 = isMax && sameShape(attrs.kernel, []int{2, 2}) && sameShape(attrs.strides, []int{2, 2}) &&
+	b.maxPool2 = isMax && slices.Equal(attrs.kernel, []int{2, 2}) && slices.Equal(attrs.strides, []int{2, 2}) &&
 		!attrs.ceil && (attrs.autoPad == "NOTSET" || attrs.autoPad == "VALID") &&
-		(attrs.pads == nil || sameShape(attrs.pads, []int{0, 0, 0, 0})) &&
-		(attrs.dilations == nil || sameShape(attrs.dilations, []int{1, 1}))
+		(attrs.pads == nil || slices.Equal(attrs.pads, []int{0, 0, 0, 0})) &&
+		(attrs.dilations == nil || slices.Equal(attrs.dilations, []int{1, 1}))
 	return func(c *runCtx, in []*Tensor) ([]*Tensor, error) {
 		x := in[0]
 		if len(x.Shape) < 3 {

@@ -3,6 +3,7 @@ package infer
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/onnx-rebasin/onnx-rebasin/simd"
 )
@@ -68,7 +69,7 @@ func floatBinary(c *runCtx, in []*Tensor, run func(dst, x, y []float32, incx, in
 	// On one goroutine the kernels are called directly: a closure handed
 	// to parallelFor is heap garbage, and fresh memory costs page faults.
 	one := serial(c.threads, len(out.F), 1<<15)
-	if sameShape(a.Shape, b.Shape) {
+	if slices.Equal(a.Shape, b.Shape) {
 		if one {
 			run(out.F, a.F, b.F, 1, 1)
 			return out, nil
@@ -146,7 +147,7 @@ func trailing(t, out []int) bool {
 	if len(t) > len(out) || numel(t) == 0 {
 		return false
 	}
-	return sameShape(t, out[len(out)-len(t):])
+	return slices.Equal(t, out[len(out)-len(t):])
 }
 
 // genericBinary computes out = f(a, b) elementwise with broadcasting for any
@@ -550,7 +551,7 @@ func buildPRelu(b *nodeCtx) (kernel, error) {
 				yi += iy
 			}
 		})
-		if err == nil && !sameShape(out.Shape, in[0].Shape) {
+		if err == nil && !slices.Equal(out.Shape, in[0].Shape) {
 			err = fmt.Errorf("slope shape %v does not broadcast to input shape %v", in[1].Shape, in[0].Shape)
 		}
 		return []*Tensor{out}, err

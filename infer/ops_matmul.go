@@ -1,6 +1,9 @@
 package infer
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 func init() {
 	register("Gemm", buildGemm)
@@ -55,7 +58,7 @@ func buildGemm(b *nodeCtx) (kernel, error) {
 			if _, err := broadcastShape(cc.Shape, out.Shape); err != nil || len(cc.Shape) > 2 {
 				return nil, fmt.Errorf("C %v does not broadcast to %v", cc.Shape, out.Shape)
 			}
-			if sh, _ := broadcastShape(cc.Shape, out.Shape); !sameShape(sh, out.Shape) {
+			if sh, _ := broadcastShape(cc.Shape, out.Shape); !slices.Equal(sh, out.Shape) {
 				return nil, fmt.Errorf("C %v does not broadcast to %v", cc.Shape, out.Shape)
 			}
 			broadcastInto(out.F, out.Shape, cc.F, cc.Shape)
@@ -150,10 +153,10 @@ func matmul(c *runCtx, a, w *Tensor) (*Tensor, error) {
 	// Operands without broadcasting (the usual attention case) need no
 	// offset tables: fresh memory costs page faults on every run.
 	var aOff, wOff []int
-	if !sameShape(as[:len(as)-2], batch) {
+	if !slices.Equal(as[:len(as)-2], batch) {
 		aOff = batchOffsets(batch, as[:len(as)-2], m*k)
 	}
-	if !sameShape(ws[:len(ws)-2], batch) {
+	if !slices.Equal(ws[:len(ws)-2], batch) {
 		wOff = batchOffsets(batch, ws[:len(ws)-2], k*n)
 	}
 	offA := func(i int) int {

@@ -505,9 +505,6 @@ func (s *Session) Inputs() []ValueInfo { return slices.Clone(s.inputs) }
 // Outputs describes the tensors Run returns.
 func (s *Session) Outputs() []ValueInfo { return slices.Clone(s.outputs) }
 
-// Opset is the ai.onnx operator set version the model was compiled for.
-func (s *Session) Opset() int { return s.opset }
-
 // RunOption configures one Run.
 type RunOption func(*runConfig)
 

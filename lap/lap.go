@@ -47,8 +47,8 @@
 // into that one pass, and marks finished columns with +Inf instead of
 // branching on them. On amd64 with AVX2 the four hot loops run as vector
 // kernels (written in Go assembly, eight columns per step); elsewhere, or
-// with the purego build tag, portable Go loops compute exactly the same
-// results.
+// with the noasm build tag (as for package simd), portable Go loops compute
+// exactly the same results.
 //
 // # Warm start
 //
@@ -79,6 +79,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 )
 
 var (
@@ -252,7 +253,7 @@ func (s *Solver) Duals() (u, v []float64) {
 	if !s.solved {
 		return nil, nil
 	}
-	return append([]float64{}, s.u[:s.n]...), append([]float64{}, s.v[:s.n]...)
+	return slices.Clone(s.u[:s.n]), slices.Clone(s.v[:s.n])
 }
 
 // Stats returns the work counters of the last solve.

@@ -1,33 +1,14 @@
-//go:build amd64 && !purego
+//go:build !noasm && !appengine && !gccgo
 
 package lap
 
-// useAVX2 selects the AVX2 kernels; it is a variable so tests can compare
-// them with the portable loops on the same machine.
-var useAVX2 = hasAVX2()
+import "github.com/klauspost/cpuid/v2"
 
-func hasAVX2() bool {
-	maxLeaf, _, _, _ := cpuid(0, 0)
-	if maxLeaf < 7 {
-		return false
-	}
-	_, _, ecx1, _ := cpuid(1, 0)
-	const osxsave, avx = 1 << 27, 1 << 28
-	if ecx1&osxsave == 0 || ecx1&avx == 0 {
-		return false
-	}
-	// The OS must save the YMM registers on context switches.
-	if xcr0, _ := xgetbv(); xcr0&6 != 6 {
-		return false
-	}
-	_, ebx7, _, _ := cpuid(7, 0)
-	const avx2 = 1 << 5
-	return ebx7&avx2 != 0
-}
-
-func cpuid(eaxArg, ecxArg uint32) (eax, ebx, ecx, edx uint32)
-
-func xgetbv() (eax, edx uint32)
+// useAVX2 selects the AVX2 kernels (the CPU has AVX2 and the OS saves the
+// YMM registers; cpuid checks both, as package simd does); it is a
+// variable so tests can compare them with the portable loops on the same
+// machine.
+var useAVX2 = cpuid.CPU.Supports(cpuid.AVX2)
 
 // relaxAVX2 runs relax over the first n columns (n a multiple of 8) eight
 // at a time and leaves, for each of the eight lanes (columns ≡ lane mod 8),

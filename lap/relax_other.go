@@ -1,4 +1,4 @@
-//go:build !amd64 || purego
+//go:build noasm || appengine || gccgo || !amd64
 
 package lap
 

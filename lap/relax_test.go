@@ -1,17 +1,56 @@
 package lap
 
 import (
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
 )
+
+// The kernel tests run the vector kernels on slices that sit inside larger
+// buffers, as package simd's tests do: the guardLen entries on each side
+// hold values that would change the result if a kernel read them (-Inf
+// where a smaller value wins, +Inf in the costs, whose difference is taken)
+// and must be unchanged after it ran.
+const guardLen = 8
+
+// guarded is a slice of n entries inside a buffer with guard zones.
+type guarded[T comparable] struct {
+	buf   []T
+	guard T
+}
+
+func newGuarded[T comparable](x []T, guard T) *guarded[T] {
+	g := &guarded[T]{buf: make([]T, len(x)+2*guardLen), guard: guard}
+	for i := range g.buf {
+		g.buf[i] = guard
+	}
+	copy(g.s(), x)
+	return g
+}
+
+// s is the slice between the guard zones.
+func (g *guarded[T]) s() []T { return g.buf[guardLen : len(g.buf)-guardLen : len(g.buf)-guardLen] }
+
+// check fails the test if a guard entry changed.
+func (g *guarded[T]) check(t *testing.T, what string) {
+	t.Helper()
+	n := len(g.buf) - 2*guardLen
+	for i, v := range g.buf {
+		if (i < guardLen || i >= guardLen+n) && v != g.guard {
+			t.Fatalf("%s: guard entry %d (of %d + 2×%d) overwritten with %v", what, i, n, guardLen, v)
+		}
+	}
+}
+
+var negInf, posInf = math.Inf(-1), math.Inf(1)
 
 // TestRelaxKernelsAgree checks the vector kernel against the portable loop
 // on random inputs, including finalised (+Inf) columns, ties and every
 // length mod 4, and that whole solves are bit-identical either way.
 func TestRelaxKernelsAgree(t *testing.T) {
 	if !useAVX2 {
-		t.Skip("no vector kernel on this machine")
+		t.Skip("no AVX2 on this machine, or built with -tags noasm: the portable loops are the only path")
 	}
 	r := rand.New(rand.NewPCG(1, 2))
 	for trial := 0; trial < 2000; trial++ {
@@ -29,18 +68,23 @@ func TestRelaxKernelsAgree(t *testing.T) {
 			}
 		}
 		off := float64(r.IntN(5)) - 2
-		d2, pred2 := slices.Clone(d), slices.Clone(pred)
+		gRow, gV := newGuarded(row, posInf), newGuarded(v, negInf)
+		gD, gPred := newGuarded(d, negInf), newGuarded(pred, int32(-5))
 		b1, k1 := relaxGeneric(row, v, d, pred, 7, off, 0, inf, -1)
-		b2, k2 := relaxVector(row, v, d2, pred2, 7, off)
-		if b1 != b2 || k1 != k2 || !slices.Equal(d, d2) || !slices.Equal(pred, pred2) {
+		b2, k2 := relaxVector(gRow.s(), gV.s(), gD.s(), gPred.s(), 7, off)
+		if b1 != b2 || k1 != k2 || !slices.Equal(d, gD.s()) || !slices.Equal(pred, gPred.s()) {
 			t.Fatalf("n=%d: generic (%v,%d) vs vector (%v,%d)", n, b1, k1, b2, k2)
 		}
+		gRow.check(t, "row")
+		gV.check(t, "v")
+		gD.check(t, "d")
+		gPred.check(t, "pred")
 	}
 }
 
 func TestTwoMinKernelsAgree(t *testing.T) {
 	if !useAVX2 {
-		t.Skip("no vector kernel on this machine")
+		t.Skip("no AVX2 on this machine, or built with -tags noasm: the portable loops are the only path")
 	}
 	r := rand.New(rand.NewPCG(5, 6))
 	for trial := 0; trial < 3000; trial++ {
@@ -53,17 +97,20 @@ func TestTwoMinKernelsAgree(t *testing.T) {
 				row[k] = r.Float64()
 			}
 		}
+		gRow, gV := newGuarded(row, posInf), newGuarded(v, negInf)
 		a1, b1, c1, d1 := twoMinGeneric(row, v, 0, inf, -1, inf, -1)
-		a2, b2, c2, d2 := twoMinVector(row, v)
+		a2, b2, c2, d2 := twoMinVector(gRow.s(), gV.s())
 		if a1 != a2 || b1 != b2 || c1 != c2 || d1 != d2 {
 			t.Fatalf("n=%d: generic (%v,%d,%v,%d) vs vector (%v,%d,%v,%d)", n, a1, b1, c1, d1, a2, b2, c2, d2)
 		}
+		gRow.check(t, "row")
+		gV.check(t, "v")
 	}
 }
 
 func TestColMaxKernelsAgree(t *testing.T) {
 	if !useAVX2 {
-		t.Skip("no vector kernel on this machine")
+		t.Skip("no AVX2 on this machine, or built with -tags noasm: the portable loops are the only path")
 	}
 	r := rand.New(rand.NewPCG(7, 8))
 	for trial := 0; trial < 1000; trial++ {
@@ -73,7 +120,7 @@ func TestColMaxKernelsAgree(t *testing.T) {
 			vmax1[k] = float64(r.IntN(4))
 			arg1[k] = int32(r.IntN(5))
 		}
-		vmax2, arg2 := slices.Clone(vmax1), slices.Clone(arg1)
+		gVmax, gArg := newGuarded(vmax1, negInf), newGuarded(arg1, int32(-5))
 		for i := int32(0); i < 5; i++ {
 			row := make([]float64, n)
 			for k := range row {
@@ -82,19 +129,23 @@ func TestColMaxKernelsAgree(t *testing.T) {
 					row[k] = r.NormFloat64() * 1e150
 				}
 			}
+			gRow := newGuarded(row, posInf)
 			var acc [4]float64
 			s1 := colMaxGeneric(row, vmax1, arg1, i, 0, &acc)
-			s2 := colMax(row, vmax2, arg2, i)
-			if s1 != s2 && !(s1 != s1 && s2 != s2) || !slices.Equal(vmax1, vmax2) || !slices.Equal(arg1, arg2) {
+			s2 := colMax(gRow.s(), gVmax.s(), gArg.s(), i)
+			if s1 != s2 && !(s1 != s1 && s2 != s2) || !slices.Equal(vmax1, gVmax.s()) || !slices.Equal(arg1, gArg.s()) {
 				t.Fatalf("n=%d row %d: generic %v vs vector %v", n, i, s1, s2)
 			}
+			gRow.check(t, "row")
+			gVmax.check(t, "vmax")
+			gArg.check(t, "arg")
 		}
 	}
 }
 
 func TestRowMinKernelsAgree(t *testing.T) {
 	if !useAVX2 {
-		t.Skip("no vector kernel on this machine")
+		t.Skip("no AVX2 on this machine, or built with -tags noasm: the portable loops are the only path")
 	}
 	r := rand.New(rand.NewPCG(9, 10))
 	for trial := 0; trial < 2000; trial++ {
@@ -106,9 +157,12 @@ func TestRowMinKernelsAgree(t *testing.T) {
 				row[k] = r.NormFloat64()
 			}
 		}
+		gRow, gV := newGuarded(row, posInf), newGuarded(v, negInf)
 		var acc [4]float64
 		b1, j1, s1 := rowMinGeneric(row, v, 0, inf, -1, &acc)
-		b2, j2, s2 := rowMin(row, v)
+		b2, j2, s2 := rowMin(gRow.s(), gV.s())
+		gRow.check(t, "row")
+		gV.check(t, "v")
 		if b1 != b2 || j1 != j2 || s1 != s2 {
 			t.Fatalf("n=%d: generic (%v,%d,%v) vs vector (%v,%d,%v)", n, b1, j1, s1, b2, j2, s2)
 		}
@@ -117,7 +171,7 @@ func TestRowMinKernelsAgree(t *testing.T) {
 
 func TestSolveSameWithAndWithoutVectorKernel(t *testing.T) {
 	if !useAVX2 {
-		t.Skip("no vector kernel on this machine")
+		t.Skip("no AVX2 on this machine, or built with -tags noasm: the portable loops are the only path")
 	}
 	defer func() { useAVX2 = true }()
 	r := rand.New(rand.NewPCG(3, 4))

@@ -53,6 +53,19 @@ func (d DType) ItemSize() int {
 	return dtypes[d].size
 }
 
+// Name returns numpy's name for d ("float32", "uint8", ...), or d itself if
+// it is not a supported type.
+func (d DType) Name() string {
+	info, ok := dtypes[d]
+	if !ok {
+		return string(d)
+	}
+	if info.kind == 'b' {
+		return "bool"
+	}
+	return fmt.Sprintf("%s%d", map[byte]string{'i': "int", 'u': "uint", 'f': "float"}[info.kind], 8*info.size)
+}
+
 // Valid reports whether d is one of the supported canonical types.
 func (d DType) Valid() bool {
 	_, ok := dtypes[d]

@@ -22,6 +22,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/onnx-rebasin/onnx-rebasin/internal/half"
 	"io"
 	"math"
 	"os"
@@ -249,7 +250,7 @@ func (a *Array) Float64() ([]float64, error) {
 		}
 	case Float16:
 		for i := range out {
-			out[i] = float64(Float16ToFloat32(le.Uint16(b[2*i:])))
+			out[i] = float64(half.Float16ToFloat32(le.Uint16(b[2*i:])))
 		}
 	default:
 		for i := range out {
@@ -281,7 +282,7 @@ func (a *Array) Float32() ([]float32, error) {
 	case Float16:
 		out := make([]float32, a.Len())
 		for i := range out {
-			out[i] = Float16ToFloat32(le.Uint16(a.Data[2*i:]))
+			out[i] = half.Float16ToFloat32(le.Uint16(a.Data[2*i:]))
 		}
 		return out, nil
 	case Float64:
@@ -350,27 +351,6 @@ func (a *Array) intAt(i int) (iv int64, uv uint64, signed bool) {
 		return 0, le.Uint64(b[8*i:]), false
 	}
 	panic("npy: intAt on " + string(a.DType))
-}
-
-// Float16ToFloat32 converts IEEE 754 half-precision bits to float32 exactly.
-func Float16ToFloat32(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	mant := uint32(h) & 0x3ff
-	switch {
-	case exp == 0x1f: // Inf or NaN
-		return math.Float32frombits(sign | 0xff<<23 | mant<<13)
-	case exp != 0: // normal
-		return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
-	case mant == 0: // zero
-		return math.Float32frombits(sign)
-	}
-	// Subnormal half: value = mant * 2^-24, normal in float32.
-	f := float32(mant) * (1.0 / (1 << 24))
-	if sign != 0 {
-		f = -f
-	}
-	return f
 }
 
 // Read reads one array from r. It reads exactly the header and the data, so

@@ -12,6 +12,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/onnx-rebasin/onnx-rebasin/internal/testreq"
 )
 
 // Files in testdata/ are written by testdata/gen.py with numpy.
@@ -280,12 +282,16 @@ func TestReadFileErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	trailing := filepath.Join(dir, "trailing.npy")
-	os.WriteFile(trailing, append(raw, 0), 0o644)
+	if err := os.WriteFile(trailing, append(raw, 0), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := ReadFile(trailing); err == nil || !strings.Contains(err.Error(), "trailing") {
 		t.Errorf("trailing data: %v", err)
 	}
 	short := filepath.Join(dir, "short.npy")
-	os.WriteFile(short, raw[:len(raw)-1], 0o644)
+	if err := os.WriteFile(short, raw[:len(raw)-1], 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := ReadFile(short); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("truncated file: %v", err)
 	}
@@ -346,7 +352,9 @@ func TestRoundTrip(t *testing.T) {
 	// Several arrays back to back in one stream.
 	var buf bytes.Buffer
 	for _, a := range arrays {
-		Write(&buf, a)
+		if err := Write(&buf, a); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, a := range arrays {
 		b, err := Read(&buf)
@@ -415,49 +423,36 @@ func TestConversions(t *testing.T) {
 	}
 }
 
+// TestFloat16 reads float16 arrays as float32 and float64 (the conversion
+// itself is tested on every bit pattern in internal/half).
 func TestFloat16(t *testing.T) {
-	tests := []struct {
-		h    uint16
-		want float32
-	}{
-		{0x0000, 0},
-		{0x3c00, 1},
-		{0xc000, -2},
-		{0x7bff, 65504},
-		{0x0001, float32(math.Ldexp(1, -24))},
-		{0x03ff, float32(math.Ldexp(1023, -24))},
-		{0x0400, float32(math.Ldexp(1, -14))},
-		{0x3555, 0.33325195},
-		{0x7c00, float32(math.Inf(1))},
-		{0xfc00, float32(math.Inf(-1))},
+	halves := []uint16{0x0000, 0x3c00, 0xc000, 0x7bff, 0x0001, 0x8000, 0x3555, 0x7c00, 0xfc00}
+	want := []float32{0, 1, -2, 65504, float32(math.Ldexp(1, -24)), float32(math.Copysign(0, -1)), 0.33325195, float32(math.Inf(1)), float32(math.Inf(-1))}
+	data := make([]byte, 2*len(halves))
+	for i, h := range halves {
+		binary.LittleEndian.PutUint16(data[2*i:], h)
 	}
-	for _, tc := range tests {
-		if got := Float16ToFloat32(tc.h); got != tc.want {
-			t.Errorf("Float16ToFloat32(%#04x) = %v, want %v", tc.h, got, tc.want)
+	a, err := New(Float16, []int{len(halves)}, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got32, err := a.Float32()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got64, err := a.Float64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range want {
+		if math.Float32bits(got32[i]) != math.Float32bits(want[i]) || math.Float64bits(got64[i]) != math.Float64bits(float64(want[i])) {
+			t.Errorf("%#04x: float32 %v, float64 %v, want %v", halves[i], got32[i], got64[i], want[i])
 		}
-	}
-	if got := Float16ToFloat32(0x8000); got != 0 || !math.Signbit(float64(got)) {
-		t.Errorf("negative zero: %v", got)
-	}
-	if got := Float16ToFloat32(0x8001); got != -float32(math.Ldexp(1, -24)) {
-		t.Errorf("negative subnormal: %v", got)
-	}
-	if got := Float16ToFloat32(0x7e00); !math.IsNaN(float64(got)) {
-		t.Errorf("NaN: %v", got)
-	}
-	// Monotonic over all finite positive halves.
-	prev := float32(-1)
-	for h := uint16(0); h < 0x7c00; h++ {
-		v := Float16ToFloat32(h)
-		if v <= prev {
-			t.Fatalf("not increasing at %#04x: %v after %v", h, v, prev)
-		}
-		prev = v
 	}
 }
 
 func FuzzRead(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join("testdata", "*.npy"))
+	files := testreq.Glob(f, filepath.Join("testdata", "*.npy"))
 	for _, file := range files {
 		raw, err := os.ReadFile(file)
 		if err != nil {
@@ -500,4 +495,12 @@ func FuzzRead(f *testing.F) {
 			t.Fatalf("round trip: %v -> %v", a, c)
 		}
 	})
+}
+
+func TestDTypeName(t *testing.T) {
+	for d, want := range map[DType]string{Bool: "bool", Uint8: "uint8", Int64: "int64", Float16: "float16", Float32: "float32", "<c8": "<c8"} {
+		if got := d.Name(); got != want {
+			t.Errorf("%s.Name() = %q, want %q", d, got, want)
+		}
+	}
 }

@@ -20,7 +20,7 @@ func BenchmarkLoadSave(b *testing.B) {
 		}
 	}
 	if path == "" {
-		b.Skip("no test models")
+		b.Fatal("no test models in ../testmodels")
 	}
 	b.Logf("%s: %d bytes", path, size)
 	out := filepath.Join(b.TempDir(), "out.onnx")

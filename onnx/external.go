@@ -186,14 +186,13 @@ func (m *Model) SaveContext(ctx context.Context, path string) error {
 	if len(externalize) == 0 && proto.Size(m.Proto) > maxInlineBytes {
 		// Too large inline: move every sizeable tensor out, as onnx's
 		// convert_model_to_external_data does.
-		walkTensors(m.Proto.Graph, func(_ string, t *onnxpb.TensorProto) error {
+		for _, t := range tensors(m.Proto.Graph) {
 			if es := ElemSize(DataType(t)); es > 0 {
 				if n, _ := NumElements(t.Dims); n*es >= externalThreshold {
 					externalize[t] = true
 				}
 			}
-			return nil
-		})
+		}
 	}
 	if len(externalize) == 0 {
 		f, err := atomicfile.Create(ctx, path)
@@ -268,12 +267,11 @@ func commitModel(path string, f, data *atomicfile.File, dataName string) error {
 func (m *Model) saveExternal(ctx context.Context, path string, externalize map[*onnxpb.TensorProto]bool) (err error) {
 	// Collect in graph order so the data file's layout is deterministic.
 	var order []*onnxpb.TensorProto
-	walkTensors(m.Proto.Graph, func(_ string, t *onnxpb.TensorProto) error {
+	for _, t := range tensors(m.Proto.Graph) {
 		if externalize[t] {
 			order = append(order, t)
 		}
-		return nil
-	})
+	}
 	blobs := make([][]byte, len(order))
 	for i, t := range order {
 		if blobs[i], err = m.TensorBytes(t); err != nil {
@@ -293,7 +291,9 @@ func (m *Model) saveExternal(ctx context.Context, path string, externalize map[*
 	pad := make([]byte, 64)
 	for i, b := range blobs {
 		if gap := alignUp(off) - off; gap > 0 {
-			bw.Write(pad[:gap])
+			if _, err := bw.Write(pad[:gap]); err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
 			off += gap
 		}
 		offsets[i] = off

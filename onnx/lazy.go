@@ -77,25 +77,24 @@ func OpenLazy(path string) (*Lazy, error) {
 		l.refs[init[r.initializer]] = lazyRef{path, int64(r.off), int64(r.n)}
 	}
 	l.Model = &Model{Proto: mp, Name: path, Dir: filepath.Dir(path)}
-	err = walkTensors(mp.Graph, func(where string, t *onnxpb.TensorProto) error {
+	for where, t := range tensors(mp.Graph) {
 		if ref, ok := l.refs[t]; ok {
-			return checkLazy(t, ref.n)
+			if err := checkLazy(t, ref.n); err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+			continue
 		}
 		if err := checkTensor(t); err != nil {
-			return fmt.Errorf("%s %q: %w", where, t.GetName(), err)
+			return nil, fmt.Errorf("%s: %s %q: %w", path, where, t.GetName(), err)
 		}
 		if t.GetDataLocation() != onnxpb.TensorProto_EXTERNAL {
-			return nil
+			continue
 		}
 		ref, err := l.external(t)
 		if err != nil {
-			return fmt.Errorf("%s %q: %w", where, t.GetName(), err)
+			return nil, fmt.Errorf("%s: %s %q: %w", path, where, t.GetName(), err)
 		}
 		l.refs[t] = ref
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	ok = true
 	return l, nil

@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"iter"
 	"path/filepath"
 
 	"google.golang.org/protobuf/proto"
@@ -85,12 +86,12 @@ func parse(data []byte, name, dir string, readAt func([]byte, int64) error) (*Mo
 func (m *Model) loadTensors() error {
 	ext := &externalFiles{dir: m.Dir}
 	defer ext.close()
-	return walkTensors(m.Proto.Graph, func(where string, t *onnxpb.TensorProto) error {
+	for where, t := range tensors(m.Proto.Graph) {
 		if err := checkTensor(t); err != nil {
 			return fmt.Errorf("%s %q: %w", where, t.GetName(), err)
 		}
 		if t.GetDataLocation() != onnxpb.TensorProto_EXTERNAL {
-			return nil
+			continue
 		}
 		b, err := readExternal(t, ext)
 		if err != nil {
@@ -100,55 +101,56 @@ func (m *Model) loadTensors() error {
 			m.external = map[*onnxpb.TensorProto][]byte{}
 		}
 		m.external[t] = b
-		return nil
-	})
+	}
+	return nil
 }
 
-// walkTensors calls fn for every tensor held by g: initializers, tensor
-// attributes of nodes (Constant values among them) and, recursively, those
-// of subgraphs.
-func walkTensors(g *onnxpb.GraphProto, fn func(where string, t *onnxpb.TensorProto) error) error {
+// tensors yields every tensor held by g, with where it is: initializers,
+// tensor attributes of nodes (Constant values among them) and, recursively,
+// those of subgraphs.
+func tensors(g *onnxpb.GraphProto) iter.Seq2[string, *onnxpb.TensorProto] {
+	return func(yield func(string, *onnxpb.TensorProto) bool) { yieldTensors(g, yield) }
+}
+
+// yieldTensors is tensors' walk; it reports whether to go on.
+func yieldTensors(g *onnxpb.GraphProto, yield func(string, *onnxpb.TensorProto) bool) bool {
 	if g == nil {
-		return nil
+		return true
 	}
 	for _, t := range g.Initializer {
-		if err := fn("initializer", t); err != nil {
-			return err
+		if !yield("initializer", t) {
+			return false
 		}
 	}
 	for _, sp := range g.SparseInitializer {
 		for _, t := range []*onnxpb.TensorProto{sp.GetValues(), sp.GetIndices()} {
-			if t != nil {
-				if err := fn("sparse initializer", t); err != nil {
-					return err
-				}
+			if t != nil && !yield("sparse initializer", t) {
+				return false
 			}
 		}
 	}
 	for _, n := range g.Node {
 		for _, a := range n.Attribute {
 			where := fmt.Sprintf("node %q attribute %s", n.GetName(), a.GetName())
-			if a.T != nil {
-				if err := fn(where, a.T); err != nil {
-					return err
-				}
+			if a.T != nil && !yield(where, a.T) {
+				return false
 			}
 			for _, t := range a.Tensors {
-				if err := fn(where, t); err != nil {
-					return err
+				if !yield(where, t) {
+					return false
 				}
 			}
-			if err := walkTensors(a.G, fn); err != nil {
-				return err
+			if !yieldTensors(a.G, yield) {
+				return false
 			}
 			for _, sg := range a.Graphs {
-				if err := walkTensors(sg, fn); err != nil {
-					return err
+				if !yieldTensors(sg, yield) {
+					return false
 				}
 			}
 		}
 	}
-	return nil
+	return true
 }
 
 // Marshal encodes the model. Tensors that were loaded from external files are
@@ -167,8 +169,12 @@ func (m *Model) Clone() *Model {
 	}
 	// Map old tensors to their clones by walking both trees in step.
 	var olds, news []*onnxpb.TensorProto
-	walkTensors(m.Proto.Graph, func(_ string, t *onnxpb.TensorProto) error { olds = append(olds, t); return nil })
-	walkTensors(c.Proto.Graph, func(_ string, t *onnxpb.TensorProto) error { news = append(news, t); return nil })
+	for _, t := range tensors(m.Proto.Graph) {
+		olds = append(olds, t)
+	}
+	for _, t := range tensors(c.Proto.Graph) {
+		news = append(news, t)
+	}
 	c.external = map[*onnxpb.TensorProto][]byte{}
 	for i, t := range olds {
 		if b, ok := m.external[t]; ok {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/onnx-rebasin/onnx-rebasin/internal/half"
 	"io/fs"
 	"math"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/onnx-rebasin/onnx-rebasin/internal/testreq"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
 )
 
@@ -28,10 +30,7 @@ const backendTestData = "/usr/share/libonnx-testdata/data"
 func requireDir(t *testing.T, dir, install string) {
 	t.Helper()
 	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s missing under CI (%s): %v", dir, install, err)
-		}
-		t.Skipf("%s missing; install with: %s", dir, install)
+		testreq.Missing(t, "%s missing; install with: %s", dir, install)
 	}
 }
 
@@ -137,11 +136,8 @@ func TestRoundTripBackendModels(t *testing.T) {
 }
 
 func TestRoundTripTestModels(t *testing.T) {
-	paths, _ := filepath.Glob("../testmodels/*.onnx")
-	if len(paths) == 0 {
-		t.Fatal("no committed test models in ../testmodels")
-	}
-	large, _ := filepath.Glob("../testmodels/large/*.onnx") // regenerated, not committed
+	paths := testreq.Glob(t, "../testmodels/*.onnx")
+	large := testreq.LargeModels(t, "../testmodels/large") // generated, not committed
 	paths = append(paths, large...)
 	for _, p := range paths {
 		roundTripFile(t, p)
@@ -153,7 +149,9 @@ func TestRoundTripTestModels(t *testing.T) {
 func TestSaveUnchanged(t *testing.T) {
 	orig := marshal(t, tinyModel())
 	in := filepath.Join(t.TempDir(), "in.onnx")
-	os.WriteFile(in, orig, 0o644)
+	if err := os.WriteFile(in, orig, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	m, err := Load(in)
 	if err != nil {
 		t.Fatal(err)
@@ -207,27 +205,31 @@ func TestUnknownFieldsSurvive(t *testing.T) {
 }
 
 // tensorForms builds the same values in every storage form a float tensor can take.
-func tensorForms(dt onnxpb.TensorProto_DataType, vals []float32) map[string]*onnxpb.TensorProto {
+func tensorForms(t testing.TB, dt onnxpb.TensorProto_DataType, vals []float32) map[string]*onnxpb.TensorProto {
 	dims := []int64{int64(len(vals))}
 	raw := &onnxpb.TensorProto{Name: proto.String("raw"), Dims: dims, DataType: proto.Int32(int32(dt))}
 	typed := &onnxpb.TensorProto{Name: proto.String("typed"), Dims: dims, DataType: proto.Int32(int32(dt))}
 	tmp := &Model{}
 	raw.RawData = make([]byte, len(vals)*ElemSize(dt))
-	tmp.SetFloat32s(raw, vals)
+	if err := tmp.SetFloat32s(raw, vals); err != nil {
+		t.Fatal(err)
+	}
 	switch dt {
 	case onnxpb.TensorProto_FLOAT:
 		typed.FloatData = []float32{}
 	case onnxpb.TensorProto_DOUBLE:
 		typed.DoubleData = []float64{}
 	}
-	tmp.SetFloat32s(typed, vals)
+	if err := tmp.SetFloat32s(typed, vals); err != nil {
+		t.Fatal(err)
+	}
 	return map[string]*onnxpb.TensorProto{"raw": raw, "typed": typed}
 }
 
 func TestFloatViewsAllDtypesAndForms(t *testing.T) {
 	vals := []float32{0, 1, -2.5, 0.1, 65504, 1e-6, -0}
 	for _, dt := range []onnxpb.TensorProto_DataType{onnxpb.TensorProto_FLOAT, onnxpb.TensorProto_FLOAT16, onnxpb.TensorProto_BFLOAT16, onnxpb.TensorProto_DOUBLE} {
-		for form, tp := range tensorForms(dt, vals) {
+		for form, tp := range tensorForms(t, dt, vals) {
 			m := &Model{}
 			if err := checkTensor(tp); err != nil {
 				t.Fatalf("%v %s: %v", dt, form, err)
@@ -240,9 +242,9 @@ func TestFloatViewsAllDtypesAndForms(t *testing.T) {
 				want := v
 				switch dt {
 				case onnxpb.TensorProto_FLOAT16:
-					want = Float16ToFloat32(Float32ToFloat16(v))
+					want = half.Float16ToFloat32(half.Float32ToFloat16(v))
 				case onnxpb.TensorProto_BFLOAT16:
-					want = BFloat16ToFloat32(Float32ToBFloat16(v))
+					want = half.BFloat16ToFloat32(half.Float32ToBFloat16(v))
 				}
 				if got[i] != want {
 					t.Errorf("%v %s [%d]: got %v want %v", dt, form, i, got[i], want)
@@ -271,7 +273,9 @@ func TestDoubleKeepsPrecision(t *testing.T) {
 	tp := &onnxpb.TensorProto{Dims: []int64{1}, DataType: proto.Int32(int32(onnxpb.TensorProto_DOUBLE)), RawData: make([]byte, 8)}
 	m := &Model{}
 	x := math.Pi
-	m.SetFloat64s(tp, []float64{x})
+	if err := m.SetFloat64s(tp, []float64{x}); err != nil {
+		t.Fatal(err)
+	}
 	got, _ := m.Float64s(tp)
 	if got[0] != x {
 		t.Fatalf("got %v want %v", got[0], x)
@@ -293,7 +297,9 @@ func TestWeightsIncludeConstants(t *testing.T) {
 // tinyModel is Y = X·W with W a 2×2 FLOAT initializer in raw_data.
 func tinyModel() *onnxpb.ModelProto {
 	w := &onnxpb.TensorProto{Name: proto.String("W"), Dims: []int64{2, 2}, DataType: proto.Int32(1), RawData: make([]byte, 16)}
-	(&Model{}).SetFloat32s(w, []float32{1, 2, 3, 4})
+	if err := (&Model{}).SetFloat32s(w, []float32{1, 2, 3, 4}); err != nil {
+		panic(err) // a fixed FLOAT tensor of the right size
+	}
 	vi := func(name string) *onnxpb.ValueInfoProto {
 		return &onnxpb.ValueInfoProto{Name: proto.String(name), Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{TensorType: &onnxpb.TypeProto_Tensor{
 			ElemType: proto.Int32(1),
@@ -359,7 +365,9 @@ func TestBadInput(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
 			path := filepath.Join(dir, "bad.onnx")
-			os.WriteFile(path, c.data, 0o644)
+			if err := os.WriteFile(path, c.data, 0o644); err != nil {
+				t.Fatal(err)
+			}
 			_, err := Load(path)
 			if err == nil {
 				t.Fatal("loaded without error")
@@ -391,25 +399,35 @@ func TestExternalData(t *testing.T) {
 	data := make([]byte, 8, 40)
 	w := []float32{1.5, -2, 3, 4.25}
 	tmp := &onnxpb.TensorProto{Dims: []int64{4}, DataType: proto.Int32(1), RawData: make([]byte, 16)}
-	(&Model{}).SetFloat32s(tmp, w)
+	if err := (&Model{}).SetFloat32s(tmp, w); err != nil {
+		t.Fatal(err)
+	}
 	data = append(data, tmp.RawData...)
 	data = append(data, "trailing junk"...)
-	os.WriteFile(filepath.Join(dir, "weights.bin"), data, 0o644)
+	if err := os.WriteFile(filepath.Join(dir, "weights.bin"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	setExternal(mp.Graph.Initializer[0], "weights.bin", 8, 16)
-	os.WriteFile(filepath.Join(dir, "m.onnx"), marshal(t, mp), 0o644)
+	if err := os.WriteFile(filepath.Join(dir, "m.onnx"), marshal(t, mp), 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	m, err := Load(filepath.Join(dir, "m.onnx"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	got, err := m.Float32s(m.Proto.Graph.Initializer[0])
-	if err != nil || !equal32(got, w) {
+	if err != nil || !slices.Equal(got, w) {
 		t.Fatalf("external read: %v %v", got, err)
 	}
 	// Change it and save elsewhere: stays external, the input data file is untouched.
-	m.SetFloat32s(m.Proto.Graph.Initializer[0], []float32{5, 6, 7, 8})
+	if err := m.SetFloat32s(m.Proto.Graph.Initializer[0], []float32{5, 6, 7, 8}); err != nil {
+		t.Fatal(err)
+	}
 	out := filepath.Join(t.TempDir(), "sub", "out.onnx")
-	os.MkdirAll(filepath.Dir(out), 0o755)
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := m.Save(out); err != nil {
 		t.Fatal(err)
 	}
@@ -424,7 +442,7 @@ func TestExternalData(t *testing.T) {
 		t.Fatal("saved model lost its external data")
 	}
 	got, _ = m2.Float32s(m2.Proto.Graph.Initializer[0])
-	if !equal32(got, []float32{5, 6, 7, 8}) {
+	if !slices.Equal(got, []float32{5, 6, 7, 8}) {
 		t.Fatalf("after save: %v", got)
 	}
 	if _, err := os.Stat(filepath.Join(filepath.Dir(out), m2.Proto.Graph.Initializer[0].ExternalData[0].GetValue())); err != nil {
@@ -441,7 +459,9 @@ func TestExternalData(t *testing.T) {
 	}
 	// Length mismatch with the file is an error.
 	setExternal(mp.Graph.Initializer[0], "weights.bin", 30, 16)
-	os.WriteFile(filepath.Join(dir, "short.onnx"), marshal(t, mp), 0o644)
+	if err := os.WriteFile(filepath.Join(dir, "short.onnx"), marshal(t, mp), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := Load(filepath.Join(dir, "short.onnx")); err == nil || !strings.Contains(err.Error(), "short.onnx") {
 		t.Fatalf("out-of-range external data: %v", err)
 	}
@@ -509,18 +529,6 @@ func TestNumElements(t *testing.T) {
 	}
 }
 
-func equal32(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func FuzzParse(f *testing.F) {
 	// Each input is a model and the bytes of the data file w.bin in its
 	// folder. The folder also holds what external data must not reach: a
@@ -572,7 +580,7 @@ func FuzzParse(f *testing.F) {
 		}
 		// Anything accepted must be readable and re-encodable, external
 		// data from w.bin only.
-		walkTensors(m.Proto.Graph, func(_ string, tp *onnxpb.TensorProto) error {
+		for _, tp := range tensors(m.Proto.Graph) {
 			if IsFloat(DataType(tp)) {
 				if _, err := m.Float32s(tp); err != nil {
 					t.Fatalf("accepted tensor unreadable: %v", err)
@@ -587,8 +595,7 @@ func FuzzParse(f *testing.F) {
 					t.Fatalf("external tensor %q holds bytes not in w.bin", tp.GetName())
 				}
 			}
-			return nil
-		})
+		}
 		out, err := m.Marshal()
 		if err != nil {
 			t.Fatal(err)

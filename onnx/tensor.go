@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/onnx-rebasin/onnx-rebasin/internal/half"
 	"math"
 	"math/bits"
 	"unsafe"
@@ -261,13 +262,13 @@ func (m *Model) float32sOrNil(t *onnxpb.TensorProto) ([]float32, error) {
 	case onnxpb.TensorProto_FLOAT16:
 		out := make([]float32, len(raw)/2)
 		for i := range out {
-			out[i] = Float16ToFloat32(binary.LittleEndian.Uint16(raw[2*i:]))
+			out[i] = half.Float16ToFloat32(binary.LittleEndian.Uint16(raw[2*i:]))
 		}
 		return out, nil
 	default: // BFLOAT16
 		out := make([]float32, len(raw)/2)
 		for i := range out {
-			out[i] = BFloat16ToFloat32(binary.LittleEndian.Uint16(raw[2*i:]))
+			out[i] = half.BFloat16ToFloat32(binary.LittleEndian.Uint16(raw[2*i:]))
 		}
 		return out, nil
 	}
@@ -298,9 +299,9 @@ func (m *Model) setFloats(t *onnxpb.TensorProto, n int, at64 func(int) float64, 
 		case onnxpb.TensorProto_DOUBLE:
 			binary.LittleEndian.PutUint64(raw[8*i:], math.Float64bits(at64(i)))
 		case onnxpb.TensorProto_FLOAT16:
-			binary.LittleEndian.PutUint16(raw[2*i:], Float32ToFloat16(at32(i)))
+			binary.LittleEndian.PutUint16(raw[2*i:], half.Float32ToFloat16(at32(i)))
 		case onnxpb.TensorProto_BFLOAT16:
-			binary.LittleEndian.PutUint16(raw[2*i:], Float32ToBFloat16(at32(i)))
+			binary.LittleEndian.PutUint16(raw[2*i:], half.Float32ToBFloat16(at32(i)))
 		}
 	}
 	return m.SetTensorBytes(t, raw)

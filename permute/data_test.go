@@ -51,7 +51,9 @@ func TestActivationMatchRecovers(t *testing.T) {
 			t.Fatal(err)
 		}
 		ref := a.Clone()
-		Apply(ref, ga, Identity(ga))
+		if err := Apply(ref, ga, Identity(ga)); err != nil {
+			t.Fatal(err)
+		}
 		if weightsMoved(t, ref, b) {
 			t.Errorf("%s: activation matching did not recover the permutation", name)
 		}
@@ -85,8 +87,12 @@ func TestBatchNormResetAndRepair(t *testing.T) {
 			}
 		} else {
 			ra, rb := a.Clone(), b.Clone()
-			Apply(ra, ga, perms[0])
-			Apply(rb, ga, perms[1])
+			if err := Apply(ra, ga, perms[0]); err != nil {
+				t.Fatal(err)
+			}
+			if err := Apply(rb, ga, perms[1]); err != nil {
+				t.Fatal(err)
+			}
 			rep, err := PrepareRepair(ra, rb, ga, fit, DataOptions{})
 			if err != nil {
 				t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/internal/ortref"
+	"github.com/onnx-rebasin/onnx-rebasin/internal/testreq"
 	"github.com/onnx-rebasin/onnx-rebasin/npy"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
@@ -26,15 +27,7 @@ func TestMain(m *testing.M) {
 // generated, the large structure models (testmodels/large, not committed).
 func testModels(t *testing.T) []string {
 	t.Helper()
-	paths, _ := filepath.Glob("../testmodels/*.onnx")
-	if len(paths) == 0 {
-		t.Fatal("no test models in ../testmodels")
-	}
-	large, _ := filepath.Glob("../testmodels/large/*.onnx")
-	if len(large) == 0 {
-		t.Log("testmodels/large is empty: run `/usr/bin/python3 testmodels/make_models.py --large` to include resnet18, mobilenet_v2, densenet121 and the ViT")
-	}
-	return append(paths, large...)
+	return append(testreq.Glob(t, "../testmodels/*.onnx"), testreq.LargeModels(t, "../testmodels/large")...)
 }
 
 // randomInputs makes inputs for every graph input of m from its declared
@@ -153,8 +146,7 @@ func TestSelfRecovery(t *testing.T) {
 // TestSelfRecoveryByDescent is TestSelfRecovery with the coordinate descent
 // alone, from the identity, on the committed models.
 func TestSelfRecoveryByDescent(t *testing.T) {
-	paths, _ := filepath.Glob("../testmodels/*.onnx")
-	testSelfRecovery(t, paths, MatchOptions{IdentityStart: true})
+	testSelfRecovery(t, testreq.Glob(t, "../testmodels/*.onnx"), MatchOptions{IdentityStart: true})
 }
 
 // TestSelfRecoveryByRank is TestSelfRecovery with the signature start of
@@ -162,9 +154,11 @@ func TestSelfRecoveryByDescent(t *testing.T) {
 func TestSelfRecoveryByRank(t *testing.T) {
 	defer func(old int) { maxSignatureAssign = old }(maxSignatureAssign)
 	maxSignatureAssign = 0
-	paths, _ := filepath.Glob("../testmodels/*_s0.onnx")
-	if _, err := os.Stat("../testmodels/large/mobilenet_v2.onnx"); err == nil {
-		paths = append(paths, "../testmodels/large/mobilenet_v2.onnx")
+	paths := testreq.Glob(t, "../testmodels/*_s0.onnx")
+	for _, p := range testreq.LargeModels(t, "../testmodels/large") {
+		if filepath.Base(p) == "mobilenet_v2.onnx" {
+			paths = append(paths, p)
+		}
 	}
 	testSelfRecovery(t, paths, MatchOptions{})
 }
@@ -208,7 +202,9 @@ func testSelfRecovery(t *testing.T, paths []string, opts MatchOptions) {
 				// Apply on b copied shared tensors the same way it did on
 				// a's copy; compare against a with identity applied.
 				ref := a.Clone()
-				Apply(ref, ga, Identity(ga))
+				if err := Apply(ref, ga, Identity(ga)); err != nil {
+					t.Fatal(err)
+				}
 				if weightsMoved(t, ref, b) {
 					t.Fatalf("seed %d: weights not recovered exactly (objective %g -> %g, %d sweeps)", seed, res.ObjectiveBefore, res.ObjectiveAfter, len(res.Sweeps))
 				}

@@ -146,7 +146,9 @@ func TestAverageKeepsDtype(t *testing.T) {
 			for i := range va {
 				exact[i] = 0.25*va[i] + 0.75*vb[i]
 			}
-			(&onnx.Model{}).SetFloat64s(want, exact)
+			if err := (&onnx.Model{}).SetFloat64s(want, exact); err != nil {
+				t.Fatal(err)
+			}
 			wv, _ := (&onnx.Model{}).Float64s(want)
 			for i := range vm {
 				if vm[i] != wv[i] {

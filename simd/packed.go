@@ -82,11 +82,8 @@ func packAWith(im *impl, kern *stridedKernel, m, k int, a []float32, lda int) *P
 	return p
 }
 
-// Rows and Cols are A's dimensions.
+// Rows is A's number of rows (the m of the product).
 func (p *PackedA) Rows() int { return p.m }
-
-// Cols is A's number of columns (the k of the product).
-func (p *PackedA) Cols() int { return p.k }
 
 // Tile reports the micro-kernel shape chosen for A: rows and columns of C
 // per kernel call. Callers splitting C between goroutines should cut the

@@ -9,8 +9,8 @@ import (
 
 // A small pool of worker goroutines that spin for a while after each task
 // before they park. Starting goroutines per parallel phase (and the futex
-// wake-up of an idle thread behind it) cost 10–50 µs on the benchmark VM,
-// as much as a whole batch-1 convolution: an interpreter run issues
+// wake-up of an idle thread behind it) costs 10–50 µs, as much as a whole
+// batch-1 convolution: an interpreter run issues
 // hundreds of short parallel phases back to back, and a worker that is
 // still spinning picks the next one up within a microsecond. ONNX Runtime's
 // thread pool spins the same way.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/onnx-rebasin/onnx-rebasin/internal/half"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
 )
@@ -71,11 +72,11 @@ func decodeFloats(dst []float64, raw []byte, dt onnxpb.TensorProto_DataType) err
 		}
 	case onnxpb.TensorProto_FLOAT16:
 		for i := range dst {
-			dst[i] = float64(onnx.Float16ToFloat32(binary.LittleEndian.Uint16(raw[2*i:])))
+			dst[i] = float64(half.Float16ToFloat32(binary.LittleEndian.Uint16(raw[2*i:])))
 		}
 	case onnxpb.TensorProto_BFLOAT16:
 		for i := range dst {
-			dst[i] = float64(onnx.BFloat16ToFloat32(binary.LittleEndian.Uint16(raw[2*i:])))
+			dst[i] = float64(half.BFloat16ToFloat32(binary.LittleEndian.Uint16(raw[2*i:])))
 		}
 	default:
 		return fmt.Errorf("type %v is not supported", dt)
@@ -102,11 +103,11 @@ func encodeFloats(dst []byte, v []float64, dt onnxpb.TensorProto_DataType) []byt
 		}
 	case onnxpb.TensorProto_FLOAT16:
 		for i, x := range v {
-			binary.LittleEndian.PutUint16(dst[2*i:], onnx.Float32ToFloat16(float32(x)))
+			binary.LittleEndian.PutUint16(dst[2*i:], half.Float32ToFloat16(float32(x)))
 		}
 	case onnxpb.TensorProto_BFLOAT16:
 		for i, x := range v {
-			binary.LittleEndian.PutUint16(dst[2*i:], onnx.Float32ToBFloat16(float32(x)))
+			binary.LittleEndian.PutUint16(dst[2*i:], half.Float32ToBFloat16(float32(x)))
 		}
 	}
 	return dst

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"image/color"
 	"io"
-	"math"
 	"path/filepath"
 	"strings"
 
@@ -13,24 +12,11 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 
+	"github.com/onnx-rebasin/onnx-rebasin/barrier"
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
-	"github.com/onnx-rebasin/onnx-rebasin/infer"
 	"github.com/onnx-rebasin/onnx-rebasin/internal/atomicfile"
-	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/permute"
 )
-
-// barrierPath is the loss and accuracy along one interpolation path.
-type barrierPath struct {
-	Name     string    `json:"name"`
-	Lambda   []float64 `json:"lambda"`
-	Loss     []float64 `json:"loss"`
-	Accuracy []float64 `json:"accuracy"`
-	// Barrier is max over λ of L(λ) − ½(L(0) + L(1)).
-	Barrier float64 `json:"barrier"`
-	// AccuracyDrop is ½(acc(0) + acc(1)) − min over λ of acc(λ).
-	AccuracyDrop float64 `json:"accuracy_drop"`
-}
 
 func runBarrier(c *cmdContext, args []string) error {
 	fs := newFlags(c, "barrier", "a.onnx b.onnx --data x.npy --labels y.npy [--steps 11] [--plot barrier.png|.svg] [--json]",
@@ -97,72 +83,31 @@ func runBarrier(c *cmdContext, args []string) error {
 	if err != nil {
 		return err
 	}
-	perms := res.Perms
 	dopts := permute.DataOptions{Batch: *batch, Context: c.ctx}
-	identity := permute.Identity(ga)
-	type variant struct {
-		name  string
-		perms permute.Perms
-		fix   func(m *onnx.Model, lambda float64) error
-	}
-	variants := []variant{{"naive", identity, nil}, {"aligned (" + *method + ")", perms, nil}}
+	variants := []barrier.Variant{barrier.Naive(ga), barrier.Aligned("aligned ("+*method+")", res.Perms)}
 	if bnData != nil {
-		variants = append(variants, variant{"aligned + BN reset", perms, func(m *onnx.Model, _ float64) error {
-			return permute.ResetBatchNorm(m, bnData, dopts)
-		}})
+		variants = append(variants, barrier.ResetBN(res.Perms, bnData, dopts))
 	}
 	if repairData != nil {
-		alignedB := mb.Clone()
-		if err := permute.Apply(alignedB, ga, perms); err != nil {
-			return err
-		}
-		rep, err := permute.PrepareRepair(ma.Clone(), alignedB, ga, repairData, permute.DataOptions{Batch: *batch, Context: c.ctx, Progress: c.progressBar(*quiet, "REPAIR statistics")})
+		v, err := barrier.Repair(ma, mb, ga, res.Perms, repairData, permute.DataOptions{Batch: *batch, Context: c.ctx, Progress: c.progressBar(*quiet, "REPAIR statistics")})
 		switch {
 		case errors.Is(err, permute.ErrNothingToRepair):
 			fmt.Fprintf(c.stderr, "barrier: skipping REPAIR: %v\n", err)
 		case err != nil:
 			return err
 		default:
-			variants = append(variants, variant{"aligned + REPAIR", perms, rep.Apply})
+			variants = append(variants, v)
 		}
 	}
-	var barrierPaths []barrierPath
-	for _, v := range variants {
-		p := barrierPath{Name: v.name}
-		for i := 0; i < *steps; i++ {
-			l := float64(i) / float64(*steps-1)
-			m, err := permute.MergeAligned([]*onnx.Model{ma, mb}, ga, []permute.Perms{identity, v.perms}, []float64{1 - l, l})
-			if err != nil {
-				return err
-			}
-			if v.fix != nil && i > 0 && i < *steps-1 {
-				if err := v.fix(m, l); err != nil {
-					return err
-				}
-			}
-			sess, err := infer.NewSession(m)
-			if err != nil {
-				return err
-			}
-			res, err := eval.Run(sess, test, *batch, nil)
-			if err != nil {
-				return err
-			}
-			p.Lambda = append(p.Lambda, l)
-			p.Loss = append(p.Loss, res.Loss)
-			p.Accuracy = append(p.Accuracy, res.Accuracy)
-			if !*quiet {
-				fmt.Fprintf(c.stderr, "%s: lambda %.2f loss %.4f accuracy %.4f\n", v.name, l, res.Loss, res.Accuracy)
-			}
+	bopts := barrier.Options{Steps: *steps, Batch: *batch}
+	if !*quiet {
+		bopts.Progress = func(name string, l float64, r eval.Result) {
+			fmt.Fprintf(c.stderr, "%s: lambda %.2f loss %.4f accuracy %.4f\n", name, l, r.Loss, r.Accuracy)
 		}
-		ends := (p.Loss[0] + p.Loss[len(p.Loss)-1]) / 2
-		endAcc := (p.Accuracy[0] + p.Accuracy[len(p.Accuracy)-1]) / 2
-		p.Barrier, p.AccuracyDrop = math.Inf(-1), math.Inf(-1)
-		for i := range p.Loss {
-			p.Barrier = math.Max(p.Barrier, p.Loss[i]-ends)
-			p.AccuracyDrop = math.Max(p.AccuracyDrop, endAcc-p.Accuracy[i])
-		}
-		barrierPaths = append(barrierPaths, p)
+	}
+	barrierPaths, err := barrier.Measure(ma, mb, ga, test, variants, bopts)
+	if err != nil {
+		return err
 	}
 	if *plotPath != "" {
 		if err := plotBarrier(*plotPath, pos, barrierPaths); err != nil {
@@ -173,13 +118,14 @@ func runBarrier(c *cmdContext, args []string) error {
 		return printJSON(c.stdout, barrierJSON{A: pos[0], B: pos[1], Method: *method, Paths: barrierPaths})
 	}
 	for _, p := range barrierPaths {
-		fmt.Fprintf(c.stdout, "%-26s barrier %.4f  midpoint loss %.4f  midpoint accuracy %.4f\n", p.Name+":", p.Barrier, p.Loss[len(p.Loss)/2], p.Accuracy[len(p.Accuracy)/2])
+		loss, acc := p.Midpoint()
+		fmt.Fprintf(c.stdout, "%-26s barrier %.4f  midpoint loss %.4f  midpoint accuracy %.4f\n", p.Name+":", p.Barrier, loss, acc)
 	}
 	return nil
 }
 
 // plotBarrier draws loss against λ for every path, as in the paper's figures.
-func plotBarrier(path string, models []string, paths []barrierPath) error {
+func plotBarrier(path string, models []string, paths []barrier.Path) error {
 	p := plot.New()
 	p.Title.Text = fmt.Sprintf("%s → %s", filepath.Base(models[0]), filepath.Base(models[1]))
 	p.X.Label.Text = "λ"

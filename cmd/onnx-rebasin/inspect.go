@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
@@ -31,7 +33,7 @@ func runInspect(c *cmdContext, args []string) error {
 	fmt.Fprintf(w, "model:     %s\n", pos[0])
 	fmt.Fprintf(w, "ir:        %d\n", s.IRVersion)
 	var ops []string
-	for _, d := range sortedKeys(s.Opsets) {
+	for _, d := range slices.Sorted(maps.Keys(s.Opsets)) {
 		name := d
 		if name == "" {
 			name = "ai.onnx"
@@ -47,7 +49,7 @@ func runInspect(c *cmdContext, args []string) error {
 		fmt.Fprintf(w, "output:    %s %s [%s]\n", v.Name, v.Type, strings.Join(v.Shape, " "))
 	}
 	fmt.Fprintf(w, "nodes:     %d\n", s.Nodes)
-	for _, op := range sortedKeys(s.Ops) {
+	for _, op := range slices.Sorted(maps.Keys(s.Ops)) {
 		fmt.Fprintf(w, "  %-24s %d\n", op, s.Ops[op])
 	}
 	ext := ""

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 
+	"github.com/onnx-rebasin/onnx-rebasin/barrier"
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/internal/atomicfile"
@@ -228,10 +229,10 @@ func newEvalJSON(model, data, labels string, res eval.Result, nonFinite int) eva
 
 // barrierJSON is what `barrier --json` prints.
 type barrierJSON struct {
-	A      string        `json:"a"`
-	B      string        `json:"b"`
-	Method string        `json:"method"`
-	Paths  []barrierPath `json:"paths"`
+	A      string         `json:"a"`
+	B      string         `json:"b"`
+	Method string         `json:"method"`
+	Paths  []barrier.Path `json:"paths"`
 }
 
 // printJSON writes v to w, indented.

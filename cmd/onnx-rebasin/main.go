@@ -24,7 +24,7 @@ func main() {
 
 // mainExit runs the command line and maps its error to an exit status:
 // 0 success, 2 usage error, 1 any other failure.
-func mainExit() int {
+func mainExit() (status int) {
 	// For performance work: ONNX_REBASIN_CPUPROFILE=file writes a CPU
 	// profile of the whole command (go tool pprof reads it).
 	if path := os.Getenv("ONNX_REBASIN_CPUPROFILE"); path != "" {
@@ -33,12 +33,17 @@ func mainExit() int {
 			fmt.Fprintf(os.Stderr, "onnx-rebasin: ONNX_REBASIN_CPUPROFILE: %v\n", err)
 			return 1
 		}
-		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
 			fmt.Fprintf(os.Stderr, "onnx-rebasin: ONNX_REBASIN_CPUPROFILE: %v\n", err)
 			return 1
 		}
-		defer pprof.StopCPUProfile()
+		defer func() {
+			pprof.StopCPUProfile()
+			if err := f.Close(); err != nil {
+				fmt.Fprintf(os.Stderr, "onnx-rebasin: ONNX_REBASIN_CPUPROFILE: %v\n", err)
+				status = max(status, 1)
+			}
+		}()
 	}
 	// SIGINT and SIGTERM cancel the context: the long loops and the
 	// saves stop and remove their temporary files, and the command

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/onnx-rebasin/onnx-rebasin/internal/testreq"
 )
 
 func TestMain(m *testing.M) {
@@ -21,8 +23,9 @@ func TestMain(m *testing.M) {
 // TestScripts runs the CLI end to end from testdata/script/*.txtar. $MODELS
 // is the committed test model folder; the condition [large] holds when its
 // large/ folder has the torchvision exports (make_models.py --large, which
-// CI runs). Besides exec, scripts have "exits N command args...": run the
-// command and require exit status N exactly (2 usage, 1 failure).
+// CI runs), and they must exist under CI, where [!large] would skip a script.
+// Besides exec, scripts have "exits N command args...": run the command and
+// require exit status N exactly (2 usage, 1 failure).
 func TestScripts(t *testing.T) {
 	models, err := filepath.Abs("../../testmodels")
 	if err != nil {
@@ -41,6 +44,9 @@ func TestScripts(t *testing.T) {
 		},
 		Condition: func(cond string) (bool, error) {
 			if cond == "large" {
+				if errLarge != nil && testreq.CI() {
+					return false, fmt.Errorf("[large] is required under CI: %v; generate the models with %s", errLarge, testreq.LargeHint)
+				}
 				return errLarge == nil, nil
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)

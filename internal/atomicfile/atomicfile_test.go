@@ -70,7 +70,9 @@ func TestWriteFailureKeepsTarget(t *testing.T) {
 	}
 	boom := errors.New("boom")
 	err := Write(path, func(w io.Writer) error {
-		w.Write(make([]byte, writebackChunk+10))
+		if _, err := w.Write(make([]byte, writebackChunk+10)); err != nil {
+			t.Error(err)
+		}
 		return boom
 	})
 	if !errors.Is(err, boom) {

@@ -4,9 +4,8 @@
 // Linux commonly enables transparent huge pages only for memory that asks
 // for them (/sys/kernel/mm/transparent_hugepage/enabled = madvise), and the
 // Go heap does not ask. Touching fresh memory then costs a page fault per
-// 4 KiB, which dominates on some virtual machines: on the 2-core VM this
-// project is benchmarked on, 3.4 ms per MiB against 0.07 ms per MiB with
-// huge pages (see docs/design.md). Make returns ordinary Go memory (the
+// 4 KiB, which dominates on some virtual machines: about 50 times the cost
+// per MiB of huge pages (docs/design.md gives the measurement). Make returns ordinary Go memory (the
 // garbage collector frees it as usual), aligned to and advised for huge
 // pages when it is large enough for that to matter.
 package hugepage

@@ -2,9 +2,10 @@ package ortref
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/onnx-rebasin/onnx-rebasin/npy"
@@ -145,11 +146,7 @@ func (r *Runner) CompareModels(a, b string, inputs map[string]*npy.Array, atol, 
 	if err != nil {
 		return err
 	}
-	names := make([]string, 0, len(outA))
-	for name := range outA {
-		names = append(names, name)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(outA))
 	var errs []string
 	for _, name := range names {
 		vb, ok := outB[name]

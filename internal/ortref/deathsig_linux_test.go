@@ -2,6 +2,7 @@ package ortref
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
@@ -18,10 +19,10 @@ func TestNodeDiesWithParent(t *testing.T) {
 	if os.Getenv("ORTREF_HELPER_PROCESS") == "1" {
 		r, err := Start()
 		if err != nil {
-			os.Stdout.WriteString("error " + err.Error() + "\n")
+			fmt.Println("error " + err.Error())
 			os.Exit(1)
 		}
-		os.Stdout.WriteString("node " + strconv.Itoa(r.proc.cmd.Process.Pid) + "\n")
+		fmt.Println("node " + strconv.Itoa(r.proc.cmd.Process.Pid))
 		time.Sleep(time.Minute)
 		os.Exit(0)
 	}
@@ -48,7 +49,7 @@ func TestNodeDiesWithParent(t *testing.T) {
 		t.Fatalf("node %d not running", pid)
 	}
 	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
+	_ = cmd.Wait() // "signal: killed", as intended
 	deadline := time.Now().Add(10 * time.Second)
 	for alive(pid) {
 		if time.Now().After(deadline) {

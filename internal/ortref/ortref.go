@@ -22,11 +22,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -273,11 +274,7 @@ func (r *Runner) RunRequest(req Request) (*Result, error) {
 
 	// Input files are named by position: graph names need not be safe file
 	// names.
-	names := make([]string, 0, len(req.Inputs))
-	for name := range req.Inputs {
-		names = append(names, name)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(req.Inputs))
 	files := make(map[string]string, len(names))
 	for i, name := range names {
 		p := filepath.Join(tmp, fmt.Sprintf("in%d.npy", i))
@@ -437,7 +434,7 @@ func (p *process) readLoop(stdout io.Reader) {
 // killing it.
 func (p *process) stop(grace time.Duration) {
 	close(p.quit)
-	p.stdin.Close()
+	_ = p.stdin.Close() // stopping node: EOF is the signal, an error changes nothing
 	select {
 	case <-p.done:
 		return
@@ -454,7 +451,7 @@ func (r *Runner) killLocked() {
 	p := r.proc
 	r.proc = nil
 	close(p.quit)
-	p.stdin.Close()
+	_ = p.stdin.Close() // stopping node: EOF is the signal, an error changes nothing
 	p.cmd.Process.Kill()
 	<-p.done
 }
@@ -531,7 +528,7 @@ func (r *Runner) deadLocked() string {
 	p := r.proc
 	r.proc = nil
 	close(p.quit)
-	p.stdin.Close()
+	_ = p.stdin.Close() // stopping node: EOF is the signal, an error changes nothing
 	select {
 	case <-p.done:
 	case <-time.After(5 * time.Second):

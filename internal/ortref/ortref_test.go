@@ -222,7 +222,9 @@ func TestErrors(t *testing.T) {
 	defer r.Close()
 	dir := t.TempDir()
 	garbage := filepath.Join(dir, "garbage.onnx")
-	os.WriteFile(garbage, []byte("this is not a model"), 0o644)
+	if err := os.WriteFile(garbage, []byte("this is not a model"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	x := readNPY(t, "mlp_x0.npy")
 	x64 := mustArray(t)(npy.FromFloat64(x.Shape, make([]float64, x.Len())))
 	mlp := filepath.Join("testdata", "mlp.onnx")
@@ -370,7 +372,9 @@ func callRequire(tb *fakeTB) {
 
 func TestRequireSkipsOrFails(t *testing.T) {
 	empty := t.TempDir()
-	os.WriteFile(filepath.Join(empty, "run.js"), nil, 0o644)
+	if err := os.WriteFile(filepath.Join(empty, "run.js"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	t.Setenv(EnvDir, empty) // run.js but no node_modules
 	if err := Available(); err == nil || !strings.Contains(err.Error(), "not installed") {
 		t.Fatalf("Available with empty dir: %v", err)
@@ -470,7 +474,9 @@ func BenchmarkRunLargeModel(b *testing.B) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	layers := randomMLP(rng, 512, 512, 512, 512)
 	model := filepath.Join(b.TempDir(), "mlp3.onnx")
-	os.WriteFile(model, mlpModel(layers), 0o644)
+	if err := os.WriteFile(model, mlpModel(layers), 0o644); err != nil {
+		b.Fatal(err)
+	}
 	in := map[string]*npy.Array{"x": mustArray(b)(npy.Zeros(npy.Float32, []int{8, 512}))}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -553,7 +559,9 @@ func TestCompareModels(t *testing.T) {
 	layers := randomMLP(rng, 6, 5, 3)
 	dir := t.TempDir()
 	orig := filepath.Join(dir, "orig.onnx")
-	os.WriteFile(orig, mlpModel(layers), 0o644)
+	if err := os.WriteFile(orig, mlpModel(layers), 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	// Permute the hidden units: same function.
 	perm := []int{3, 0, 4, 2, 1}
@@ -570,12 +578,16 @@ func TestCompareModels(t *testing.T) {
 		}
 	}
 	permuted := filepath.Join(dir, "permuted.onnx")
-	os.WriteFile(permuted, mlpModel(p), 0o644)
+	if err := os.WriteFile(permuted, mlpModel(p), 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	// Break it: permute only the first layer.
 	broken := []denseLayer{p[0], layers[1]}
 	brokenPath := filepath.Join(dir, "broken.onnx")
-	os.WriteFile(brokenPath, mlpModel(broken), 0o644)
+	if err := os.WriteFile(brokenPath, mlpModel(broken), 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	x := make([]float32, 4*6)
 	for i := range x {

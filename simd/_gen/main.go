@@ -339,9 +339,9 @@ var (
 // Per k step: nv aligned vector loads of the B row, then for each of the mr
 // rows one broadcast of a[p*mr+i] and nv FMAs. The k loop is unrolled
 // `unroll` times with a remainder loop.
-// pfLabel numbers the labels of the C-prefetch blocks. (Software prefetch
-// of the packed A and B streams was tried too: the hardware prefetchers
-// already keep up with them, and it gained nothing.)
+// pfLabel numbers the labels of the C-prefetch blocks. Only C is
+// prefetched in software: the hardware prefetchers keep up with the packed
+// A and B streams.
 var pfLabel int
 
 func genGemm(name string, f64, zmm bool, mr, nv, unroll int) {

@@ -1,4 +1,6 @@
-package onnx
+// Package half converts between float32 and the 16-bit floats of ONNX
+// tensors and .npy files: IEEE 754 binary16 and bfloat16.
+package half
 
 import "math"
 
