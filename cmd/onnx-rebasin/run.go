@@ -99,7 +99,6 @@ func printUsage(w io.Writer) {
 // everywhere.
 type flags struct {
 	*flag.FlagSet
-	c     *cmdContext
 	usage func()
 }
 
@@ -120,7 +119,7 @@ func newFlags(c *cmdContext, name, args, summary string) *flags {
 			fs.SetOutput(io.Discard)
 		}
 	}
-	return &flags{fs, c, usage}
+	return &flags{fs, usage}
 }
 
 // The shared flags.
