@@ -103,7 +103,6 @@ func printUsage(w io.Writer) {
 // everywhere.
 type flags struct {
 	*flag.FlagSet
-	c     *cmdContext
 	usage func()
 }
 
@@ -124,7 +123,7 @@ func newFlags(c *cmdContext, name, args, summary string) *flags {
 			fs.SetOutput(io.Discard)
 		}
 	}
-	return &flags{fs, c, usage}
+	return &flags{fs, usage}
 }
 
 // The shared flags.
