@@ -186,7 +186,9 @@ func TestExternalDataOutsideFolder(t *testing.T) {
 		want           string
 	}{
 		{"linked folder", "outside/w.bin", func(t *testing.T, dir string) { os.Symlink(outside, filepath.Join(dir, "outside")) }, "escapes"},
-		{"linked file", "w.bin", func(t *testing.T, dir string) { os.Symlink(filepath.Join(outside, "w.bin"), filepath.Join(dir, "w.bin")) }, "escapes"},
+		{"linked file", "w.bin", func(t *testing.T, dir string) {
+			os.Symlink(filepath.Join(outside, "w.bin"), filepath.Join(dir, "w.bin"))
+		}, "escapes"},
 		{"linked /dev", "devlink/zero", func(t *testing.T, dir string) { os.Symlink("/dev", filepath.Join(dir, "devlink")) }, "escapes"},
 		{"link to /dev/zero", "zero", func(t *testing.T, dir string) { os.Symlink("/dev/zero", filepath.Join(dir, "zero")) }, "escapes"},
 		{"FIFO", "fifo", func(t *testing.T, dir string) {
