@@ -56,5 +56,11 @@ func runInspect(c *cmdContext, args []string) error {
 	for _, d := range s.Initializers {
 		fmt.Fprintf(w, "  %-10s %4d tensors %12d params %12d bytes\n", d.DType, d.Count, d.Params, d.Bytes)
 	}
+	if len(s.Metadata) > 0 {
+		fmt.Fprintf(w, "metadata:\n")
+		for _, k := range sortedKeys(s.Metadata) {
+			fmt.Fprintf(w, "  %s: %s\n", k, s.Metadata[k])
+		}
+	}
 	return nil
 }
