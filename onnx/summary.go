@@ -22,6 +22,8 @@ type Summary struct {
 	Params          int64            `json:"params"`
 	Bytes           int64            `json:"bytes"`
 	ExternalData    bool             `json:"external_data"`
+	// Metadata is the model's metadata_props (e.g. how a soup was built).
+	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
 // ValueSummary is a graph input or output.
@@ -65,6 +67,12 @@ func Summarize(m *Model) Summary {
 	}
 	for _, o := range p.OpsetImport {
 		s.Opsets[o.GetDomain()] = o.GetVersion()
+	}
+	for _, e := range p.GetMetadataProps() {
+		if s.Metadata == nil {
+			s.Metadata = map[string]string{}
+		}
+		s.Metadata[e.GetKey()] = e.GetValue()
 	}
 	for _, n := range g.GetNode() {
 		op := n.GetOpType()

@@ -88,6 +88,8 @@ func gtaInto(out []float64, src tensorSource, o gtaOptions, s *scratch) error {
 		return err
 	}
 	delta := s.get(1, n)
+	// TIES's cuts from the first pass, so the second need not select.
+	cuts := make([]*magnitudeCut, src.numModels())
 	// taskVector reads model i's sparsified task vector into delta.
 	taskVector := func(i int) error {
 		if err := src.readModel(i, delta); err != nil {
@@ -98,7 +100,12 @@ func gtaInto(out []float64, src tensorSource, o gtaOptions, s *scratch) error {
 		}
 		switch o.sparsify {
 		case "magnitude":
-			trimMagnitude(delta, o.densities[i], s.get(3, n))
+			if cuts[i] != nil {
+				trimAt(delta, *cuts[i])
+			} else {
+				c := trimMagnitude(delta, o.densities[i], s.get(3, n))
+				cuts[i] = &c
+			}
 		case "random":
 			dropRandom(delta, o.densities[i], dropSeed(o.seed, i, src.name()))
 		}
@@ -181,34 +188,51 @@ func signum(v float64) float64 {
 
 // trimMagnitude keeps the k = ⌊density·n⌋ entries of v largest in
 // magnitude (ties: the lower index first) and zeroes the rest, as
-// mergekit's sparsify "magnitude". tmp has len(v).
-func trimMagnitude(v []float64, density float64, tmp []float64) {
+// mergekit's sparsify "magnitude". tmp has len(v). It returns the cut it
+// used, for trimAt to apply again without selecting.
+func trimMagnitude(v []float64, density float64, tmp []float64) magnitudeCut {
 	if density >= 1 {
-		return
+		return magnitudeCut{keepAll: true}
 	}
 	k := int(density * float64(len(v)))
 	if k <= 0 {
 		clear(v)
-		return
+		return magnitudeCut{thr: math.Inf(1)}
 	}
 	for i, x := range v {
 		tmp[i] = math.Abs(x)
 	}
 	// The k-th largest magnitude: entries above it are all kept, entries
 	// equal to it are kept in index order until there are k.
-	thr := kthLargest(tmp, k)
-	above := 0
+	c := magnitudeCut{thr: kthLargest(tmp, k), equal: k}
 	for _, x := range v {
-		if math.Abs(x) > thr {
-			above++
+		if math.Abs(x) > c.thr {
+			c.equal--
 		}
 	}
-	equal := k - above
+	trimAt(v, c)
+	return c
+}
+
+// magnitudeCut is where trimMagnitude cut a vector: entries above thr
+// kept, and the first equal entries equal to it.
+type magnitudeCut struct {
+	thr     float64
+	equal   int
+	keepAll bool
+}
+
+// trimAt zeroes what c does not keep.
+func trimAt(v []float64, c magnitudeCut) {
+	if c.keepAll {
+		return
+	}
+	equal := c.equal
 	for i, x := range v {
 		a := math.Abs(x)
 		switch {
-		case a > thr:
-		case a == thr && equal > 0:
+		case a > c.thr:
+		case a == c.thr && equal > 0:
 			equal--
 		default:
 			v[i] = 0

@@ -60,5 +60,11 @@ func runInspect(c *cmdContext, args []string) error {
 	for _, d := range s.Initializers {
 		fmt.Fprintf(w, "  %-10s %4d %-7s %12d params %12d bytes\n", d.DType, d.Count, pluralWord(d.Count, "tensor", "tensors"), d.Params, d.Bytes)
 	}
+	if len(s.Metadata) > 0 {
+		fmt.Fprintf(w, "metadata:\n")
+		for _, k := range sortedKeys(s.Metadata) {
+			fmt.Fprintf(w, "  %s: %s\n", k, s.Metadata[k])
+		}
+	}
 	return nil
 }
