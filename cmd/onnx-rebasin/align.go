@@ -47,25 +47,35 @@ func alignModels(c *cmdContext, pathA, pathB string, o alignOptions) (*onnx.Mode
 	if err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("cannot align: %w", err)
 	}
+	res, err := alignLoaded(c, ma, mb, ga, pathA, pathB, o)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	return ma, mb, ga, res, nil
+}
+
+// alignLoaded finds the permutations of mb (read from pathB) that align it
+// to ma (read from pathA); ga is ma's analysis.
+func alignLoaded(c *cmdContext, ma, mb *onnx.Model, ga *graph.Analysis, pathA, pathB string, o alignOptions) (*permute.MatchResult, error) {
 	opts := permute.MatchOptions{Seed: o.seed, MaxIter: o.maxIter, Progress: c.sweepLog(o.quiet), Context: c.ctx}
 	if o.method == "activation" || o.method == "hybrid" {
 		if o.fit == nil {
-			return nil, nil, nil, nil, usagef("--method %s needs --data", o.method)
+			return nil, usagef("--method %s needs --data", o.method)
 		}
 		perms, err := permute.ActivationMatch(ma, mb, ga, o.fit, permute.DataOptions{Batch: o.batch, Context: c.ctx, Progress: c.progressBar(o.quiet, "activation matching")})
 		if err != nil {
-			return nil, nil, nil, nil, fmt.Errorf("aligning %s to %s: %w", pathB, pathA, err)
+			return nil, fmt.Errorf("aligning %s to %s: %w", pathB, pathA, err)
 		}
 		if o.method == "activation" {
-			return ma, mb, ga, &permute.MatchResult{Perms: perms}, nil
+			return &permute.MatchResult{Perms: perms}, nil
 		}
 		opts.Init = perms
 	}
 	res, err := permute.WeightMatch(ma, mb, ga, opts)
 	if err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("aligning %s to %s: %w", pathB, pathA, err)
+		return nil, fmt.Errorf("aligning %s to %s: %w", pathB, pathA, err)
 	}
-	return ma, mb, ga, res, nil
+	return res, nil
 }
 
 // sweepLog returns a callback that logs each weight-matching sweep on

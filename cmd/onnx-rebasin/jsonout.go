@@ -129,6 +129,9 @@ type weightSiteJSON struct {
 	Axis   int    `json:"axis"`
 	Block  int    `json:"block"`
 	Offset int    `json:"offset"`
+	// Statistic: a data statistic (BatchNorm running mean or variance),
+	// permuted with its channels but not scored by weight matching.
+	Statistic bool `json:"statistic"`
 }
 
 type activationJSON struct {
@@ -151,7 +154,7 @@ func newGroupsJSON(path string, a *graph.Analysis) groupsJSON {
 	for _, g := range a.Groups {
 		gj := groupJSON{ID: g.ID, Size: g.Size, Weights: []weightSiteJSON{}, Activations: []activationJSON{}, Reasons: []string{}}
 		for _, s := range g.Weights {
-			gj.Weights = append(gj.Weights, weightSiteJSON{s.Node, s.Input, s.Value, s.Tensor, s.Axis, s.Block, s.Offset})
+			gj.Weights = append(gj.Weights, weightSiteJSON{s.Node, s.Input, s.Value, s.Tensor, s.Axis, s.Block, s.Offset, s.Statistic})
 		}
 		for _, s := range g.Activations {
 			gj.Activations = append(gj.Activations, activationJSON{s.Value, s.Axis, s.Block, s.Offset})

@@ -12,8 +12,8 @@ import (
 )
 
 func runMerge(c *cmdContext, args []string) error {
-	fs := newFlags(c, "merge", "m1.onnx m2.onnx ... -o out.onnx [--weights w1,w2,...] [--ref m1.onnx | --mergemany | --no-align] [--lambda L]",
-		"Align every model to a reference (weight matching) and write their weighted average: a model soup. With two models, --lambda L is interpolation (1-L)·m1 + L·m2.")
+	fs := newFlags(c, "merge", "m1.onnx m2.onnx ... -o out.onnx [--method weight|activation|hybrid --data x.npy] [--weights w1,w2,...] [--ref m1.onnx | --mergemany | --no-align] [--lambda L] [--repair x.npy] [--reset-bn x.npy]",
+		"Align every model to a reference (as align does) and write their weighted average: a model soup. With two models, --lambda L is interpolation (1-L)·m1 + L·m2.")
 	out := fs.output("output model `path` (required)")
 	weightsFlag := fs.String("weights", "", "comma-separated averaging weights, one per model (default: equal)")
 	ref := fs.String("ref", "", "reference model every other model is aligned to (default: the first)")
@@ -24,6 +24,8 @@ func runMerge(c *cmdContext, args []string) error {
 	maxIter := fs.maxIter()
 	resetBN := fs.resetBN("the merged model")
 	repair := fs.repair("the merged model (two models only)")
+	method := fs.method("--data")
+	data := fs.String("data", "", "inputs (.npy) for --method activation or hybrid")
 	batch := fs.batch()
 	quiet := fs.quiet()
 	force := fs.force()
@@ -71,8 +73,21 @@ func runMerge(c *cmdContext, args []string) error {
 			weights[0], weights[k] = weights[k], weights[0]
 		}
 	}
+	if err := checkMethod(*method, *data); err != nil {
+		return err
+	}
+	if *data != "" && *method == "weight" {
+		return usagef("merge: --data is for --method activation or hybrid")
+	}
+	if *noAlign && *method != "weight" {
+		return usagef("merge: --no-align takes no --method")
+	}
+	if *mergeMany && *method != "weight" {
+		return usagef("merge: --mergemany aligns by weight matching only")
+	}
 	paths := files{force: *force}
 	paths.read("model", pos...)
+	paths.read("--data", *data)
 	paths.read("--reset-bn", *resetBN)
 	paths.read("--repair", *repair)
 	if err := checkModelOutput(*out); err != nil {
@@ -82,6 +97,10 @@ func runMerge(c *cmdContext, args []string) error {
 	if err := paths.check(); err != nil {
 		return err
 	}
+	fit, err := loadData(*data, "")
+	if err != nil {
+		return err
+	}
 	bnData, repairData, err := loadFixData(*resetBN, *repair)
 	if err != nil {
 		return err
@@ -89,6 +108,9 @@ func runMerge(c *cmdContext, args []string) error {
 	models, analyses, err := loadForMerge(pos, "cannot merge")
 	if err != nil {
 		return err
+	}
+	if bnData != nil && !hasOp(models[0], "BatchNormalization") {
+		return usagef("merge: --reset-bn: %s has no BatchNormalization", pos[0])
 	}
 	opts := permute.MatchOptions{Seed: *seed, MaxIter: *maxIter, Context: c.ctx}
 	var perms []permute.Perms
@@ -109,12 +131,15 @@ func runMerge(c *cmdContext, args []string) error {
 		}
 	default:
 		perms = append(perms, permute.Identity(analyses[0]))
+		o := alignOptions{method: *method, fit: fit, batch: *batch, seed: *seed, maxIter: *maxIter, quiet: true}
 		for i := 1; i < len(models); i++ {
-			res, err := permute.WeightMatch(models[0], models[i], analyses[0], opts)
+			res, err := alignLoaded(c, models[0], models[i], analyses[0], pos[0], pos[i], o)
 			if err != nil {
-				return fmt.Errorf("aligning %s to %s: %w", pos[i], pos[0], err)
+				return err
 			}
-			if !*quiet {
+			if !*quiet && *method == "activation" {
+				fmt.Fprintf(c.stderr, "aligned %s to %s by activation matching\n", pos[i], pos[0])
+			} else if !*quiet {
 				fmt.Fprintf(c.stderr, "aligned %s to %s: objective %.6g -> %.6g in %s\n", pos[i], pos[0],
 					res.ObjectiveBefore, res.ObjectiveAfter, plural(len(res.Sweeps), "sweep", "sweeps"))
 			}
@@ -311,4 +336,14 @@ func writeAll(targets []string, save func(i int, tmp string) error) (err error) 
 		done = append(done, to)
 	}
 	return nil
+}
+
+// hasOp reports whether m has a node of type op.
+func hasOp(m *onnx.Model, op string) bool {
+	for _, n := range m.Proto.GetGraph().GetNode() {
+		if n.GetOpType() == op {
+			return true
+		}
+	}
+	return false
 }
