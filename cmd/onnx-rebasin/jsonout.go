@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"strconv"
 
 	"github.com/onnx-rebasin/onnx-rebasin/barrier"
@@ -31,6 +32,8 @@ type inspectJSON struct {
 	Nodes           int              `json:"nodes"`
 	Ops             map[string]int   `json:"ops"` // op type (domain-qualified if not ai.onnx) → count
 	Weights         weightsJSON      `json:"weights"`
+	// Metadata is the model's metadata_props, e.g. how a soup was built.
+	Metadata map[string]string `json:"metadata"`
 }
 
 // valueJSON is a graph input or output.
@@ -73,8 +76,9 @@ func newInspectJSON(path string, m *onnx.Model) inspectJSON {
 	s := onnx.Summarize(m)
 	out := inspectJSON{Model: path, IRVersion: s.IRVersion, Opsets: map[string]int64{}, Producer: s.Producer,
 		ProducerVersion: s.ProducerVersion, Graph: s.Graph, Nodes: s.Nodes, Ops: s.Ops,
-		Inputs: []valueJSON{}, Outputs: []valueJSON{},
+		Inputs: []valueJSON{}, Outputs: []valueJSON{}, Metadata: map[string]string{},
 		Weights: weightsJSON{Params: s.Params, Bytes: s.Bytes, ExternalData: s.ExternalData, ByDType: []dtypeJSON{}}}
+	maps.Copy(out.Metadata, s.Metadata)
 	for d, v := range s.Opsets {
 		if d == "" {
 			d = "ai.onnx"
