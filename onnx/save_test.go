@@ -168,14 +168,20 @@ func TestSaveExternalConcurrent(t *testing.T) {
 // limit (RLIMIT_FSIZE, in a child process): the first save's pair must be
 // intact and nothing of the second left.
 func TestSaveFailureKeepsPreviousOutput(t *testing.T) {
-	if os.Getenv("ONNX_SAVE_CHILD") != "" {
+	if out := os.Getenv("ONNX_SAVE_CHILD"); out != "" {
+		// Over the limit: the data file, or (the data file fitting) the
+		// model, made large by an inline tensor.
 		m := externalModel(t, 1<<16, 2) // 256 KiB of data
+		if os.Getenv("ONNX_SAVE_CHILD_LARGE") == "model" {
+			m = externalModel(t, 1024, 2)
+			m.Proto.Graph.Initializer = append(m.Proto.Graph.Initializer, &onnxpb.TensorProto{
+				Name: proto.String("inline"), Dims: []int64{1 << 16}, DataType: proto.Int32(int32(onnxpb.TensorProto_FLOAT)), RawData: make([]byte, 4<<16)})
+		}
 		var lim syscall.Rlimit
 		lim.Cur, lim.Max = 64<<10, 64<<10
 		if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
 			t.Fatal(err)
 		}
-		out := os.Getenv("ONNX_SAVE_CHILD")
 		err := m.Save(out)
 		if err == nil {
 			t.Fatal("saved past the file size limit")
@@ -186,9 +192,12 @@ func TestSaveFailureKeepsPreviousOutput(t *testing.T) {
 	tests := []struct {
 		name  string
 		first func(t *testing.T) *Model
+		large string // what exceeds the limit in the second save: data or model
 	}{
-		{"over external data", func(t *testing.T) *Model { return externalModel(t, 1024, 1) }},
-		{"over an inline model", func(t *testing.T) *Model { return &Model{Proto: tinyModel()} }},
+		{"data too large, over external data", func(t *testing.T) *Model { return externalModel(t, 1024, 1) }, "data"},
+		{"model too large, over external data", func(t *testing.T) *Model { return externalModel(t, 1024, 1) }, "model"},
+		{"data too large, over an inline model", func(t *testing.T) *Model { return &Model{Proto: tinyModel()} }, "data"},
+		{"model too large, over an inline model", func(t *testing.T) *Model { return &Model{Proto: tinyModel()} }, "model"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -202,7 +211,7 @@ func TestSaveFailureKeepsPreviousOutput(t *testing.T) {
 				before[name], _ = os.ReadFile(filepath.Join(dir, name))
 			}
 			cmd := exec.Command(os.Args[0], "-test.run=^TestSaveFailureKeepsPreviousOutput$", "-test.v")
-			cmd.Env = append(os.Environ(), "ONNX_SAVE_CHILD="+out)
+			cmd.Env = append(os.Environ(), "ONNX_SAVE_CHILD="+out, "ONNX_SAVE_CHILD_LARGE="+tt.large)
 			log, err := cmd.CombinedOutput()
 			if err != nil || !strings.Contains(string(log), "file too large") {
 				t.Fatalf("child: %v\n%s", err, log)
