@@ -31,6 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import onnx
+import onnx.numpy_helper
 
 torch.set_num_threads(1)
 torch.set_num_interop_threads(1)
@@ -235,10 +236,10 @@ def op_histogram(m):
     return dict(sorted(collections.Counter(n.op_type for n in m.graph.node).items()))
 
 
-def export(model, path, example, bn_kept=False, allow_bn=False):
+def export(model, path, example, bn_kept=False, allow_bn=False, opset=OPSET):
     model.eval()
     kw = dict(input_names=["input"], output_names=["logits"], dynamic_axes=DYN_AXES,
-              opset_version=OPSET)
+              opset_version=opset)
     if bn_kept:
         kw.update(training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
     else:
@@ -252,7 +253,7 @@ def export(model, path, example, bn_kept=False, allow_bn=False):
     d0 = m.graph.input[0].type.tensor_type.shape.dim[0]
     assert d0.dim_param == "N", d0
     assert m.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
-    assert m.opset_import[0].version == OPSET
+    assert m.opset_import[0].version == opset
     # BatchNormalization form
     n_bn = sum(isinstance(mod, nn.BatchNorm2d) for mod in model.modules())
     bns = [n for n in m.graph.node if n.op_type == "BatchNormalization"]
@@ -345,6 +346,43 @@ def make_small():
 
 
 # --------------------------------------------------------------------------
+# exports that differ only in form
+
+
+def load_onnx_weights(model, path):
+    """Load the parameters and buffers of model from an export of the same class,
+    looking through the Identity nodes PyTorch feeds deduplicated tensors through."""
+    m = onnx.load(path)
+    arrays = {t.name: onnx.numpy_helper.to_array(t) for t in m.graph.initializer}
+    for n in m.graph.node:
+        if n.op_type == "Identity" and n.input[0] in arrays:
+            arrays[n.output[0]] = arrays[n.input[0]]
+    state = model.state_dict()
+    for k, v in state.items():
+        if k.endswith("num_batches_tracked"):
+            continue
+        state[k] = torch.from_numpy(arrays[k].copy())
+    model.load_state_dict(state)
+
+
+def make_forms():
+    """Exports of the small ResNet that differ from resnet_s{0,1}.onnx only in form:
+    resnet_init.onnx, an untrained export of the class (PyTorch feeds the many equal
+    BatchNorm vectors of a fresh model through Identity nodes of one initializer), and
+    resnet_s0_op13.onnx, resnet_s0's trained weights exported at opset 13 instead of 17."""
+    xte = load_fashion()[2]
+    example = torch.from_numpy(xte[:2])
+    set_seed(0)
+    model = SmallResNet()
+    m = export(model, os.path.join(HERE, "resnet_init.onnx"), example, bn_kept=True)
+    print(f"wrote resnet_init.onnx ({len(m.graph.node)} nodes) ops={op_histogram(m)}", flush=True)
+    model = SmallResNet()
+    load_onnx_weights(model, os.path.join(HERE, "resnet_s0.onnx"))
+    m = export(model, os.path.join(HERE, "resnet_s0_op13.onnx"), example, bn_kept=True, opset=13)
+    print(f"wrote resnet_s0_op13.onnx ({len(m.graph.node)} nodes) ops={op_histogram(m)}", flush=True)
+
+
+# --------------------------------------------------------------------------
 # --large: random-init structure models
 
 
@@ -374,11 +412,16 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--large", action="store_true",
                     help="only write random-init structure models to testmodels/large/")
+    ap.add_argument("--forms", action="store_true",
+                    help="only write the exports that differ from the small ResNet in form (needs resnet_s0.onnx)")
     args = ap.parse_args()
     if args.large:
         make_large()
+    elif args.forms:
+        make_forms()
     else:
         make_small()
+        make_forms()
 
 
 if __name__ == "__main__":
