@@ -314,7 +314,7 @@ func (s *skeleton) describe(r valueRef) string {
 	case refNode:
 		return fmt.Sprintf("output %d of %s", r.out, s.nodes[r.pos].label)
 	case refWeight:
-		return fmt.Sprintf("weight %q (%s)", r.name, r.weight)
+		return fmt.Sprintf("weight %q %s", r.name, r.weight)
 	}
 	return "values of the enclosing graph"
 }
@@ -360,13 +360,8 @@ func Correspond(a, b *onnx.Model) (*Correspondence, error) {
 	return newSkeleton(va).match(newSkeleton(vb))
 }
 
-// ErrDifferent is wrapped by errors for models whose computations differ.
-var ErrDifferent = errors.New("models compute differently")
-
 func (s *skeleton) match(o *skeleton) (*Correspondence, error) {
-	differ := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %s", ErrDifferent, fmt.Sprintf(format, args...))
-	}
+	differ := fmt.Errorf
 	if len(s.inputs) != len(o.inputs) {
 		return nil, differ("%s has %d inputs, %s has %d", s.model, len(s.inputs), o.model, len(o.inputs))
 	}
@@ -388,8 +383,8 @@ func (s *skeleton) match(o *skeleton) (*Correspondence, error) {
 		}
 		for k := range x.ins {
 			if !x.ins[k].same(y.ins[k]) {
-				return nil, differ("input %d of %s in %s is %s, of %s in %s %s",
-					k, x.label, s.model, s.describe(x.ins[k]), y.label, o.model, o.describe(y.ins[k]))
+				return nil, differ("%s in %s reads %s at input %d, but %s in %s reads %s",
+					x.label, s.model, s.describe(x.ins[k]), k, y.label, o.model, o.describe(y.ins[k]))
 			}
 		}
 		for k := range x.outs {

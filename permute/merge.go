@@ -82,6 +82,10 @@ func Average(models []*onnx.Model, weights []float64) (*onnx.Model, error) {
 			}
 		}
 	}
+	isOutput := map[string]bool{}
+	for _, o := range og.GetOutput() {
+		isOutput[so.Name(o.GetName())] = true
+	}
 	sourcesAt := func(name string, u use) ([]string, error) {
 		src := make([]string, len(models))
 		src[0] = name
@@ -105,6 +109,15 @@ func Average(models []*onnx.Model, weights []float64) (*onnx.Model, error) {
 	for _, name := range sortedNames(ow) {
 		rs := readers[name]
 		if len(rs) == 0 {
+			// Read by no node (a graph output, or left unread, e.g. by
+			// Apply's copies): averaged with the tensors of that name,
+			// kept as it is if some model has none (it computes nothing).
+			if !readByName(name, srcs) {
+				if isOutput[name] {
+					return nil, fmt.Errorf("weight %q is a graph output of %s but not a weight of every model", name, models[0].Name)
+				}
+				continue
+			}
 			rs = []use{{-1, -1}}
 		}
 		// Readers that read the same tensors in every model share one
@@ -148,6 +161,16 @@ func Average(models []*onnx.Model, weights []float64) (*onnx.Model, error) {
 		}
 	}
 	return out, nil
+}
+
+// readByName reports whether every model has a weight called name.
+func readByName(name string, srcs []*graph.Sources) bool {
+	for _, s := range srcs {
+		if s.Name(name) == "" {
+			return false
+		}
+	}
+	return true
 }
 
 // averageInto sets target (a tensor of out) to Σ weights[i]/sum ·

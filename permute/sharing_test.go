@@ -148,7 +148,7 @@ func TestSharedWeights(t *testing.T) {
 	d := twoHiddenMLP(t, 3, false)
 	d.Proto.Graph.Initializer[5].Dims = []int64{2, 2} // b2
 	err = SameArchitecture(a, d, ga, ga)
-	if err == nil || !strings.Contains(err.Error(), `input 2 of Gemm "fc2"`) {
+	if err == nil || !strings.Contains(err.Error(), `Gemm "fc2" in twohidden reads weight "b" FLOAT[4] at input 2`) {
 		t.Fatalf("bias of another shape: err = %v, want one naming input 2 of fc2", err)
 	}
 }

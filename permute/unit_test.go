@@ -163,7 +163,7 @@ func TestAverageRejectsDifferentIntegers(t *testing.T) {
 	b.Weights()["shape"].Int64Data[0] = 2
 	_, err := Average([]*onnx.Model{a, b}, nil)
 	// The integer values are part of the computation, so the models differ.
-	if err == nil || !strings.Contains(err.Error(), `weight "shape" (INT64[2]`) {
+	if err == nil || !strings.Contains(err.Error(), `weight "shape" INT64[2]`) {
 		t.Fatalf("got %v", err)
 	}
 }
