@@ -36,7 +36,7 @@ var (
 
 func loadForm(t *testing.T, name string, f form) (*onnx.Model, *graph.Analysis) {
 	t.Helper()
-	m, _ := loadAnalyze(t, filepath.Join("..", "testmodels", name+".onnx"))
+	m, _ := loadAnalyze(t, modelPath(name))
 	c, err := f.convert(m)
 	if err != nil {
 		t.Fatal(err)
@@ -47,6 +47,10 @@ func loadForm(t *testing.T, name string, f form) (*onnx.Model, *graph.Analysis) 
 	}
 	return c, g
 }
+
+// modelPath is the path of a committed test model; testmodels/forms holds
+// exports that differ from the others only in form.
+func modelPath(name string) string { return filepath.Join("..", "testmodels", name+".onnx") }
 
 func saveTemp(t *testing.T, m *onnx.Model, name string) string {
 	t.Helper()
@@ -74,10 +78,11 @@ func TestFormsSelfRecovery(t *testing.T) {
 			cases = append(cases, tc{arch + "_s0", arch + "_s0", f})
 		}
 	}
-	cases = append(cases, tc{"resnet_s0", "resnet_s0_op13", asIs}, tc{"resnet_s0_op13", "resnet_s0", fp16})
+	cases = append(cases, tc{"resnet_s0", "forms/resnet_s0_op13", asIs}, tc{"forms/resnet_s0_op13", "resnet_s0", fp16},
+		tc{"resnet_s1", "forms/resnet_s1_fp16", asIs}, tc{"forms/resnet_s1_fp16", "resnet_s1", asIs})
 	for _, c := range cases {
 		t.Run(c.a+"/"+c.b+" "+c.f.name, func(t *testing.T) {
-			a, ga := loadAnalyze(t, filepath.Join("..", "testmodels", c.a+".onnx"))
+			a, ga := loadAnalyze(t, modelPath(c.a))
 			orig, gb := loadForm(t, c.b, c.f)
 			if err := SameArchitecture(a, orig, ga, gb); err != nil {
 				t.Fatal(err)
@@ -123,13 +128,13 @@ func TestFormsAlignAndMerge(t *testing.T) {
 		fa, fb form
 	}
 	cases := []tc{
-		{"resnet_s1", "resnet_init", asIs, asIs},
-		{"resnet_init", "resnet_s1", asIs, asIs},
-		{"resnet_s1", "resnet_s0_op13", asIs, asIs},
-		{"resnet_s0_op13", "resnet_s1", asIs, asIs},
-		{"resnet_s1", "resnet_init", fp16, asIs},
-		{"resnet_init", "resnet_s1", asIs, fp16},
-		{"resnet_init", "resnet_s1", bf16, constants},
+		{"resnet_s1", "forms/resnet_init", asIs, asIs},
+		{"forms/resnet_init", "resnet_s1", asIs, asIs},
+		{"resnet_s1", "forms/resnet_s0_op13", asIs, asIs},
+		{"forms/resnet_s0_op13", "resnet_s1", asIs, asIs},
+		{"resnet_s1", "forms/resnet_init", fp16, asIs},
+		{"forms/resnet_init", "resnet_s1", asIs, fp16},
+		{"forms/resnet_init", "resnet_s1", bf16, constants},
 	}
 	for _, arch := range []string{"mlp32", "cnn_bn", "resnet", "transformer"} {
 		cases = append(cases,

@@ -31,6 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import onnx
+import onnx.helper
 import onnx.numpy_helper
 
 torch.set_num_threads(1)
@@ -365,21 +366,47 @@ def load_onnx_weights(model, path):
     model.load_state_dict(state)
 
 
+def half_storage(src, dst):
+    """Write a copy of model src whose float32 initializers are stored as float16,
+    each read through a Cast to float32 that takes the initializer's name (the
+    model still computes in float32: a hand conversion that halves the file)."""
+    m = onnx.load(src)
+    casts = []
+    for t in m.graph.initializer:
+        if t.data_type != onnx.TensorProto.FLOAT:
+            continue
+        name = t.name
+        t.CopyFrom(onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(t).astype(np.float16), name + "_fp16"))
+        casts.append(onnx.helper.make_node("Cast", [name + "_fp16"], [name], name="Cast_" + name,
+                                           to=onnx.TensorProto.FLOAT))
+    nodes = casts + list(m.graph.node)
+    del m.graph.node[:]
+    m.graph.node.extend(nodes)
+    onnx.checker.check_model(m)
+    onnx.save(m, dst)
+
+
 def make_forms():
-    """Exports of the small ResNet that differ from resnet_s{0,1}.onnx only in form:
+    """Exports of the small ResNet that differ from resnet_s{0,1}.onnx only in form,
+    written to testmodels/forms/:
     resnet_init.onnx, an untrained export of the class (PyTorch feeds the many equal
     BatchNorm vectors of a fresh model through Identity nodes of one initializer), and
-    resnet_s0_op13.onnx, resnet_s0's trained weights exported at opset 13 instead of 17."""
+    resnet_s0_op13.onnx, resnet_s0's trained weights exported at opset 13 instead of 17,
+    and resnet_s1_fp16.onnx, resnet_s1 with its weights stored in float16 (half_storage)."""
     xte = load_fashion()[2]
     example = torch.from_numpy(xte[:2])
+    forms = os.path.join(HERE, "forms")
+    os.makedirs(forms, exist_ok=True)
     set_seed(0)
     model = SmallResNet()
-    m = export(model, os.path.join(HERE, "resnet_init.onnx"), example, bn_kept=True)
+    m = export(model, os.path.join(forms, "resnet_init.onnx"), example, bn_kept=True)
     print(f"wrote resnet_init.onnx ({len(m.graph.node)} nodes) ops={op_histogram(m)}", flush=True)
     model = SmallResNet()
     load_onnx_weights(model, os.path.join(HERE, "resnet_s0.onnx"))
-    m = export(model, os.path.join(HERE, "resnet_s0_op13.onnx"), example, bn_kept=True, opset=13)
+    m = export(model, os.path.join(forms, "resnet_s0_op13.onnx"), example, bn_kept=True, opset=13)
     print(f"wrote resnet_s0_op13.onnx ({len(m.graph.node)} nodes) ops={op_histogram(m)}", flush=True)
+    half_storage(os.path.join(HERE, "resnet_s1.onnx"), os.path.join(forms, "resnet_s1_fp16.onnx"))
+    print("wrote resnet_s1_fp16.onnx", flush=True)
 
 
 # --------------------------------------------------------------------------
