@@ -207,6 +207,7 @@ var attrDefaults = map[string]map[string]string{
 	"Gather":                {"axis": "i:0"},
 	"Cast":                  {"saturate": "i:1"},
 	"Pad":                   {"mode": `s:"constant"`},
+	"Reshape":               {"allowzero": "i:0"},
 }
 
 // ignoredAttrs do not change what a node computes in inference.
