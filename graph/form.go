@@ -58,6 +58,7 @@ type skelNode struct {
 	label string // for messages
 	op    string // domain-qualified op type and canonical attributes
 	ins   []valueRef
+	ports []nodeInput // where each of ins is read in the graph ({-1, -1} for none)
 	outs  []string
 }
 
@@ -84,6 +85,22 @@ func newSkeleton(v *view) *skeleton {
 			s.inputs = append(s.inputs, in.GetName())
 		}
 	}
+	// A LayerNormalization spelled out in elementary ops counts as one
+	// node, its final Add; the others are left out.
+	lns := v.spelledLayerNorms()
+	inLN := map[int]bool{}
+	for last, ln := range lns {
+		for _, i := range ln.nodes {
+			inLN[i] = i != last
+		}
+	}
+	computes := func(i int) bool { return v.computes(i) && !inLN[i] }
+	deps := func(i int) []string {
+		if ln := lns[i]; ln != nil {
+			return []string{ln.x, input(v.nodes[ln.gamma.node], ln.gamma.input), input(v.nodes[ln.beta.node], ln.beta.input)}
+		}
+		return v.deps(i)
+	}
 	// Canonical order: depth-first post-order from the graph outputs in
 	// their order, each node's inputs in their order; then nodes no output
 	// depends on, in topological order.
@@ -96,15 +113,15 @@ func newSkeleton(v *view) *skeleton {
 			deps []string
 		}
 		state[root] = 1
-		stack := []frame{{root, 0, v.deps(root)}}
+		stack := []frame{{root, 0, deps(root)}}
 		for len(stack) > 0 {
 			f := &stack[len(stack)-1]
 			if f.k < len(f.deps) {
 				d := f.deps[f.k]
 				f.k++
-				if p, ok := v.producer[d]; ok && d != "" && !v.isWeight(d) && state[p] == 0 && v.computes(p) {
+				if p, ok := v.producer[d]; ok && d != "" && !v.isWeight(d) && state[p] == 0 && computes(p) {
 					state[p] = 1
-					stack = append(stack, frame{p, 0, v.deps(p)})
+					stack = append(stack, frame{p, 0, deps(p)})
 				}
 				continue
 			}
@@ -115,12 +132,12 @@ func newSkeleton(v *view) *skeleton {
 		}
 	}
 	for _, o := range v.outputs {
-		if p, ok := v.producer[o]; ok && !v.isWeight(o) && state[p] == 0 && v.computes(p) {
+		if p, ok := v.producer[o]; ok && !v.isWeight(o) && state[p] == 0 && computes(p) {
 			visit(p)
 		}
 	}
 	for _, i := range v.order {
-		if state[i] == 0 && v.computes(i) {
+		if state[i] == 0 && computes(i) {
 			visit(i)
 		}
 	}
@@ -138,20 +155,33 @@ func newSkeleton(v *view) *skeleton {
 	}
 	for _, i := range order {
 		n := v.nodes[i]
+		if ln := lns[i]; ln != nil {
+			sn := skelNode{index: i, label: v.label(i), op: ln.key(), outs: n.GetOutput(),
+				ports: []nodeInput{{ln.nodes[0], 0}, ln.gamma, ln.beta}}
+			for _, d := range deps(i) {
+				sn.ins = append(sn.ins, ref(d))
+			}
+			s.nodes = append(s.nodes, sn)
+			continue
+		}
 		op, moved := v.opKey(n)
 		sn := skelNode{index: i, label: v.label(i), op: op, outs: n.GetOutput()}
 		for k, in := range n.GetInput() {
 			if k != moved {
 				sn.ins = append(sn.ins, ref(in))
+				sn.ports = append(sn.ports, nodeInput{i, k})
 			}
 		}
 		for len(sn.ins) > 0 && sn.ins[len(sn.ins)-1].kind == refAbsent {
-			sn.ins = sn.ins[:len(sn.ins)-1] // trailing optional inputs left out
+			// trailing optional inputs left out
+			sn.ins, sn.ports = sn.ins[:len(sn.ins)-1], sn.ports[:len(sn.ports)-1]
 		}
 		if len(v.implicit[i]) > 0 {
 			sn.ins = append(sn.ins, valueRef{kind: refOuter})
+			sn.ports = append(sn.ports, nodeInput{-1, -1})
 			for _, in := range v.implicit[i] {
 				sn.ins = append(sn.ins, ref(in))
+				sn.ports = append(sn.ports, nodeInput{-1, -1})
 			}
 		}
 		s.nodes = append(s.nodes, sn)
@@ -323,8 +353,9 @@ func (s *skeleton) describe(r valueRef) string {
 // Correspondence pairs the nodes and values of two models that compute the
 // same thing (see Correspond).
 type Correspondence struct {
-	node  map[int]int
-	value map[string]string
+	node      map[int]int
+	nodeInput map[nodeInput]nodeInput
+	value     map[string]string
 }
 
 // Node returns the index of the node of the second model that computes
@@ -333,6 +364,15 @@ type Correspondence struct {
 func (c *Correspondence) Node(i int) (j int, ok bool) {
 	j, ok = c.node[i]
 	return j, ok
+}
+
+// Input returns the node input of the second model that reads what input
+// k of node i of the first reads; ok is false for inputs that have no
+// counterpart (forwarders, attributes another opset takes as inputs, the
+// constants inside a LayerNormalization spelled out in elementary ops).
+func (c *Correspondence) Input(i, k int) (j, l int, ok bool) {
+	p, ok := c.nodeInput[nodeInput{i, k}]
+	return p.node, p.input, ok
 }
 
 // Value returns the name of the second model's value that holds what the
@@ -369,7 +409,7 @@ func (s *skeleton) match(o *skeleton) (*Correspondence, error) {
 	if len(s.outputs) != len(o.outputs) {
 		return nil, differ("%s has %d outputs, %s has %d", s.model, len(s.outputs), o.model, len(o.outputs))
 	}
-	c := &Correspondence{node: map[int]int{}, value: map[string]string{}}
+	c := &Correspondence{node: map[int]int{}, nodeInput: map[nodeInput]nodeInput{}, value: map[string]string{}}
 	for k, in := range s.inputs {
 		c.value[in] = o.inputs[k]
 	}
@@ -386,6 +426,9 @@ func (s *skeleton) match(o *skeleton) (*Correspondence, error) {
 			if !x.ins[k].same(y.ins[k]) {
 				return nil, differ("%s in %s reads %s at input %d, but %s in %s reads %s",
 					x.label, s.model, s.describe(x.ins[k]), k, y.label, o.model, o.describe(y.ins[k]))
+			}
+			if x.ports[k].node >= 0 {
+				c.nodeInput[x.ports[k]] = y.ports[k]
 			}
 		}
 		for k := range x.outs {
@@ -412,7 +455,8 @@ func (s *skeleton) match(o *skeleton) (*Correspondence, error) {
 // For returns the analysis re-expressed for m, a model that computes what
 // the analysed model computes in another form (see Correspond): the same
 // groups in the same order, whose weight sites name m's nodes, inputs and
-// tensors and whose activation sites name m's values. It is how one
+// tensors and whose activation sites name m's values (activation sites
+// without a counterpart in m are left out). It is how one
 // analysis serves every model of an architecture.
 func (a *Analysis) For(m *onnx.Model) (*Analysis, error) {
 	if a.skel == nil {
@@ -438,23 +482,24 @@ func (a *Analysis) For(m *onnx.Model) (*Analysis, error) {
 		ng := g
 		ng.Weights = make([]WeightSite, len(g.Weights))
 		for k, w := range g.Weights {
-			ni, ok := c.node[w.Node]
-			if !ok || w.Input >= len(v.nodes[ni].GetInput()) {
+			ni, ii, ok := c.Input(w.Node, w.Input)
+			if !ok {
 				return nil, fmt.Errorf("%s: no node input corresponds to weight %q of group %d", m.Name, w.Value, g.ID)
 			}
-			w.Node, w.Value = ni, v.nodes[ni].GetInput()[w.Input]
+			w.Node, w.Input, w.Value = ni, ii, v.nodes[ni].GetInput()[ii]
 			if w.Tensor = v.source[w.Value]; w.Tensor == "" {
 				return nil, fmt.Errorf("%s: input %d of %s reads no weight", m.Name, w.Input, v.label(ni))
 			}
 			ng.Weights[k] = w
 		}
-		ng.Activations = make([]ActivationSite, len(g.Activations))
-		for k, s := range g.Activations {
+		// Values inside a LayerNormalization spelled out in elementary
+		// ops have no counterpart in a LayerNormalization node.
+		ng.Activations = nil
+		for _, s := range g.Activations {
 			var ok bool
-			if s.Value, ok = c.value[s.Value]; !ok {
-				return nil, fmt.Errorf("%s: no value corresponds to activation %q of group %d", m.Name, g.Activations[k].Value, g.ID)
+			if s.Value, ok = c.value[s.Value]; ok {
+				ng.Activations = append(ng.Activations, s)
 			}
-			ng.Activations[k] = s
 		}
 		out.Groups = append(out.Groups, ng)
 	}

@@ -129,25 +129,27 @@ func ActivationMatch(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opt
 		return nil, fmt.Errorf("%s: activation matching needs a model with one input", a.Name)
 	}
 	input := sa.Inputs()[0].Name
-	// The analysis in each model's own form: activation k of group g is
-	// the same value in both, under names that may differ.
+	// The analysis in a's form, and b's names for a's values.
 	onA, err := ga.For(a)
 	if err != nil {
 		return nil, err
 	}
-	onB, err := ga.For(b)
+	c, err := graph.Correspond(a, b)
 	if err != nil {
 		return nil, err
 	}
 	stats := make([][]*channelStats, len(ga.Groups))
 	var names, namesB []string
 	for g, grp := range onA.Groups {
-		for k, s := range grp.Activations {
+		for _, s := range grp.Activations {
 			if s.Block > 1 || s.Offset != 0 {
 				continue // the same channels seen before a Flatten or Concat
 			}
 			cs := newChannelStats(s.Value, s.Axis, grp.Size)
-			cs.valueB = onB.Groups[g].Activations[k].Value
+			var ok bool
+			if cs.valueB, ok = c.Value(s.Value); !ok {
+				continue // inside an op b computes as one node
+			}
 			stats[g] = append(stats[g], cs)
 			names = append(names, s.Value)
 			namesB = append(namesB, cs.valueB)

@@ -63,7 +63,8 @@ func saveTemp(t *testing.T, m *onnx.Model, name string) string {
 
 // TestFormsSelfRecovery permutes another form of a model (fp16 or bf16
 // storage behind Casts, Constant nodes, the same weights exported at opset
-// 13) at random and checks that weight matching against the model as
+// 13, where the transformer's LayerNorms are spelled out in elementary ops)
+// at random and checks that weight matching against the model as
 // exported finds the permutation back exactly, and that the permuted copy
 // computes what the copy computes (ONNX Runtime).
 func TestFormsSelfRecovery(t *testing.T) {
@@ -79,7 +80,8 @@ func TestFormsSelfRecovery(t *testing.T) {
 		}
 	}
 	cases = append(cases, tc{"resnet_s0", "forms/resnet_s0_op13", asIs}, tc{"forms/resnet_s0_op13", "resnet_s0", fp16},
-		tc{"resnet_s1", "forms/resnet_s1_fp16", asIs}, tc{"forms/resnet_s1_fp16", "resnet_s1", asIs})
+		tc{"resnet_s1", "forms/resnet_s1_fp16", asIs}, tc{"forms/resnet_s1_fp16", "resnet_s1", asIs},
+		tc{"transformer_s0", "forms/transformer_s0_op13", asIs}, tc{"forms/transformer_s0_op13", "transformer_s0", fp16})
 	for _, c := range cases {
 		t.Run(c.a+"/"+c.b+" "+c.f.name, func(t *testing.T) {
 			a, ga := loadAnalyze(t, modelPath(c.a))
@@ -132,6 +134,8 @@ func TestFormsAlignAndMerge(t *testing.T) {
 		{"forms/resnet_init", "resnet_s1", asIs, asIs},
 		{"resnet_s1", "forms/resnet_s0_op13", asIs, asIs},
 		{"forms/resnet_s0_op13", "resnet_s1", asIs, asIs},
+		{"transformer_s1", "forms/transformer_s0_op13", asIs, asIs},
+		{"forms/transformer_s0_op13", "transformer_s1", asIs, fp16},
 		{"resnet_s1", "forms/resnet_init", fp16, asIs},
 		{"forms/resnet_init", "resnet_s1", asIs, fp16},
 		{"forms/resnet_init", "resnet_s1", bf16, constants},

@@ -92,10 +92,14 @@ func Average(models []*onnx.Model, weights []float64) (*onnx.Model, error) {
 		for i := 1; i < len(models); i++ {
 			if u.node < 0 {
 				src[i] = srcs[i].Name(name) // not read by a node: by name
-			} else if ni, ok := corr[i].Node(u.node); ok {
-				if in := models[i].Proto.Graph.Node[ni].Input; u.input < len(in) {
-					src[i] = srcs[i].Name(in[u.input])
-				}
+			} else if ni, ii, ok := corr[i].Input(u.node, u.input); ok {
+				src[i] = srcs[i].Name(models[i].Proto.Graph.Node[ni].Input[ii])
+			} else {
+				// An input with no counterpart (a constant inside an op
+				// another opset spells out, an attribute it takes as an
+				// input): part of the computation both models agree
+				// on, not a learned weight.
+				return nil, nil
 			}
 			if src[i] == "" {
 				if u.node < 0 {
@@ -131,6 +135,9 @@ func Average(models []*onnx.Model, weights []float64) (*onnx.Model, error) {
 			src, err := sourcesAt(name, u)
 			if err != nil {
 				return nil, err
+			}
+			if src == nil {
+				continue // kept as models[0] has it
 			}
 			k := strings.Join(src, "\x00")
 			if u.node >= 0 {

@@ -358,6 +358,15 @@ def load_onnx_weights(model, path):
     for n in m.graph.node:
         if n.op_type == "Identity" and n.input[0] in arrays:
             arrays[n.output[0]] = arrays[n.input[0]]
+    for n in m.graph.node:
+        # nn.Linear on 3-D input exports as MatMul with the transposed weight
+        # renamed onnx::MatMul_NNN; the node name holds the module path
+        # ("/layers/layers.0/q/MatMul" -> layers.0.q).
+        if n.op_type == "MatMul" and n.input[1].startswith("onnx::MatMul") and n.input[1] in arrays:
+            path = ""
+            for part in n.name.split("/")[1:-1]:
+                path = part if not path or part.startswith(path + ".") else path + "." + part
+            arrays[path + ".weight"] = arrays[n.input[1]].T
     state = model.state_dict()
     for k, v in state.items():
         if k.endswith("num_batches_tracked"):
@@ -392,6 +401,8 @@ def make_forms():
     resnet_init.onnx, an untrained export of the class (PyTorch feeds the many equal
     BatchNorm vectors of a fresh model through Identity nodes of one initializer), and
     resnet_s0_op13.onnx, resnet_s0's trained weights exported at opset 13 instead of 17,
+    transformer_s0_op13.onnx, the same for the transformer (whose LayerNorms opset 13
+    spells out in elementary ops),
     and resnet_s1_fp16.onnx, resnet_s1 with its weights stored in float16 (half_storage)."""
     xte = load_fashion()[2]
     example = torch.from_numpy(xte[:2])
@@ -405,6 +416,10 @@ def make_forms():
     load_onnx_weights(model, os.path.join(HERE, "resnet_s0.onnx"))
     m = export(model, os.path.join(forms, "resnet_s0_op13.onnx"), example, bn_kept=True, opset=13)
     print(f"wrote resnet_s0_op13.onnx ({len(m.graph.node)} nodes) ops={op_histogram(m)}", flush=True)
+    model = TinyTransformer()
+    load_onnx_weights(model, os.path.join(HERE, "transformer_s0.onnx"))
+    m = export(model, os.path.join(forms, "transformer_s0_op13.onnx"), example, opset=13)
+    print(f"wrote transformer_s0_op13.onnx ({len(m.graph.node)} nodes) ops={op_histogram(m)}", flush=True)
     half_storage(os.path.join(HERE, "resnet_s1.onnx"), os.path.join(forms, "resnet_s1_fp16.onnx"))
     print("wrote resnet_s1_fp16.onnx", flush=True)
 
