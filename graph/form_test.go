@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
+	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
 )
 
@@ -118,6 +119,72 @@ func TestCorrespond(t *testing.T) {
 			}
 			if got, want := describeGroups(onM), describeGroups(gm); strings.Join(got, "|") != strings.Join(want, "|") {
 				t.Errorf("the analysis re-expressed for the other form:\n got %q\nwant %q (its own analysis)", got, want)
+			}
+		})
+	}
+}
+
+// layerNormGraph builds X(N×3×4) → MatMul W0 → LayerNorm over the last
+// axis (8) → MatMul W → Y, as a LayerNormalization node (opset 17) or spelled out in the nine
+// ops PyTorch writes below opset 17, with epsilon eps and exponent exp.
+func layerNormGraph(spelled bool, eps, exp float32) *onnx.Model {
+	if !spelled {
+		return newBuilder(17).in("X", -1, 3, 4).out("Y").w("W0", 4, 8).w("g", 8).w("b", 8).w("W", 8, 6).
+			node("MatMul", "X,W0", "h").node("LayerNormalization", "h,g,b", "y", ai("axis", -1), af("epsilon", eps)).
+			node("MatMul", "y,W", "Y").model()
+	}
+	return newBuilder(13).in("X", -1, 3, 4).out("Y").w("W0", 4, 8).w("g", 8).w("b", 8).w("W", 8, 6).
+		scalar("two", exp).scalar("eps", eps).node("MatMul", "X,W0", "h").
+		node("ReduceMean", "h", "m", ais("axes", -1)).node("Sub", "h,m", "d").node("Pow", "d,two", "p").
+		node("ReduceMean", "p", "v", ais("axes", -1)).node("Add", "v,eps", "ve").node("Sqrt", "ve", "s").
+		node("Div", "d,s", "n").node("Mul", "n,g", "y1").node("Add", "y1,b", "y").
+		node("MatMul", "y,W", "Y").model()
+}
+
+// TestSpelledLayerNorm pairs a LayerNormalization spelled out in elementary
+// ops with the node, and only when the ops compute exactly it.
+func TestSpelledLayerNorm(t *testing.T) {
+	node := layerNormGraph(false, 1e-5, 2)
+	for _, tc := range []struct {
+		name     string
+		eps, exp float32
+		want     string
+	}{
+		{"same", 1e-5, 2, ""},
+		{"other epsilon", 1e-3, 2, "epsilon=f:1e-05"},
+		{"cube", 1e-5, 3, `LayerNormalization "y"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spelled := layerNormGraph(true, tc.eps, tc.exp)
+			c, err := graph.Correspond(spelled, node)
+			if tc.want != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("err = %v, want one containing %q", err, tc.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			// γ is read by the Mul (node 8, input 1) in one, by the
+			// LayerNormalization (node 1, input 1) in the other.
+			if j, l, ok := c.Input(8, 1); !ok || j != 1 || l != 1 {
+				t.Errorf("the Mul's γ pairs with node %d input %d (%v)", j, l, ok)
+			}
+			ga, err := graph.Analyze(spelled)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gn, err := graph.Analyze(node)
+			if err != nil {
+				t.Fatal(err)
+			}
+			onNode, err := ga.For(node)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := describeGroups(onNode), describeGroups(gn); strings.Join(got, "|") != strings.Join(want, "|") || len(got) == 0 {
+				t.Errorf("the spelled-out analysis on the node:\n got %q\nwant %q", got, want)
 			}
 		})
 	}
