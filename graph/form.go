@@ -54,7 +54,6 @@ func (r valueRef) same(o valueRef) bool {
 }
 
 type skelNode struct {
-	index int    // in GraphProto.node
 	label string // for messages
 	op    string // domain-qualified op type and canonical attributes
 	ins   []valueRef
@@ -156,7 +155,7 @@ func newSkeleton(v *view) *skeleton {
 	for _, i := range order {
 		n := v.nodes[i]
 		if ln := lns[i]; ln != nil {
-			sn := skelNode{index: i, label: v.label(i), op: ln.key(), outs: n.GetOutput(),
+			sn := skelNode{label: v.label(i), op: ln.key(), outs: n.GetOutput(),
 				ports: []nodeInput{{ln.nodes[0], 0}, ln.gamma, ln.beta}}
 			for _, d := range deps(i) {
 				sn.ins = append(sn.ins, ref(d))
@@ -165,7 +164,7 @@ func newSkeleton(v *view) *skeleton {
 			continue
 		}
 		op, moved := v.opKey(n)
-		sn := skelNode{index: i, label: v.label(i), op: op, outs: n.GetOutput()}
+		sn := skelNode{label: v.label(i), op: op, outs: n.GetOutput()}
 		for k, in := range n.GetInput() {
 			if k != moved {
 				sn.ins = append(sn.ins, ref(in))
@@ -350,20 +349,11 @@ func (s *skeleton) describe(r valueRef) string {
 	return "values of the enclosing graph"
 }
 
-// Correspondence pairs the nodes and values of two models that compute the
-// same thing (see Correspond).
+// Correspondence pairs the node inputs and values of two models that
+// compute the same thing (see Correspond).
 type Correspondence struct {
-	node      map[int]int
-	nodeInput map[nodeInput]nodeInput
-	value     map[string]string
-}
-
-// Node returns the index of the node of the second model that computes
-// what node i of the first computes; ok is false for nodes that only hold
-// or forward weights.
-func (c *Correspondence) Node(i int) (j int, ok bool) {
-	j, ok = c.node[i]
-	return j, ok
+	input map[nodeInput]nodeInput
+	value map[string]string
 }
 
 // Input returns the node input of the second model that reads what input
@@ -371,7 +361,7 @@ func (c *Correspondence) Node(i int) (j int, ok bool) {
 // counterpart (forwarders, attributes another opset takes as inputs, the
 // constants inside a LayerNormalization spelled out in elementary ops).
 func (c *Correspondence) Input(i, k int) (j, l int, ok bool) {
-	p, ok := c.nodeInput[nodeInput{i, k}]
+	p, ok := c.input[nodeInput{i, k}]
 	return p.node, p.input, ok
 }
 
@@ -383,8 +373,8 @@ func (c *Correspondence) Value(name string) (string, bool) {
 	return n, ok
 }
 
-// Correspond compares the computations of a and b and pairs their nodes
-// and values, or says where they differ. Names, the order of nodes in the
+// Correspond compares the computations of a and b and pairs their node
+// inputs and values, or says where they differ. Names, the order of nodes in the
 // file, how weights are stored (initializers or Constant nodes, aliased
 // through Identity, in fp16/bf16 behind a Cast) and how an opset writes an
 // attribute do not matter; op types, attributes, wiring, the element type
@@ -402,51 +392,49 @@ func Correspond(a, b *onnx.Model) (*Correspondence, error) {
 }
 
 func (s *skeleton) match(o *skeleton) (*Correspondence, error) {
-	differ := fmt.Errorf
 	if len(s.inputs) != len(o.inputs) {
-		return nil, differ("%s has %d inputs, %s has %d", s.model, len(s.inputs), o.model, len(o.inputs))
+		return nil, fmt.Errorf("%s has %d inputs, %s has %d", s.model, len(s.inputs), o.model, len(o.inputs))
 	}
 	if len(s.outputs) != len(o.outputs) {
-		return nil, differ("%s has %d outputs, %s has %d", s.model, len(s.outputs), o.model, len(o.outputs))
+		return nil, fmt.Errorf("%s has %d outputs, %s has %d", s.model, len(s.outputs), o.model, len(o.outputs))
 	}
-	c := &Correspondence{node: map[int]int{}, nodeInput: map[nodeInput]nodeInput{}, value: map[string]string{}}
+	c := &Correspondence{input: map[nodeInput]nodeInput{}, value: map[string]string{}}
 	for k, in := range s.inputs {
 		c.value[in] = o.inputs[k]
 	}
 	for p := range min(len(s.nodes), len(o.nodes)) {
 		x, y := &s.nodes[p], &o.nodes[p]
 		if x.op != y.op {
-			return nil, differ("%s in %s is %s, but %s in %s is %s", x.label, s.model, x.op, y.label, o.model, y.op)
+			return nil, fmt.Errorf("%s in %s is %s, but %s in %s is %s", x.label, s.model, x.op, y.label, o.model, y.op)
 		}
 		if len(x.ins) != len(y.ins) || len(x.outs) != len(y.outs) {
-			return nil, differ("%s in %s has %d inputs and %d outputs, %s in %s has %d and %d",
+			return nil, fmt.Errorf("%s in %s has %d inputs and %d outputs, %s in %s has %d and %d",
 				x.label, s.model, len(x.ins), len(x.outs), y.label, o.model, len(y.ins), len(y.outs))
 		}
 		for k := range x.ins {
 			if !x.ins[k].same(y.ins[k]) {
-				return nil, differ("%s in %s reads %s at input %d, but %s in %s reads %s",
+				return nil, fmt.Errorf("%s in %s reads %s at input %d, but %s in %s reads %s",
 					x.label, s.model, s.describe(x.ins[k]), k, y.label, o.model, o.describe(y.ins[k]))
 			}
 			if x.ports[k].node >= 0 {
-				c.nodeInput[x.ports[k]] = y.ports[k]
+				c.input[x.ports[k]] = y.ports[k]
 			}
 		}
 		for k := range x.outs {
 			if (x.outs[k] == "") != (y.outs[k] == "") {
-				return nil, differ("%s in %s and %s in %s differ in which outputs they compute", x.label, s.model, y.label, o.model)
+				return nil, fmt.Errorf("%s in %s and %s in %s differ in which outputs they compute", x.label, s.model, y.label, o.model)
 			}
 			if x.outs[k] != "" {
 				c.value[x.outs[k]] = y.outs[k]
 			}
 		}
-		c.node[x.index] = y.index
 	}
 	if len(s.nodes) != len(o.nodes) {
-		return nil, differ("%s has %d computing nodes, %s has %d (weight holders and forwarders not counted)", s.model, len(s.nodes), o.model, len(o.nodes))
+		return nil, fmt.Errorf("%s has %d computing nodes, %s has %d (weight holders and forwarders not counted)", s.model, len(s.nodes), o.model, len(o.nodes))
 	}
 	for k := range s.outputs {
 		if !s.outputs[k].same(o.outputs[k]) {
-			return nil, differ("graph output %d is %s in %s but %s in %s", k, s.describe(s.outputs[k]), s.model, o.describe(o.outputs[k]), o.model)
+			return nil, fmt.Errorf("graph output %d is %s in %s but %s in %s", k, s.describe(s.outputs[k]), s.model, o.describe(o.outputs[k]), o.model)
 		}
 	}
 	return c, nil
