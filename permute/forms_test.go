@@ -237,3 +237,65 @@ func keepsGraph(t *testing.T, ref, out *onnx.Model) {
 		}
 	}
 }
+
+// TestFormsRepair runs REPAIR on models that store their weights in fp16
+// behind Casts and whose first layer has no bias: the bias REPAIR adds must
+// be of the type the layer reads (float32), and the model must run.
+func TestFormsRepair(t *testing.T) {
+	ort := ortref.Require(t)
+	var models []*onnx.Model
+	for _, name := range []string{"mlp32_s0", "mlp32_s1"} {
+		m, _ := loadAnalyze(t, modelPath(name))
+		if n := m.Proto.Graph.Node[1]; n.GetOpType() != "Gemm" {
+			t.Fatalf("%s: node 1 is %s, want the first Gemm", name, n.GetOpType())
+		}
+		m.Proto.Graph.Node[1].Input = m.Proto.Graph.Node[1].Input[:2] // drop its bias
+		h, err := fp16.convert(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		models = append(models, h)
+	}
+	ga, err := graph.Analyze(models[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := WeightMatch(models[0], models[1], ga, MatchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	perms := []Perms{Identity(ga), res.Perms}
+	merged, err := MergeAligned(models, ga, perms, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := models[0].Clone(), models[1].Clone()
+	if err := Apply(a, ga, perms[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := Apply(b, ga, perms[1]); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := PrepareRepair(a, b, ga, loadData(t, "fashion_train_x.npy", ""), DataOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.Apply(merged, 0.5); err != nil {
+		t.Fatal(err)
+	}
+	added := 0
+	for _, w := range merged.Proto.Graph.Initializer {
+		if strings.HasSuffix(w.GetName(), "_repair_bias") {
+			added++
+			if onnx.DataType(w) != onnxpb.TensorProto_FLOAT {
+				t.Errorf("REPAIR's bias %q is %v, the layer reads float32", w.GetName(), onnx.DataType(w))
+			}
+		}
+	}
+	if added != 1 {
+		t.Fatalf("REPAIR added %d biases, want 1", added)
+	}
+	if _, err := ort.Run(saveTemp(t, merged, "repaired"), randomInputs(t, merged, 2, 3)); err != nil {
+		t.Fatalf("the repaired model does not run: %v", err)
+	}
+}

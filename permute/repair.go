@@ -359,9 +359,12 @@ func foldAffine(m *onnx.Model, s repairSite, scale, shift []float64) error {
 	}
 	biasInput := 2 // Conv B, Gemm C, BatchNormalization B
 	if len(n.Input) <= biasInput || n.Input[biasInput] == "" {
-		// A bias-free Conv or Gemm gets a zero bias to absorb the shift.
+		// A bias-free Conv or Gemm gets a zero bias to absorb the shift,
+		// in the type the layer reads its weight in (a weight stored in
+		// fp16 may reach it through a Cast to float32).
 		name := uniqueName(m, n.GetName()+"_repair_bias")
-		b := &onnxpb.TensorProto{Name: proto.String(name), Dims: []int64{int64(c)}, DataType: proto.Int32(int32(onnx.DataType(wt))), RawData: make([]byte, c*onnx.ElemSize(onnx.DataType(wt)))}
+		dt := graph.NewSources(m).ElemType(n.Input[s.weights])
+		b := &onnxpb.TensorProto{Name: proto.String(name), Dims: []int64{int64(c)}, DataType: proto.Int32(int32(dt)), RawData: make([]byte, c*onnx.ElemSize(dt))}
 		m.Proto.Graph.Initializer = append(m.Proto.Graph.Initializer, b)
 		for len(n.Input) < biasInput {
 			n.Input = append(n.Input, "")
