@@ -42,6 +42,9 @@ type Analysis struct {
 	HiddenUnits int
 
 	shapes map[string][]int64
+	// skel is the analysed graph's computation, to re-express the
+	// analysis for other forms of it (see For).
+	skel *skeleton
 }
 
 // Shape returns the inferred shape of a value: static dims, -1 for dims
@@ -136,7 +139,9 @@ func Analyze(m *onnx.Model) (*Analysis, error) {
 			}
 		}
 	}
-	return a.result(), nil
+	res := a.result()
+	res.skel = newSkeleton(v)
+	return res, nil
 }
 
 // result turns the classes into groups and frozen entries.

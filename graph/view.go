@@ -22,9 +22,10 @@ type view struct {
 	// (initializers and Constant node values, see onnx.Model.Weights).
 	weights map[string]*onnxpb.TensorProto
 	// source maps every value that is a weight to the tensor it holds:
-	// weights map to themselves, Identity outputs of weights to the tensor
-	// behind the chain of Identity nodes.
-	source map[string]string
+	// weights map to themselves, forwarder outputs to the tensor behind
+	// their chain (see Sources).
+	source  map[string]string
+	sources *Sources
 	// producer maps a node output to the index of its node.
 	producer map[string]int
 	// inputs are the graph inputs that are not weights: the model's real inputs.
@@ -36,7 +37,7 @@ type view struct {
 	// implicit holds, per node, the outer values its subgraphs read
 	// (If/Loop/Scan bodies may read any value of the main graph).
 	implicit [][]string
-	// forwarders are the Identity nodes whose output is a weight: they
+	// forwarders are the nodes that pass a weight on (see Sources): they
 	// compute nothing the analysis must constrain.
 	forwarders map[int]bool
 }
@@ -127,18 +128,20 @@ func newView(m *onnx.Model) (*view, error) {
 		return nil, err
 	}
 
-	// Weights and the Identity chains that forward them, in an order
-	// where each Identity comes after its input's producer.
+	// Weights and the chains of forwarders (Identity, float Casts) that
+	// pass them on.
+	v.sources = NewSources(m)
 	for name := range v.weights {
 		v.source[name] = name
 	}
 	for _, i := range v.order {
-		n := v.nodes[i]
-		if isOp(n, "Identity") && len(n.GetInput()) == 1 && len(n.GetOutput()) == 1 {
-			if src, ok := v.source[n.GetInput()[0]]; ok {
-				v.source[n.GetOutput()[0]] = src
-				v.forwarders[i] = true
+		for _, o := range v.nodes[i].GetOutput() {
+			if src := v.sources.Name(o); src != "" {
+				v.source[o] = src
 			}
+		}
+		if v.sources.Forwarder(i) {
+			v.forwarders[i] = true
 		}
 	}
 	return v, nil

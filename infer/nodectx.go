@@ -46,6 +46,10 @@ type nodeCtx struct {
 	act    *activation // set by builders of fusable activations (Clip)
 
 	maxPool2 bool // set by buildPool: a 2×2/2 MaxPool a Conv may absorb
+
+	// widen: the node's output is read only by Casts to float32 (see
+	// castToFloatOnly), so a Constant may hold it as float32.
+	widen bool
 }
 
 // unsupported marks builder errors that become *UnsupportedError.

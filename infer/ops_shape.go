@@ -1000,7 +1000,12 @@ func buildConstant(b *nodeCtx) (kernel, error) {
 		switch a.GetName() {
 		case "value":
 			var err error
-			if t, err = TensorFromProto(nil, a.GetT()); err != nil {
+			if b.widen {
+				t, err = widenedTensor(nil, a.GetT())
+			} else {
+				t, err = TensorFromProto(nil, a.GetT())
+			}
+			if err != nil {
 				return nil, err
 			}
 		case "value_float":

@@ -180,6 +180,7 @@ func NewSession(m *onnx.Model, opts ...Option) (*Session, error) {
 			producer[o] = i
 		}
 	}
+	widen := castToFloatOnly(g)
 	// Graph inputs proper (not initializers).
 	for _, vi := range g.GetInput() {
 		name := vi.GetName()
@@ -210,6 +211,9 @@ func NewSession(m *onnx.Model, opts ...Option) (*Session, error) {
 		}
 		if tp, ok := inits[name]; ok {
 			t, err := TensorFromProto(m, tp)
+			if widen[name] {
+				t, err = widenedTensor(m, tp)
+			}
 			if err != nil {
 				var u *UnsupportedError
 				if errors.As(err, &u) {
@@ -243,6 +247,7 @@ func NewSession(m *onnx.Model, opts ...Option) (*Session, error) {
 			return nil, &UnsupportedError{Op: nd.op, Node: nd.name, What: "operator"}
 		}
 		b := &nodeCtx{proto: pn, op: nd.op, name: nd.name, opset: s.opset, nOut: len(pn.GetOutput())}
+		b.widen = len(pn.GetOutput()) == 1 && widen[pn.GetOutput()[0]]
 		for _, in := range pn.GetInput() {
 			if in == "" {
 				nd.in = append(nd.in, -1)

@@ -211,6 +211,70 @@ func TensorFromProto(m *onnx.Model, tp *onnxpb.TensorProto) (*Tensor, error) {
 	return t, nil
 }
 
+// widenedTensor is TensorFromProto for a tensor that is only ever cast to
+// float32: FLOAT16 and BFLOAT16 values (which float32 holds exactly) are
+// decoded as Float32, so the Casts after them pass them on unchanged.
+// Models that store their weights in 16 bits and compute in float32 have
+// this form.
+func widenedTensor(m *onnx.Model, tp *onnxpb.TensorProto) (*Tensor, error) {
+	if dt := onnx.DataType(tp); dt != onnxpb.TensorProto_FLOAT16 && dt != onnxpb.TensorProto_BFLOAT16 {
+		return TensorFromProto(m, tp)
+	}
+	if m == nil {
+		m = &onnx.Model{}
+	}
+	n, err := onnx.NumElements(tp.GetDims())
+	if err != nil {
+		return nil, fmt.Errorf("tensor %q: %v", tp.GetName(), err)
+	}
+	f, err := m.Float32s(tp)
+	if err != nil {
+		return nil, fmt.Errorf("tensor %q: %v", tp.GetName(), err)
+	}
+	if len(f) != n {
+		return nil, fmt.Errorf("tensor %q: %d values for dims %v", tp.GetName(), len(f), tp.GetDims())
+	}
+	shape := make([]int, len(tp.GetDims()))
+	for i, d := range tp.GetDims() {
+		shape[i] = int(d)
+	}
+	return &Tensor{Shape: shape, DType: Float32, F: f}, nil
+}
+
+// castToFloatOnly returns the values of g that some node reads and that
+// every reader casts to float32 (and that are no graph output).
+func castToFloatOnly(g *onnxpb.GraphProto) map[string]bool {
+	only := map[string]bool{}
+	for _, n := range g.GetNode() {
+		cast := n.GetOpType() == "Cast" && (n.GetDomain() == "" || n.GetDomain() == "ai.onnx") && len(n.GetInput()) == 1
+		if cast {
+			cast = false
+			for _, a := range n.GetAttribute() {
+				if a.GetName() == "to" {
+					cast = a.GetI() == int64(onnxpb.TensorProto_FLOAT)
+				}
+			}
+		}
+		for _, in := range n.GetInput() {
+			if v, seen := only[in]; !seen || v {
+				only[in] = cast
+			}
+		}
+	}
+	for _, o := range g.GetOutput() {
+		only[o.GetName()] = false
+	}
+	for _, n := range g.GetNode() {
+		for _, a := range n.GetAttribute() {
+			if a.GetG() != nil || len(a.GetGraphs()) > 0 {
+				// A subgraph may read any value: widen nothing.
+				return map[string]bool{}
+			}
+		}
+	}
+	return only
+}
+
 // numel is the product of shape (1 for a scalar).
 func numel(shape []int) int {
 	n := 1

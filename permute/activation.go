@@ -46,7 +46,8 @@ type channelStats struct {
 	sqA, sqB   []float64
 	cross      []float64 // c×c, row i = channel i of A
 	channels   int
-	value      string
+	value      string // in A
+	valueB     string // the same value in B (whose names may differ)
 	axis       int
 }
 
@@ -143,15 +144,30 @@ func ActivationMatch(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opt
 		return nil, fmt.Errorf("%s: activation matching needs a model with one input", a.Name)
 	}
 	input := sa.Inputs()[0].Name
+	// The analysis in a's form, and b's names for a's values.
+	onA, err := ga.For(a)
+	if err != nil {
+		return nil, err
+	}
+	c, err := graph.Correspond(a, b)
+	if err != nil {
+		return nil, err
+	}
 	stats := make([][]*channelStats, len(ga.Groups))
-	var names []string
-	for g, grp := range ga.Groups {
+	var names, namesB []string
+	for g, grp := range onA.Groups {
 		for _, s := range grp.Activations {
 			if s.Block > 1 || s.Offset != 0 {
 				continue // the same channels seen before a Flatten or Concat
 			}
-			stats[g] = append(stats[g], newChannelStats(s.Value, s.Axis, grp.Size))
+			cs := newChannelStats(s.Value, s.Axis, grp.Size)
+			var ok bool
+			if cs.valueB, ok = c.Value(s.Value); !ok {
+				continue // inside an op b computes as one node
+			}
+			stats[g] = append(stats[g], cs)
 			names = append(names, s.Value)
+			namesB = append(namesB, cs.valueB)
 		}
 		if len(stats[g]) == 0 {
 			return nil, fmt.Errorf("group %d has no activation to match on", g)
@@ -168,13 +184,13 @@ func ActivationMatch(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opt
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", a.Name, err)
 		}
-		ob, err := sb.Run(x, infer.Capture(names...))
+		ob, err := sb.Run(x, infer.Capture(namesB...))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", b.Name, err)
 		}
 		for _, gs := range stats {
 			for _, s := range gs {
-				ta, tb := oa[s.value], ob[s.value]
+				ta, tb := oa[s.value], ob[s.valueB]
 				if ta == nil || tb == nil || ta.DType != infer.Float32 || tb.DType != infer.Float32 {
 					return nil, fmt.Errorf("activation %s was not computed", s.value)
 				}

@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strconv"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
@@ -75,20 +78,26 @@ type axisMove struct {
 type use struct{ node, input int }
 
 // Apply permutes every weight of m that a group touches, in place. a must be
-// the analysis of m or of a model of the same architecture (see
-// SameArchitecture): each group member is found by the node input that
-// reads it, not by name, so weights may be named or shared differently. A
-// tensor whose users need different permutations (an initializer shared
-// between layers) is copied once per distinct placement of groups, so no
-// tensor is ever permuted twice.
+// the analysis of m or of a model of the same architecture in any form (see
+// SameArchitecture and graph.Analysis.For): each group member is found by
+// the node input that reads it, not by name, so weights may be named,
+// shared or stored differently. Tensors keep their element type: a weight
+// stored in fp16 behind a Cast is permuted in fp16. A tensor whose users
+// need different permutations (an initializer shared between layers) is
+// copied once per distinct placement of groups, so no tensor is ever
+// permuted twice; a copy is read directly by its users, in the element
+// type they read (after the Casts they read the original through).
 func Apply(m *onnx.Model, a *graph.Analysis, p Perms) error {
 	if err := p.Check(a); err != nil {
 		return err
 	}
-	weights := m.Weights()
+	a, err := a.For(m)
+	if err != nil {
+		return err
+	}
+	src := graph.NewSources(m)
+	weights := src.Weights()
 	g := m.Proto.GetGraph()
-	identityIn := identityInputs(g.GetNode())
-	source := func(v string) string { return weightBehind(identityIn, weights, v) }
 	// Sites of each use, per axis.
 	type siteOnAxis struct {
 		group, block, offset int
@@ -106,7 +115,7 @@ func Apply(m *onnx.Model, a *graph.Analysis, p Perms) error {
 			if s.Node < 0 || s.Node >= len(g.GetNode()) || s.Input < 0 || s.Input >= len(g.Node[s.Node].Input) {
 				return fmt.Errorf("group member %q: node %d input %d is not in the model", s.Tensor, s.Node, s.Input)
 			}
-			tensorOf[u] = source(g.Node[s.Node].Input[s.Input])
+			tensorOf[u] = src.Name(g.Node[s.Node].Input[s.Input])
 			if tensorOf[u] == "" {
 				return fmt.Errorf("group member %q: node %d input %d does not read a weight", s.Tensor, s.Node, s.Input)
 			}
@@ -150,7 +159,7 @@ func Apply(m *onnx.Model, a *graph.Analysis, p Perms) error {
 		}
 	}
 
-	// Every reader of every weight, looking through Identity nodes.
+	// Every reader of every weight, looking through forwarders.
 	type reader struct {
 		u   use
 		key string // canonical form of the moves, "" for none
@@ -158,11 +167,11 @@ func Apply(m *onnx.Model, a *graph.Analysis, p Perms) error {
 	readers := map[string][]reader{}
 	var tensorOrder []string
 	for ni, n := range g.GetNode() {
-		if n.GetOpType() == "Identity" && len(n.Output) == 1 && source(n.Output[0]) != "" {
+		if src.Forwarder(ni) {
 			continue // a forwarder, not a reader
 		}
 		for ii, in := range n.Input {
-			tn := source(in)
+			tn := src.Name(in)
 			if tn == "" {
 				continue
 			}
@@ -174,7 +183,7 @@ func Apply(m *onnx.Model, a *graph.Analysis, p Perms) error {
 		}
 	}
 	for _, o := range g.GetOutput() {
-		if tn := source(o.GetName()); tn != "" {
+		if tn := src.Name(o.GetName()); tn != "" {
 			if readers[tn] == nil {
 				tensorOrder = append(tensorOrder, tn)
 			}
@@ -207,20 +216,45 @@ func Apply(m *onnx.Model, a *graph.Analysis, p Perms) error {
 			if r.key == "" {
 				continue
 			}
-			name, ok := copies[r.key]
+			in := g.Node[r.u.node].Input[r.u.input]
+			dt := src.ElemType(in)
+			key := r.key + dt.String()
+			name, ok := copies[key]
 			if !ok {
 				name = uniqueName(m, tn+"_rebasin"+strconv.Itoa(len(copies)+1))
-				c := m.CopyTensor(t, name)
+				c, err := copyAs(m, t, name, dt)
+				if err != nil {
+					return err
+				}
 				weights[name] = c
 				if err := permuteTensor(m, c, moves[r.u]); err != nil {
 					return err
 				}
-				copies[r.key] = name
+				copies[key] = name
 			}
 			g.Node[r.u.node].Input[r.u.input] = name
 		}
 	}
 	return nil
+}
+
+// copyAs adds to m a copy of tensor t named name, of element type dt: t's
+// own type (a bit-exact copy) or the floating-point type a Cast of t
+// gives, with the values that Cast computes (rounded to nearest even).
+func copyAs(m *onnx.Model, t *onnxpb.TensorProto, name string, dt onnxpb.TensorProto_DataType) (*onnxpb.TensorProto, error) {
+	if dt == onnx.DataType(t) {
+		return m.CopyTensor(t, name), nil
+	}
+	v, err := m.Float64s(t)
+	if err != nil {
+		return nil, err
+	}
+	c := &onnxpb.TensorProto{Name: proto.String(name), Dims: slices.Clone(t.Dims), DataType: proto.Int32(int32(dt)), RawData: []byte{}}
+	if err := m.SetFloat64s(c, v); err != nil {
+		return nil, err
+	}
+	m.Proto.Graph.Initializer = append(m.Proto.Graph.Initializer, c)
+	return c, nil
 }
 
 // uniqueName returns base, or base with a suffix, that names no value of m.
@@ -312,32 +346,4 @@ func permuteTensor(m *onnx.Model, t *onnxpb.TensorProto, ms []axisMove) error {
 		}
 	}
 	return m.SetTensorBytes(t, raw)
-}
-
-// identityInputs maps the output of every Identity node to its input.
-func identityInputs(nodes []*onnxpb.NodeProto) map[string]string {
-	in := map[string]string{}
-	for _, n := range nodes {
-		if n.GetOpType() == "Identity" && len(n.Input) == 1 && len(n.Output) == 1 {
-			in[n.Output[0]] = n.Input[0]
-		}
-	}
-	return in
-}
-
-// weightBehind follows Identity nodes back from value v (exporters use
-// them as aliases of shared initializers) and returns the name of the
-// weight it reaches, or "" if v is not a weight.
-func weightBehind(identityIn map[string]string, weights map[string]*onnxpb.TensorProto, v string) string {
-	for hops := 0; weights[v] == nil && hops <= len(identityIn); hops++ {
-		in, ok := identityIn[v]
-		if !ok {
-			return ""
-		}
-		v = in
-	}
-	if weights[v] == nil {
-		return ""
-	}
-	return v
 }

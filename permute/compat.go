@@ -11,54 +11,46 @@ import (
 )
 
 // SameArchitecture reports, as an error saying where, how two models differ
-// in anything that alignment and merging rely on: the node sequence (op
-// types, and the values each node reads and writes), the element type and
-// dims of the weight each node input reads, and the permutation groups.
-// Weights are compared by the node inputs that read them, not by name: an
-// exporter may give one tensor to several layers whose values happen to be
-// equal (PyTorch does for freshly initialised BatchNorm parameters), and
-// Apply gives such layers copies of their own.
+// in anything that alignment and merging rely on: what they compute (op
+// types, attributes, wiring, and the element type and dims of the weight
+// each node input reads, see graph.Correspond) and their permutation
+// groups. Form does not count: names, Identity aliases of shared tensors
+// (PyTorch shares equal tensors, e.g. fresh BatchNorm vectors), weights in
+// Constant nodes or stored in fp16/bf16 behind a Cast, and attributes an
+// opset writes differently. Apply gives layers that share a tensor copies
+// of their own where needed.
 func SameArchitecture(a, b *onnx.Model, ga, gb *graph.Analysis) error {
-	na, nb := a.Proto.GetGraph().GetNode(), b.Proto.GetGraph().GetNode()
-	if len(na) != len(nb) {
-		return fmt.Errorf("%s has %d nodes, %s has %d", a.Name, len(na), b.Name, len(nb))
+	onB, err := ga.For(b)
+	if err != nil {
+		return err
 	}
-	wa, wb := a.Weights(), b.Weights()
-	ia, ib := identityInputs(na), identityInputs(nb)
-	for i := range na {
-		x, y := na[i], nb[i]
-		if x.GetOpType() != y.GetOpType() || x.GetDomain() != y.GetDomain() {
-			return fmt.Errorf("node %d is %s (%q) in %s but %s (%q) in %s", i, x.GetOpType(), x.GetName(), a.Name, y.GetOpType(), y.GetName(), b.Name)
-		}
-		if len(x.Input) != len(y.Input) || !slices.Equal(x.Output, y.Output) {
-			return fmt.Errorf("node %d (%s %q) is wired differently in %s and %s", i, x.GetOpType(), x.GetName(), a.Name, b.Name)
-		}
-		for k := range x.Input {
-			ta, tb := weightBehind(ia, wa, x.Input[k]), weightBehind(ib, wb, y.Input[k])
-			switch {
-			case ta == "" && tb == "":
-				if x.Input[k] != y.Input[k] {
-					return fmt.Errorf("node %d (%s %q) input %d reads %q in %s but %q in %s", i, x.GetOpType(), x.GetName(), k, x.Input[k], a.Name, y.Input[k], b.Name)
-				}
-			case ta == "" || tb == "":
-				return fmt.Errorf("node %d (%s %q) input %d reads a weight in only one of %s and %s", i, x.GetOpType(), x.GetName(), k, a.Name, b.Name)
-			default:
-				tx, ty := wa[ta], wb[tb]
-				if onnx.DataType(tx) != onnx.DataType(ty) || !slices.Equal(tx.Dims, ty.Dims) {
-					return fmt.Errorf("weight %q (node %d input %d) is %v%v in %s but %v%v in %s", ta, i, k, onnx.DataType(tx), tx.Dims, a.Name, onnx.DataType(ty), ty.Dims, b.Name)
-				}
-			}
-		}
-	}
-	if len(ga.Groups) != len(gb.Groups) {
+	if len(onB.Groups) != len(gb.Groups) {
 		return fmt.Errorf("%s has %d permutation groups, %s has %d", a.Name, len(ga.Groups), b.Name, len(gb.Groups))
 	}
-	for i := range ga.Groups {
-		if ga.Groups[i].Size != gb.Groups[i].Size || len(ga.Groups[i].Weights) != len(gb.Groups[i].Weights) {
-			return fmt.Errorf("permutation group %d differs: %d units in %s, %d in %s", i, ga.Groups[i].Size, a.Name, gb.Groups[i].Size, b.Name)
+	// b's own analysis must find the groups of a's, site for site (in
+	// any order: the order of groups follows the order of nodes in the file).
+	own := map[string]int{}
+	for _, g := range gb.Groups {
+		own[groupKey(g)]++
+	}
+	for i, g := range onB.Groups {
+		k := groupKey(g)
+		if own[k] == 0 {
+			return fmt.Errorf("permutation group %d of %s (%d units) is not a group of %s", i, a.Name, g.Size, b.Name)
 		}
+		own[k]--
 	}
 	return nil
+}
+
+// groupKey identifies a group by its size and weight sites.
+func groupKey(g graph.Group) string {
+	sites := make([]string, len(g.Weights))
+	for i, w := range g.Weights {
+		sites[i] = fmt.Sprintf("%d/%d/%d/%d/%d", w.Node, w.Input, w.Axis, w.Block, w.Offset)
+	}
+	slices.Sort(sites)
+	return fmt.Sprint(g.Size, sites)
 }
 
 func sortedNames[V any](m map[string]V) []string {
@@ -80,30 +72,29 @@ func checkFit(ga *graph.Analysis, models ...*onnx.Model) error {
 	if ga == nil {
 		return errors.New("no analysis given")
 	}
-	type modelWeights struct {
-		nodes      []*onnxpb.NodeProto
-		weights    map[string]*onnxpb.TensorProto
-		identityIn map[string]string
+	type modelSites struct {
+		on  *graph.Analysis // ga in the model's own form
+		src *graph.Sources
 	}
-	ms := make([]modelWeights, len(models))
+	ms := make([]modelSites, len(models))
 	for i, m := range models {
 		if m == nil || m.Proto.GetGraph() == nil {
 			return fmt.Errorf("model %d has no graph", i+1)
 		}
-		nodes := m.Proto.Graph.Node
-		ms[i] = modelWeights{nodes, m.Weights(), identityInputs(nodes)}
+		on, err := ga.For(m)
+		if err != nil {
+			return fmt.Errorf("%s: %w", m.Name, err)
+		}
+		ms[i] = modelSites{on, graph.NewSources(m)}
 	}
 	for gi, grp := range ga.Groups {
-		for _, s := range grp.Weights {
+		for k, s := range grp.Weights {
 			var first *onnxpb.TensorProto
 			for i, m := range models {
-				mw := ms[i]
-				if s.Node < 0 || s.Node >= len(mw.nodes) || s.Input < 0 || s.Input >= len(mw.nodes[s.Node].Input) {
-					return fmt.Errorf("%s: permutation group %d: node %d input %d is not in the model", m.Name, gi, s.Node, s.Input)
-				}
-				t := mw.weights[weightBehind(mw.identityIn, mw.weights, mw.nodes[s.Node].Input[s.Input])]
+				site := ms[i].on.Groups[gi].Weights[k]
+				t := useTensor(m, ms[i].src, site)
 				if t == nil {
-					return fmt.Errorf("%s: permutation group %d: node %d input %d does not read a weight", m.Name, gi, s.Node, s.Input)
+					return fmt.Errorf("%s: permutation group %d: node %d input %d does not read a weight", m.Name, gi, site.Node, site.Input)
 				}
 				if s.Axis < 0 || s.Axis >= len(t.Dims) || s.Offset < 0 ||
 					int64(s.Offset)+int64(grp.Size)*int64(max(s.Block, 1)) > t.Dims[s.Axis] {

@@ -316,10 +316,20 @@ func equalPerm(a, b []int) bool {
 func newMatcher(a, b *onnx.Model, ga *graph.Analysis) (*matcher, error) {
 	mt := &matcher{groups: ga.Groups, byGroup: make([][]int, len(ga.Groups)), cost: make([][]float64, len(ga.Groups)),
 		costVersion: make([]int, len(ga.Groups))}
-	wa, wb := a.Weights(), b.Weights()
+	// The analysis in each model's own form (see graph.Analysis.For):
+	// site k of group g is the same node input in both.
+	onA, err := ga.For(a)
+	if err != nil {
+		return nil, err
+	}
+	onB, err := ga.For(b)
+	if err != nil {
+		return nil, err
+	}
+	sa, sb := graph.NewSources(a), graph.NewSources(b)
 	useIndex := map[[2]int]int{}
 	for gi, grp := range ga.Groups {
-		for _, s := range grp.Weights {
+		for k, s := range grp.Weights {
 			if s.Statistic {
 				// Permuted by Apply with its channels, never scored:
 				// the paper's objective is over learned weights only.
@@ -328,7 +338,7 @@ func newMatcher(a, b *onnx.Model, ga *graph.Analysis) (*matcher, error) {
 			key := [2]int{s.Node, s.Input}
 			ui, ok := useIndex[key]
 			if !ok {
-				ta, tb := useTensor(a, wa, s), useTensor(b, wb, s)
+				ta, tb := useTensor(a, sa, onA.Groups[gi].Weights[k]), useTensor(b, sb, onB.Groups[gi].Weights[k])
 				if ta == nil || tb == nil {
 					return nil, fmt.Errorf("weight %q missing", s.Tensor)
 				}
@@ -753,13 +763,13 @@ func (mt *matcher) useObjective(u int, perms Perms, sc *useScratch) float64 {
 }
 
 // useTensor returns the tensor that node s.Node reads at input s.Input,
-// looking through Identity nodes. It is s.Tensor in the model the analysis
-// was made on, and the right copy in a model where Apply split a shared
-// tensor between users.
-func useTensor(m *onnx.Model, weights map[string]*onnxpb.TensorProto, s graph.WeightSite) *onnxpb.TensorProto {
+// looking through forwarders (see graph.Sources). It is s.Tensor in the
+// model the analysis was made on, and the right copy in a model where
+// Apply split a shared tensor between users.
+func useTensor(m *onnx.Model, src *graph.Sources, s graph.WeightSite) *onnxpb.TensorProto {
 	nodes := m.Proto.GetGraph().GetNode()
 	if s.Node < 0 || s.Node >= len(nodes) || s.Input < 0 || s.Input >= len(nodes[s.Node].Input) {
 		return nil
 	}
-	return weights[weightBehind(identityInputs(nodes), weights, nodes[s.Node].Input[s.Input])]
+	return src.Tensor(nodes[s.Node].Input[s.Input])
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
 )
@@ -20,7 +21,10 @@ import (
 // inputs that another model keeps apart, the output gets a copy per input
 // group.
 // Averaging runs in float64 and is written back in each tensor's own type,
-// so fp16/bf16 models lose nothing to intermediate rounding. Tensors of
+// so fp16/bf16 models lose nothing to intermediate rounding. The output
+// keeps models[0]'s graph and storage: where models[0] stores a weight in
+// float32 and another model in fp16 behind a Cast (or the other way
+// round), the average is written in models[0]'s type. Tensors of
 // other types (e.g. int64 shape constants) must be identical in all models.
 func Average(models []*onnx.Model, weights []float64) (*onnx.Model, error) {
 	if len(models) == 0 {
@@ -48,40 +52,55 @@ func Average(models []*onnx.Model, weights []float64) (*onnx.Model, error) {
 	out := models[0].Clone()
 	og := out.Proto.GetGraph()
 	nodes := og.GetNode()
-	ow := out.Weights()
+	srcs := make([]*graph.Sources, len(models))
 	all := make([]map[string]*onnxpb.TensorProto, len(models))
-	ids := make([]map[string]string, len(models))
+	corr := make([]*graph.Correspondence, len(models))
 	for i, m := range models {
-		all[i] = m.Weights()
-		mn := m.Proto.GetGraph().GetNode()
-		if len(mn) != len(nodes) {
-			return nil, fmt.Errorf("%s has %d nodes, %s has %d", models[0].Name, len(nodes), m.Name, len(mn))
+		srcs[i] = graph.NewSources(m)
+		all[i] = srcs[i].Weights()
+		if i > 0 {
+			c, err := graph.Correspond(models[0], m)
+			if err != nil {
+				return nil, err
+			}
+			corr[i] = c
 		}
-		ids[i] = identityInputs(mn)
 	}
+	so := graph.NewSources(out)
+	ow := so.Weights()
 	// Weights are averaged by the node inputs that read them, so models
-	// may name and share their weights differently (see SameArchitecture):
-	// sourcesAt gives, for an input that reads the output's tensor name,
-	// the tensor each model reads there.
+	// may name, share and store their weights differently (see
+	// SameArchitecture): sourcesAt gives, for an input that reads the
+	// output's tensor name, the tensor each model reads there.
 	readers := map[string][]use{}
 	for ni, n := range nodes {
-		if n.GetOpType() == "Identity" && len(n.Output) == 1 && weightBehind(ids[0], ow, n.Output[0]) != "" {
+		if so.Forwarder(ni) {
 			continue // a forwarder, not a reader
 		}
 		for ii, in := range n.Input {
-			if tn := weightBehind(ids[0], ow, in); tn != "" {
+			if tn := so.Name(in); tn != "" {
 				readers[tn] = append(readers[tn], use{ni, ii})
 			}
 		}
+	}
+	isOutput := map[string]bool{}
+	for _, o := range og.GetOutput() {
+		isOutput[so.Name(o.GetName())] = true
 	}
 	sourcesAt := func(name string, u use) ([]string, error) {
 		src := make([]string, len(models))
 		src[0] = name
 		for i := 1; i < len(models); i++ {
 			if u.node < 0 {
-				src[i] = weightBehind(ids[i], all[i], name) // not read by a node: by name
-			} else if in := models[i].Proto.Graph.Node[u.node].Input; u.input < len(in) {
-				src[i] = weightBehind(ids[i], all[i], in[u.input])
+				src[i] = srcs[i].Name(name) // not read by a node: by name
+			} else if ni, ii, ok := corr[i].Input(u.node, u.input); ok {
+				src[i] = srcs[i].Name(models[i].Proto.Graph.Node[ni].Input[ii])
+			} else {
+				// An input with no counterpart (a constant inside an op
+				// another opset spells out, an attribute it takes as an
+				// input): part of the computation both models agree
+				// on, not a learned weight.
+				return nil, nil
 			}
 			if src[i] == "" {
 				if u.node < 0 {
@@ -95,11 +114,21 @@ func Average(models []*onnx.Model, weights []float64) (*onnx.Model, error) {
 	for _, name := range sortedNames(ow) {
 		rs := readers[name]
 		if len(rs) == 0 {
+			// Read by no node (a graph output, or left unread, e.g. by
+			// Apply's copies): averaged with the tensors of that name,
+			// kept as it is if some model has none (it computes nothing).
+			if !readByName(name, srcs) {
+				if isOutput[name] {
+					return nil, fmt.Errorf("weight %q is a graph output of %s but not a weight of every model", name, models[0].Name)
+				}
+				continue
+			}
 			rs = []use{{-1, -1}}
 		}
 		// Readers that read the same tensors in every model share one
 		// average; if the models disagree, each further set of sources
-		// gets its own copy of the tensor in the output.
+		// gets its own copy of the tensor in the output, in the element
+		// type its readers read (see Apply).
 		var keys []string
 		groups := map[string][]use{}
 		srcOf := map[string][]string{}
@@ -108,7 +137,13 @@ func Average(models []*onnx.Model, weights []float64) (*onnx.Model, error) {
 			if err != nil {
 				return nil, err
 			}
+			if src == nil {
+				continue // kept as models[0] has it
+			}
 			k := strings.Join(src, "\x00")
+			if u.node >= 0 {
+				k += "\x00" + so.ElemType(nodes[u.node].Input[u.input]).String()
+			}
 			if groups[k] == nil {
 				keys = append(keys, k)
 				srcOf[k] = src
@@ -118,10 +153,14 @@ func Average(models []*onnx.Model, weights []float64) (*onnx.Model, error) {
 		for gi, k := range keys {
 			target := ow[name]
 			if gi > 0 {
-				copyName := uniqueName(out, name+"_merged"+strconv.Itoa(gi))
-				target = out.CopyTensor(ow[name], copyName)
+				u := groups[k][0]
+				dt := so.ElemType(nodes[u.node].Input[u.input])
+				var err error
+				if target, err = copyAs(out, ow[name], uniqueName(out, name+"_merged"+strconv.Itoa(gi)), dt); err != nil {
+					return nil, err
+				}
 				for _, u := range groups[k] {
-					nodes[u.node].Input[u.input] = copyName
+					nodes[u.node].Input[u.input] = target.GetName()
 				}
 			}
 			if err := averageInto(out, target, models, all, srcOf[k], weights, sum); err != nil {
@@ -130,6 +169,16 @@ func Average(models []*onnx.Model, weights []float64) (*onnx.Model, error) {
 		}
 	}
 	return out, nil
+}
+
+// readByName reports whether every model has a weight called name.
+func readByName(name string, srcs []*graph.Sources) bool {
+	for _, s := range srcs {
+		if s.Name(name) == "" {
+			return false
+		}
+	}
+	return true
 }
 
 // averageInto sets target (a tensor of out) to Σ weights[i]/sum ·

@@ -82,33 +82,36 @@ func nodeIndex(nodes []*onnxpb.NodeProto, name string) int {
 }
 
 // ownTensor returns the weight that node ni reads at input k, first giving
-// the node a copy of its own if any other node reads the same tensor
-// (directly or through Identity nodes, which exporters use for aliases).
+// the node a copy of its own (see copyAs) if any other node reads the same
+// tensor (directly or through forwarders: Identity aliases, Casts).
 func ownTensor(m *onnx.Model, ni, k int) (*onnxpb.TensorProto, error) {
 	g := m.Proto.Graph
+	src := graph.NewSources(m)
 	name := g.Node[ni].Input[k]
-	w := m.Weights()
-	t := useTensor(m, w, graph.WeightSite{Node: ni, Input: k})
+	t := useTensor(m, src, graph.WeightSite{Node: ni, Input: k})
 	if t == nil {
 		return nil, fmt.Errorf("%s: input %q of node %q is not a weight", m.Name, name, g.Node[ni].GetName())
 	}
 	readers := 0
-	for _, n := range g.Node {
+	for i, n := range g.Node {
 		for _, in := range n.Input {
-			if in == name {
+			if !src.Forwarder(i) && src.Tensor(in) == t {
 				readers++
 			}
 		}
 	}
 	for _, o := range g.Output {
-		if o.GetName() == name {
+		if src.Tensor(o.GetName()) == t {
 			readers++
 		}
 	}
-	if readers == 1 && w[name] == t {
+	if readers == 1 {
 		return t, nil
 	}
-	c := m.CopyTensor(t, uniqueName(m, name+"_own"))
+	c, err := copyAs(m, t, uniqueName(m, name+"_own"), src.ElemType(name))
+	if err != nil {
+		return nil, err
+	}
 	g.Node[ni].Input[k] = c.GetName()
 	return c, nil
 }
@@ -145,8 +148,12 @@ func PrepareRepair(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opts 
 		return nil, err
 	}
 	r := &Repair{opts: opts, data: ds}
+	onA, err := ga.For(a)
+	if err != nil {
+		return nil, err
+	}
 	hidden := map[string]bool{}
-	for _, grp := range ga.Groups {
+	for _, grp := range onA.Groups {
 		for _, s := range grp.Activations {
 			if s.Block <= 1 && s.Offset == 0 && s.Axis == 1 {
 				hidden[s.Value] = true
@@ -160,7 +167,7 @@ func PrepareRepair(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opts 
 			consumers[in] = append(consumers[in], i)
 		}
 	}
-	w := a.Weights()
+	src := graph.NewSources(a)
 	for i, n := range nodes {
 		if len(n.Output) == 0 || !hidden[n.Output[0]] {
 			continue
@@ -189,7 +196,7 @@ func PrepareRepair(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opts 
 		default:
 			continue
 		}
-		if len(n.Input) <= site.weights || w[n.Input[site.weights]] == nil {
+		if len(n.Input) <= site.weights || src.Tensor(n.Input[site.weights]) == nil {
 			continue
 		}
 		r.sites = append(r.sites, site)
@@ -197,11 +204,15 @@ func PrepareRepair(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opts 
 	if len(r.sites) == 0 {
 		return nil, fmt.Errorf("%s: %w", a.Name, ErrNothingToRepair)
 	}
-	var err error
-	if r.meanA, r.stdA, err = r.measure(a, nil); err != nil {
+	if r.meanA, r.stdA, err = r.measure(a, nil, nil); err != nil {
 		return nil, err
 	}
-	if r.meanB, r.stdB, err = r.measure(b, nil); err != nil {
+	// b may name its values differently (another form of a's graph).
+	c, err := graph.Correspond(a, b)
+	if err != nil {
+		return nil, err
+	}
+	if r.meanB, r.stdB, err = r.measure(b, nil, c); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -226,8 +237,9 @@ func attrFloat(n *onnxpb.NodeProto, name string, def float32) float32 {
 }
 
 // measure returns per-channel means and standard deviations at the sites
-// (only at those listed in only, when it is not nil).
-func (r *Repair) measure(m *onnx.Model, only []int) (mean, std [][]float64, err error) {
+// (only at those listed in only, when it is not nil). m is the model the
+// sites were found in, or another form of it that c pairs with it.
+func (r *Repair) measure(m *onnx.Model, only []int, c *graph.Correspondence) (mean, std [][]float64, err error) {
 	sess, err := infer.NewSession(m)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", m.Name, err)
@@ -245,6 +257,12 @@ func (r *Repair) measure(m *onnx.Model, only []int) (mean, std [][]float64, err 
 	names := make([]string, len(idx))
 	for k, i := range idx {
 		names[k] = r.sites[i].value
+		if c != nil {
+			var ok bool
+			if names[k], ok = c.Value(names[k]); !ok {
+				return nil, nil, fmt.Errorf("%s: no value corresponds to %s", m.Name, r.sites[i].value)
+			}
+		}
 	}
 	sum := make([][]float64, len(r.sites))
 	sq := make([][]float64, len(r.sites))
@@ -305,7 +323,7 @@ func (r *Repair) Apply(m *onnx.Model, lambda float64) error {
 		return err
 	}
 	for i, s := range r.sites {
-		mean, std, err := r.measure(m, []int{i})
+		mean, std, err := r.measure(m, []int{i}, nil)
 		if err != nil {
 			return err
 		}
@@ -332,12 +350,12 @@ func (r *Repair) Apply(m *onnx.Model, lambda float64) error {
 // that r was prepared on, with as many output channels.
 func (r *Repair) checkSites(m *onnx.Model) error {
 	nodes := m.Proto.GetGraph().GetNode()
-	w := m.Weights()
+	src := graph.NewSources(m)
 	for i, s := range r.sites {
 		if s.node >= len(nodes) || len(nodes[s.node].Output) == 0 || nodes[s.node].Output[0] != s.value || s.weights >= len(nodes[s.node].Input) {
 			return fmt.Errorf("%s: has no layer writing %s where the repair was prepared", m.Name, s.value)
 		}
-		t := useTensor(m, w, graph.WeightSite{Node: s.node, Input: s.weights})
+		t := useTensor(m, src, graph.WeightSite{Node: s.node, Input: s.weights})
 		if t == nil || s.outAxis >= len(t.Dims) || t.Dims[s.outAxis] != int64(len(r.meanA[i])) {
 			return fmt.Errorf("%s: the layer writing %s does not have the %d channels the repair was prepared for", m.Name, s.value, len(r.meanA[i]))
 		}
@@ -373,9 +391,12 @@ func foldAffine(m *onnx.Model, s repairSite, scale, shift []float64) error {
 	}
 	biasInput := 2 // Conv B, Gemm C, BatchNormalization B
 	if len(n.Input) <= biasInput || n.Input[biasInput] == "" {
-		// A bias-free Conv or Gemm gets a zero bias to absorb the shift.
+		// A bias-free Conv or Gemm gets a zero bias to absorb the shift,
+		// in the type the layer reads its weight in (a weight stored in
+		// fp16 may reach it through a Cast to float32).
 		name := uniqueName(m, n.GetName()+"_repair_bias")
-		b := &onnxpb.TensorProto{Name: proto.String(name), Dims: []int64{int64(c)}, DataType: proto.Int32(int32(onnx.DataType(wt))), RawData: make([]byte, c*onnx.ElemSize(onnx.DataType(wt)))}
+		dt := graph.NewSources(m).ElemType(n.Input[s.weights])
+		b := &onnxpb.TensorProto{Name: proto.String(name), Dims: []int64{int64(c)}, DataType: proto.Int32(int32(dt)), RawData: make([]byte, c*onnx.ElemSize(dt))}
 		m.Proto.Graph.Initializer = append(m.Proto.Graph.Initializer, b)
 		for len(n.Input) < biasInput {
 			n.Input = append(n.Input, "")

@@ -52,7 +52,7 @@ func twoHiddenMLP(t *testing.T, seed uint64, shared bool) *onnx.Model {
 func weightAt(t *testing.T, m *onnx.Model, n, k int) []float64 {
 	t.Helper()
 	ws := m.Weights()
-	name := weightBehind(identityInputs(m.Proto.Graph.Node), ws, m.Proto.Graph.Node[n].Input[k])
+	name := graph.NewSources(m).Name(m.Proto.Graph.Node[n].Input[k])
 	if name == "" {
 		t.Fatalf("node %d input %d reads no weight", n, k)
 	}
@@ -148,8 +148,8 @@ func TestSharedWeights(t *testing.T) {
 	d := twoHiddenMLP(t, 3, false)
 	d.Proto.Graph.Initializer[5].Dims = []int64{2, 2} // b2
 	err = SameArchitecture(a, d, ga, ga)
-	if err == nil || !strings.Contains(err.Error(), "node 2 input 2") {
-		t.Fatalf("bias of another shape: err = %v, want one naming node 2 input 2", err)
+	if err == nil || !strings.Contains(err.Error(), `Gemm "fc2" in twohidden reads weight "b" FLOAT[4] at input 2`) {
+		t.Fatalf("bias of another shape: err = %v, want one naming input 2 of fc2", err)
 	}
 }
 

@@ -52,7 +52,7 @@ func TestStatisticsNotScored(t *testing.T) {
 			}
 			changed := b.Clone()
 			r := rand.New(rand.NewPCG(1, 2))
-			w := changed.Weights()
+			w := graph.NewSources(changed)
 			for _, s := range stats {
 				tensor := useTensor(changed, w, s)
 				v, err := changed.Float32s(tensor)
@@ -123,7 +123,7 @@ func TestStatisticsNotScored(t *testing.T) {
 // floatsAt returns the values of the weight that site s reads in m.
 func floatsAt(t *testing.T, m *onnx.Model, s graph.WeightSite) []float32 {
 	t.Helper()
-	v, err := m.Float32s(useTensor(m, m.Weights(), s))
+	v, err := m.Float32s(useTensor(m, graph.NewSources(m), s))
 	if err != nil {
 		t.Fatal(err)
 	}

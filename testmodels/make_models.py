@@ -32,6 +32,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import onnx
+import onnx.helper
+import onnx.numpy_helper
 
 torch.set_num_threads(1)
 torch.set_num_interop_threads(1)
@@ -236,10 +238,10 @@ def op_histogram(m):
     return dict(sorted(collections.Counter(n.op_type for n in m.graph.node).items()))
 
 
-def export(model, path, example, bn_kept=False, allow_bn=False):
+def export(model, path, example, bn_kept=False, allow_bn=False, opset=OPSET):
     model.eval()
     kw = dict(input_names=["input"], output_names=["logits"], dynamic_axes=DYN_AXES,
-              opset_version=OPSET)
+              opset_version=opset)
     if bn_kept:
         kw.update(training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
     else:
@@ -253,7 +255,7 @@ def export(model, path, example, bn_kept=False, allow_bn=False):
     d0 = m.graph.input[0].type.tensor_type.shape.dim[0]
     assert d0.dim_param == "N", d0
     assert m.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
-    assert m.opset_import[0].version == OPSET
+    assert m.opset_import[0].version == opset
     # BatchNormalization form
     n_bn = sum(isinstance(mod, nn.BatchNorm2d) for mod in model.modules())
     bns = [n for n in m.graph.node if n.op_type == "BatchNormalization"]
@@ -343,6 +345,84 @@ def make_small():
             torch=torch.__version__, onnx=onnx.__version__, models=records), f, indent=1)
         f.write("\n")
     print(f"total {time.time() - t0:.0f}s")
+
+
+# --------------------------------------------------------------------------
+# exports that differ only in form
+
+
+def load_onnx_weights(model, path):
+    """Load the parameters and buffers of model from an export of the same class,
+    looking through the Identity nodes PyTorch feeds deduplicated tensors through."""
+    m = onnx.load(path)
+    arrays = {t.name: onnx.numpy_helper.to_array(t) for t in m.graph.initializer}
+    for n in m.graph.node:
+        if n.op_type == "Identity" and n.input[0] in arrays:
+            arrays[n.output[0]] = arrays[n.input[0]]
+    for n in m.graph.node:
+        # nn.Linear on 3-D input exports as MatMul with the transposed weight
+        # renamed onnx::MatMul_NNN; the node name holds the module path
+        # ("/layers/layers.0/q/MatMul" -> layers.0.q).
+        if n.op_type == "MatMul" and n.input[1].startswith("onnx::MatMul") and n.input[1] in arrays:
+            path = ""
+            for part in n.name.split("/")[1:-1]:
+                path = part if not path or part.startswith(path + ".") else path + "." + part
+            arrays[path + ".weight"] = arrays[n.input[1]].T
+    state = model.state_dict()
+    for k, v in state.items():
+        if k.endswith("num_batches_tracked"):
+            continue
+        state[k] = torch.from_numpy(arrays[k].copy())
+    model.load_state_dict(state)
+
+
+def half_storage(src, dst):
+    """Write a copy of model src whose float32 initializers are stored as float16,
+    each read through a Cast to float32 that takes the initializer's name (the
+    model still computes in float32: a hand conversion that halves the file)."""
+    m = onnx.load(src)
+    casts = []
+    for t in m.graph.initializer:
+        if t.data_type != onnx.TensorProto.FLOAT:
+            continue
+        name = t.name
+        t.CopyFrom(onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(t).astype(np.float16), name + "_fp16"))
+        casts.append(onnx.helper.make_node("Cast", [name + "_fp16"], [name], name="Cast_" + name,
+                                           to=onnx.TensorProto.FLOAT))
+    nodes = casts + list(m.graph.node)
+    del m.graph.node[:]
+    m.graph.node.extend(nodes)
+    onnx.checker.check_model(m)
+    onnx.save(m, dst)
+
+
+def make_forms():
+    """Exports of the small ResNet that differ from resnet_s{0,1}.onnx only in form,
+    written to testmodels/forms/:
+    resnet_init.onnx, an untrained export of the class (PyTorch feeds the many equal
+    BatchNorm vectors of a fresh model through Identity nodes of one initializer), and
+    resnet_s0_op13.onnx, resnet_s0's trained weights exported at opset 13 instead of 17,
+    transformer_s0_op13.onnx, the same for the transformer (whose LayerNorms opset 13
+    spells out in elementary ops),
+    and resnet_s1_fp16.onnx, resnet_s1 with its weights stored in float16 (half_storage)."""
+    xte = load_fashion()[2]
+    example = torch.from_numpy(xte[:2])
+    forms = os.path.join(HERE, "forms")
+    os.makedirs(forms, exist_ok=True)
+    set_seed(0)
+    model = SmallResNet()
+    m = export(model, os.path.join(forms, "resnet_init.onnx"), example, bn_kept=True)
+    print(f"wrote resnet_init.onnx ({len(m.graph.node)} nodes) ops={op_histogram(m)}", flush=True)
+    model = SmallResNet()
+    load_onnx_weights(model, os.path.join(HERE, "resnet_s0.onnx"))
+    m = export(model, os.path.join(forms, "resnet_s0_op13.onnx"), example, bn_kept=True, opset=13)
+    print(f"wrote resnet_s0_op13.onnx ({len(m.graph.node)} nodes) ops={op_histogram(m)}", flush=True)
+    model = TinyTransformer()
+    load_onnx_weights(model, os.path.join(HERE, "transformer_s0.onnx"))
+    m = export(model, os.path.join(forms, "transformer_s0_op13.onnx"), example, opset=13)
+    print(f"wrote transformer_s0_op13.onnx ({len(m.graph.node)} nodes) ops={op_histogram(m)}", flush=True)
+    half_storage(os.path.join(HERE, "resnet_s1.onnx"), os.path.join(forms, "resnet_s1_fp16.onnx"))
+    print("wrote resnet_s1_fp16.onnx", flush=True)
 
 
 # --------------------------------------------------------------------------
@@ -477,13 +557,18 @@ def main():
                     help="only write random-init structure models to testmodels/large/")
     ap.add_argument("--soup", action="store_true",
                     help="only write the soup ingredients (base, fine-tunes, task fine-tunes) to testmodels/soup/")
+    ap.add_argument("--forms", action="store_true",
+                    help="only write the exports that differ from the small ResNet in form (needs resnet_s0.onnx)")
     args = ap.parse_args()
     if args.soup:
         make_soup()
     elif args.large:
         make_large()
+    elif args.forms:
+        make_forms()
     else:
         make_small()
+        make_forms()
 
 
 if __name__ == "__main__":
