@@ -40,6 +40,10 @@ type Analysis struct {
 	// touch no graph input or output. PermutableUnits / HiddenUnits is how
 	// much of the network the analysis can permute.
 	HiddenUnits int
+	// BlockSets lists the groups whose block permutations are one (the
+	// Q·K and V·O groups of one attention), by group ID. Every group with
+	// Blocks > 1 is in exactly one set.
+	BlockSets [][]int `json:"block_sets,omitempty"`
 
 	shapes map[string][]int64
 }
@@ -132,6 +136,11 @@ func Analyze(m *onnx.Model) (*Analysis, error) {
 			}
 		}
 	}
+	a.resolveParts()
+	a.resolveHeads()
+	if a.err != nil {
+		return nil, a.err
+	}
 	return a.result(), nil
 }
 
@@ -208,6 +217,7 @@ func (a *analyzer) result() *Analysis {
 	})
 
 	res := &Analysis{shapes: a.s.dims}
+	var rootOf []int // group ID -> class root
 	for _, c := range list {
 		r := &a.u.els[c.root]
 		size := r.size
@@ -246,10 +256,15 @@ func (a *analyzer) result() *Analysis {
 			return wi.Offset < wj.Offset
 		})
 		g := Group{ID: len(res.Groups), Size: int(size), Weights: c.weight, Activations: c.acts, Reasons: dedupe(r.reasons)}
+		if h, ok := a.blocks[c.root]; ok {
+			g.Blocks = int(h)
+		}
 		res.Groups = append(res.Groups, g)
+		rootOf = append(rootOf, c.root)
 		res.PermutableUnits += g.Size
 		res.HiddenUnits += g.Size
 	}
+	a.blockSets(res, rootOf)
 	return res
 }
 

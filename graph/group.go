@@ -39,6 +39,12 @@ type Group struct {
 	Size        int
 	Weights     []WeightSite
 	Activations []ActivationSite
+	// Blocks, when above 1, says the group is block-structured: its Size
+	// units are Blocks blocks (attention heads) of Size/Blocks consecutive
+	// units, and a permutation must move whole blocks: unit b·d+i goes to
+	// σ(b)·d+τ_b(i), with one block permutation σ for every group of its
+	// set (Analysis.BlockSets) and a permutation τ_b within each block.
+	Blocks int `json:"blocks,omitempty"`
 	// Reasons lists what tied the members together, e.g.
 	// `Add "/layer1/Add" ties its inputs (residual stream)`.
 	Reasons []string

@@ -396,7 +396,7 @@ func ruleCases() []ruleCase {
 			frozen: []string{`x#1(3)~graph input`, `y#1(5)~graph output`},
 		},
 		{
-			name: "reshape adding size-1 axes; reshape splitting channels freezes",
+			name: "reshape adding size-1 axes; a split into heads whose units meet a weight freezes",
 			build: func() *builder {
 				return newBuilder(17).in("x", -1, 4).out("y", "z").
 					w("W1", 4, 8).w("W2", 6, 8, 1, 1).w("W3", 4, 6).w("W4", 3, 2).w("W5", 6, 3).
@@ -411,8 +411,8 @@ func ruleCases() []ruleCase {
 					node("MatMul", "k3,W4", "z")
 			},
 			groups: []string{"8: W1#1 W2#1", "6: W2#0 W5#0"},
-			frozen: []string{`x#1(4)~graph input`, `y#1(3)~graph output`, `k#1(6)~splits this axis`,
-				`k3#2(3)~splits this axis`, `z#2(2)~graph output`},
+			frozen: []string{`x#1(4)~graph input`, `y#1(3)~graph output`, `k#1(6)~a weight is laid out along the heads`,
+				`k3#2(3)~a weight is laid out along the heads`, `z#2(2)~graph output`},
 		},
 		{
 			name: "concat on channels keeps parts",
@@ -429,7 +429,7 @@ func ruleCases() []ruleCase {
 			frozen: []string{`x#1(3)~graph input`, `y#1(5)~graph output`},
 		},
 		{
-			name: "split and slice on channels freeze; slice on space passes",
+			name: "split on channels makes parts; a slice that leaves channels out freezes; slice on space passes",
 			build: func() *builder {
 				return convIn(newBuilder(17), 3).out("y", "z", "u", "v").
 					w("W1", 8, 3, 1, 1).w("Wy", 2, 4, 1, 1).w("Wz", 2, 4, 1, 1).
@@ -446,10 +446,10 @@ func ruleCases() []ruleCase {
 					node("Slice", "e,st2,en2,ax2", "es").
 					node("Conv", "es,Wv", "v")
 			},
-			groups: []string{"7: W3#0 Wv#1"},
-			frozen: []string{`x#1(3)~graph input`, `c#1(8)~splits this axis`, `c1#1(4)~splits this axis`,
-				`c2#1(4)~splits this axis`, `y#1(2)~graph output`, `z#1(2)~graph output`, `d#1(6)~slices this axis`,
-				`ds#1(3)~slices this axis`, `u#1(2)~graph output`, `v#1(2)~graph output`},
+			groups: []string{"4: W1#0 Wy#1", "4: W1#0@4 Wz#1", "7: W3#0 Wv#1"},
+			frozen: []string{`x#1(3)~graph input`, `y#1(2)~graph output`, `z#1(2)~graph output`,
+				`d#1(6)~leaves the rest of the axis in no part`, `ds#1(3)~leaves the rest of the axis in no part`,
+				`u#1(2)~graph output`, `v#1(2)~graph output`},
 		},
 		{
 			name: "transpose to channels-last",

@@ -27,12 +27,30 @@ func Identity(a *graph.Analysis) Perms {
 	return p
 }
 
-// Random returns a uniformly random permutation of every group, drawn from seed.
+// Random returns a uniformly random permutation of every group, drawn from
+// seed. A block-structured group gets a random block permutation, one per
+// block set (drawn at its first group), and random permutations within
+// each block.
 func Random(a *graph.Analysis, seed uint64) Perms {
 	r := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
 	p := make(Perms, len(a.Groups))
+	sets := setsOf(a)
+	sigmas := make([][]int, len(a.BlockSets))
 	for g, grp := range a.Groups {
-		p[g] = r.Perm(grp.Size)
+		k := sets[g]
+		if k < 0 || grp.Blocks < 2 {
+			p[g] = r.Perm(grp.Size)
+			continue
+		}
+		if sigmas[k] == nil {
+			sigmas[k] = r.Perm(grp.Blocks)
+		}
+		d := grp.Size / grp.Blocks
+		tau := make([][]int, grp.Blocks)
+		for b := range tau {
+			tau[b] = r.Perm(d)
+		}
+		p[g] = blockPerm(sigmas[k], tau, d)
 	}
 	return p
 }
@@ -62,7 +80,7 @@ func (p Perms) Check(a *graph.Analysis) error {
 			seen[j] = true
 		}
 	}
-	return nil
+	return p.checkBlocks(a)
 }
 
 // axisMove is one permuted axis of a weight: new index i along Axis takes old index Index[i].

@@ -92,6 +92,9 @@ type matcher struct {
 	sites   []matchSite
 	byGroup [][]int // group → site indices
 	usesOf  [][]int // group → indices of the uses it touches
+	// setOf[g] is the index of g's block set, -1 for a flat group.
+	setOf []int
+	sets  [][]int // the analysis's block sets
 	// repeated[g]: some weight use has g on more than one site.
 	repeated []bool
 	// neighbours[g]: the groups whose cost changes when g moves (those
@@ -166,6 +169,9 @@ func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*Matc
 	}
 	rng := rand.New(rand.NewPCG(opts.Seed, 0x2545f4914f6cdd1d))
 	settled := make([]bool, len(mt.groups))
+	// A block set is one coordinate (see blockStep), taken at the first of
+	// its groups in the sweep's order.
+	visited := make([]int, len(ga.BlockSets))
 	// Assignments are solved on goroutines (queue), so that while one is
 	// solved the costs of the next groups can be computed and their
 	// assignments started too, when no group visited before them shares a
@@ -180,6 +186,32 @@ func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*Matc
 		changed := 0
 		order := rng.Perm(len(mt.groups))
 		for k, g := range order {
+			if k := mt.setOf[g]; k >= 0 {
+				set := ga.BlockSets[k]
+				if visited[k] == sweep || !slices.ContainsFunc(set, func(h int) bool { return !settled[h] }) {
+					continue
+				}
+				visited[k] = sweep
+				for _, h := range set {
+					settled[h] = true
+				}
+				ps, gain, err := mt.blockStep(set, perms, objective, &solver)
+				if err != nil {
+					return nil, fmt.Errorf("groups %v: %w", set, err)
+				}
+				if ps == nil {
+					continue
+				}
+				for i, h := range set {
+					perms[h] = ps[i]
+					for _, x := range mt.neighbours[h] {
+						settled[x] = false
+					}
+				}
+				changed++
+				objective += gain
+				continue
+			}
 			if settled[g] {
 				// Nothing g's cost depends on has moved since its last
 				// solve kept its permutation: the solve would again.
@@ -274,6 +306,10 @@ func (mt *matcher) aheadOf(g int, order []int, settled []bool, queue *solveQueue
 			break
 		}
 		if settled[h] {
+			continue
+		}
+		if mt.setOf[h] >= 0 { // solved with its set, never ahead
+			before = append(before, h)
 			continue
 		}
 		if !queue.has(h) && !slices.ContainsFunc(before, func(x int) bool { return slices.Contains(mt.neighbours[x], h) }) {
@@ -388,6 +424,10 @@ func newMatcher(a, b *onnx.Model, ga *graph.Analysis) (*matcher, error) {
 	}
 	if len(mt.sites) == 0 && len(ga.Groups) > 0 {
 		return nil, errors.New("groups have no weights to match")
+	}
+	mt.setOf, mt.sets = setsOf(ga), ga.BlockSets
+	if err := mt.checkSets(ga.BlockSets); err != nil {
+		return nil, err
 	}
 	return mt, nil
 }

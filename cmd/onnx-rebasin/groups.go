@@ -42,8 +42,14 @@ func runGroups(c *cmdContext, args []string) error {
 		return enc.Encode(a)
 	}
 	w := c.stdout
+	setOf := map[int][]int{}
+	for _, set := range a.BlockSets {
+		for _, g := range set {
+			setOf[g] = set
+		}
+	}
 	for _, g := range a.Groups {
-		fmt.Fprintf(w, "group %d: %d units\n", g.ID, g.Size)
+		fmt.Fprintf(w, "group %d: %d units%s\n", g.ID, g.Size, blockNote(g, setOf[g.ID]))
 		for _, s := range g.Weights {
 			extra := ""
 			if s.Block > 1 {
@@ -148,4 +154,23 @@ func checkOutput(out string, force bool, inputs ...string) error {
 		}
 	}
 	return nil
+}
+
+// blockNote describes a block-structured group's blocks and the groups it
+// shares their permutation with, e.g. " (4 blocks × 16, blocks move with group 5)".
+func blockNote(g graph.Group, set []int) string {
+	if g.Blocks < 2 {
+		return ""
+	}
+	var others []string
+	for _, h := range set {
+		if h != g.ID {
+			others = append(others, fmt.Sprint(h))
+		}
+	}
+	note := fmt.Sprintf(" (%d blocks × %d: heads move whole", g.Blocks, g.Size/g.Blocks)
+	if len(others) > 0 {
+		note += ", with group " + strings.Join(others, ", ")
+	}
+	return note + ")"
 }
