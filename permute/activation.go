@@ -171,6 +171,8 @@ func ActivationMatch(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opt
 	}
 	var solver lap.Solver
 	perms := make(Perms, len(ga.Groups))
+	sets := setsOf(ga)
+	costs := make([][]float64, len(ga.Groups))
 	for g, gs := range stats {
 		n := ga.Groups[g].Size
 		cost := make([]float64, n*n)
@@ -179,11 +181,30 @@ func ActivationMatch(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opt
 				cost[i] += v
 			}
 		}
+		if sets[g] >= 0 {
+			costs[g] = cost // solved with its block set below
+			continue
+		}
 		p, _, err := solver.Solve(n, cost)
 		if err != nil {
 			return nil, fmt.Errorf("group %d: %w", g, err)
 		}
 		perms[g] = p
+	}
+	// Block-structured groups: per pair of heads the within-head
+	// assignments, then the head assignment (see blockSolve).
+	for _, set := range ga.BlockSets {
+		sizes, cs := make([]int, len(set)), make([][]float64, len(set))
+		for k, g := range set {
+			sizes[k], cs[k] = ga.Groups[g].Size, costs[g]
+		}
+		ps, _, err := blockSolve(&solver, ga.Groups[set[0]].Blocks, sizes, cs)
+		if err != nil {
+			return nil, fmt.Errorf("groups %v: %w", set, err)
+		}
+		for k, g := range set {
+			perms[g] = ps[k]
+		}
 	}
 	return perms, nil
 }

@@ -37,7 +37,7 @@ func testLoss(t *testing.T, m *onnx.Model) float64 {
 func TestActivationMatchRecovers(t *testing.T) {
 	ds := loadData(t, "fashion_train_x.npy", "")
 	ds = ds.Head(300) // plenty, and keeps the test quick
-	for _, name := range []string{"mlp32_s0", "cnn_bn_s0", "resnet_s0"} {
+	for _, name := range []string{"mlp32_s0", "cnn_bn_s0", "resnet_s0", "transformer_s0"} {
 		a, ga := loadAnalyze(t, "../testmodels/"+name+".onnx")
 		b := a.Clone()
 		if err := Apply(b, ga, Random(ga, 5)); err != nil {

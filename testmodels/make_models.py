@@ -5,6 +5,7 @@ Usage (from the repository root):
 
     /usr/bin/python3 testmodels/make_models.py          # small trained models + data slices
     /usr/bin/python3 testmodels/make_models.py --large  # random-init structure models -> testmodels/large/
+    /usr/bin/python3 testmodels/make_models.py --attention  # small random-init attention models
 
 Small models are trained briefly on Fashion-MNIST (Debian package
 dataset-fashion-mnist) and exported with torch.onnx.export at opset 17.
@@ -370,12 +371,98 @@ def make_large():
               f"ops={op_histogram(m)}", flush=True)
 
 
+# --------------------------------------------------------------------------
+# --attention: small random-init attention models (committed)
+
+
+class SeparateQKV(nn.Module):
+    """Attention with separate q/k/v Linear layers and view/transpose (the
+    common hand-written form), with an additive mask."""
+
+    def __init__(self, d=32, heads=4):
+        super().__init__()
+        self.h, self.dh = heads, d // heads
+        self.q, self.k, self.v, self.o = (nn.Linear(d, d) for _ in range(4))
+
+    def forward(self, x, mask):
+        n, t, d = x.shape
+        q = self.q(x).view(n, t, self.h, self.dh).transpose(1, 2)
+        k = self.k(x).view(n, t, self.h, self.dh).transpose(1, 2)
+        v = self.v(x).view(n, t, self.h, self.dh).transpose(1, 2)
+        s = q @ k.transpose(-2, -1) * (self.dh ** -0.5) + mask
+        a = torch.softmax(s, dim=-1) @ v
+        return self.o(a.transpose(1, 2).reshape(n, t, d))
+
+
+class AttnNet(nn.Module):
+    """in-projection, two attention blocks with residuals and MLPs, mean, head."""
+
+    def __init__(self, attn, d=32, tokens=6):
+        super().__init__()
+        self.inp = nn.Linear(16, d)
+        self.attn = nn.ModuleList([attn(), attn()])
+        self.norm = nn.ModuleList([nn.LayerNorm(d), nn.LayerNorm(d)])
+        self.mlp = nn.ModuleList([nn.Sequential(nn.Linear(d, 48), nn.GELU(), nn.Linear(48, d)) for _ in range(2)])
+        self.head = nn.Linear(d, 5)
+        self.register_buffer("mask", torch.triu(torch.full((tokens, tokens), -1e4), 1))
+
+    def forward(self, x):
+        x = self.inp(x)
+        for a, nrm, f in zip(self.attn, self.norm, self.mlp):
+            x = x + a(nrm(x), self.mask)
+            x = x + f(x)
+        return self.head(x.mean(1))
+
+
+class TorchMHA(nn.Module):
+    def __init__(self, d=32, heads=4):
+        super().__init__()
+        self.m = nn.MultiheadAttention(d, heads, batch_first=True)
+
+    def forward(self, x, mask):
+        return self.m(x, x, x, attn_mask=mask, need_weights=False)[0]
+
+
+class TorchEncoder(nn.Module):
+    """nn.TransformerEncoder (packed in_proj, post-LN), in and out projections."""
+
+    def __init__(self, d=32):
+        super().__init__()
+        self.inp = nn.Linear(16, d)
+        layer = nn.TransformerEncoderLayer(d, 4, 48, dropout=0.0, batch_first=True)
+        self.enc = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.head = nn.Linear(d, 5)
+
+    def forward(self, x):
+        return self.head(self.enc(self.inp(x)).mean(1))
+
+
+def make_attention():
+    example = torch.randn(2, 6, 16)
+    for name, ctor in (("attn_qkv", lambda: AttnNet(SeparateQKV)),
+                       ("attn_mha", lambda: AttnNet(TorchMHA)),
+                       ("attn_encoder", TorchEncoder)):
+        torch.manual_seed(0)
+        model = ctor().eval()
+        path = os.path.join(HERE, name + ".onnx")
+        torch.onnx.export(model, example, path, input_names=["input"], output_names=["logits"],
+                          dynamic_axes=DYN_AXES, opset_version=OPSET, do_constant_folding=True)
+        m = onnx.load(path)
+        onnx.checker.check_model(m)
+        print(f"wrote {name}.onnx ({os.path.getsize(path)} bytes) params={param_count(model)} "
+              f"ops={op_histogram(m)}", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--large", action="store_true",
                     help="only write random-init structure models to testmodels/large/")
+    ap.add_argument("--attention", action="store_true",
+                    help="only write the small random-init attention models (attn_*.onnx)")
     args = ap.parse_args()
-    if args.large:
+    if args.attention:
+        make_attention()
+    elif args.large:
         make_large()
     else:
         make_small()
