@@ -600,7 +600,7 @@ func (c *nodeCtx) elementwise(op string) {
 			outs = append(outs, j)
 		}
 	}
-	if len(outs) == 0 {
+	if len(outs) == 0 || len(ins) == 0 {
 		return
 	}
 	if op == "Dropout" || op == "Clip" {
