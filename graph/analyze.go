@@ -40,6 +40,10 @@ type Analysis struct {
 	// touch no graph input or output. PermutableUnits / HiddenUnits is how
 	// much of the network the analysis can permute.
 	HiddenUnits int
+	// BlockSets lists the groups whose block permutations are one (the
+	// Q·K and V·O groups of one attention), by group ID. Every group with
+	// Blocks > 1 is in exactly one set.
+	BlockSets [][]int `json:"block_sets,omitempty"`
 
 	shapes map[string][]int64
 	// skel is the analysed graph's computation, to re-express the
@@ -139,6 +143,12 @@ func Analyze(m *onnx.Model) (*Analysis, error) {
 			}
 		}
 	}
+	a.resolveParts()
+	a.resolveHeads()
+	a.resolveBlocks()
+	if a.err != nil {
+		return nil, a.err
+	}
 	res := a.result()
 	res.skel = newSkeleton(v)
 	return res, nil
@@ -217,6 +227,7 @@ func (a *analyzer) result() *Analysis {
 	})
 
 	res := &Analysis{shapes: a.s.dims}
+	var rootOf []int // group ID -> class root
 	for _, c := range list {
 		r := &a.u.els[c.root]
 		size := r.size
@@ -241,6 +252,9 @@ func (a *analyzer) result() *Analysis {
 			}
 			continue
 		}
+		if ws := a.withinSites[c.root]; len(ws) > 0 {
+			c.weight = append(c.weight, ws...)
+		}
 		sort.Slice(c.weight, func(i, j int) bool {
 			wi, wj := c.weight[i], c.weight[j]
 			if wi.Node != wj.Node {
@@ -255,10 +269,16 @@ func (a *analyzer) result() *Analysis {
 			return wi.Offset < wj.Offset
 		})
 		g := Group{ID: len(res.Groups), Size: int(size), Weights: c.weight, Activations: c.acts, Reasons: dedupe(r.reasons)}
+		if h, ok := a.blocks[c.root]; ok {
+			g.Blocks, g.FixedWithin = int(h), a.fixedWithin[c.root]
+			g.SharedWithin = len(a.withinSites[c.root]) > 0
+		}
 		res.Groups = append(res.Groups, g)
+		rootOf = append(rootOf, c.root)
 		res.PermutableUnits += g.Size
 		res.HiddenUnits += g.Size
 	}
+	a.blockSets(res, rootOf)
 	return res
 }
 

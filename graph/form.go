@@ -460,7 +460,7 @@ func (a *Analysis) For(m *onnx.Model) (*Analysis, error) {
 		return nil, err
 	}
 	out := &Analysis{Frozen: a.Frozen, PermutableUnits: a.PermutableUnits, HiddenUnits: a.HiddenUnits,
-		shapes: map[string][]int64{}, skel: s}
+		BlockSets: a.BlockSets, shapes: map[string][]int64{}, skel: s}
 	for name, d := range a.shapes {
 		if nb, ok := c.value[name]; ok {
 			out.shapes[nb] = d

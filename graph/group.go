@@ -28,6 +28,11 @@ type WeightSite struct {
 	// variance): it is permuted with its channels but, as in the paper,
 	// weight matching does not score it.
 	Statistic bool
+	// Within says that the axis holds the units of one block of the
+	// group only (Size/Blocks of them: the weight of a grouped
+	// convolution, which every block reads alike); it moves by the
+	// within-block permutation, which all blocks share (SharedWithin).
+	Within bool `json:"within,omitempty"`
 }
 
 // ActivationSite is one axis of an intermediate value (a node output) that a
@@ -44,6 +49,20 @@ type Group struct {
 	Size        int
 	Weights     []WeightSite
 	Activations []ActivationSite
+	// Blocks, when above 1, says the group is block-structured: its Size
+	// units are Blocks blocks (attention heads) of Size/Blocks consecutive
+	// units, and a permutation must move whole blocks: unit b·d+i goes to
+	// σ(b)·d+τ_b(i), with one block permutation σ for every group of its
+	// set (Analysis.BlockSets) and a permutation τ_b within each block.
+	Blocks int `json:"blocks,omitempty"`
+	// FixedWithin says that only whole blocks move: τ_b is the identity
+	// (the input channels of a grouped convolution, whose weight every
+	// block of channels reads alike).
+	FixedWithin bool `json:"fixed_within,omitempty"`
+	// SharedWithin says that every block moves its units by the same
+	// permutation τ (the input channels of a grouped convolution: its
+	// weight's Within site moves by τ).
+	SharedWithin bool `json:"shared_within,omitempty"`
 	// Reasons lists what tied the members together, e.g.
 	// `Add "/layer1/Add" ties its inputs (residual stream)`.
 	Reasons []string
@@ -55,4 +74,34 @@ type FrozenAxis struct {
 	Axis   int
 	Size   int
 	Reason string
+}
+
+// Restrict returns a copy of a with only the groups keep accepts, as if the
+// others were frozen: group IDs are renumbered in order and block sets keep
+// their remaining members. a is not changed.
+func (a *Analysis) Restrict(keep func(g Group) bool) *Analysis {
+	r := *a
+	r.Groups, r.BlockSets, r.PermutableUnits = nil, nil, 0
+	newID := map[int]int{}
+	for _, g := range a.Groups {
+		if !keep(g) {
+			continue
+		}
+		newID[g.ID] = len(r.Groups)
+		g.ID = len(r.Groups)
+		r.Groups = append(r.Groups, g)
+		r.PermutableUnits += g.Size
+	}
+	for _, set := range a.BlockSets {
+		var s []int
+		for _, g := range set {
+			if id, ok := newID[g]; ok {
+				s = append(s, id)
+			}
+		}
+		if len(s) > 0 {
+			r.BlockSets = append(r.BlockSets, s)
+		}
+	}
+	return &r
 }

@@ -73,9 +73,9 @@ var modelGroups = map[string][]string{
 	// The residual stream of 64 runs from the patch projection (and the
 	// positional embedding) through both layers' LayerNorms, attention
 	// output projections and MLP outputs to the final norm and the head;
-	// each MLP has a hidden group of 128. Q, K, V outputs are split into
-	// heads by a Reshape and stay frozen, as does the heads axis that the
-	// attention output projection reads.
+	// each MLP has a hidden group of 128. Each attention has a Q·K group
+	// and a V·O group of 4 heads × 16 (block groups sharing the head
+	// permutation).
 	"transformer_s0": {
 		"64: onnx::MatMul_146#1 patch.bias#0 pos#2 layers.0.ln1.weight#0 layers.0.ln1.bias#0 onnx::MatMul_147#0 " +
 			"onnx::MatMul_148#0 onnx::MatMul_149#0 onnx::MatMul_150#1 layers.0.o.bias#0 layers.0.ln2.weight#0 " +
@@ -83,7 +83,11 @@ var modelGroups = map[string][]string{
 			"layers.1.ln1.bias#0 onnx::MatMul_153#0 onnx::MatMul_154#0 onnx::MatMul_155#0 onnx::MatMul_156#1 " +
 			"layers.1.o.bias#0 layers.1.ln2.weight#0 layers.1.ln2.bias#0 onnx::MatMul_157#0 onnx::MatMul_158#1 " +
 			"layers.1.fc2.bias#0 norm.weight#0 norm.bias#0 head.weight#1",
+		"64 (4 blocks): onnx::MatMul_147#1 layers.0.q.bias#0 onnx::MatMul_148#1 layers.0.k.bias#0",
+		"64 (4 blocks): onnx::MatMul_149#1 layers.0.v.bias#0 onnx::MatMul_150#0",
 		"128: onnx::MatMul_151#1 layers.0.fc1.bias#0 onnx::MatMul_152#0",
+		"64 (4 blocks): onnx::MatMul_153#1 layers.1.q.bias#0 onnx::MatMul_154#1 layers.1.k.bias#0",
+		"64 (4 blocks): onnx::MatMul_155#1 layers.1.v.bias#0 onnx::MatMul_156#0",
 		"128: onnx::MatMul_157#1 layers.1.fc1.bias#0 onnx::MatMul_158#0",
 	},
 }
@@ -96,11 +100,7 @@ var modelFrozen = map[string][]string{
 	"cnn_fold_s0": {`logits#1(10)~graph output "logits"`},
 	"resnet_s0":   {`logits#1(10)~graph output "logits"`},
 	"transformer_s0": {
-		`/Reshape_output_0#1(4)~splits this axis`, `/Reshape_output_0#2(7)~splits this axis`,
-		`/layers/layers.0/q/Add_output_0#2(64)~splits this axis`, `/layers/layers.0/Reshape_output_0#2(4)~splits this axis`,
-		`/layers/layers.0/k/Add_output_0#2(64)~splits this axis`, `/layers/layers.0/v/Add_output_0#2(64)~splits this axis`,
-		`/layers/layers.1/q/Add_output_0#2(64)~splits this axis`, `/layers/layers.1/Reshape_output_0#2(4)~splits this axis`,
-		`/layers/layers.1/k/Add_output_0#2(64)~splits this axis`, `/layers/layers.1/v/Add_output_0#2(64)~splits this axis`,
+		`/Reshape_output_0#1(4)~splits 28 channels into 4 heads × 7`, `/Reshape_output_0#2(7)~splits 28 channels into 4 heads × 7`,
 		`logits#1(10)~graph output "logits"`,
 	},
 }
@@ -111,7 +111,7 @@ var modelSummary = map[string]string{
 	"cnn_bn":      "groups: 3 (224 permutable units / 224 hidden units), frozen: 1 axis",
 	"cnn_fold":    "groups: 3 (224 permutable units / 224 hidden units), frozen: 1 axis",
 	"resnet":      "groups: 6 (144 permutable units / 144 hidden units), frozen: 1 axis",
-	"transformer": "groups: 3 (320 permutable units / 704 hidden units), frozen: 11 axes",
+	"transformer": "groups: 7 (576 permutable units / 576 hidden units), frozen: 3 axes",
 }
 
 func TestTestModels(t *testing.T) {
@@ -175,6 +175,59 @@ func TestLargeModels(t *testing.T) {
 			b, err := graph.Analyze(m)
 			if err != nil || !reflect.DeepEqual(a, b) {
 				t.Error("a second analysis differs from the first")
+			}
+		})
+	}
+}
+
+// TestBlockModels checks the summaries and block structure of the
+// committed random-init attention and grouped-conv models: every attention
+// of the multi-head forms (separate q/k/v, torch's MultiheadAttention and
+// TransformerEncoder with packed in_proj) is a Q·K and a V·O group of 4
+// heads × 8 sharing σ; rotary embeddings keep the Q·K units in place
+// within the heads; grouped-query attention stays frozen; a grouped conv's
+// input channels (and a grouped ConvTranspose's output channels) move alike
+// in every block.
+func TestBlockModels(t *testing.T) {
+	for _, tc := range []struct {
+		name, summary string
+		blockGroups   int // groups with Blocks > 1
+		fixed, shared int // of which FixedWithin, SharedWithin
+		sets          int
+	}{
+		{"attn_qkv", "groups: 7 (256 permutable units / 256 hidden units), frozen: 3 axes", 4, 0, 0, 2},
+		{"attn_mha", "groups: 7 (256 permutable units / 256 hidden units), frozen: 3 axes", 4, 0, 0, 2},
+		{"attn_encoder", "groups: 7 (256 permutable units / 256 hidden units), frozen: 2 axes", 4, 0, 0, 2},
+		{"attn_rotary", "groups: 7 (256 permutable units / 256 hidden units), frozen: 9 axes", 4, 2, 0, 2},
+		{"attn_gqa", "groups: 3 (128 permutable units / 256 hidden units), frozen: 29 axes", 0, 0, 0, 0},
+		{"gconv", "groups: 4 (76 permutable units / 76 hidden units), frozen: 2 axes", 4, 0, 2, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, err := graph.Analyze(loadModel(t, filepath.Join("..", "testmodels", tc.name+".onnx")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := a.Summary(); got != tc.summary {
+				t.Errorf("summary %q, want %q", got, tc.summary)
+			}
+			blocks, fixed, shared := 0, 0, 0
+			for _, g := range a.Groups {
+				if g.Blocks > 1 {
+					blocks++
+					if g.Size%g.Blocks != 0 {
+						t.Errorf("group %d: %d units in %d blocks", g.ID, g.Size, g.Blocks)
+					}
+				}
+				if g.FixedWithin {
+					fixed++
+				}
+				if g.SharedWithin {
+					shared++
+				}
+			}
+			if blocks != tc.blockGroups || fixed != tc.fixed || shared != tc.shared || len(a.BlockSets) != tc.sets {
+				t.Errorf("%d block groups (%d fixed within, %d shared) in %d sets, want %d (%d, %d) in %d",
+					blocks, fixed, shared, len(a.BlockSets), tc.blockGroups, tc.fixed, tc.shared, tc.sets)
 			}
 		})
 	}

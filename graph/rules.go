@@ -66,6 +66,15 @@ type analyzer struct {
 	wts map[useKey]layout  // axes of weight uses
 	pos map[int]int        // node index -> position in topological order
 	err error
+
+	heads       []headRec            // attention head splits and merges (heads.go)
+	parts       []axisPart           // Slice and Split outputs that are parts of an axis
+	cut         map[int]bool         // class roots resolveParts split into parts
+	ties        []blockTie           // classes that share a block permutation
+	blocks      map[int]int64        // class root -> number of blocks (heads)
+	fixedWithin map[int]bool         // class root -> units keep their place in their block
+	withinSites map[int][]WeightSite // class root -> sites of one block's units (grouped conv weights)
+	blockSet    map[int]int          // class root -> root that names its block set
 }
 
 // port is one axis of one input or output of the node under analysis.
@@ -539,7 +548,9 @@ func (c *nodeCtx) bcast(outs []port, ins []port) {
 		switch {
 		case e == 1 && d != 1:
 			c.free(p)
-		case sameDim(e, d):
+		case sameDim(e, d) || !isStatic(e) && !isStatic(d) && c.headsAxis(p):
+			// A heads axis holds whole multiples of its heads, so it is
+			// never a broadcast size 1: its size is the output's.
 			if c.isWeight(p) {
 				wts = append(wts, p)
 			} else {
@@ -592,7 +603,7 @@ func (c *nodeCtx) elementwise(op string) {
 			outs = append(outs, j)
 		}
 	}
-	if len(outs) == 0 {
+	if len(outs) == 0 || len(ins) == 0 {
 		return
 	}
 	if op == "Dropout" || op == "Clip" {
@@ -725,6 +736,7 @@ func (c *nodeCtx) conv(transpose bool) {
 		// input, so both are one class with the filters.
 		c.tie(out(0, 1), in(0, 1), "depthwise channels")
 		c.tie(in(1, 0), out(0, 1), "depthwise filters")
+	case c.groupedConv(g, transpose):
 	default:
 		why := fmt.Sprintf("%s is a grouped convolution (group=%d)", c.label, g)
 		c.freeze(in(0, 1), why)
@@ -1050,7 +1062,8 @@ func (c *nodeCtx) reshape() {
 	}
 	c.why = c.label + " reshapes this axis"
 	i, j := c.reshapeRun(x, y, 0, len(x), 0, len(y), 1)
-	c.reshapeRun(x, y, len(x)-1, i-1, len(y)-1, j-1, -1)
+	bi, bj := c.reshapeRun(x, y, len(x)-1, i-1, len(y)-1, j-1, -1)
+	c.foldedHeads(x, y, i, bi, j, bj)
 }
 
 // reshapeRun matches axes from x[i] and y[j] in direction dir (1: from the
@@ -1108,6 +1121,8 @@ func (c *nodeCtx) reshapeRun(x, y []int64, i, xe, j, ye, dir int) (int, int) {
 		switch {
 		case len(gi) == 1 && len(gj) == 1:
 			c.tie(out(0, gj[0]), in(0, gi[0]), "")
+		case len(gi) == 2 && len(gj) == 1 && c.mergeHeads(in(0, gi[0]), in(0, gi[1]), out(0, gj[0])):
+		case len(gi) == 1 && len(gj) == 2 && c.splitHeads(in(0, gi[0]), out(0, gj[0]), out(0, gj[1])):
 		case len(gj) == 1:
 			var ins []port
 			for _, k := range gi {
@@ -1206,14 +1221,20 @@ func (c *nodeCtx) split() {
 		return
 	}
 	why := c.label + " splits this axis"
-	c.freeze(in(0, a), why)
+	if c.splitParts(a) {
+		why = ""
+	} else {
+		c.freeze(in(0, a), why)
+	}
 	for j := range c.n.GetOutput() {
 		if output(c.n, j) == "" {
 			continue
 		}
 		for k := range r {
 			if k == a {
-				c.freeze(out(j, k), why)
+				if why != "" {
+					c.freeze(out(j, k), why)
+				}
 			} else {
 				c.tie(out(j, k), in(0, k), "")
 			}
@@ -1233,7 +1254,7 @@ func (c *nodeCtx) slice() {
 	for k, d := range x {
 		if fullSlice(d, p[k]) && sameDim(d, c.dim(out(0, k))) {
 			c.tie(out(0, k), in(0, k), "")
-		} else {
+		} else if st, n := sliceLen(d, p[k]); !(isStatic(d) && p[k].step == 1 && c.cutAxis(in(0, k), out(0, k), st, n)) {
 			c.freeze(in(0, k), c.label+" slices this axis")
 			c.freeze(out(0, k), c.label+" slices this axis")
 		}

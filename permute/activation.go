@@ -160,6 +160,9 @@ func ActivationMatch(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opt
 			if s.Block > 1 || s.Offset != 0 {
 				continue // the same channels seen before a Flatten or Concat
 			}
+			if d, ok := ga.Shape(s.Value); ok && s.Axis < len(d) && d[s.Axis] >= 0 && int(d[s.Axis]) != grp.Size {
+				continue // a part of a wider axis (a packed projection): seen again after its Slice
+			}
 			cs := newChannelStats(s.Value, s.Axis, grp.Size)
 			var ok bool
 			if cs.valueB, ok = c.Value(s.Value); !ok {
@@ -208,6 +211,8 @@ func ActivationMatch(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opt
 	}
 	var solver lap.Solver
 	perms := make(Perms, len(ga.Groups))
+	sets := setsOf(ga)
+	costs := make([][]float64, len(ga.Groups))
 	for g, gs := range stats {
 		n := ga.Groups[g].Size
 		cost := make([]float64, n*n)
@@ -216,11 +221,30 @@ func ActivationMatch(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opt
 				cost[i] += v
 			}
 		}
+		if sets[g] >= 0 {
+			costs[g] = cost // solved with its block set below
+			continue
+		}
 		p, _, err := solver.Solve(n, cost)
 		if err != nil {
 			return nil, fmt.Errorf("group %d: %w", g, err)
 		}
 		perms[g] = p
+	}
+	// Block-structured groups: per pair of heads the within-head
+	// assignments, then the head assignment (see blockSolve).
+	for _, set := range ga.BlockSets {
+		cs := make([][]float64, len(set))
+		for k, g := range set {
+			cs[k] = costs[g]
+		}
+		ps, err := solveSet(&solver, ga.Groups, set, cs)
+		if err != nil {
+			return nil, fmt.Errorf("groups %v: %w", set, err)
+		}
+		for k, g := range set {
+			perms[g] = ps[k]
+		}
 	}
 	return perms, nil
 }

@@ -63,8 +63,12 @@ type matchSite struct {
 	axis  int
 	block int
 	off   int // index of the group's first unit on axis
-	rows  int // group size
+	rows  int // group size (units per block for a Within site)
 	cols  int // everything else
+	// within, when not 0, is the units per block of a Within site: it
+	// holds one block's units and moves by the group's shared
+	// within-block permutation; it is in no group's cost (see blockStep).
+	within int
 	// rowOff[r] is the offset of row r in the tensor, in A and B alike:
 	// rowOff[0] + r·rowStride.
 	rowOff    []int
@@ -95,6 +99,11 @@ type matcher struct {
 	sites   []matchSite
 	byGroup [][]int // group → site indices
 	usesOf  [][]int // group → indices of the uses it touches
+	// withinOf[g] lists g's Within sites (not in byGroup).
+	withinOf [][]int
+	// setOf[g] is the index of g's block set, -1 for a flat group.
+	setOf []int
+	sets  [][]int // the analysis's block sets
 	// repeated[g]: some weight use has g on more than one site.
 	repeated []bool
 	// neighbours[g]: the groups whose cost changes when g moves (those
@@ -174,6 +183,9 @@ func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*Matc
 	}
 	rng := rand.New(rand.NewPCG(opts.Seed, 0x2545f4914f6cdd1d))
 	settled := make([]bool, len(mt.groups))
+	// A block set is one coordinate (see blockStep), taken at the first of
+	// its groups in the sweep's order.
+	visited := make([]int, len(ga.BlockSets))
 	// Assignments are solved on goroutines (queue), so that while one is
 	// solved the costs of the next groups can be computed and their
 	// assignments started too, when no group visited before them shares a
@@ -190,6 +202,31 @@ func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*Matc
 		for k, g := range order {
 			if err := ctxErr(opts.Context); err != nil {
 				return nil, err
+			}
+			if si := mt.setOf[g]; si >= 0 {
+				set := ga.BlockSets[si]
+				if visited[si] == sweep || !slices.ContainsFunc(set, func(h int) bool { return !settled[h] }) {
+					continue
+				}
+				visited[si] = sweep
+				for _, h := range set {
+					settled[h] = true
+				}
+				gain, moved, err := mt.blockStep(set, perms, objective, &solver)
+				if err != nil {
+					return nil, fmt.Errorf("groups %v: %w", set, err)
+				}
+				if !moved {
+					continue
+				}
+				for _, h := range set {
+					for _, x := range mt.neighbours[h] {
+						settled[x] = false
+					}
+				}
+				changed++
+				objective += gain
+				continue
 			}
 			if settled[g] {
 				// Nothing g's cost depends on has moved since its last
@@ -287,6 +324,10 @@ func (mt *matcher) aheadOf(g int, order []int, settled []bool, queue *solveQueue
 		if settled[h] {
 			continue
 		}
+		if mt.setOf[h] >= 0 { // solved with its set, never ahead
+			before = append(before, h)
+			continue
+		}
 		if !queue.has(h) && !slices.ContainsFunc(before, func(x int) bool { return slices.Contains(mt.neighbours[x], h) }) {
 			ahead = append(ahead, h)
 			room--
@@ -315,7 +356,7 @@ func equalPerm(a, b []int) bool {
 
 func newMatcher(a, b *onnx.Model, ga *graph.Analysis) (*matcher, error) {
 	mt := &matcher{groups: ga.Groups, byGroup: make([][]int, len(ga.Groups)), cost: make([][]float64, len(ga.Groups)),
-		costVersion: make([]int, len(ga.Groups))}
+		costVersion: make([]int, len(ga.Groups)), withinOf: make([][]int, len(ga.Groups))}
 	// The analysis in each model's own form (see graph.Analysis.For):
 	// site k of group g is the same node input in both.
 	onA, err := ga.For(a)
@@ -367,20 +408,32 @@ func newMatcher(a, b *onnx.Model, ga *graph.Analysis) (*matcher, error) {
 				return nil, fmt.Errorf("weight %q: axis %d out of range", s.Tensor, s.Axis)
 			}
 			block := max(s.Block, 1)
-			if s.Offset < 0 || s.Offset+grp.Size*block > u.dims[s.Axis] {
+			rows, within := grp.Size, 0
+			if s.Within {
+				if grp.Blocks < 2 || !grp.SharedWithin || block != 1 || s.Offset != 0 {
+					return nil, fmt.Errorf("weight %q axis %d: a site of one block of group %d, which does not share its blocks' permutation", s.Tensor, s.Axis, gi)
+				}
+				rows = grp.Size / grp.Blocks
+				within = rows
+			}
+			if s.Offset < 0 || s.Offset+rows*block > u.dims[s.Axis] {
 				return nil, fmt.Errorf("weight %q axis %d: group %d does not fit", s.Tensor, s.Axis, gi)
 			}
 			si := len(mt.sites)
-			mt.sites = append(mt.sites, matchSite{use: ui, group: gi, axis: s.Axis, block: block, off: s.Offset, rows: grp.Size,
-				rowOff: rowOffsets(u.dims, s.Axis, block, s.Offset, grp.Size)})
+			mt.sites = append(mt.sites, matchSite{use: ui, group: gi, axis: s.Axis, block: block, off: s.Offset, rows: rows,
+				within: within, rowOff: rowOffsets(u.dims, s.Axis, block, s.Offset, rows)})
 			u.sites = append(u.sites, si)
-			mt.byGroup[gi] = append(mt.byGroup[gi], si)
+			if within > 0 {
+				mt.withinOf[gi] = append(mt.withinOf[gi], si)
+			} else {
+				mt.byGroup[gi] = append(mt.byGroup[gi], si)
+			}
 		}
 	}
 	mt.usesOf = make([][]int, len(ga.Groups))
 	mt.repeated = make([]bool, len(ga.Groups))
 	for g, sites := range mt.byGroup {
-		for _, si := range sites {
+		for _, si := range append(slices.Clone(sites), mt.withinOf[g]...) {
 			u := mt.sites[si].use
 			if slices.Contains(mt.usesOf[g], u) {
 				mt.repeated[g] = true
@@ -415,6 +468,10 @@ func newMatcher(a, b *onnx.Model, ga *graph.Analysis) (*matcher, error) {
 	if len(mt.sites) == 0 && len(ga.Groups) > 0 {
 		return nil, errors.New("groups have no weights to match")
 	}
+	mt.setOf, mt.sets = setsOf(ga), ga.BlockSets
+	if err := mt.checkSets(ga.BlockSets); err != nil {
+		return nil, err
+	}
 	return mt, nil
 }
 
@@ -435,6 +492,12 @@ func (mt *matcher) setMaps(use *matchUse, perms Perms) {
 				m[i] = i
 			}
 			use.maps[s.axis] = m
+		}
+		if s.within > 0 {
+			for i := 0; i < s.within; i++ {
+				m[i] = perms[s.group][i] % s.within
+			}
+			continue
 		}
 		for i, j := range perms[s.group] {
 			for k := 0; k < s.block; k++ {

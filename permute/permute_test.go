@@ -144,9 +144,12 @@ func TestSelfRecovery(t *testing.T) {
 }
 
 // TestSelfRecoveryByDescent is TestSelfRecovery with the coordinate descent
-// alone, from the identity, on the committed models.
+// alone, from the identity, on the committed trained models. (On the
+// random-init attention models, attn_*.onnx, it stalls in a local optimum:
+// their weights carry little structure for the descent to follow; the
+// signature start recovers them, see TestSelfRecovery.)
 func TestSelfRecoveryByDescent(t *testing.T) {
-	testSelfRecovery(t, testreq.Glob(t, "../testmodels/*.onnx"), MatchOptions{IdentityStart: true})
+	testSelfRecovery(t, testreq.Glob(t, "../testmodels/*_s[01].onnx"), MatchOptions{IdentityStart: true})
 }
 
 // TestSelfRecoveryByRank is TestSelfRecovery with the signature start of

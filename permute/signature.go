@@ -42,6 +42,7 @@ func (mt *matcher) signatureStart() (Perms, error) {
 	slices.SortStableFunc(order, func(g, h int) int { return cmp.Compare(mt.groups[h].Size, mt.groups[g].Size) })
 	var wg sync.WaitGroup
 	errs := make([]error, len(mt.groups))
+	sigCost := make([][]float64, len(mt.groups))
 	for _, g := range order {
 		n := mt.groups[g].Size
 		assign := n <= maxSignatureAssign
@@ -63,6 +64,12 @@ func (mt *matcher) signatureStart() (Perms, error) {
 					cost[i] += float64(v)
 				}
 			}
+		}
+		if mt.setOf[g] >= 0 {
+			// Solved with its block set below; too large a group starts
+			// its set at the identity.
+			sigCost[g] = cost
+			continue
 		}
 		if assign {
 			wg.Add(1)
@@ -88,7 +95,38 @@ func (mt *matcher) signatureStart() (Perms, error) {
 			return nil, fmt.Errorf("group %d: %w", g, err)
 		}
 	}
+	if err := mt.signatureSets(perms, sigCost); err != nil {
+		return nil, err
+	}
 	return perms, nil
+}
+
+// signatureSets gives the groups of every block set their block-structured
+// signature start (blockSolve on the signature costs), or the identity when
+// a member was too large for an assignment.
+func (mt *matcher) signatureSets(perms Perms, sigCost [][]float64) error {
+	var solver lap.Solver
+	for k := range mt.sets {
+		set := mt.sets[k]
+		costs := make([][]float64, len(set))
+		for i, g := range set {
+			costs[i] = sigCost[g]
+		}
+		if slices.ContainsFunc(costs, func(c []float64) bool { return c == nil }) {
+			for _, g := range set {
+				perms[g] = identityPerm(mt.groups[g].Size)
+			}
+			continue
+		}
+		ps, err := solveSet(&solver, mt.groups, set, costs)
+		if err != nil {
+			return fmt.Errorf("groups %v: %w", set, err)
+		}
+		for i, g := range set {
+			perms[g] = ps[i]
+		}
+	}
+	return nil
 }
 
 // maxSignatureAssign is the largest group whose signature start is solved

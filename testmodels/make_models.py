@@ -6,6 +6,7 @@ Usage (from the repository root):
     /usr/bin/python3 testmodels/make_models.py          # small trained models + data slices
     /usr/bin/python3 testmodels/make_models.py --large  # random-init structure models -> testmodels/large/
     /usr/bin/python3 testmodels/make_models.py --soup   # soup ingredients -> testmodels/soup/
+    /usr/bin/python3 testmodels/make_models.py --attention  # small random-init attention and grouped-conv models
 
 Small models are trained briefly on Fashion-MNIST (Debian package
 dataset-fashion-mnist) and exported with torch.onnx.export at opset 17.
@@ -444,6 +445,9 @@ def make_large():
     vit = torchvision.models.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=4,
                                                hidden_dim=64, mlp_dim=128, num_classes=10).eval()
     jobs.append(("vit_tiny", vit, torch.randn(1, 3, 32, 32), False))
+    for arch in ("regnet_x_400mf", "resnext50_32x4d"):
+        torch.manual_seed(0)
+        jobs.append((arch, getattr(torchvision.models, arch)(weights=None).eval(), torch.randn(1, 3, 64, 64), False))
     for name, model, ex, bn_kept in jobs:
         path = os.path.join(LARGE, name + ".onnx")
         m = export(model, path, ex, bn_kept=bn_kept, allow_bn=(name == "densenet121"))
@@ -549,6 +553,162 @@ def make_soup():
             torch=torch.__version__, onnx=onnx.__version__, models=records), f, indent=1)
         f.write("\n")
     print(f"total {time.time() - t0:.0f}s")
+# --attention: small random-init attention models (committed)
+
+
+class SeparateQKV(nn.Module):
+    """Attention with separate q/k/v Linear layers and view/transpose (the
+    common hand-written form), with an additive mask."""
+
+    def __init__(self, d=32, heads=4):
+        super().__init__()
+        self.h, self.dh = heads, d // heads
+        self.q, self.k, self.v, self.o = (nn.Linear(d, d) for _ in range(4))
+
+    def forward(self, x, mask):
+        n, t, d = x.shape
+        q = self.q(x).view(n, t, self.h, self.dh).transpose(1, 2)
+        k = self.k(x).view(n, t, self.h, self.dh).transpose(1, 2)
+        v = self.v(x).view(n, t, self.h, self.dh).transpose(1, 2)
+        s = q @ k.transpose(-2, -1) * (self.dh ** -0.5) + mask
+        a = torch.softmax(s, dim=-1) @ v
+        return self.o(a.transpose(1, 2).reshape(n, t, d))
+
+
+class GroupedQuery(nn.Module):
+    """Grouped-query attention: 4 query heads, 2 key/value heads, each shared
+    by two query heads (repeat_interleave)."""
+
+    def __init__(self, d=32, heads=4, kv_heads=2):
+        super().__init__()
+        self.h, self.kv, self.dh = heads, kv_heads, d // heads
+        self.q, self.o = nn.Linear(d, d), nn.Linear(d, d)
+        self.k, self.v = nn.Linear(d, kv_heads * self.dh), nn.Linear(d, kv_heads * self.dh)
+
+    def forward(self, x, mask):
+        n, t, d = x.shape
+        q = self.q(x).view(n, t, self.h, self.dh).transpose(1, 2)
+        k = self.k(x).view(n, t, self.kv, self.dh).transpose(1, 2).repeat_interleave(self.h // self.kv, dim=1)
+        v = self.v(x).view(n, t, self.kv, self.dh).transpose(1, 2).repeat_interleave(self.h // self.kv, dim=1)
+        a = torch.softmax(q @ k.transpose(-2, -1) * (self.dh ** -0.5) + mask, dim=-1) @ v
+        return self.o(a.transpose(1, 2).reshape(n, t, d))
+
+
+class Rotary(SeparateQKV):
+    """SeparateQKV with rotary position embeddings on q and k (rotate_half form)."""
+
+    def __init__(self, d=32, heads=4, tokens=6):
+        super().__init__(d, heads)
+        inv = 1.0 / (10000 ** (torch.arange(0, self.dh, 2).float() / self.dh))
+        f = torch.outer(torch.arange(tokens).float(), inv)
+        emb = torch.cat((f, f), -1)
+        self.register_buffer("cos", emb.cos())
+        self.register_buffer("sin", emb.sin())
+
+    def rope(self, x):
+        x1, x2 = x[..., : self.dh // 2], x[..., self.dh // 2:]
+        return x * self.cos + torch.cat((-x2, x1), -1) * self.sin
+
+    def forward(self, x, mask):
+        n, t, d = x.shape
+        q = self.rope(self.q(x).view(n, t, self.h, self.dh).transpose(1, 2))
+        k = self.rope(self.k(x).view(n, t, self.h, self.dh).transpose(1, 2))
+        v = self.v(x).view(n, t, self.h, self.dh).transpose(1, 2)
+        a = torch.softmax(q @ k.transpose(-2, -1) * (self.dh ** -0.5) + mask, dim=-1) @ v
+        return self.o(a.transpose(1, 2).reshape(n, t, d))
+
+
+class AttnNet(nn.Module):
+    """in-projection, two attention blocks with residuals and MLPs, mean, head."""
+
+    def __init__(self, attn, d=32, tokens=6):
+        super().__init__()
+        self.inp = nn.Linear(16, d)
+        self.attn = nn.ModuleList([attn(), attn()])
+        self.norm = nn.ModuleList([nn.LayerNorm(d), nn.LayerNorm(d)])
+        self.mlp = nn.ModuleList([nn.Sequential(nn.Linear(d, 48), nn.GELU(), nn.Linear(48, d)) for _ in range(2)])
+        self.head = nn.Linear(d, 5)
+        self.register_buffer("mask", torch.triu(torch.full((tokens, tokens), -1e4), 1))
+
+    def forward(self, x):
+        x = self.inp(x)
+        for a, nrm, f in zip(self.attn, self.norm, self.mlp):
+            x = x + a(nrm(x), self.mask)
+            x = x + f(x)
+        return self.head(x.mean(1))
+
+
+class TorchMHA(nn.Module):
+    def __init__(self, d=32, heads=4):
+        super().__init__()
+        self.m = nn.MultiheadAttention(d, heads, batch_first=True)
+
+    def forward(self, x, mask):
+        return self.m(x, x, x, attn_mask=mask, need_weights=False)[0]
+
+
+class TorchEncoder(nn.Module):
+    """nn.TransformerEncoder (packed in_proj, post-LN), in and out projections."""
+
+    def __init__(self, d=32):
+        super().__init__()
+        self.inp = nn.Linear(16, d)
+        layer = nn.TransformerEncoderLayer(d, 4, 48, dropout=0.0, batch_first=True)
+        self.enc = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.head = nn.Linear(d, 5)
+
+    def forward(self, x):
+        return self.head(self.enc(self.inp(x)).mean(1))
+
+
+class GroupedConvNet(nn.Module):
+    """A ResNeXt-style bottleneck (1x1, grouped 3x3, 1x1, residual) and a grouped
+    ConvTranspose, with BatchNorm folded or kept as the export decides."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU())
+        self.block = nn.Sequential(
+            nn.Conv2d(16, 24, 1), nn.BatchNorm2d(24), nn.ReLU(),
+            nn.Conv2d(24, 24, 3, padding=1, groups=4), nn.BatchNorm2d(24), nn.ReLU(),
+            nn.Conv2d(24, 16, 1), nn.BatchNorm2d(16))
+        self.up = nn.ConvTranspose2d(16, 12, 2, stride=2, groups=2)
+        self.head = nn.Linear(12, 5)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = torch.relu(x + self.block(x))
+        x = torch.relu(self.up(x))
+        return self.head(x.mean((2, 3)))
+
+
+def make_attention():
+    torch.manual_seed(0)
+    model = GroupedConvNet().eval()
+    for mod in model.modules():  # non-trivial BatchNorm statistics
+        if isinstance(mod, nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.5, 0.5)
+            mod.running_var.uniform_(0.5, 2.0)
+    path = os.path.join(HERE, "gconv.onnx")
+    torch.onnx.export(model, torch.randn(2, 3, 8, 8), path, input_names=["input"], output_names=["logits"],
+                      dynamic_axes=DYN_AXES, opset_version=OPSET, do_constant_folding=True)
+    onnx.checker.check_model(onnx.load(path))
+    print(f"wrote gconv.onnx ({os.path.getsize(path)} bytes) params={param_count(model)}", flush=True)
+    example = torch.randn(2, 6, 16)
+    for name, ctor in (("attn_qkv", lambda: AttnNet(SeparateQKV)),
+                       ("attn_mha", lambda: AttnNet(TorchMHA)),
+                       ("attn_gqa", lambda: AttnNet(GroupedQuery)),
+                       ("attn_rotary", lambda: AttnNet(Rotary)),
+                       ("attn_encoder", TorchEncoder)):
+        torch.manual_seed(0)
+        model = ctor().eval()
+        path = os.path.join(HERE, name + ".onnx")
+        torch.onnx.export(model, example, path, input_names=["input"], output_names=["logits"],
+                          dynamic_axes=DYN_AXES, opset_version=OPSET, do_constant_folding=True)
+        m = onnx.load(path)
+        onnx.checker.check_model(m)
+        print(f"wrote {name}.onnx ({os.path.getsize(path)} bytes) params={param_count(model)} "
+              f"ops={op_histogram(m)}", flush=True)
 
 
 def main():
@@ -559,9 +719,13 @@ def main():
                     help="only write the soup ingredients (base, fine-tunes, task fine-tunes) to testmodels/soup/")
     ap.add_argument("--forms", action="store_true",
                     help="only write the exports that differ from the small ResNet in form (needs resnet_s0.onnx)")
+    ap.add_argument("--attention", action="store_true",
+                    help="only write the small random-init attention models (attn_*.onnx) and gconv.onnx")
     args = ap.parse_args()
     if args.soup:
         make_soup()
+    elif args.attention:
+        make_attention()
     elif args.large:
         make_large()
     elif args.forms:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
@@ -44,8 +45,14 @@ func runGroups(c *cmdContext, args []string) error {
 		return printJSON(c.stdout, newGroupsJSON(pos[0], a))
 	}
 	w := c.stdout
+	setOf := map[int][]int{}
+	for _, set := range a.BlockSets {
+		for _, g := range set {
+			setOf[g] = set
+		}
+	}
 	for _, g := range a.Groups {
-		fmt.Fprintf(w, "group %d: %s\n", g.ID, plural(g.Size, "unit", "units"))
+		fmt.Fprintf(w, "group %d: %s%s\n", g.ID, plural(g.Size, "unit", "units"), blockNote(g, setOf[g.ID]))
 		for _, s := range g.Weights {
 			extra := ""
 			if s.Block > 1 {
@@ -53,6 +60,9 @@ func runGroups(c *cmdContext, args []string) error {
 			}
 			if s.Offset > 0 {
 				extra += fmt.Sprintf(" at offset %d", s.Offset)
+			}
+			if s.Within {
+				extra += " (one block)"
 			}
 			fmt.Fprintf(w, "  weight %s axis %d%s\n", s.Tensor, s.Axis, extra)
 		}
@@ -158,4 +168,30 @@ func checkModelOutput(out string) error {
 		return usagef("-o %s: expected a file name such as out.onnx", out)
 	}
 	return nil
+}
+
+// blockNote describes a block-structured group's blocks and the groups it
+// shares their permutation with, e.g. " (4 blocks × 16: blocks move whole,
+// with group 5)".
+func blockNote(g graph.Group, set []int) string {
+	if g.Blocks < 2 {
+		return ""
+	}
+	var others []string
+	for _, h := range set {
+		if h != g.ID {
+			others = append(others, fmt.Sprint(h))
+		}
+	}
+	note := fmt.Sprintf(" (%d blocks × %d: blocks move whole", g.Blocks, g.Size/g.Blocks)
+	switch {
+	case g.FixedWithin:
+		note += ", units keep their place in the block"
+	case g.SharedWithin:
+		note += ", units move alike in every block"
+	}
+	if len(others) > 0 {
+		note += ", with group " + strings.Join(others, ", ")
+	}
+	return note + ")"
 }

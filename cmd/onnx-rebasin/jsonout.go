@@ -115,6 +115,9 @@ type groupsJSON struct {
 	Frozen          []frozenJSON `json:"frozen"`
 	PermutableUnits int          `json:"permutable_units"`
 	HiddenUnits     int          `json:"hidden_units"`
+	// BlockSets lists, by group id, the block groups that share one block
+	// permutation (the Q·K and V·O groups of one attention).
+	BlockSets [][]int `json:"block_sets"`
 }
 
 type groupJSON struct {
@@ -123,6 +126,11 @@ type groupJSON struct {
 	Weights     []weightSiteJSON `json:"weights"`
 	Activations []activationJSON `json:"activations"`
 	Reasons     []string         `json:"reasons"`
+	// Blocks > 1: the group is blocks × size/blocks units (attention
+	// heads, grouped convolution blocks) and moves whole blocks.
+	Blocks       int  `json:"blocks"`
+	FixedWithin  bool `json:"fixed_within"`
+	SharedWithin bool `json:"shared_within"`
 }
 
 type weightSiteJSON struct {
@@ -136,6 +144,9 @@ type weightSiteJSON struct {
 	// Statistic: a data statistic (BatchNorm running mean or variance),
 	// permuted with its channels but not scored by weight matching.
 	Statistic bool `json:"statistic"`
+	// Within: the axis holds one block's units only (a grouped
+	// convolution's weight), moved by the shared within-block permutation.
+	Within bool `json:"within"`
 }
 
 type activationJSON struct {
@@ -154,11 +165,13 @@ type frozenJSON struct {
 
 func newGroupsJSON(path string, a *graph.Analysis) groupsJSON {
 	out := groupsJSON{Model: path, Groups: []groupJSON{}, Frozen: []frozenJSON{},
-		PermutableUnits: a.PermutableUnits, HiddenUnits: a.HiddenUnits}
+		PermutableUnits: a.PermutableUnits, HiddenUnits: a.HiddenUnits, BlockSets: [][]int{}}
+	out.BlockSets = append(out.BlockSets, a.BlockSets...)
 	for _, g := range a.Groups {
-		gj := groupJSON{ID: g.ID, Size: g.Size, Weights: []weightSiteJSON{}, Activations: []activationJSON{}, Reasons: []string{}}
+		gj := groupJSON{ID: g.ID, Size: g.Size, Weights: []weightSiteJSON{}, Activations: []activationJSON{}, Reasons: []string{},
+			Blocks: max(g.Blocks, 1), FixedWithin: g.FixedWithin, SharedWithin: g.SharedWithin}
 		for _, s := range g.Weights {
-			gj.Weights = append(gj.Weights, weightSiteJSON{s.Node, s.Input, s.Value, s.Tensor, s.Axis, s.Block, s.Offset, s.Statistic})
+			gj.Weights = append(gj.Weights, weightSiteJSON{s.Node, s.Input, s.Value, s.Tensor, s.Axis, s.Block, s.Offset, s.Statistic, s.Within})
 		}
 		for _, s := range g.Activations {
 			gj.Activations = append(gj.Activations, activationJSON{s.Value, s.Axis, s.Block, s.Offset})
