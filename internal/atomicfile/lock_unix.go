@@ -3,6 +3,7 @@
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -12,10 +13,15 @@ import (
 // LockDir takes an exclusive lock on the folder dir (flock), waiting for
 // it, for steps that must not interleave with another process's (the
 // renames of a model and its data file). The lock is advisory: it orders
-// the writers that take it, readers need none.
+// the writers that take it, readers need none. Where the folder cannot be
+// opened for reading or its file system has no flock, it does nothing:
+// the writers are then not ordered, but they still work.
 func LockDir(dir string) (unlock func(), err error) {
 	d, err := os.Open(dir)
 	if err != nil {
+		if errors.Is(err, os.ErrPermission) {
+			return func() {}, nil
+		}
 		return nil, err
 	}
 	for {
@@ -24,9 +30,12 @@ func LockDir(dir string) (unlock func(), err error) {
 			break
 		}
 	}
-	if err != nil {
-		d.Close()
-		return nil, fmt.Errorf("%s: locking the folder: %w", dir, err)
+	if err == nil {
+		return func() { d.Close() }, nil // closing releases the lock
 	}
-	return func() { d.Close() }, nil // closing releases the lock
+	d.Close()
+	if err == unix.ENOTSUP || err == unix.EOPNOTSUPP || err == unix.ENOLCK || err == unix.EINVAL {
+		return func() {}, nil
+	}
+	return nil, fmt.Errorf("%s: locking the folder: %w", dir, err)
 }
