@@ -96,9 +96,13 @@ func checkFit(ga *graph.Analysis, models ...*onnx.Model) error {
 				if t == nil {
 					return fmt.Errorf("%s: permutation group %d: node %d input %d does not read a weight", m.Name, gi, site.Node, site.Input)
 				}
+				units := grp.Size
+				if s.Within {
+					units = grp.Size / max(grp.Blocks, 1) // one block's units (a grouped convolution's weight)
+				}
 				if s.Axis < 0 || s.Axis >= len(t.Dims) || s.Offset < 0 ||
-					int64(s.Offset)+int64(grp.Size)*int64(max(s.Block, 1)) > t.Dims[s.Axis] {
-					return fmt.Errorf("%s: weight %q %v does not hold permutation group %d (%d units) on axis %d", m.Name, t.GetName(), t.Dims, gi, grp.Size, s.Axis)
+					int64(s.Offset)+int64(units)*int64(max(s.Block, 1)) > t.Dims[s.Axis] {
+					return fmt.Errorf("%s: weight %q %v does not hold permutation group %d (%d units) on axis %d", m.Name, t.GetName(), t.Dims, gi, units, s.Axis)
 				}
 				if first == nil {
 					first = t
