@@ -14,6 +14,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -178,6 +179,15 @@ func (p *plan) combine(src *readerSource, dims []int64, out []float64, s *scratc
 // or external-data models, out + ".data"). Nothing is written on failure.
 func Build(r *Recipe, out string, opts Options) (*Result, error) {
 	p := newPlan(r)
+	if r.MergeMethod == "linear" && boolOr(r.Parameters.Normalize, true) {
+		sum := 0.0
+		for _, w := range p.weights {
+			sum += w
+		}
+		if sum == 0 {
+			return nil, errors.New("linear: the weights sum to zero (normalize divides by their sum)")
+		}
+	}
 	var inputs []string
 	if p.base != "" {
 		inputs = append(inputs, p.base)
