@@ -477,6 +477,15 @@ func (p *plan) buildStreamed(out string, meta []*onnxpb.StringStringEntryProto, 
 		jobs = append(jobs, tensorJob{name: name, ref: t, out: ow[name], stripped: ref.l.OnDisk(t),
 			external: isInit[ow[name]] && size >= 1024})
 	}
+	onDisk := 0
+	for _, j := range jobs {
+		if j.stripped {
+			onDisk++
+		}
+	}
+	if onDisk != ref.l.NumOnDisk() {
+		return fmt.Errorf("%s: tensors with external data inside subgraphs are not supported", ref.path())
+	}
 	if total >= streamExternalBytes {
 		external = true
 	}
@@ -518,7 +527,10 @@ func (p *plan) buildStreamed(out string, meta []*onnxpb.StringStringEntryProto, 
 			return err
 		}
 		if j.stripped {
+			// Its bytes were not loaded (large raw_data or external data):
+			// now they are inline.
 			j.out.RawData = slices.Clone(raw)
+			j.out.DataLocation, j.out.ExternalData = nil, nil
 		} else if err := outModel.SetTensorBytes(j.out, slices.Clone(raw)); err != nil {
 			return err
 		}
