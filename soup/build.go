@@ -621,6 +621,9 @@ func (p *plan) buildInMemory(out string, meta []*onnxpb.StringStringEntryProto, 
 	if ref == nil {
 		ref = &models[0]
 	}
+	if err := p.checkDtype(newMemReader(ref.m)); err != nil {
+		return err
+	}
 	dopts := permute.DataOptions{Batch: opts.Batch}
 	perms := make([]permute.Perms, len(models))
 	aligned := make([]*onnx.Model, len(models))
@@ -711,9 +714,6 @@ func (p *plan) combineInMemory(ref *onnx.Model, base *loaded, models []*onnx.Mod
 		all = append(all, r)
 	}
 	if err := checkSameWeights(all[0], all[1:]); err != nil {
-		return nil, err
-	}
-	if err := p.checkDtype(all[0]); err != nil {
 		return nil, err
 	}
 	out := ref.Clone()

@@ -330,6 +330,7 @@ func TestSoupRefusals(t *testing.T) {
 		{"merge_method: linear\nmodels: [{model: ft0.onnx}, {model: link.onnx}]\n", "not a regular file"},
 		{"merge_method: linear\nmodels: [{model: ft0.onnx}, {model: mlp.onnx}]\n", "has no weight"},
 		{"merge_method: linear\nmodels: [{model: ft0.onnx}, {model: ft1.onnx}]\ndtype: float16\n", "dtype float16"},
+		{"merge_method: linear\nmodels: [{model: ft0.onnx}, {model: ft1.onnx}]\nalign: {method: weight}\ndtype: bfloat16\n", "dtype bfloat16"},
 		{"merge_method: linear\nmodels: [{model: ft0.onnx, parameters: {weight: 1}}, {model: ft1.onnx, parameters: {weight: -1}}]\n", "sum to zero"},
 	} {
 		os.Symlink("ft1.onnx", filepath.Join(dir, "link.onnx"))
