@@ -124,7 +124,7 @@ func ParseRecipe(data []byte) (*Recipe, error) {
 
 var (
 	unknownField = regexp.MustCompile(`^line (\d+): field (\S+) not found in type \S+$`)
-	wrongType    = regexp.MustCompile(`^line (\d+): cannot unmarshal !!(\w+)(?: (.*))? into (\S+)$`)
+	wrongType    = regexp.MustCompile(`(?s)^line (\d+): cannot unmarshal !!(\w+)(?: (.*))? into (\S+)$`)
 )
 
 // yamlError rewrites yaml.v3's errors as one line each: "line 3: unknown
@@ -133,7 +133,7 @@ var (
 func yamlError(err error, root *yaml.Node) error {
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
-		return fmt.Errorf("not a valid recipe: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+		return fmt.Errorf("not a valid recipe: %s", oneLine(strings.TrimPrefix(err.Error(), "yaml: ")))
 	}
 	var msgs []string
 	for _, e := range te.Errors {
@@ -141,6 +141,12 @@ func yamlError(err error, root *yaml.Node) error {
 			msgs = append(msgs, fmt.Sprintf("line %s: unknown key %q", m[1], m[2]))
 		} else if m := wrongType.FindStringSubmatch(e); m != nil {
 			want := strings.TrimPrefix(strings.TrimPrefix(m[4], "*"), "soup.")
+			switch {
+			case strings.HasPrefix(want, "[]"):
+				want = "a list"
+			case want != "" && want[0] >= 'A' && want[0] <= 'Z':
+				want = "a mapping"
+			}
 			what := "a " + m[2]
 			if m[3] != "" {
 				what = m[3] + " is a " + m[2]
@@ -154,8 +160,11 @@ func yamlError(err error, root *yaml.Node) error {
 			msgs = append(msgs, e)
 		}
 	}
-	return errors.New(strings.Join(msgs, "; "))
+	return errors.New(oneLine(strings.Join(msgs, "; ")))
 }
+
+// oneLine escapes line breaks, so that an error stays one line.
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", `\n`) }
 
 // keyAt returns the path (models[0].parameters.weight) of the first node
 // on line with the tag (str, int, seq, ...) and, if not empty, the value

@@ -102,3 +102,28 @@ func TestReadRecipeNamesFileAndRefusesSymlinks(t *testing.T) {
 		t.Errorf("path %s is not relative to the recipe", got)
 	}
 }
+
+// FuzzParseRecipe: any input gives a recipe or a one-line error, never a
+// panic, and an accepted recipe's canonical JSON parses back to itself.
+func FuzzParseRecipe(f *testing.F) {
+	f.Add([]byte("merge_method: ties\nbase_model: b.onnx\nmodels: [{model: a.onnx, parameters: {weight: 1, density: 0.5}}]\nparameters: {lambda: 0.9}\n"))
+	f.Add([]byte(`{"merge_method": "slerp", "base_model": "a", "models": [{"model": "a"}, {"model": "b"}], "parameters": {"t": 0.3}}`))
+	f.Add([]byte("merge_method: greedy\nmodels: [{model: a}]\neval: {data: x.npy, labels: y.npy}\nalign: {method: activation, data: x.npy}\n"))
+	f.Add([]byte("models: &a [*a]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := ParseRecipe(data)
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error is not one line: %q", err)
+			}
+			return
+		}
+		again, err := ParseRecipe([]byte(r.Canonical()))
+		if err != nil {
+			t.Fatalf("canonical form %s does not parse: %v", r.Canonical(), err)
+		}
+		if again.Canonical() != r.Canonical() {
+			t.Fatalf("canonical form changes: %s vs %s", again.Canonical(), r.Canonical())
+		}
+	})
+}
