@@ -78,5 +78,6 @@ fuzz:
 	$(GO) test ./lap -run '^$$' -fuzz '^FuzzSolve$$' -fuzztime 200000x
 	$(GO) test ./simd -run '^$$' -fuzz '^FuzzGemm$$' -fuzztime 50000x
 	$(GO) test ./simd -run '^$$' -fuzz '^FuzzVector$$' -fuzztime 300000x
+	$(GO) test ./soup -run '^$$' -fuzz '^FuzzParseRecipe$$' -fuzztime 100000x
 
 test: deps ortref large vet unit race arm64 fuzz

@@ -181,6 +181,9 @@ func (l *Lazy) OnDisk(t *onnxpb.TensorProto) bool {
 	return ok
 }
 
+// NumOnDisk is the number of tensors ReadTensor reads from a file.
+func (l *Lazy) NumOnDisk() int { return len(l.refs) }
+
 // Close closes the model's files.
 func (l *Lazy) Close() error {
 	var first error

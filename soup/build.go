@@ -14,6 +14,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -178,6 +179,15 @@ func (p *plan) combine(src *readerSource, dims []int64, out []float64, s *scratc
 // or external-data models, out + ".data"). Nothing is written on failure.
 func Build(r *Recipe, out string, opts Options) (*Result, error) {
 	p := newPlan(r)
+	if r.MergeMethod == "linear" && boolOr(r.Parameters.Normalize, true) {
+		sum := 0.0
+		for _, w := range p.weights {
+			sum += w
+		}
+		if sum == 0 {
+			return nil, errors.New("linear: the weights sum to zero (normalize divides by their sum)")
+		}
+	}
 	var inputs []string
 	if p.base != "" {
 		inputs = append(inputs, p.base)
@@ -467,6 +477,15 @@ func (p *plan) buildStreamed(out string, meta []*onnxpb.StringStringEntryProto, 
 		jobs = append(jobs, tensorJob{name: name, ref: t, out: ow[name], stripped: ref.l.OnDisk(t),
 			external: isInit[ow[name]] && size >= 1024})
 	}
+	onDisk := 0
+	for _, j := range jobs {
+		if j.stripped {
+			onDisk++
+		}
+	}
+	if onDisk != ref.l.NumOnDisk() {
+		return fmt.Errorf("%s: tensors with external data inside subgraphs are not supported", ref.path())
+	}
 	if total >= streamExternalBytes {
 		external = true
 	}
@@ -508,7 +527,10 @@ func (p *plan) buildStreamed(out string, meta []*onnxpb.StringStringEntryProto, 
 			return err
 		}
 		if j.stripped {
+			// Its bytes were not loaded (large raw_data or external data):
+			// now they are inline.
 			j.out.RawData = slices.Clone(raw)
+			j.out.DataLocation, j.out.ExternalData = nil, nil
 		} else if err := outModel.SetTensorBytes(j.out, slices.Clone(raw)); err != nil {
 			return err
 		}
@@ -598,6 +620,9 @@ func (p *plan) buildInMemory(out string, meta []*onnxpb.StringStringEntryProto, 
 	ref := base
 	if ref == nil {
 		ref = &models[0]
+	}
+	if err := p.checkDtype(newMemReader(ref.m)); err != nil {
+		return err
 	}
 	dopts := permute.DataOptions{Batch: opts.Batch}
 	perms := make([]permute.Perms, len(models))
@@ -689,9 +714,6 @@ func (p *plan) combineInMemory(ref *onnx.Model, base *loaded, models []*onnx.Mod
 		all = append(all, r)
 	}
 	if err := checkSameWeights(all[0], all[1:]); err != nil {
-		return nil, err
-	}
-	if err := p.checkDtype(all[0]); err != nil {
 		return nil, err
 	}
 	out := ref.Clone()

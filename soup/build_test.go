@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/internal/ortref"
 	"github.com/onnx-rebasin/onnx-rebasin/npy"
@@ -329,6 +330,8 @@ func TestSoupRefusals(t *testing.T) {
 		{"merge_method: linear\nmodels: [{model: ft0.onnx}, {model: link.onnx}]\n", "not a regular file"},
 		{"merge_method: linear\nmodels: [{model: ft0.onnx}, {model: mlp.onnx}]\n", "has no weight"},
 		{"merge_method: linear\nmodels: [{model: ft0.onnx}, {model: ft1.onnx}]\ndtype: float16\n", "dtype float16"},
+		{"merge_method: linear\nmodels: [{model: ft0.onnx}, {model: ft1.onnx}]\nalign: {method: weight}\ndtype: bfloat16\n", "dtype bfloat16"},
+		{"merge_method: linear\nmodels: [{model: ft0.onnx, parameters: {weight: 1}}, {model: ft1.onnx, parameters: {weight: -1}}]\n", "sum to zero"},
 	} {
 		os.Symlink("ft1.onnx", filepath.Join(dir, "link.onnx"))
 		b, _ := os.ReadFile(filepath.Join(testModels, "mlp_s0.onnx"))
@@ -358,5 +361,94 @@ func TestSoupRefusals(t *testing.T) {
 	after, _ := os.ReadFile(filepath.Join(dir, "ft1.onnx"))
 	if !bytes.Equal(before, after) {
 		t.Error("input changed")
+	}
+}
+
+// savedBytes marshals m without its metadata, to compare weights and graph.
+func savedBytes(t *testing.T, m *onnx.Model) []byte {
+	t.Helper()
+	m.Proto.MetadataProps = nil
+	b, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestSoupDataSteps checks the steps that use data against the library
+// calls `merge` makes: activation alignment, BN reset, REPAIR.
+func TestSoupDataSteps(t *testing.T) {
+	dir := t.TempDir()
+	for _, m := range []string{"cnn_bn_s0", "cnn_bn_s1", "mlp32_s0", "mlp32_s1"} {
+		b, err := os.ReadFile(filepath.Join(testModels, m+".onnx"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, m+".onnx"), b, 0o644)
+	}
+	fitPath, _ := filepath.Abs(filepath.Join(testModels, "fashion_train_x.npy"))
+	fit, err := eval.Load(fitPath, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	load := func(name string) (*onnx.Model, *graph.Analysis) {
+		m, err := onnx.Load(filepath.Join(dir, name+".onnx"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := graph.Analyze(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m, a
+	}
+	opts := permute.DataOptions{Batch: 256}
+
+	// Activation matching, then BN reset.
+	out, _ := build(t, dir, "act", fmt.Sprintf("merge_method: linear\nmodels: [{model: cnn_bn_s0.onnx}, {model: cnn_bn_s1.onnx}]\nalign: {method: activation, data: %s}\nreset_bn: %s\n", fitPath, fitPath))
+	a, ga := load("cnn_bn_s0")
+	b, _ := load("cnn_bn_s1")
+	perms, err := permute.ActivationMatch(a, b, ga, fit, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := permute.MergeAligned([]*onnx.Model{a, b}, ga, []permute.Perms{permute.Identity(ga), perms}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := permute.ResetBatchNorm(want, fit, opts); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := onnx.Load(out)
+	if !bytes.Equal(savedBytes(t, got), savedBytes(t, want)) {
+		t.Error("activation-aligned soup with reset_bn differs from ActivationMatch + MergeAligned + ResetBatchNorm")
+	}
+
+	// Weight matching, then REPAIR at weights 1:3.
+	out, _ = build(t, dir, "rep", fmt.Sprintf("merge_method: linear\nmodels: [{model: mlp32_s0.onnx, parameters: {weight: 1}}, {model: mlp32_s1.onnx, parameters: {weight: 3}}]\nalign: {method: weight}\nrepair: %s\n", fitPath))
+	a, ga = load("mlp32_s0")
+	b, _ = load("mlp32_s1")
+	mr, err := permute.WeightMatch(a, b, ga, permute.MatchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bAligned := b.Clone()
+	if err := permute.Apply(bAligned, ga, mr.Perms); err != nil {
+		t.Fatal(err)
+	}
+	want, err = permute.Average([]*onnx.Model{a, bAligned}, []float64{1, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := permute.PrepareRepair(a, bAligned, ga, fit, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.Apply(want, 0.75); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = onnx.Load(out)
+	if !bytes.Equal(savedBytes(t, got), savedBytes(t, want)) {
+		t.Error("soup with repair differs from WeightMatch + Average + REPAIR at λ = 0.75")
 	}
 }

@@ -394,7 +394,10 @@ func modelStockInto(out []float64, src tensorSource, rows int, s *scratch) error
 	pairs := float64(N * (N - 1) / 2)
 	for r := 0; r < rows; r++ {
 		c := cosSum[r] / pairs
-		t := float64(N) * c / (1 + float64(N-1)*c)
+		t := 0.0 // task vectors pointing apart (den → 0): keep the base
+		if den := 1 + float64(N-1)*c; den > 1e-12 {
+			t = float64(N) * c / den
+		}
 		for k := r * width; k < (r+1)*width; k++ {
 			out[k] = t*out[k] + (1-t)*base[k]
 		}

@@ -201,4 +201,10 @@ func TestModelStock(t *testing.T) {
 		t.Fatal(err)
 	}
 	near(t, "filter-wise", out, []float64{1, 1, 0, 0}, 1e-12)
+	// Opposite task vectors (cos −1, N = 2): 1 + (N−1)·cos = 0; the base, not NaN.
+	src = &sliceSource{base: []float64{1, 1}, models: [][]float64{{2, 1}, {0, 1}}}
+	if err := modelStockInto(out[:2], src, 1, &scratch{}); err != nil {
+		t.Fatal(err)
+	}
+	near(t, "opposite", out[:2], []float64{1, 1}, 0)
 }

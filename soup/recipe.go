@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -105,7 +106,11 @@ func ParseRecipe(data []byte) (*Recipe, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, errors.New("empty recipe")
 		}
-		return nil, yamlError(err)
+		var root yaml.Node
+		if yaml.Unmarshal(data, &root) != nil {
+			root = yaml.Node{}
+		}
+		return nil, yamlError(err, &root)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
@@ -119,15 +124,16 @@ func ParseRecipe(data []byte) (*Recipe, error) {
 
 var (
 	unknownField = regexp.MustCompile(`^line (\d+): field (\S+) not found in type \S+$`)
-	wrongType    = regexp.MustCompile(`^line (\d+): cannot unmarshal !!(\w+)(?: (.*))? into (\S+)$`)
+	wrongType    = regexp.MustCompile(`(?s)^line (\d+): cannot unmarshal !!(\w+)(?: (.*))? into (\S+)$`)
 )
 
 // yamlError rewrites yaml.v3's errors as one line each: "line 3: unknown
-// key "foo"", "line 5: wrong type: "abc" is a str, want float64".
-func yamlError(err error) error {
+// key "foo"", "line 5: models[0].parameters.weight: wrong type: `abc` is a
+// str, want float64" (root, the document, names the key at a line).
+func yamlError(err error, root *yaml.Node) error {
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
-		return fmt.Errorf("not a valid recipe: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+		return fmt.Errorf("not a valid recipe: %s", oneLine(strings.TrimPrefix(err.Error(), "yaml: ")))
 	}
 	var msgs []string
 	for _, e := range te.Errors {
@@ -135,16 +141,75 @@ func yamlError(err error) error {
 			msgs = append(msgs, fmt.Sprintf("line %s: unknown key %q", m[1], m[2]))
 		} else if m := wrongType.FindStringSubmatch(e); m != nil {
 			want := strings.TrimPrefix(strings.TrimPrefix(m[4], "*"), "soup.")
+			switch {
+			case strings.HasPrefix(want, "[]"):
+				want = "a list"
+			case want != "" && want[0] >= 'A' && want[0] <= 'Z':
+				want = "a mapping"
+			}
 			what := "a " + m[2]
 			if m[3] != "" {
 				what = m[3] + " is a " + m[2]
 			}
-			msgs = append(msgs, fmt.Sprintf("line %s: wrong type: %s, want %s", m[1], what, want))
+			key := keyAt(root, m[1], m[2], m[3])
+			if key != "" {
+				key += ": "
+			}
+			msgs = append(msgs, fmt.Sprintf("line %s: %swrong type: %s, want %s", m[1], key, what, want))
 		} else {
 			msgs = append(msgs, e)
 		}
 	}
-	return errors.New(strings.Join(msgs, "; "))
+	return errors.New(oneLine(strings.Join(msgs, "; ")))
+}
+
+// oneLine escapes line breaks, so that an error stays one line.
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", `\n`) }
+
+// keyAt returns the path (models[0].parameters.weight) of the first node
+// on line with the tag (str, int, seq, ...) and, if not empty, the value
+// yaml.v3 reported, or "".
+func keyAt(n *yaml.Node, line, tag, value string) string {
+	match := func(v *yaml.Node) bool {
+		return strconv.Itoa(v.Line) == line && v.ShortTag() == "!!"+tag && (value == "" || "`"+v.Value+"`" == value)
+	}
+	var find func(n *yaml.Node, path string) string
+	find = func(n *yaml.Node, path string) string {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				if p := find(c, path); p != "" {
+					return p
+				}
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				p := k.Value
+				if path != "" {
+					p = path + "." + k.Value
+				}
+				if match(v) {
+					return p
+				}
+				if q := find(v, p); q != "" {
+					return q
+				}
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				p := fmt.Sprintf("%s[%d]", path, i)
+				if match(c) {
+					return p
+				}
+				if q := find(c, p); q != "" {
+					return q
+				}
+			}
+		}
+		return ""
+	}
+	return find(n, "")
 }
 
 // check validates what the types cannot.

@@ -45,9 +45,11 @@ func TestRecipeErrors(t *testing.T) {
 	for _, c := range []struct{ recipe, want string }{
 		{"merge_method: linear\nmodels: [{model: a.onnx}]\nlamda: 2\n", `line 3: unknown key "lamda"`},
 		{"merge_method: linear\nmodels:\n  - model: a.onnx\n    parameters: {wieght: 1}\n", `line 4: unknown key "wieght"`},
-		{"merge_method: linear\nmodels:\n  - model: a.onnx\n    parameters: {weight: heavy}\n", "line 4: wrong type: `heavy` is a str, want float64"},
-		{"merge_method: slerp\nbase_model: a.onnx\nmodels: [{model: a.onnx}, {model: b.onnx}]\nparameters: {t: [0, 1]}\n", "line 4: wrong type"},
-		{"merge_method: linear\nmodels: [{model: a.onnx}]\nseed: -1\n", "line 3: wrong type"},
+		{"merge_method: linear\nmodels:\n  - model: a.onnx\n    parameters: {weight: heavy}\n", "line 4: models[0].parameters.weight: wrong type: `heavy` is a str, want float64"},
+		{"merge_method: slerp\nbase_model: a.onnx\nmodels: [{model: a.onnx}, {model: b.onnx}]\nparameters: {t: [0, 1]}\n", "line 4: parameters.t: wrong type: a seq, want float64"},
+		{"merge_method: linear\nmodels: [{model: a.onnx}]\nseed: -1\n", "line 3: seed: wrong type: `-1` is a int, want uint64"},
+		{"merge_method: linear\nmodels: [{model: a.onnx}, {model: b.onnx, parameters: {weight: heavy}}]\n", "line 2: models[1].parameters.weight: wrong type"},
+		{"merge_method: linear\nmodels: {model: a.onnx}\n", "line 2: models: wrong type: a map"},
 		{"", "empty recipe"},
 		{"models: [{model: a.onnx}]\n", "merge_method is missing"},
 		{"merge_method: soup\nmodels: [{model: a.onnx}]\n", `merge_method "soup" is not one of`},
@@ -99,4 +101,29 @@ func TestReadRecipeNamesFileAndRefusesSymlinks(t *testing.T) {
 	if got := r.Path(r.Models[0].Model); got != filepath.Join(dir, "sub", "m.onnx") {
 		t.Errorf("path %s is not relative to the recipe", got)
 	}
+}
+
+// FuzzParseRecipe: any input gives a recipe or a one-line error, never a
+// panic, and an accepted recipe's canonical JSON parses back to itself.
+func FuzzParseRecipe(f *testing.F) {
+	f.Add([]byte("merge_method: ties\nbase_model: b.onnx\nmodels: [{model: a.onnx, parameters: {weight: 1, density: 0.5}}]\nparameters: {lambda: 0.9}\n"))
+	f.Add([]byte(`{"merge_method": "slerp", "base_model": "a", "models": [{"model": "a"}, {"model": "b"}], "parameters": {"t": 0.3}}`))
+	f.Add([]byte("merge_method: greedy\nmodels: [{model: a}]\neval: {data: x.npy, labels: y.npy}\nalign: {method: activation, data: x.npy}\n"))
+	f.Add([]byte("models: &a [*a]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := ParseRecipe(data)
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error is not one line: %q", err)
+			}
+			return
+		}
+		again, err := ParseRecipe([]byte(r.Canonical()))
+		if err != nil {
+			t.Fatalf("canonical form %s does not parse: %v", r.Canonical(), err)
+		}
+		if again.Canonical() != r.Canonical() {
+			t.Fatalf("canonical form changes: %s vs %s", again.Canonical(), r.Canonical())
+		}
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -20,7 +21,7 @@ import (
 // writeAddModel writes Y = X + W (X, W of shape rows×cols and type dt) with
 // W in an external data file (name.data) and a small inline bias-like
 // tensor and an int64 tensor the graph does not read.
-func writeAddModel(t *testing.T, path string, dt onnxpb.TensorProto_DataType, w []float64, rows, cols int64) {
+func writeAddModel(t *testing.T, path string, dt onnxpb.TensorProto_DataType, w []float64, rows, cols, tag int64) {
 	t.Helper()
 	raw := encodeFloats(nil, w, dt)
 	dataName := filepath.Base(path) + ".data"
@@ -37,7 +38,7 @@ func writeAddModel(t *testing.T, path string, dt onnxpb.TensorProto_DataType, w 
 	}
 	shape := make([]byte, 16)
 	binary.LittleEndian.PutUint64(shape, uint64(rows))
-	binary.LittleEndian.PutUint64(shape[8:], uint64(cols))
+	binary.LittleEndian.PutUint64(shape[8:], uint64(cols+tag))
 	m := &onnxpb.ModelProto{
 		IrVersion:   proto.Int64(8),
 		OpsetImport: []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(17)}},
@@ -87,7 +88,7 @@ func TestStreamedExternalHalf(t *testing.T) {
 					t.Fatal(err)
 				}
 				models[i] = w
-				writeAddModel(t, filepath.Join(dir, []string{"base", "a", "b"}[i]+".onnx"), dt, w, rows, cols)
+				writeAddModel(t, filepath.Join(dir, []string{"base", "a", "b"}[i]+".onnx"), dt, w, rows, cols, 0)
 			}
 			out, res := build(t, dir, "ta", "merge_method: task_arithmetic\nbase_model: base.onnx\nmodels: [{model: a.onnx, parameters: {weight: 1}}, {model: b.onnx, parameters: {weight: 0.5}}]\nparameters: {lambda: 0.8}\n")
 			if !res.Streamed {
@@ -134,6 +135,28 @@ func TestStreamedExternalHalf(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestStreamedRefusesDifferentIntegers checks that integer tensors are
+// copied, never averaged: models that disagree on one are refused.
+func TestStreamedRefusesDifferentIntegers(t *testing.T) {
+	dir := t.TempDir()
+	w := make([]float64, 4*300)
+	writeAddModel(t, filepath.Join(dir, "base.onnx"), onnxpb.TensorProto_FLOAT, w, 4, 300, 0)
+	writeAddModel(t, filepath.Join(dir, "a.onnx"), onnxpb.TensorProto_FLOAT, w, 4, 300, 1)
+	rp := filepath.Join(dir, "r.yaml")
+	os.WriteFile(rp, []byte("merge_method: task_arithmetic\nbase_model: base.onnx\nmodels: [{model: a.onnx}]\n"), 0o644)
+	r, err := ReadRecipe(rp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Build(r, filepath.Join(dir, "out.onnx"), Options{})
+	if err == nil || !strings.Contains(err.Error(), `weight "shape" (INT64) differs`) {
+		t.Errorf("error %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out.onnx")); err == nil {
+		t.Error("refused build left an output")
 	}
 }
 

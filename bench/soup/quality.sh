@@ -1,19 +1,25 @@
 #!/bin/sh
 # Quality table of the soup methods on testmodels/soup (see README.md).
-# Usage (from the repository root): sh bench/soup/quality.sh [path/to/onnx-rebasin]
+# Usage (from the repository root): sh bench/soup/quality.sh [FULL_DIR]
+# Scores the first 1000 test images of each task (committed), or with FULL_DIR the
+# full 10k test sets that bench/soup/full_tests.py FULL_DIR writes.
 set -e
-BIN=${1:-/tmp/onnx-rebasin-soup}
-[ -n "$1" ] || go build -o "$BIN" ./cmd/onnx-rebasin
+BIN=/tmp/onnx-rebasin-soup
+go build -o "$BIN" ./cmd/onnx-rebasin
 T=testmodels
 S=$T/soup
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 for m in base ft0 ft1 ft2 ft3 task_shift task_noise; do cp $S/$m.onnx "$W/"; done
+CLEAN=$T/fashion_test_x.npy SHIFT=$S/shift_test_x.npy NOISE=$S/noise_test_x.npy Y=$T/fashion_test_y.npy
+if [ -n "$1" ]; then
+	CLEAN=$1/clean_x.npy SHIFT=$1/shift_x.npy NOISE=$1/noise_x.npy Y=$1/y.npy
+fi
 acc() { # model data -> accuracy
-	"$BIN" eval "$1" --data "$2" --labels $T/fashion_test_y.npy 2>/dev/null | awk '/accuracy/ {print $2}'
+	"$BIN" eval "$1" --data "$2" --labels "$Y" 2>/dev/null | awk '/accuracy/ {print $2}'
 }
 row() { # label model
-	printf '| %s | %s | %s | %s |\n' "$1" "$(acc "$2" $T/fashion_test_x.npy)" "$(acc "$2" $S/shift_test_x.npy)" "$(acc "$2" $S/noise_test_x.npy)"
+	printf '| %s | %s | %s | %s |\n' "$1" "$(acc "$2" "$CLEAN")" "$(acc "$2" "$SHIFT")" "$(acc "$2" "$NOISE")"
 }
 cat > "$W/uniform.yaml" <<R
 merge_method: linear
