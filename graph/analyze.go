@@ -138,6 +138,7 @@ func Analyze(m *onnx.Model) (*Analysis, error) {
 	}
 	a.resolveParts()
 	a.resolveHeads()
+	a.resolveBlocks()
 	if a.err != nil {
 		return nil, a.err
 	}
@@ -257,7 +258,7 @@ func (a *analyzer) result() *Analysis {
 		})
 		g := Group{ID: len(res.Groups), Size: int(size), Weights: c.weight, Activations: c.acts, Reasons: dedupe(r.reasons)}
 		if h, ok := a.blocks[c.root]; ok {
-			g.Blocks = int(h)
+			g.Blocks, g.FixedWithin = int(h), a.fixedWithin[c.root]
 		}
 		res.Groups = append(res.Groups, g)
 		rootOf = append(rootOf, c.root)

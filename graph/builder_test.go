@@ -183,7 +183,14 @@ func describeGroups(a *graph.Analysis) []string {
 		for _, w := range g.Weights {
 			s = append(s, site(w))
 		}
-		out = append(out, fmt.Sprintf("%d: %s", g.Size, strings.Join(s, " ")))
+		size := fmt.Sprint(g.Size)
+		if g.Blocks > 1 {
+			size += fmt.Sprintf(" (%d blocks)", g.Blocks)
+			if g.FixedWithin {
+				size = strings.TrimSuffix(size, ")") + ", fixed within)"
+			}
+		}
+		out = append(out, fmt.Sprintf("%s: %s", size, strings.Join(s, " ")))
 	}
 	return out
 }

@@ -45,6 +45,10 @@ type Group struct {
 	// σ(b)·d+τ_b(i), with one block permutation σ for every group of its
 	// set (Analysis.BlockSets) and a permutation τ_b within each block.
 	Blocks int `json:"blocks,omitempty"`
+	// FixedWithin says that only whole blocks move: τ_b is the identity
+	// (the input channels of a grouped convolution, whose weight every
+	// block of channels reads alike).
+	FixedWithin bool `json:"fixed_within,omitempty"`
 	// Reasons lists what tied the members together, e.g.
 	// `Add "/layer1/Add" ties its inputs (residual stream)`.
 	Reasons []string

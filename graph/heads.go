@@ -328,60 +328,101 @@ func (a *analyzer) resolveHeads() {
 			u.root(r.flat).reasons = append(u.root(r.flat).reasons, r.label)
 		}
 	}
-	// Sets: flat roots that share a heads class share σ; a flat class in
-	// two heads classes joins them.
-	set := map[int]int{} // flat root -> set representative (a flat root)
-	var find func(x int) int
-	find = func(x int) int {
-		if p, ok := set[x]; ok && p != x {
-			r := find(p)
-			set[x] = r
-			return r
-		}
-		return x
-	}
-	headsFlat := map[int]int{} // heads root -> a flat root
-	var flats []int
+	// The flat classes of one heads class share σ.
+	byHeads := map[int]*blockTie{}
+	var order []int
 	for _, r := range a.heads {
 		hr, dr := u.find(r.heads), u.find(r.within)
 		if _, ok := bad[dr]; ok {
 			continue
 		}
-		f := u.find(r.flat)
-		if _, ok := set[f]; !ok {
-			set[f] = f
-			flats = append(flats, f)
+		t := byHeads[hr]
+		if t == nil {
+			t = &blockTie{blocks: r.h, label: r.label}
+			byHeads[hr] = t
+			order = append(order, hr)
 		}
-		if a.blocks == nil {
-			a.blocks = map[int]int64{}
+		t.elems = append(t.elems, r.flat)
+		t.fixed = append(t.fixed, false)
+	}
+	for _, hr := range order {
+		a.ties = append(a.ties, *byHeads[hr])
+	}
+}
+
+// blockTie says that the classes of elems are block-structured, blocks
+// blocks each, and share one block permutation; fixed[i] says that the
+// units of elems[i]'s class keep their place within their block.
+type blockTie struct {
+	elems  []int
+	fixed  []bool
+	blocks int64
+	label  string
+}
+
+// resolveBlocks turns the block ties into a.blocks, a.fixedWithin and
+// a.blockSet. Classes tied to each other (directly or through a class in
+// two ties) are one set. A set whose classes disagree on the number of
+// blocks, or with a frozen class, freezes: σ is one permutation for all.
+func (a *analyzer) resolveBlocks() {
+	u := &a.u
+	if len(a.ties) == 0 {
+		return
+	}
+	parent := map[int]int{} // set union-find over class roots
+	var find func(x int) int
+	find = func(x int) int {
+		if p, ok := parent[x]; ok && p != x {
+			r := find(p)
+			parent[x] = r
+			return r
 		}
-		if h, ok := a.blocks[f]; ok && h != r.h {
-			u.freeze(f, "", 0, r.label+", but the same channels are split into other heads elsewhere", false)
-		}
-		a.blocks[f] = r.h
-		if g, ok := headsFlat[hr]; ok {
-			if x, y := find(g), find(f); x != y {
-				set[y] = x
+		return x
+	}
+	blocks := map[int]int64{}
+	fixed := map[int]bool{}
+	why := map[int]string{} // class root -> why its set freezes
+	var roots []int
+	for _, t := range a.ties {
+		first := -1
+		for i, e := range t.elems {
+			r := u.find(e)
+			if _, ok := parent[r]; !ok {
+				parent[r] = r
+				roots = append(roots, r)
 			}
-		} else {
-			headsFlat[hr] = f
+			if b, ok := blocks[r]; ok && b != t.blocks {
+				why[r] = t.label + ", but the same channels are cut into other blocks elsewhere"
+			}
+			blocks[r] = t.blocks
+			fixed[r] = fixed[r] || t.fixed[i]
+			if el := u.root(r); el.frozen {
+				why[r] = el.why
+			} else if sz := el.size; !isStatic(sz) || t.blocks < 2 || sz%t.blocks != 0 {
+				why[r] = t.label + ", but the channels are not whole blocks"
+			}
+			if first < 0 {
+				first = r
+			} else if x, y := find(first), find(r); x != y {
+				parent[y] = x
+			}
 		}
 	}
-	// A frozen member freezes its set: σ is one permutation for all.
-	frozenWhy := map[int]*element{}
-	for _, f := range flats {
-		if el := u.root(f); el.frozen {
-			frozenWhy[find(f)] = el
+	setWhy := map[int]string{}
+	for _, r := range roots {
+		if w, ok := why[r]; ok {
+			if _, done := setWhy[find(r)]; !done {
+				setWhy[find(r)] = w
+			}
 		}
 	}
-	a.blockSet = map[int]int{}
-	for _, f := range flats {
-		s := find(f)
-		if el, ok := frozenWhy[s]; ok {
-			u.freeze(f, el.whyValue, el.whyAxis, el.why, false)
+	a.blocks, a.fixedWithin, a.blockSet = map[int]int64{}, map[int]bool{}, map[int]int{}
+	for _, r := range roots {
+		if w, ok := setWhy[find(r)]; ok {
+			u.freeze(r, "", 0, w, false)
 			continue
 		}
-		a.blockSet[u.find(f)] = u.find(s)
+		a.blocks[r], a.fixedWithin[r], a.blockSet[r] = blocks[r], fixed[r], find(r)
 	}
 }
 
@@ -502,4 +543,41 @@ func (c *nodeCtx) foldedHeads(x, y []int64, i, bi, j, bj int) {
 			c.freeze(out(0, k), why)
 		}
 	}
+}
+
+// groupedConv handles a Conv or ConvTranspose with 1 < g groups: its input
+// and output channels are g blocks each, block b of the output reading
+// block b of the input only, so one block permutation σ moves both. The
+// weight's axis of one block's channels is read alike by every block, so
+// those channels keep their place within their block (the input channels
+// of a Conv, the output channels of a ConvTranspose); the others move
+// freely within their block with the weight's full axis. It reports false,
+// doing nothing, when the channel counts are unknown or the input axis is
+// not plain.
+func (c *nodeCtx) groupedConv(g int64, transpose bool) bool {
+	ch, m := c.dim(in(0, 1)), c.dim(out(0, 1))
+	if g < 2 || !isStatic(ch) || !isStatic(m) || ch%g != 0 || m%g != 0 || !c.valid(out(0, 1)) {
+		return false
+	}
+	li, ok := c.layoutOf(in(0, 1), true)
+	if !ok || len(li) != 1 || li[0].block != 1 || li[0].offset != 0 || !sameDim(li[0].n, ch) {
+		return false
+	}
+	label := fmt.Sprintf("%s is a grouped convolution (group=%d)", c.label, g)
+	if transpose {
+		c.tie(in(0, 1), in(1, 0), "input channels")
+		c.layoutOf(out(0, 1), true)
+		c.handled[out(0, 1)] = true
+	} else {
+		c.tie(out(0, 1), in(1, 0), "output channels")
+		c.markUnits(out(0, 1))
+		c.handled[in(0, 1)] = true
+	}
+	lo, ok := c.layoutOf(out(0, 1), false)
+	if !ok || len(lo) != 1 {
+		return false
+	}
+	c.a.ties = append(c.a.ties, blockTie{elems: []int{li[0].elem, lo[0].elem}, fixed: []bool{!transpose, transpose},
+		blocks: g, label: label})
+	return true
 }

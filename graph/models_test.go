@@ -82,11 +82,11 @@ var modelGroups = map[string][]string{
 			"layers.1.ln1.bias#0 onnx::MatMul_153#0 onnx::MatMul_154#0 onnx::MatMul_155#0 onnx::MatMul_156#1 " +
 			"layers.1.o.bias#0 layers.1.ln2.weight#0 layers.1.ln2.bias#0 onnx::MatMul_157#0 onnx::MatMul_158#1 " +
 			"layers.1.fc2.bias#0 norm.weight#0 norm.bias#0 head.weight#1",
-		"64: onnx::MatMul_147#1 layers.0.q.bias#0 onnx::MatMul_148#1 layers.0.k.bias#0",
-		"64: onnx::MatMul_149#1 layers.0.v.bias#0 onnx::MatMul_150#0",
+		"64 (4 blocks): onnx::MatMul_147#1 layers.0.q.bias#0 onnx::MatMul_148#1 layers.0.k.bias#0",
+		"64 (4 blocks): onnx::MatMul_149#1 layers.0.v.bias#0 onnx::MatMul_150#0",
 		"128: onnx::MatMul_151#1 layers.0.fc1.bias#0 onnx::MatMul_152#0",
-		"64: onnx::MatMul_153#1 layers.1.q.bias#0 onnx::MatMul_154#1 layers.1.k.bias#0",
-		"64: onnx::MatMul_155#1 layers.1.v.bias#0 onnx::MatMul_156#0",
+		"64 (4 blocks): onnx::MatMul_153#1 layers.1.q.bias#0 onnx::MatMul_154#1 layers.1.k.bias#0",
+		"64 (4 blocks): onnx::MatMul_155#1 layers.1.v.bias#0 onnx::MatMul_156#0",
 		"128: onnx::MatMul_157#1 layers.1.fc1.bias#0 onnx::MatMul_158#0",
 	},
 }

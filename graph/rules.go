@@ -67,10 +67,12 @@ type analyzer struct {
 	pos map[int]int        // node index -> position in topological order
 	err error
 
-	heads    []headRec     // attention head splits and merges (heads.go)
-	parts    []axisPart    // Slice and Split outputs that are parts of an axis
-	blocks   map[int]int64 // class root -> number of blocks (heads)
-	blockSet map[int]int   // class root -> root that names its block set
+	heads       []headRec     // attention head splits and merges (heads.go)
+	parts       []axisPart    // Slice and Split outputs that are parts of an axis
+	ties        []blockTie    // classes that share a block permutation
+	blocks      map[int]int64 // class root -> number of blocks (heads)
+	fixedWithin map[int]bool  // class root -> units keep their place in their block
+	blockSet    map[int]int   // class root -> root that names its block set
 }
 
 // port is one axis of one input or output of the node under analysis.
@@ -598,7 +600,7 @@ func (c *nodeCtx) elementwise(op string) {
 			outs = append(outs, j)
 		}
 	}
-	if len(outs) == 0 {
+	if len(outs) == 0 || len(ins) == 0 {
 		return
 	}
 	if op == "Dropout" || op == "Clip" {
@@ -731,6 +733,7 @@ func (c *nodeCtx) conv(transpose bool) {
 		// input, so both are one class with the filters.
 		c.tie(out(0, 1), in(0, 1), "depthwise channels")
 		c.tie(in(1, 0), out(0, 1), "depthwise filters")
+	case c.groupedConv(g, transpose):
 	default:
 		why := fmt.Sprintf("%s is a grouped convolution (group=%d)", c.label, g)
 		c.freeze(in(0, 1), why)

@@ -155,7 +155,7 @@ func ruleCases() []ruleCase {
 			frozen: []string{`x#1(3)~graph input`, `y#1(4)~graph output`},
 		},
 		{
-			name: "grouped conv freezes both sides",
+			name: "grouped conv: input and output blocks move together",
 			build: func() *builder {
 				return convIn(newBuilder(17), 3).out("y").
 					w("Wa", 8, 3, 1, 1).w("Wg", 6, 4, 3, 3).w("Wb", 4, 6, 1, 1).
@@ -165,9 +165,34 @@ func ruleCases() []ruleCase {
 					node("Relu", "g", "rg").
 					node("Conv", "rg,Wb", "y")
 			},
-			frozen: []string{`x#1(3)~graph input`, `ra#1(8)~grouped convolution (group=2)`,
-				`g#1(6)~grouped convolution (group=2)`, `y#1(4)~graph output`},
+			groups: []string{"8 (2 blocks, fixed within): Wa#0", "6 (2 blocks): Wg#0 Wb#1"},
+			frozen: []string{`x#1(3)~graph input`, `y#1(4)~graph output`},
 		},
+		{
+			name: "grouped conv transpose: output channels keep their place in their blocks",
+			build: func() *builder {
+				return convIn(newBuilder(17), 3).out("y").
+					w("Wa", 4, 3, 1, 1).w("Wt", 4, 3, 2, 2).w("bt", 6).w("Wb", 5, 6, 1, 1).
+					node("Conv", "x,Wa", "a").
+					node("ConvTranspose", "a,Wt,bt", "t", ai("group", 2)).
+					node("Conv", "t,Wb", "y")
+			},
+			groups: []string{"4 (2 blocks): Wa#0 Wt#0", "6 (2 blocks, fixed within): bt#0 Wb#1"},
+			frozen: []string{`x#1(3)~graph input`, `y#1(5)~graph output`},
+		},
+		attentionCase("attention heads: Q·K and V·O groups share the head permutation", "",
+			[]string{residual6, "4 (2 blocks): Wq#1 Wk#1", "4 (2 blocks): Wv#1 Wo#0"}, nil),
+		attentionCase("attention with a per-head bias on the scores freezes the heads", "Add",
+			[]string{residual6}, []string{`qa#2(4)~a weight is laid out along the heads`,
+				`ka#2(4)~a weight is laid out along the heads`, `va#2(4)~a weight is laid out along the heads`,
+				`q4#2(2)~a weight is laid out along the heads`, `vo#2(4)~a weight is laid out along the heads`}),
+		// Σ over heads of the heads' dot products is the dot product of the
+		// flat Q and K rows: the same permutation still holds.
+		attentionCase("attention scores summed over the heads stay permutable", "ReduceSum",
+			[]string{residual6, "4 (2 blocks): Wq#1 Wk#1", "4 (2 blocks): Wv#1 Wo#0"}, nil),
+		attentionCase("a query averaged over the heads freezes them", "ReduceMeanQ",
+			[]string{residual6}, []string{`qa#2(4)~without their heads axis`, `ka#2(4)~without their heads axis`,
+				`va#2(4)~without their heads axis`, `vo#2(4)~without their heads axis`}),
 		{
 			name: "batch norm ties scale, bias, mean and var",
 			build: func() *builder {
@@ -806,4 +831,56 @@ func checkInvariance(t *testing.T, ort *ortref.Runner, m *onnx.Model, a *graph.A
 			t.Fatalf("seed %d: the permuted model computes something else: %v", seed, err)
 		}
 	}
+}
+
+// residual6 is attentionCase's residual stream.
+const residual6 = "6: Wi#1 Wq#0 Wk#0 Wv#0 Wo#1 Wy#0"
+
+// attentionCase is a two-head attention block (x: N×3×6, heads of 2):
+// separate Q, K, V projections, reshape to heads, transpose, scaled scores,
+// Softmax, values, transpose back, merge, output projection, and a residual
+// stream that is a graph input and output. extra, when set, is an op
+// applied to the scores: "Add" adds the per-head weight hb (2×1×1),
+// "ReduceSum" sums the scores over the heads (keepdims); "ReduceMeanQ"
+// averages the query over the heads before the scores.
+func attentionCase(name, extra string, groups, frozen []string) ruleCase {
+	build := func() *builder {
+		b := newBuilder(17).in("x", -1, 3, 6).out("y").
+			w("Wq", 6, 4).w("Wk", 6, 4).w("Wv", 6, 4).w("Wo", 4, 6).w("Wi", 6, 6).w("Wy", 6, 6).
+			ints("sh", 0, 3, 2, 2).ints("sm", 0, 3, 4).scalar("scale", 0.5).w("hb", 2, 1, 1).ints("ax1", 1).
+			node("MatMul", "x,Wi", "h").
+			node("MatMul", "h,Wq", "qa").
+			node("MatMul", "h,Wk", "ka").
+			node("MatMul", "h,Wv", "va").
+			node("Reshape", "qa,sh", "q4").
+			node("Reshape", "ka,sh", "k4").
+			node("Reshape", "va,sh", "v4").
+			node("Transpose", "q4", "qh", ais("perm", 0, 2, 1, 3)).
+			node("Transpose", "k4", "kt", ais("perm", 0, 2, 3, 1)).
+			node("Transpose", "v4", "vh", ais("perm", 0, 2, 1, 3))
+		if extra == "ReduceMeanQ" {
+			b = b.node("ReduceMean", "qh", "qm", ais("axes", 1)).node("MatMul", "qm,kt", "s0")
+		} else {
+			b = b.node("MatMul", "qh,kt", "s0")
+		}
+		b = b.
+			node("Mul", "s0,scale", "s1")
+		switch extra {
+		case "Add":
+			b = b.node("Add", "s1,hb", "s2")
+		case "ReduceSum":
+			b = b.node("ReduceSum", "s1,ax1", "s2")
+		default:
+			b = b.node("Identity", "s1", "s2")
+		}
+		return b.node("Softmax", "s2", "p", ai("axis", -1)).
+			node("MatMul", "p,vh", "o4").
+			node("Transpose", "o4", "ot", ais("perm", 0, 2, 1, 3)).
+			node("Reshape", "ot,sm", "vo").
+			node("MatMul", "vo,Wo", "ao").
+			node("Add", "h,ao", "r").
+			node("MatMul", "r,Wy", "y")
+	}
+	return ruleCase{name: name, build: build, groups: groups,
+		frozen: append([]string{`x#2(6)~graph input`}, append(frozen, `y#2(6)~graph output`)...)}
 }

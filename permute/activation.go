@@ -194,11 +194,11 @@ func ActivationMatch(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opt
 	// Block-structured groups: per pair of heads the within-head
 	// assignments, then the head assignment (see blockSolve).
 	for _, set := range ga.BlockSets {
-		sizes, cs := make([]int, len(set)), make([][]float64, len(set))
+		sizes, cs, fixed := make([]int, len(set)), make([][]float64, len(set)), make([]bool, len(set))
 		for k, g := range set {
-			sizes[k], cs[k] = ga.Groups[g].Size, costs[g]
+			sizes[k], cs[k], fixed[k] = ga.Groups[g].Size, costs[g], ga.Groups[g].FixedWithin
 		}
-		ps, _, err := blockSolve(&solver, ga.Groups[set[0]].Blocks, sizes, cs)
+		ps, _, err := blockSolve(&solver, ga.Groups[set[0]].Blocks, sizes, cs, fixed)
 		if err != nil {
 			return nil, fmt.Errorf("groups %v: %w", set, err)
 		}

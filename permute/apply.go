@@ -46,9 +46,11 @@ func Random(a *graph.Analysis, seed uint64) Perms {
 			sigmas[k] = r.Perm(grp.Blocks)
 		}
 		d := grp.Size / grp.Blocks
-		tau := make([][]int, grp.Blocks)
+		tau := identityBlocks(grp.Blocks, d)
 		for b := range tau {
-			tau[b] = r.Perm(d)
+			if !grp.FixedWithin {
+				tau[b] = r.Perm(d)
+			}
 		}
 		p[g] = blockPerm(sigmas[k], tau, d)
 	}

@@ -26,6 +26,15 @@ func blockPerm(sigma []int, tau [][]int, d int) []int {
 	return p
 }
 
+// identityBlocks returns h identity permutations of d units.
+func identityBlocks(h, d int) [][]int {
+	tau := make([][]int, h)
+	for b := range tau {
+		tau[b] = identityPerm(d)
+	}
+	return tau
+}
+
 // blockSigma returns the block permutation of p, a permutation of blocks
 // of d units, and false if p moves some unit out of its block.
 func blockSigma(p []int, d int) ([]int, bool) {
@@ -59,6 +68,9 @@ func (p Perms) checkBlocks(a *graph.Analysis) error {
 			sigma, ok := blockSigma(p[g], grp.Size/grp.Blocks)
 			if !ok || len(sigma) != grp.Blocks {
 				return fmt.Errorf("group %d: the permutation moves units between its %d blocks", g, grp.Blocks)
+			}
+			if grp.FixedWithin && !slices.Equal(p[g], blockPerm(sigma, identityBlocks(len(sigma), grp.Size/grp.Blocks), grp.Size/grp.Blocks)) {
+				return fmt.Errorf("group %d: the permutation moves units within their blocks, which must stay in place", g)
 			}
 			if first == nil {
 				first = sigma
@@ -97,9 +109,11 @@ func setsOf(a *graph.Analysis) []int {
 // the assignment of b's units to c's exactly, their values summed are the
 // score of mapping block c to b, and σ is the assignment that maximises
 // the total score. sizes[g] is group g's units, costs[g] its sizes[g]²
-// matrix (row i = unit i of A, column j = unit j of B). The result is
-// optimal: any block-structured permutation scores at most the total.
-func blockSolve(solver *lap.Solver, blocks int, sizes []int, costs [][]float64) (perms [][]int, total float64, err error) {
+// matrix (row i = unit i of A, column j = unit j of B); a group with
+// fixed[g] keeps its units in place within blocks (its block-pair score is
+// the sum of the matched units' costs). The result is optimal: any
+// block-structured permutation scores at most the total.
+func blockSolve(solver *lap.Solver, blocks int, sizes []int, costs [][]float64, fixed []bool) (perms [][]int, total float64, err error) {
 	H := blocks
 	score := make([]float64, H*H)
 	taus := make([][][]int, len(costs)) // [group][b*H+c]
@@ -110,6 +124,13 @@ func blockSolve(solver *lap.Solver, blocks int, sizes []int, costs [][]float64) 
 		sub := make([]float64, d*d)
 		for b := 0; b < H; b++ {
 			for c := 0; c < H; c++ {
+				if fixed[g] {
+					for i := 0; i < d; i++ {
+						score[b*H+c] += cost[(b*d+i)*n+c*d+i]
+					}
+					taus[g][b*H+c] = identityPerm(d)
+					continue
+				}
 				for i := 0; i < d; i++ {
 					copy(sub[i*d:(i+1)*d], cost[(b*d+i)*n+c*d:(b*d+i)*n+c*d+d])
 				}
@@ -150,15 +171,16 @@ func blockSolve(solver *lap.Solver, blocks int, sizes []int, costs [][]float64) 
 func (mt *matcher) blockStep(set []int, perms Perms, objective float64, solver *lap.Solver) ([][]int, float64, error) {
 	sizes := make([]int, len(set))
 	costs := make([][]float64, len(set))
+	fixed := make([]bool, len(set))
 	old := 0.0
 	for k, g := range set {
-		sizes[k] = mt.groups[g].Size
+		sizes[k], fixed[k] = mt.groups[g].Size, mt.groups[g].FixedWithin
 		costs[k] = mt.groupCost(g, perms)
 		for i, j := range perms[g] {
 			old += costs[k][i*sizes[k]+j]
 		}
 	}
-	ps, total, err := blockSolve(solver, mt.groups[set[0]].Blocks, sizes, costs)
+	ps, total, err := blockSolve(solver, mt.groups[set[0]].Blocks, sizes, costs, fixed)
 	if err != nil {
 		return nil, 0, err
 	}

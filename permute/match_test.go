@@ -103,17 +103,17 @@ func TestWeightMatchCoordinateOptimal(t *testing.T) {
 			}
 			// A block set is one coordinate: re-solved jointly.
 			for _, set := range ga.BlockSets {
-				sizes, costs := make([]int, len(set)), make([][]float64, len(set))
+				sizes, costs, fixed := make([]int, len(set)), make([][]float64, len(set)), make([]bool, len(set))
 				cur := 0.0
 				for k, g := range set {
-					sizes[k] = ga.Groups[g].Size
+					sizes[k], fixed[k] = ga.Groups[g].Size, ga.Groups[g].FixedWithin
 					costs[k], _ = exactGroupCost(mt, g, res.Perms)
 					for i, j := range res.Perms[g] {
 						cur += costs[k][i*sizes[k]+j]
 					}
 				}
 				var solver lap.Solver
-				_, best, err := blockSolve(&solver, ga.Groups[set[0]].Blocks, sizes, costs)
+				_, best, err := blockSolve(&solver, ga.Groups[set[0]].Blocks, sizes, costs, fixed)
 				if err != nil {
 					t.Fatal(err)
 				}

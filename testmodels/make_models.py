@@ -5,7 +5,7 @@ Usage (from the repository root):
 
     /usr/bin/python3 testmodels/make_models.py          # small trained models + data slices
     /usr/bin/python3 testmodels/make_models.py --large  # random-init structure models -> testmodels/large/
-    /usr/bin/python3 testmodels/make_models.py --attention  # small random-init attention models
+    /usr/bin/python3 testmodels/make_models.py --attention  # small random-init attention and grouped-conv models
 
 Small models are trained briefly on Fashion-MNIST (Debian package
 dataset-fashion-mnist) and exported with torch.onnx.export at opset 17.
@@ -364,6 +364,9 @@ def make_large():
     vit = torchvision.models.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=4,
                                                hidden_dim=64, mlp_dim=128, num_classes=10).eval()
     jobs.append(("vit_tiny", vit, torch.randn(1, 3, 32, 32), False))
+    for arch in ("regnet_x_400mf", "resnext50_32x4d"):
+        torch.manual_seed(0)
+        jobs.append((arch, getattr(torchvision.models, arch)(weights=None).eval(), torch.randn(1, 3, 64, 64), False))
     for name, model, ex, bn_kept in jobs:
         path = os.path.join(LARGE, name + ".onnx")
         m = export(model, path, ex, bn_kept=bn_kept, allow_bn=(name == "densenet121"))
@@ -437,7 +440,39 @@ class TorchEncoder(nn.Module):
         return self.head(self.enc(self.inp(x)).mean(1))
 
 
+class GroupedConvNet(nn.Module):
+    """A ResNeXt-style bottleneck (1x1, grouped 3x3, 1x1, residual) and a grouped
+    ConvTranspose, with BatchNorm folded or kept as the export decides."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU())
+        self.block = nn.Sequential(
+            nn.Conv2d(16, 24, 1), nn.BatchNorm2d(24), nn.ReLU(),
+            nn.Conv2d(24, 24, 3, padding=1, groups=4), nn.BatchNorm2d(24), nn.ReLU(),
+            nn.Conv2d(24, 16, 1), nn.BatchNorm2d(16))
+        self.up = nn.ConvTranspose2d(16, 12, 2, stride=2, groups=2)
+        self.head = nn.Linear(12, 5)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = torch.relu(x + self.block(x))
+        x = torch.relu(self.up(x))
+        return self.head(x.mean((2, 3)))
+
+
 def make_attention():
+    torch.manual_seed(0)
+    model = GroupedConvNet().eval()
+    for mod in model.modules():  # non-trivial BatchNorm statistics
+        if isinstance(mod, nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.5, 0.5)
+            mod.running_var.uniform_(0.5, 2.0)
+    path = os.path.join(HERE, "gconv.onnx")
+    torch.onnx.export(model, torch.randn(2, 3, 8, 8), path, input_names=["input"], output_names=["logits"],
+                      dynamic_axes=DYN_AXES, opset_version=OPSET, do_constant_folding=True)
+    onnx.checker.check_model(onnx.load(path))
+    print(f"wrote gconv.onnx ({os.path.getsize(path)} bytes) params={param_count(model)}", flush=True)
     example = torch.randn(2, 6, 16)
     for name, ctor in (("attn_qkv", lambda: AttnNet(SeparateQKV)),
                        ("attn_mha", lambda: AttnNet(TorchMHA)),
@@ -458,7 +493,7 @@ def main():
     ap.add_argument("--large", action="store_true",
                     help="only write random-init structure models to testmodels/large/")
     ap.add_argument("--attention", action="store_true",
-                    help="only write the small random-init attention models (attn_*.onnx)")
+                    help="only write the small random-init attention models (attn_*.onnx) and gconv.onnx")
     args = ap.parse_args()
     if args.attention:
         make_attention()

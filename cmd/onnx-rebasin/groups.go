@@ -168,7 +168,10 @@ func blockNote(g graph.Group, set []int) string {
 			others = append(others, fmt.Sprint(h))
 		}
 	}
-	note := fmt.Sprintf(" (%d blocks × %d: heads move whole", g.Blocks, g.Size/g.Blocks)
+	note := fmt.Sprintf(" (%d blocks × %d: blocks move whole", g.Blocks, g.Size/g.Blocks)
+	if g.FixedWithin {
+		note += ", units keep their place in the block"
+	}
 	if len(others) > 0 {
 		note += ", with group " + strings.Join(others, ", ")
 	}
