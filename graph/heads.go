@@ -180,6 +180,10 @@ func (a *analyzer) resolveParts() {
 			}
 			continue
 		}
+		if a.cut == nil {
+			a.cut = map[int]bool{}
+		}
+		a.cut[u.find(r)] = true
 		a.splitClass(u.find(r), tiles)
 	}
 }
@@ -231,21 +235,29 @@ func (a *analyzer) resolveHeads() {
 	if len(a.heads) == 0 {
 		return
 	}
-	bad := map[int]string{} // heads or within-head root -> why it cannot move
+	// Why a heads class cannot move (the records on it freeze), and why a
+	// within-head class cannot (its heads still move, units stay in place
+	// within them: whatever reads the units, e.g. rotary embeddings that
+	// mix pairs of them, then reads them where they were).
+	headsBad, withinBad := map[int]string{}, map[int]string{}
 	pairOf := map[int]int{} // within-head root -> its heads root
 	isHeads := map[int]bool{}
 	for _, r := range a.heads {
 		hr, dr := u.find(r.heads), u.find(r.within)
 		isHeads[hr] = true
 		if p, ok := pairOf[dr]; ok && p != hr {
-			bad[dr] = r.label + ", but its units per head meet another heads axis"
+			why := r.label + ", but its units per head meet another heads axis"
+			headsBad[hr], headsBad[p] = why, why
 		}
 		pairOf[dr] = hr
-		for _, x := range []int{hr, dr} {
-			if el := u.root(x); el.frozen {
+		for x, bad := range map[int]map[int]string{hr: headsBad, dr: withinBad} {
+			switch el := u.root(x); {
+			case el.frozen:
 				bad[x] = el.why
-			} else if el.hasSite {
-				bad[x] = r.label + ", but a weight is laid out along the heads"
+			case el.hasSite:
+				bad[x] = r.label + ", but a weight is laid out along them"
+			case a.cut[x]:
+				bad[x] = r.label + ", but a Slice or Split cuts them into parts"
 			}
 		}
 	}
@@ -259,65 +271,71 @@ func (a *analyzer) resolveHeads() {
 			if !isHeads[r] && !w {
 				continue
 			}
-			if len(l) != 1 || pt.block != 1 || pt.offset != 0 {
-				bad[r] = fmt.Sprintf("%q lays out heads in blocks", k.value)
-			}
 			s := perValue[k.value]
 			if s == nil {
 				s = &seen{}
 				perValue[k.value] = s
 			}
+			plain := len(l) == 1 && pt.block == 1 && pt.offset == 0
 			if isHeads[r] {
 				s.heads = append(s.heads, r)
+				if !plain {
+					headsBad[r] = fmt.Sprintf("%q lays out heads in blocks", k.value)
+				}
 			} else {
 				s.within = append(s.within, r)
+				if !plain {
+					withinBad[r] = fmt.Sprintf("%q lays out units per head in blocks", k.value)
+				}
 			}
 		}
 	}
 	for v, s := range perValue {
 		for _, d := range s.within {
-			hr := pairOf[d]
-			if countOf(s.heads, hr) != 1 || countOf(s.within, d) != 1 {
-				bad[d] = fmt.Sprintf("%q has units per head without their heads axis", v)
-				bad[hr] = bad[d]
+			if countOf(s.heads, pairOf[d]) != 1 || countOf(s.within, d) != 1 {
+				withinBad[d] = fmt.Sprintf("%q has units per head without their heads axis", v)
 			}
 		}
 		for _, h := range s.heads {
 			if countOf(s.heads, h) != 1 {
-				bad[h] = fmt.Sprintf("%q has two axes of the same heads", v)
+				headsBad[h] = fmt.Sprintf("%q has two axes of the same heads", v)
 			}
 		}
 	}
-	// A bad class spoils every record it meets.
+	// Records on a bad heads class freeze, with their within-head class
+	// and every other heads class it meets.
 	for changed := true; changed; {
 		changed = false
 		for _, r := range a.heads {
 			hr, dr := u.find(r.heads), u.find(r.within)
-			why, ok := bad[hr]
-			if !ok {
-				why, ok = bad[dr]
-			}
+			why, ok := headsBad[hr]
 			if !ok {
 				continue
 			}
-			for _, x := range []int{hr, dr} {
-				if _, done := bad[x]; !done {
-					bad[x], changed = why, true
+			if ph := pairOf[dr]; ph != hr {
+				if _, done := headsBad[ph]; !done {
+					headsBad[ph], changed = why, true
 				}
 			}
 		}
 	}
-	// Good records: one flat class per within-head class, one block set
-	// per heads class.
+	// The others: one flat class per within-head class (fixed within the
+	// heads if the within-head class is bad), one block set per heads class.
 	firstFlat := map[int]int{} // within-head root -> flat element
+	byHeads := map[int]*blockTie{}
+	var order []int
 	for _, r := range a.heads {
 		hr, dr := u.find(r.heads), u.find(r.within)
-		if why, ok := bad[dr]; ok {
+		if why, ok := headsBad[hr]; ok {
 			why = r.label + ": " + why
 			u.freeze(r.flat, "", 0, why, false)
 			u.freeze(hr, "", 0, why, false)
 			u.freeze(dr, "", 0, why, false)
 			continue
+		}
+		why, fixed := withinBad[dr]
+		if fixed {
+			u.freeze(dr, "", 0, r.label+": units stay in place within the heads: "+why, false)
 		}
 		if f, ok := firstFlat[dr]; ok {
 			if err := u.union(f, r.flat, r.label); err != nil && a.err == nil {
@@ -327,15 +345,6 @@ func (a *analyzer) resolveHeads() {
 			firstFlat[dr] = r.flat
 			u.root(r.flat).reasons = append(u.root(r.flat).reasons, r.label)
 		}
-	}
-	// The flat classes of one heads class share σ.
-	byHeads := map[int]*blockTie{}
-	var order []int
-	for _, r := range a.heads {
-		hr, dr := u.find(r.heads), u.find(r.within)
-		if _, ok := bad[dr]; ok {
-			continue
-		}
 		t := byHeads[hr]
 		if t == nil {
 			t = &blockTie{blocks: r.h, label: r.label}
@@ -343,7 +352,7 @@ func (a *analyzer) resolveHeads() {
 			order = append(order, hr)
 		}
 		t.elems = append(t.elems, r.flat)
-		t.fixed = append(t.fixed, false)
+		t.fixed = append(t.fixed, fixed)
 	}
 	for _, hr := range order {
 		a.ties = append(a.ties, *byHeads[hr])

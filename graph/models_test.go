@@ -99,7 +99,7 @@ var modelFrozen = map[string][]string{
 	"cnn_fold_s0": {`logits#1(10)~graph output "logits"`},
 	"resnet_s0":   {`logits#1(10)~graph output "logits"`},
 	"transformer_s0": {
-		`/Reshape_output_0#1(4)~lays out heads in blocks`, `/Reshape_output_0#2(7)~lays out heads in blocks`,
+		`/Reshape_output_0#1(4)~splits 28 channels into 4 heads × 7`, `/Reshape_output_0#2(7)~splits 28 channels into 4 heads × 7`,
 		`logits#1(10)~graph output "logits"`,
 	},
 }

@@ -69,6 +69,7 @@ type analyzer struct {
 
 	heads       []headRec     // attention head splits and merges (heads.go)
 	parts       []axisPart    // Slice and Split outputs that are parts of an axis
+	cut         map[int]bool  // class roots resolveParts split into parts
 	ties        []blockTie    // classes that share a block permutation
 	blocks      map[int]int64 // class root -> number of blocks (heads)
 	fixedWithin map[int]bool  // class root -> units keep their place in their block

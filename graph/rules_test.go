@@ -183,16 +183,21 @@ func ruleCases() []ruleCase {
 		attentionCase("attention heads: Q·K and V·O groups share the head permutation", "",
 			[]string{residual6, "4 (2 blocks): Wq#1 Wk#1", "4 (2 blocks): Wv#1 Wo#0"}, nil),
 		attentionCase("attention with a per-head bias on the scores freezes the heads", "Add",
-			[]string{residual6}, []string{`qa#2(4)~a weight is laid out along the heads`,
-				`ka#2(4)~a weight is laid out along the heads`, `va#2(4)~a weight is laid out along the heads`,
-				`q4#2(2)~a weight is laid out along the heads`, `vo#2(4)~a weight is laid out along the heads`}),
+			[]string{residual6}, []string{`qa#2(4)~a weight is laid out along them`,
+				`ka#2(4)~a weight is laid out along them`, `va#2(4)~a weight is laid out along them`,
+				`q4#2(2)~a weight is laid out along them`, `vo#2(4)~a weight is laid out along them`}),
 		// Σ over heads of the heads' dot products is the dot product of the
 		// flat Q and K rows: the same permutation still holds.
 		attentionCase("attention scores summed over the heads stay permutable", "ReduceSum",
 			[]string{residual6, "4 (2 blocks): Wq#1 Wk#1", "4 (2 blocks): Wv#1 Wo#0"}, nil),
+		// A weight along the units of every head (as rotary embeddings'
+		// cos and sin): σ still moves the heads, their units stay put.
+		attentionCase("a query scaled per unit keeps Q·K units in place within the heads", "ScaleQ",
+			[]string{residual6, "4 (2 blocks, fixed within): Wq#1 Wk#1", "4 (2 blocks): Wv#1 Wo#0"},
+			[]string{`q4#3(2)~units stay in place within the heads`}),
 		attentionCase("a query averaged over the heads freezes them", "ReduceMeanQ",
-			[]string{residual6}, []string{`qa#2(4)~without their heads axis`, `ka#2(4)~without their heads axis`,
-				`va#2(4)~without their heads axis`, `vo#2(4)~without their heads axis`}),
+			[]string{residual6}, []string{`qa#2(4)~meet another heads axis`, `ka#2(4)~meet another heads axis`,
+				`va#2(4)~meet another heads axis`, `vo#2(4)~meet another heads axis`}),
 		{
 			name: "batch norm ties scale, bias, mean and var",
 			build: func() *builder {
@@ -421,7 +426,7 @@ func ruleCases() []ruleCase {
 			frozen: []string{`x#1(3)~graph input`, `y#1(5)~graph output`},
 		},
 		{
-			name: "reshape adding size-1 axes; a split into heads whose units meet a weight freezes",
+			name: "reshape adding size-1 axes; a split into heads that reach a graph output freezes",
 			build: func() *builder {
 				return newBuilder(17).in("x", -1, 4).out("y", "z").
 					w("W1", 4, 8).w("W2", 6, 8, 1, 1).w("W3", 4, 6).w("W4", 3, 2).w("W5", 6, 3).
@@ -436,8 +441,8 @@ func ruleCases() []ruleCase {
 					node("MatMul", "k3,W4", "z")
 			},
 			groups: []string{"8: W1#1 W2#1", "6: W2#0 W5#0"},
-			frozen: []string{`x#1(4)~graph input`, `y#1(3)~graph output`, `k#1(6)~a weight is laid out along the heads`,
-				`k3#2(3)~a weight is laid out along the heads`, `z#2(2)~graph output`},
+			frozen: []string{`x#1(4)~graph input`, `y#1(3)~graph output`, `k#1(6)~graph output "z"`,
+				`k3#2(3)~graph output "z"`, `z#2(2)~graph output`},
 		},
 		{
 			name: "concat on channels keeps parts",
@@ -842,7 +847,8 @@ const residual6 = "6: Wi#1 Wq#0 Wk#0 Wv#0 Wo#1 Wy#0"
 // stream that is a graph input and output. extra, when set, is an op
 // applied to the scores: "Add" adds the per-head weight hb (2×1×1),
 // "ReduceSum" sums the scores over the heads (keepdims); "ReduceMeanQ"
-// averages the query over the heads before the scores.
+// averages the query over the heads before the scores, "ScaleQ" multiplies
+// it by the weight wd along the units of each head.
 func attentionCase(name, extra string, groups, frozen []string) ruleCase {
 	build := func() *builder {
 		b := newBuilder(17).in("x", -1, 3, 6).out("y").
@@ -858,9 +864,12 @@ func attentionCase(name, extra string, groups, frozen []string) ruleCase {
 			node("Transpose", "q4", "qh", ais("perm", 0, 2, 1, 3)).
 			node("Transpose", "k4", "kt", ais("perm", 0, 2, 3, 1)).
 			node("Transpose", "v4", "vh", ais("perm", 0, 2, 1, 3))
-		if extra == "ReduceMeanQ" {
+		switch extra {
+		case "ReduceMeanQ":
 			b = b.node("ReduceMean", "qh", "qm", ais("axes", 1)).node("MatMul", "qm,kt", "s0")
-		} else {
+		case "ScaleQ":
+			b = b.w("wd", 2).node("Mul", "qh,wd", "qs").node("MatMul", "qs,kt", "s0")
+		default:
 			b = b.node("MatMul", "qh,kt", "s0")
 		}
 		b = b.
