@@ -397,6 +397,49 @@ class SeparateQKV(nn.Module):
         return self.o(a.transpose(1, 2).reshape(n, t, d))
 
 
+class GroupedQuery(nn.Module):
+    """Grouped-query attention: 4 query heads, 2 key/value heads, each shared
+    by two query heads (repeat_interleave)."""
+
+    def __init__(self, d=32, heads=4, kv_heads=2):
+        super().__init__()
+        self.h, self.kv, self.dh = heads, kv_heads, d // heads
+        self.q, self.o = nn.Linear(d, d), nn.Linear(d, d)
+        self.k, self.v = nn.Linear(d, kv_heads * self.dh), nn.Linear(d, kv_heads * self.dh)
+
+    def forward(self, x, mask):
+        n, t, d = x.shape
+        q = self.q(x).view(n, t, self.h, self.dh).transpose(1, 2)
+        k = self.k(x).view(n, t, self.kv, self.dh).transpose(1, 2).repeat_interleave(self.h // self.kv, dim=1)
+        v = self.v(x).view(n, t, self.kv, self.dh).transpose(1, 2).repeat_interleave(self.h // self.kv, dim=1)
+        a = torch.softmax(q @ k.transpose(-2, -1) * (self.dh ** -0.5) + mask, dim=-1) @ v
+        return self.o(a.transpose(1, 2).reshape(n, t, d))
+
+
+class Rotary(SeparateQKV):
+    """SeparateQKV with rotary position embeddings on q and k (rotate_half form)."""
+
+    def __init__(self, d=32, heads=4, tokens=6):
+        super().__init__(d, heads)
+        inv = 1.0 / (10000 ** (torch.arange(0, self.dh, 2).float() / self.dh))
+        f = torch.outer(torch.arange(tokens).float(), inv)
+        emb = torch.cat((f, f), -1)
+        self.register_buffer("cos", emb.cos())
+        self.register_buffer("sin", emb.sin())
+
+    def rope(self, x):
+        x1, x2 = x[..., : self.dh // 2], x[..., self.dh // 2:]
+        return x * self.cos + torch.cat((-x2, x1), -1) * self.sin
+
+    def forward(self, x, mask):
+        n, t, d = x.shape
+        q = self.rope(self.q(x).view(n, t, self.h, self.dh).transpose(1, 2))
+        k = self.rope(self.k(x).view(n, t, self.h, self.dh).transpose(1, 2))
+        v = self.v(x).view(n, t, self.h, self.dh).transpose(1, 2)
+        a = torch.softmax(q @ k.transpose(-2, -1) * (self.dh ** -0.5) + mask, dim=-1) @ v
+        return self.o(a.transpose(1, 2).reshape(n, t, d))
+
+
 class AttnNet(nn.Module):
     """in-projection, two attention blocks with residuals and MLPs, mean, head."""
 
@@ -476,6 +519,8 @@ def make_attention():
     example = torch.randn(2, 6, 16)
     for name, ctor in (("attn_qkv", lambda: AttnNet(SeparateQKV)),
                        ("attn_mha", lambda: AttnNet(TorchMHA)),
+                       ("attn_gqa", lambda: AttnNet(GroupedQuery)),
+                       ("attn_rotary", lambda: AttnNet(Rotary)),
                        ("attn_encoder", TorchEncoder)):
         torch.manual_seed(0)
         model = ctor().eval()
