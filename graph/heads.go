@@ -247,24 +247,33 @@ func (a *analyzer) resolveHeads() {
 		isHeads[hr] = true
 		if p, ok := pairOf[dr]; ok && p != hr {
 			why := r.label + ", but its units per head meet another heads axis"
-			headsBad[hr], headsBad[p] = why, why
+			note(headsBad, hr, why)
+			note(headsBad, p, why)
 		}
 		pairOf[dr] = hr
-		for x, bad := range map[int]map[int]string{hr: headsBad, dr: withinBad} {
-			switch el := u.root(x); {
+		if hr == dr {
+			note(headsBad, hr, r.label+", but the heads and the units per head are tied together")
+		}
+		for _, x := range []struct {
+			root int
+			bad  map[int]string
+		}{{hr, headsBad}, {dr, withinBad}} {
+			switch el := u.root(x.root); {
 			case el.frozen:
-				bad[x] = el.why
+				note(x.bad, x.root, el.why)
 			case el.hasSite:
-				bad[x] = r.label + ", but a weight is laid out along them"
-			case a.cut[x]:
-				bad[x] = r.label + ", but a Slice or Split cuts them into parts"
+				note(x.bad, x.root, r.label+", but a weight is laid out along them")
+			case a.cut[x.root]:
+				note(x.bad, x.root, r.label+", but a Slice or Split cuts them into parts")
 			}
 		}
 	}
 	// Every value with a within-head axis must hold its heads axis once.
 	type seen struct{ heads, within []int }
 	perValue := map[string]*seen{}
-	for k, l := range a.act {
+	var values []string
+	for _, k := range a.actKeys() {
+		l := a.act[k]
 		for _, pt := range l {
 			r := u.find(pt.elem)
 			_, w := pairOf[r]
@@ -275,30 +284,32 @@ func (a *analyzer) resolveHeads() {
 			if s == nil {
 				s = &seen{}
 				perValue[k.value] = s
+				values = append(values, k.value)
 			}
 			plain := len(l) == 1 && pt.block == 1 && pt.offset == 0
 			if isHeads[r] {
 				s.heads = append(s.heads, r)
 				if !plain {
-					headsBad[r] = fmt.Sprintf("%q lays out heads in blocks", k.value)
+					note(headsBad, r, fmt.Sprintf("%q lays out heads in blocks", k.value))
 				}
 			} else {
 				s.within = append(s.within, r)
 				if !plain {
-					withinBad[r] = fmt.Sprintf("%q lays out units per head in blocks", k.value)
+					note(withinBad, r, fmt.Sprintf("%q lays out units per head in blocks", k.value))
 				}
 			}
 		}
 	}
-	for v, s := range perValue {
+	for _, v := range values {
+		s := perValue[v]
 		for _, d := range s.within {
 			if countOf(s.heads, pairOf[d]) != 1 || countOf(s.within, d) != 1 {
-				withinBad[d] = fmt.Sprintf("%q has units per head without their heads axis", v)
+				note(withinBad, d, fmt.Sprintf("%q has units per head without their heads axis", v))
 			}
 		}
 		for _, h := range s.heads {
 			if countOf(s.heads, h) != 1 {
-				headsBad[h] = fmt.Sprintf("%q has two axes of the same heads", v)
+				note(headsBad, h, fmt.Sprintf("%q has two axes of the same heads", v))
 			}
 		}
 	}
@@ -433,6 +444,29 @@ func (a *analyzer) resolveBlocks() {
 		}
 		a.blocks[r], a.fixedWithin[r], a.blockSet[r] = blocks[r], fixed[r], find(r)
 	}
+}
+
+// note records why class r cannot move, keeping the first reason.
+func note(bad map[int]string, r int, why string) {
+	if _, ok := bad[r]; !ok {
+		bad[r] = why
+	}
+}
+
+// actKeys returns the activation axes in a fixed order (value, axis), so
+// that the reasons found first do not depend on map order.
+func (a *analyzer) actKeys() []axisKey {
+	keys := make([]axisKey, 0, len(a.act))
+	for k := range a.act {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].value != keys[j].value {
+			return keys[i].value < keys[j].value
+		}
+		return keys[i].axis < keys[j].axis
+	})
+	return keys
 }
 
 func countOf(s []int, x int) int {
