@@ -61,3 +61,33 @@ type FrozenAxis struct {
 	Size   int
 	Reason string
 }
+
+// Restrict returns a copy of a with only the groups keep accepts, as if the
+// others were frozen: group IDs are renumbered in order and block sets keep
+// their remaining members. a is not changed.
+func (a *Analysis) Restrict(keep func(g Group) bool) *Analysis {
+	r := *a
+	r.Groups, r.BlockSets, r.PermutableUnits = nil, nil, 0
+	newID := map[int]int{}
+	for _, g := range a.Groups {
+		if !keep(g) {
+			continue
+		}
+		newID[g.ID] = len(r.Groups)
+		g.ID = len(r.Groups)
+		r.Groups = append(r.Groups, g)
+		r.PermutableUnits += g.Size
+	}
+	for _, set := range a.BlockSets {
+		var s []int
+		for _, g := range set {
+			if id, ok := newID[g]; ok {
+				s = append(s, id)
+			}
+		}
+		if len(s) > 0 {
+			r.BlockSets = append(r.BlockSets, s)
+		}
+	}
+	return &r
+}

@@ -86,30 +86,9 @@ func restrict(ga *graph.Analysis, heads, residual bool) *graph.Analysis {
 			largest = i
 		}
 	}
-	r := *ga
-	r.Groups, r.BlockSets, r.PermutableUnits = nil, nil, 0
-	newID := map[int]int{}
-	for i, g := range ga.Groups {
-		if (!heads && g.Blocks > 1) || (!residual && i == largest) {
-			continue
-		}
-		newID[i] = len(r.Groups)
-		g.ID = len(r.Groups)
-		r.Groups = append(r.Groups, g)
-		r.PermutableUnits += g.Size
-	}
-	for _, set := range ga.BlockSets {
-		var s []int
-		for _, g := range set {
-			if id, ok := newID[g]; ok {
-				s = append(s, id)
-			}
-		}
-		if len(s) > 0 {
-			r.BlockSets = append(r.BlockSets, s)
-		}
-	}
-	return &r
+	return ga.Restrict(func(g graph.Group) bool {
+		return (heads || g.Blocks < 2) && (residual || g.ID != largest)
+	})
 }
 
 type result struct{ barrier, mid float64 }
