@@ -135,6 +135,9 @@ func ActivationMatch(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opt
 			if s.Block > 1 || s.Offset != 0 {
 				continue // the same channels seen before a Flatten or Concat
 			}
+			if d, ok := ga.Shape(s.Value); ok && s.Axis < len(d) && d[s.Axis] >= 0 && int(d[s.Axis]) != grp.Size {
+				continue // a part of a wider axis (a packed projection): seen again after its Slice
+			}
 			stats[g] = append(stats[g], newChannelStats(s.Value, s.Axis, grp.Size))
 			names = append(names, s.Value)
 		}

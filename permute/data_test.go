@@ -1,10 +1,12 @@
 package permute
 
 import (
+	"path/filepath"
 	"testing"
 
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/infer"
+	"github.com/onnx-rebasin/onnx-rebasin/npy"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 )
 
@@ -46,6 +48,39 @@ func TestActivationMatchRecovers(t *testing.T) {
 		perms, err := ActivationMatch(a, b, ga, ds, DataOptions{Batch: 100})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if err := Apply(b, ga, perms); err != nil {
+			t.Fatal(err)
+		}
+		ref := a.Clone()
+		Apply(ref, ga, Identity(ga))
+		if weightsMoved(t, ref, b) {
+			t.Errorf("%s: activation matching did not recover the permutation", name)
+		}
+	}
+}
+
+// TestActivationMatchRecoversBlocks: on the attention and grouped-conv
+// models (random inputs), activation matching finds a random permutation
+// of the heads and blocks back exactly, packed projections included.
+func TestActivationMatchRecoversBlocks(t *testing.T) {
+	for _, name := range []string{"attn_qkv", "attn_mha", "attn_encoder", "attn_rotary", "gconv"} {
+		a, ga := loadAnalyze(t, "../testmodels/"+name+".onnx")
+		path := filepath.Join(t.TempDir(), "x.npy")
+		if err := npy.WriteFile(path, randomInputs(t, a, 64, 3)["input"]); err != nil {
+			t.Fatal(err)
+		}
+		ds, err := eval.Load(path, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := a.Clone()
+		if err := Apply(b, ga, Random(ga, 8)); err != nil {
+			t.Fatal(err)
+		}
+		perms, err := ActivationMatch(a, b, ga, ds, DataOptions{Batch: 32})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
 		}
 		if err := Apply(b, ga, perms); err != nil {
 			t.Fatal(err)
