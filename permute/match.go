@@ -186,12 +186,12 @@ func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*Matc
 		changed := 0
 		order := rng.Perm(len(mt.groups))
 		for k, g := range order {
-			if k := mt.setOf[g]; k >= 0 {
-				set := ga.BlockSets[k]
-				if visited[k] == sweep || !slices.ContainsFunc(set, func(h int) bool { return !settled[h] }) {
+			if si := mt.setOf[g]; si >= 0 {
+				set := ga.BlockSets[si]
+				if visited[si] == sweep || !slices.ContainsFunc(set, func(h int) bool { return !settled[h] }) {
 					continue
 				}
-				visited[k] = sweep
+				visited[si] = sweep
 				for _, h := range set {
 					settled[h] = true
 				}

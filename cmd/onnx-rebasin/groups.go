@@ -157,7 +157,8 @@ func checkOutput(out string, force bool, inputs ...string) error {
 }
 
 // blockNote describes a block-structured group's blocks and the groups it
-// shares their permutation with, e.g. " (4 blocks × 16, blocks move with group 5)".
+// shares their permutation with, e.g. " (4 blocks × 16: blocks move whole,
+// with group 5)".
 func blockNote(g graph.Group, set []int) string {
 	if g.Blocks < 2 {
 		return ""
