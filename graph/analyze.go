@@ -243,6 +243,9 @@ func (a *analyzer) result() *Analysis {
 			}
 			continue
 		}
+		if ws := a.withinSites[c.root]; len(ws) > 0 {
+			c.weight = append(c.weight, ws...)
+		}
 		sort.Slice(c.weight, func(i, j int) bool {
 			wi, wj := c.weight[i], c.weight[j]
 			if wi.Node != wj.Node {
@@ -259,6 +262,7 @@ func (a *analyzer) result() *Analysis {
 		g := Group{ID: len(res.Groups), Size: int(size), Weights: c.weight, Activations: c.acts, Reasons: dedupe(r.reasons)}
 		if h, ok := a.blocks[c.root]; ok {
 			g.Blocks, g.FixedWithin = int(h), a.fixedWithin[c.root]
+			g.SharedWithin = len(a.withinSites[c.root]) > 0
 		}
 		res.Groups = append(res.Groups, g)
 		rootOf = append(rootOf, c.root)

@@ -159,8 +159,9 @@ func as(name, v string) *onnxpb.AttributeProto {
 	return &onnxpb.AttributeProto{Name: proto.String(name), S: []byte(v), Type: onnxpb.AttributeProto_STRING.Enum()}
 }
 
-// site renders a weight site as Tensor#axis, with /bBlock, @offset and
-// value> when the node reads it through another name.
+// site renders a weight site as Tensor#axis, with /bBlock, @offset,
+// /within (one block's units) and value> when the node reads it through
+// another name.
 func site(s graph.WeightSite) string {
 	r := fmt.Sprintf("%s#%d", s.Tensor, s.Axis)
 	if s.Value != s.Tensor {
@@ -171,6 +172,9 @@ func site(s graph.WeightSite) string {
 	}
 	if s.Offset > 0 {
 		r += fmt.Sprintf("@%d", s.Offset)
+	}
+	if s.Within {
+		r += "/within"
 	}
 	return r
 }
@@ -188,6 +192,9 @@ func describeGroups(a *graph.Analysis) []string {
 			size += fmt.Sprintf(" (%d blocks)", g.Blocks)
 			if g.FixedWithin {
 				size = strings.TrimSuffix(size, ")") + ", fixed within)"
+			}
+			if g.SharedWithin {
+				size = strings.TrimSuffix(size, ")") + ", shared within)"
 			}
 		}
 		out = append(out, fmt.Sprintf("%s: %s", size, strings.Join(s, " ")))

@@ -23,6 +23,11 @@ type WeightSite struct {
 	// Block is 1 except behind a Flatten (Block = H·W); Offset is 0 except
 	// for the parts of a Concat.
 	Block, Offset int
+	// Within says that the axis holds the units of one block of the
+	// group only (Size/Blocks of them: the weight of a grouped
+	// convolution, which every block reads alike); it moves by the
+	// within-block permutation, which all blocks share (SharedWithin).
+	Within bool `json:"within,omitempty"`
 }
 
 // ActivationSite is one axis of an intermediate value (a node output) that a
@@ -49,6 +54,10 @@ type Group struct {
 	// (the input channels of a grouped convolution, whose weight every
 	// block of channels reads alike).
 	FixedWithin bool `json:"fixed_within,omitempty"`
+	// SharedWithin says that every block moves its units by the same
+	// permutation τ (the input channels of a grouped convolution: its
+	// weight's Within site moves by τ).
+	SharedWithin bool `json:"shared_within,omitempty"`
 	// Reasons lists what tied the members together, e.g.
 	// `Add "/layer1/Add" ties its inputs (residual stream)`.
 	Reasons []string

@@ -372,10 +372,14 @@ func (a *analyzer) resolveHeads() {
 
 // blockTie says that the classes of elems are block-structured, blocks
 // blocks each, and share one block permutation; fixed[i] says that the
-// units of elems[i]'s class keep their place within their block.
+// units of elems[i]'s class keep their place within their block, and
+// within[i] lists weight sites that hold one block's units of that class
+// (a grouped convolution's weight): its blocks then share one within-block
+// permutation that moves those sites too (unless the class is fixed).
 type blockTie struct {
 	elems  []int
 	fixed  []bool
+	within [][]WeightSite
 	blocks int64
 	label  string
 }
@@ -401,6 +405,7 @@ func (a *analyzer) resolveBlocks() {
 	}
 	blocks := map[int]int64{}
 	fixed := map[int]bool{}
+	within := map[int][]WeightSite{}
 	why := map[int]string{} // class root -> why its set freezes
 	var roots []int
 	for _, t := range a.ties {
@@ -416,6 +421,9 @@ func (a *analyzer) resolveBlocks() {
 			}
 			blocks[r] = t.blocks
 			fixed[r] = fixed[r] || t.fixed[i]
+			if i < len(t.within) {
+				within[r] = append(within[r], t.within[i]...)
+			}
 			if el := u.root(r); el.frozen {
 				why[r] = el.why
 			} else if sz := el.size; !isStatic(sz) || t.blocks < 2 || sz%t.blocks != 0 {
@@ -436,13 +444,18 @@ func (a *analyzer) resolveBlocks() {
 			}
 		}
 	}
-	a.blocks, a.fixedWithin, a.blockSet = map[int]int64{}, map[int]bool{}, map[int]int{}
+	a.blocks, a.fixedWithin, a.blockSet, a.withinSites = map[int]int64{}, map[int]bool{}, map[int]int{}, map[int][]WeightSite{}
 	for _, r := range roots {
 		if w, ok := setWhy[find(r)]; ok {
 			u.freeze(r, "", 0, w, false)
 			continue
 		}
 		a.blocks[r], a.fixedWithin[r], a.blockSet[r] = blocks[r], fixed[r], find(r)
+		if !fixed[r] && len(within[r]) > 0 {
+			// One within-block permutation for every block; units in
+			// place need no site (the weight stays as it is).
+			a.withinSites[r] = within[r]
+		}
 	}
 }
 
@@ -591,12 +604,13 @@ func (c *nodeCtx) foldedHeads(x, y []int64, i, bi, j, bj int) {
 // groupedConv handles a Conv or ConvTranspose with 1 < g groups: its input
 // and output channels are g blocks each, block b of the output reading
 // block b of the input only, so one block permutation σ moves both. The
-// weight's axis of one block's channels is read alike by every block, so
-// those channels keep their place within their block (the input channels
-// of a Conv, the output channels of a ConvTranspose); the others move
-// freely within their block with the weight's full axis. It reports false,
-// doing nothing, when the channel counts are unknown or the input axis is
-// not plain.
+// weight's axis of one block's channels (axis 1: the input channels of a
+// Conv, the output channels of a ConvTranspose) is read alike by every
+// block, so those channels move within their blocks by one permutation
+// that all blocks share, which also moves that axis; the others move
+// freely within their block with the weight's full axis 0. It reports
+// false, doing nothing, when the channel counts are unknown or the input
+// axis is not plain.
 func (c *nodeCtx) groupedConv(g int64, transpose bool) bool {
 	ch, m := c.dim(in(0, 1)), c.dim(out(0, 1))
 	if g < 2 || !isStatic(ch) || !isStatic(m) || ch%g != 0 || m%g != 0 || !c.valid(out(0, 1)) {
@@ -620,7 +634,18 @@ func (c *nodeCtx) groupedConv(g int64, transpose bool) bool {
 	if !ok || len(lo) != 1 {
 		return false
 	}
-	c.a.ties = append(c.a.ties, blockTie{elems: []int{li[0].elem, lo[0].elem}, fixed: []bool{!transpose, transpose},
-		blocks: g, label: label})
+	t := blockTie{elems: []int{li[0].elem, lo[0].elem}, fixed: []bool{false, false}, within: make([][]WeightSite, 2),
+		blocks: g, label: label}
+	shared := 0 // which class the weight's axis 1 holds one block of
+	if transpose {
+		shared = 1
+	}
+	if n := map[bool]int64{false: ch / g, true: m / g}[transpose]; c.dim(in(1, 1)) == n && c.isWeight(in(1, 1)) {
+		name := input(c.n, 1)
+		t.within[shared] = []WeightSite{{Node: c.ni, Input: 1, Value: name, Tensor: c.a.v.source[name], Axis: 1, Block: 1, Within: true}}
+	} else {
+		t.fixed[shared] = true // a weight that is computed: leave it as it is
+	}
+	c.a.ties = append(c.a.ties, t)
 	return true
 }

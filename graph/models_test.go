@@ -184,20 +184,22 @@ func TestLargeModels(t *testing.T) {
 // of the multi-head forms (separate q/k/v, torch's MultiheadAttention and
 // TransformerEncoder with packed in_proj) is a Q·K and a V·O group of 4
 // heads × 8 sharing σ; rotary embeddings keep the Q·K units in place
-// within the heads; grouped-query attention stays frozen.
+// within the heads; grouped-query attention stays frozen; a grouped conv's
+// input channels (and a grouped ConvTranspose's output channels) move alike
+// in every block.
 func TestBlockModels(t *testing.T) {
 	for _, tc := range []struct {
 		name, summary string
 		blockGroups   int // groups with Blocks > 1
-		fixed         int // of which FixedWithin
+		fixed, shared int // of which FixedWithin, SharedWithin
 		sets          int
 	}{
-		{"attn_qkv", "groups: 7 (256 permutable units / 256 hidden units), frozen: 3 axes", 4, 0, 2},
-		{"attn_mha", "groups: 7 (256 permutable units / 256 hidden units), frozen: 3 axes", 4, 0, 2},
-		{"attn_encoder", "groups: 7 (256 permutable units / 256 hidden units), frozen: 2 axes", 4, 0, 2},
-		{"attn_rotary", "groups: 7 (256 permutable units / 256 hidden units), frozen: 9 axes", 4, 2, 2},
-		{"attn_gqa", "groups: 3 (128 permutable units / 256 hidden units), frozen: 29 axes", 0, 0, 0},
-		{"gconv", "groups: 4 (76 permutable units / 76 hidden units), frozen: 2 axes", 4, 2, 2},
+		{"attn_qkv", "groups: 7 (256 permutable units / 256 hidden units), frozen: 3 axes", 4, 0, 0, 2},
+		{"attn_mha", "groups: 7 (256 permutable units / 256 hidden units), frozen: 3 axes", 4, 0, 0, 2},
+		{"attn_encoder", "groups: 7 (256 permutable units / 256 hidden units), frozen: 2 axes", 4, 0, 0, 2},
+		{"attn_rotary", "groups: 7 (256 permutable units / 256 hidden units), frozen: 9 axes", 4, 2, 0, 2},
+		{"attn_gqa", "groups: 3 (128 permutable units / 256 hidden units), frozen: 29 axes", 0, 0, 0, 0},
+		{"gconv", "groups: 4 (76 permutable units / 76 hidden units), frozen: 2 axes", 4, 0, 2, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, err := graph.Analyze(loadModel(t, filepath.Join("..", "testmodels", tc.name+".onnx")))
@@ -207,7 +209,7 @@ func TestBlockModels(t *testing.T) {
 			if got := a.Summary(); got != tc.summary {
 				t.Errorf("summary %q, want %q", got, tc.summary)
 			}
-			blocks, fixed := 0, 0
+			blocks, fixed, shared := 0, 0, 0
 			for _, g := range a.Groups {
 				if g.Blocks > 1 {
 					blocks++
@@ -218,10 +220,13 @@ func TestBlockModels(t *testing.T) {
 				if g.FixedWithin {
 					fixed++
 				}
+				if g.SharedWithin {
+					shared++
+				}
 			}
-			if blocks != tc.blockGroups || fixed != tc.fixed || len(a.BlockSets) != tc.sets {
-				t.Errorf("%d block groups (%d fixed within) in %d sets, want %d (%d) in %d",
-					blocks, fixed, len(a.BlockSets), tc.blockGroups, tc.fixed, tc.sets)
+			if blocks != tc.blockGroups || fixed != tc.fixed || shared != tc.shared || len(a.BlockSets) != tc.sets {
+				t.Errorf("%d block groups (%d fixed within, %d shared) in %d sets, want %d (%d, %d) in %d",
+					blocks, fixed, shared, len(a.BlockSets), tc.blockGroups, tc.fixed, tc.shared, tc.sets)
 			}
 		})
 	}

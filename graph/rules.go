@@ -67,13 +67,14 @@ type analyzer struct {
 	pos map[int]int        // node index -> position in topological order
 	err error
 
-	heads       []headRec     // attention head splits and merges (heads.go)
-	parts       []axisPart    // Slice and Split outputs that are parts of an axis
-	cut         map[int]bool  // class roots resolveParts split into parts
-	ties        []blockTie    // classes that share a block permutation
-	blocks      map[int]int64 // class root -> number of blocks (heads)
-	fixedWithin map[int]bool  // class root -> units keep their place in their block
-	blockSet    map[int]int   // class root -> root that names its block set
+	heads       []headRec            // attention head splits and merges (heads.go)
+	parts       []axisPart           // Slice and Split outputs that are parts of an axis
+	cut         map[int]bool         // class roots resolveParts split into parts
+	ties        []blockTie           // classes that share a block permutation
+	blocks      map[int]int64        // class root -> number of blocks (heads)
+	fixedWithin map[int]bool         // class root -> units keep their place in their block
+	withinSites map[int][]WeightSite // class root -> sites of one block's units (grouped conv weights)
+	blockSet    map[int]int          // class root -> root that names its block set
 }
 
 // port is one axis of one input or output of the node under analysis.

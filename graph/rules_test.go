@@ -155,7 +155,7 @@ func ruleCases() []ruleCase {
 			frozen: []string{`x#1(3)~graph input`, `y#1(4)~graph output`},
 		},
 		{
-			name: "grouped conv: input and output blocks move together",
+			name: "grouped conv: input and output blocks move together, input channels alike in every block",
 			build: func() *builder {
 				return convIn(newBuilder(17), 3).out("y").
 					w("Wa", 8, 3, 1, 1).w("Wg", 6, 4, 3, 3).w("Wb", 4, 6, 1, 1).
@@ -165,11 +165,11 @@ func ruleCases() []ruleCase {
 					node("Relu", "g", "rg").
 					node("Conv", "rg,Wb", "y")
 			},
-			groups: []string{"8 (2 blocks, fixed within): Wa#0", "6 (2 blocks): Wg#0 Wb#1"},
+			groups: []string{"8 (2 blocks, shared within): Wa#0 Wg#1/within", "6 (2 blocks): Wg#0 Wb#1"},
 			frozen: []string{`x#1(3)~graph input`, `y#1(4)~graph output`},
 		},
 		{
-			name: "grouped conv transpose: output channels keep their place in their blocks",
+			name: "grouped conv transpose: output channels move alike in every block",
 			build: func() *builder {
 				return convIn(newBuilder(17), 3).out("y").
 					w("Wa", 4, 3, 1, 1).w("Wt", 4, 3, 2, 2).w("bt", 6).w("Wb", 5, 6, 1, 1).
@@ -177,7 +177,7 @@ func ruleCases() []ruleCase {
 					node("ConvTranspose", "a,Wt,bt", "t", ai("group", 2)).
 					node("Conv", "t,Wb", "y")
 			},
-			groups: []string{"4 (2 blocks): Wa#0 Wt#0", "6 (2 blocks, fixed within): bt#0 Wb#1"},
+			groups: []string{"4 (2 blocks): Wa#0 Wt#0", "6 (2 blocks, shared within): Wt#1/within bt#0 Wb#1"},
 			frozen: []string{`x#1(3)~graph input`, `y#1(5)~graph output`},
 		},
 		attentionCase("attention heads: Q·K and V·O groups share the head permutation", "",

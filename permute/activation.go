@@ -197,11 +197,11 @@ func ActivationMatch(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opt
 	// Block-structured groups: per pair of heads the within-head
 	// assignments, then the head assignment (see blockSolve).
 	for _, set := range ga.BlockSets {
-		sizes, cs, fixed := make([]int, len(set)), make([][]float64, len(set)), make([]bool, len(set))
+		cs := make([][]float64, len(set))
 		for k, g := range set {
-			sizes[k], cs[k], fixed[k] = ga.Groups[g].Size, costs[g], ga.Groups[g].FixedWithin
+			cs[k] = costs[g]
 		}
-		ps, _, err := blockSolve(&solver, ga.Groups[set[0]].Blocks, sizes, cs, fixed)
+		ps, err := solveSet(&solver, ga.Groups, set, cs)
 		if err != nil {
 			return nil, fmt.Errorf("groups %v: %w", set, err)
 		}

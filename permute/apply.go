@@ -48,7 +48,11 @@ func Random(a *graph.Analysis, seed uint64) Perms {
 		d := grp.Size / grp.Blocks
 		tau := identityBlocks(grp.Blocks, d)
 		for b := range tau {
-			if !grp.FixedWithin {
+			switch {
+			case grp.FixedWithin:
+			case grp.SharedWithin && b > 0:
+				tau[b] = tau[0]
+			default:
 				tau[b] = r.Perm(d)
 			}
 		}
@@ -112,6 +116,7 @@ func Apply(m *onnx.Model, a *graph.Analysis, p Perms) error {
 	// Sites of each use, per axis.
 	type siteOnAxis struct {
 		group, block, offset int
+		within               bool // one block's units (graph.WeightSite.Within)
 		perm                 []int
 	}
 	byUse := map[use]map[int][]siteOnAxis{}
@@ -122,7 +127,7 @@ func Apply(m *onnx.Model, a *graph.Analysis, p Perms) error {
 			if byUse[u] == nil {
 				byUse[u] = map[int][]siteOnAxis{}
 			}
-			byUse[u][s.Axis] = append(byUse[u][s.Axis], siteOnAxis{gi, s.Block, s.Offset, p[gi]})
+			byUse[u][s.Axis] = append(byUse[u][s.Axis], siteOnAxis{gi, s.Block, s.Offset, s.Within, p[gi]})
 			if s.Node < 0 || s.Node >= len(g.GetNode()) || s.Input < 0 || s.Input >= len(g.Node[s.Node].Input) {
 				return fmt.Errorf("group member %q: node %d input %d is not in the model", s.Tensor, s.Node, s.Input)
 			}
@@ -146,13 +151,26 @@ func Apply(m *onnx.Model, a *graph.Analysis, p Perms) error {
 				continue
 			}
 			for _, s := range sites {
-				shapeKey[u] += fmt.Sprintf("%d:%d/%d/%d;", axis, s.group, s.block, s.offset)
+				shapeKey[u] += fmt.Sprintf("%d:%d/%d/%d/%v;", axis, s.group, s.block, s.offset, s.within)
 			}
 			idx := identityPerm(int(t.Dims[axis]))
 			covered := make([]bool, len(idx))
 			for _, s := range sites {
 				block := max(s.block, 1)
-				for c, from := range s.perm {
+				perm := s.perm
+				if s.within {
+					// The within-block permutation, which every block
+					// shares (Check made sure): block 0's.
+					d := len(idx)
+					if d == 0 || len(perm)%d != 0 {
+						return fmt.Errorf("weight %q axis %d: %d entries hold no block of group %d (%d units)", t.GetName(), axis, d, s.group, len(perm))
+					}
+					perm = make([]int, d)
+					for i := range perm {
+						perm[i] = s.perm[i] % d
+					}
+				}
+				for c, from := range perm {
 					for j := 0; j < block; j++ {
 						i := s.offset + c*block + j
 						if i >= len(idx) || covered[i] {

@@ -3,6 +3,7 @@ package permute
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
@@ -30,13 +31,14 @@ func allPerms(n int) [][]int {
 func TestBlockSolveBruteForce(t *testing.T) {
 	const H = 3
 	cases := []struct {
-		name  string
-		sizes []int
-		fixed []bool
+		name   string
+		sizes  []int
+		pinned [][]int
 	}{
-		{"one group of 3 × 2", []int{6}, []bool{false}},
-		{"two groups sharing σ", []int{6, 9}, []bool{false, false}},
-		{"a free and a fixed group", []int{6, 6}, []bool{false, true}},
+		{"one group of 3 × 2", []int{6}, [][]int{nil}},
+		{"two groups sharing σ", []int{6, 9}, [][]int{nil, nil}},
+		{"a free and a fixed group", []int{6, 6}, [][]int{nil, {0, 1}}},
+		{"a free group and one whose blocks are pinned to one τ", []int{9, 9}, [][]int{nil, {2, 0, 1}}},
 	}
 	r := rand.New(rand.NewPCG(1, 2))
 	var solver lap.Solver
@@ -50,7 +52,7 @@ func TestBlockSolveBruteForce(t *testing.T) {
 						costs[g][i] = math.Round(r.NormFloat64()*8) / 4 // ties happen
 					}
 				}
-				perms, total, err := blockSolve(&solver, H, tc.sizes, costs, tc.fixed)
+				perms, total, err := blockSolve(&solver, H, tc.sizes, costs, tc.pinned)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -75,7 +77,7 @@ func TestBlockSolveBruteForce(t *testing.T) {
 						for b, c := range sigma {
 							blockBest := math.Inf(-1)
 							for _, tau := range allPerms(d) {
-								if tc.fixed[g] && !isIdentity(tau) {
+								if tc.pinned[g] != nil && !slices.Equal(tau, tc.pinned[g]) {
 									continue
 								}
 								v := 0.0
@@ -93,22 +95,14 @@ func TestBlockSolveBruteForce(t *testing.T) {
 					t.Fatalf("trial %d: blockSolve total %v, best %v", trial, total, best)
 				}
 				for g, p := range perms {
-					if sigma, _ := blockSigma(p, tc.sizes[g]/H); tc.fixed[g] && !isIdentity(sub(p, sigma, tc.sizes[g]/H)) {
-						t.Fatalf("group %d is fixed within blocks, got %v", g, p)
+					d := tc.sizes[g] / H
+					if sigma, _ := blockSigma(p, d); tc.pinned[g] != nil && !slices.Equal(p, blockPerm(sigma, sameBlocks(H, tc.pinned[g]), d)) {
+						t.Fatalf("group %d is pinned to %v within blocks, got %v", g, tc.pinned[g], p)
 					}
 				}
 			}
 		})
 	}
-}
-
-// sub returns p's units relative to their blocks' starts (0..d-1 each).
-func sub(p, sigma []int, d int) []int {
-	out := make([]int, len(p))
-	for i, j := range p {
-		out[i] = i/d*d + j - sigma[i/d]*d
-	}
-	return out
 }
 
 // TestRandomAndCheckBlocks: Random draws block-structured permutations
@@ -121,8 +115,9 @@ func TestRandomAndCheckBlocks(t *testing.T) {
 			{ID: 1, Size: 6, Blocks: 3},
 			{ID: 2, Size: 9, Blocks: 3},
 			{ID: 3, Size: 6, Blocks: 3, FixedWithin: true},
+			{ID: 4, Size: 9, Blocks: 3, SharedWithin: true},
 		},
-		BlockSets: [][]int{{1, 2, 3}},
+		BlockSets: [][]int{{1, 2, 3, 4}},
 	}
 	for seed := uint64(0); seed < 20; seed++ {
 		p := Random(a, seed)
@@ -131,9 +126,10 @@ func TestRandomAndCheckBlocks(t *testing.T) {
 		}
 	}
 	bad := map[string]func(p Perms){
-		"unit across blocks":   func(p Perms) { p[1] = []int{0, 2, 1, 3, 4, 5} },
-		"two block perms":      func(p Perms) { p[2] = []int{3, 4, 5, 0, 1, 2, 6, 7, 8} },
-		"moved in fixed block": func(p Perms) { p[3] = []int{1, 0, 2, 3, 4, 5} },
+		"unit across blocks":              func(p Perms) { p[1] = []int{0, 2, 1, 3, 4, 5} },
+		"two block perms":                 func(p Perms) { p[2] = []int{3, 4, 5, 0, 1, 2, 6, 7, 8} },
+		"moved in fixed block":            func(p Perms) { p[3] = []int{1, 0, 2, 3, 4, 5} },
+		"blocks unlike in a shared group": func(p Perms) { p[4] = []int{1, 0, 2, 3, 4, 5, 6, 7, 8} },
 	}
 	for name, breakIt := range bad {
 		p := Identity(a)
@@ -141,5 +137,63 @@ func TestRandomAndCheckBlocks(t *testing.T) {
 		if err := p.Check(a); err == nil {
 			t.Errorf("%s: Check accepted %v", name, p)
 		}
+	}
+}
+
+// TestSharedWithinDescent runs the descent from the identity on the
+// grouped-conv model against a permuted copy, so that both parts of the
+// block step move: the objective the descent keeps (the sum of the exact
+// gains it accepted, Within weights included) must be the result's, no
+// sweep may lower it, and at the end no shared within-block permutation of
+// a small group does better (enumerated).
+func TestSharedWithinDescent(t *testing.T) {
+	a, ga := loadAnalyze(t, "../testmodels/gconv.onnx")
+	shared := 0
+	for _, g := range ga.Groups {
+		if g.SharedWithin {
+			shared++
+		}
+	}
+	if shared == 0 {
+		t.Fatal("gconv.onnx has no group whose blocks share their within-block permutation")
+	}
+	for _, seed := range []uint64{1, 2, 3} {
+		b := a.Clone()
+		if err := Apply(b, ga, Random(ga, seed)); err != nil {
+			t.Fatal(err)
+		}
+		res, err := WeightMatch(a, b, ga, MatchOptions{Seed: seed, IdentityStart: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 1; i < len(res.Sweeps); i++ {
+			if res.Sweeps[i].Objective < res.Sweeps[i-1].Objective {
+				t.Fatalf("seed %d: objective decreased: %v", seed, res.Sweeps)
+			}
+		}
+		kept := res.Sweeps[len(res.Sweeps)-1].Objective
+		if math.Abs(kept-res.ObjectiveAfter) > 1e-9*math.Abs(res.ObjectiveAfter) {
+			t.Errorf("seed %d: objective kept by the descent %v, of its result %v", seed, kept, res.ObjectiveAfter)
+		}
+		mt, err := newMatcher(a, b, ga)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for g, grp := range ga.Groups {
+			d := grp.Size / max(grp.Blocks, 1)
+			if !grp.SharedWithin || d > 6 {
+				continue
+			}
+			sigma, _ := blockSigma(res.Perms[g], d)
+			p := clonePerms(res.Perms)
+			for _, tau := range allPerms(d) {
+				p[g] = blockPerm(sigma, sameBlocks(grp.Blocks, tau), d)
+				if o := mt.objective(p); o > res.ObjectiveAfter+1e-9*math.Abs(res.ObjectiveAfter) {
+					t.Errorf("seed %d, group %d: within-block permutation %v scores %v > %v", seed, g, tau, o, res.ObjectiveAfter)
+					break
+				}
+			}
+		}
+		t.Logf("seed %d: %d sweeps, objective %.4f -> %.4f", seed, len(res.Sweeps), res.ObjectiveBefore, res.ObjectiveAfter)
 	}
 }

@@ -60,8 +60,12 @@ type matchSite struct {
 	axis  int
 	block int
 	off   int // index of the group's first unit on axis
-	rows  int // group size
+	rows  int // group size (units per block for a Within site)
 	cols  int // everything else
+	// within, when not 0, is the units per block of a Within site: it
+	// holds one block's units and moves by the group's shared
+	// within-block permutation; it is in no group's cost (see blockStep).
+	within int
 	// rowOff[r] is the offset of row r in the tensor, in A and B alike:
 	// rowOff[0] + r·rowStride.
 	rowOff    []int
@@ -92,6 +96,8 @@ type matcher struct {
 	sites   []matchSite
 	byGroup [][]int // group → site indices
 	usesOf  [][]int // group → indices of the uses it touches
+	// withinOf[g] lists g's Within sites (not in byGroup).
+	withinOf [][]int
 	// setOf[g] is the index of g's block set, -1 for a flat group.
 	setOf []int
 	sets  [][]int // the analysis's block sets
@@ -195,15 +201,14 @@ func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*Matc
 				for _, h := range set {
 					settled[h] = true
 				}
-				ps, gain, err := mt.blockStep(set, perms, objective, &solver)
+				gain, moved, err := mt.blockStep(set, perms, objective, &solver)
 				if err != nil {
 					return nil, fmt.Errorf("groups %v: %w", set, err)
 				}
-				if ps == nil {
+				if !moved {
 					continue
 				}
-				for i, h := range set {
-					perms[h] = ps[i]
+				for _, h := range set {
 					for _, x := range mt.neighbours[h] {
 						settled[x] = false
 					}
@@ -340,7 +345,7 @@ func equalPerm(a, b []int) bool {
 
 func newMatcher(a, b *onnx.Model, ga *graph.Analysis) (*matcher, error) {
 	mt := &matcher{groups: ga.Groups, byGroup: make([][]int, len(ga.Groups)), cost: make([][]float64, len(ga.Groups)),
-		costVersion: make([]int, len(ga.Groups))}
+		costVersion: make([]int, len(ga.Groups)), withinOf: make([][]int, len(ga.Groups))}
 	wa, wb := a.Weights(), b.Weights()
 	useIndex := map[[2]int]int{}
 	for gi, grp := range ga.Groups {
@@ -377,20 +382,32 @@ func newMatcher(a, b *onnx.Model, ga *graph.Analysis) (*matcher, error) {
 				return nil, fmt.Errorf("weight %q: axis %d out of range", s.Tensor, s.Axis)
 			}
 			block := max(s.Block, 1)
-			if s.Offset < 0 || s.Offset+grp.Size*block > u.dims[s.Axis] {
+			rows, within := grp.Size, 0
+			if s.Within {
+				if grp.Blocks < 2 || !grp.SharedWithin || block != 1 || s.Offset != 0 {
+					return nil, fmt.Errorf("weight %q axis %d: a site of one block of group %d, which does not share its blocks' permutation", s.Tensor, s.Axis, gi)
+				}
+				rows = grp.Size / grp.Blocks
+				within = rows
+			}
+			if s.Offset < 0 || s.Offset+rows*block > u.dims[s.Axis] {
 				return nil, fmt.Errorf("weight %q axis %d: group %d does not fit", s.Tensor, s.Axis, gi)
 			}
 			si := len(mt.sites)
-			mt.sites = append(mt.sites, matchSite{use: ui, group: gi, axis: s.Axis, block: block, off: s.Offset, rows: grp.Size,
-				rowOff: rowOffsets(u.dims, s.Axis, block, s.Offset, grp.Size)})
+			mt.sites = append(mt.sites, matchSite{use: ui, group: gi, axis: s.Axis, block: block, off: s.Offset, rows: rows,
+				within: within, rowOff: rowOffsets(u.dims, s.Axis, block, s.Offset, rows)})
 			u.sites = append(u.sites, si)
-			mt.byGroup[gi] = append(mt.byGroup[gi], si)
+			if within > 0 {
+				mt.withinOf[gi] = append(mt.withinOf[gi], si)
+			} else {
+				mt.byGroup[gi] = append(mt.byGroup[gi], si)
+			}
 		}
 	}
 	mt.usesOf = make([][]int, len(ga.Groups))
 	mt.repeated = make([]bool, len(ga.Groups))
 	for g, sites := range mt.byGroup {
-		for _, si := range sites {
+		for _, si := range append(slices.Clone(sites), mt.withinOf[g]...) {
 			u := mt.sites[si].use
 			if slices.Contains(mt.usesOf[g], u) {
 				mt.repeated[g] = true
@@ -449,6 +466,12 @@ func (mt *matcher) setMaps(use *matchUse, perms Perms) {
 				m[i] = i
 			}
 			use.maps[s.axis] = m
+		}
+		if s.within > 0 {
+			for i := 0; i < s.within; i++ {
+				m[i] = perms[s.group][i] % s.within
+			}
+			continue
 		}
 		for i, j := range perms[s.group] {
 			for k := 0; k < s.block; k++ {

@@ -103,17 +103,24 @@ func TestWeightMatchCoordinateOptimal(t *testing.T) {
 			}
 			// A block set is one coordinate: re-solved jointly.
 			for _, set := range ga.BlockSets {
-				sizes, costs, fixed := make([]int, len(set)), make([][]float64, len(set)), make([]bool, len(set))
+				sizes, costs, pinned := make([]int, len(set)), make([][]float64, len(set)), make([][]int, len(set))
 				cur := 0.0
 				for k, g := range set {
-					sizes[k], fixed[k] = ga.Groups[g].Size, ga.Groups[g].FixedWithin
+					sizes[k] = ga.Groups[g].Size
+					d := sizes[k] / ga.Groups[g].Blocks
+					switch {
+					case ga.Groups[g].FixedWithin:
+						pinned[k] = identityPerm(d)
+					case ga.Groups[g].SharedWithin:
+						pinned[k] = withinOf(res.Perms[g], d)
+					}
 					costs[k], _ = exactGroupCost(mt, g, res.Perms)
 					for i, j := range res.Perms[g] {
 						cur += costs[k][i*sizes[k]+j]
 					}
 				}
 				var solver lap.Solver
-				_, best, err := blockSolve(&solver, ga.Groups[set[0]].Blocks, sizes, costs, fixed)
+				_, best, err := blockSolve(&solver, ga.Groups[set[0]].Blocks, sizes, costs, pinned)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -108,11 +108,9 @@ func (mt *matcher) signatureSets(perms Perms, sigCost [][]float64) error {
 	var solver lap.Solver
 	for k := range mt.sets {
 		set := mt.sets[k]
-		sizes := make([]int, len(set))
 		costs := make([][]float64, len(set))
-		fixed := make([]bool, len(set))
 		for i, g := range set {
-			sizes[i], costs[i], fixed[i] = mt.groups[g].Size, sigCost[g], mt.groups[g].FixedWithin
+			costs[i] = sigCost[g]
 		}
 		if slices.ContainsFunc(costs, func(c []float64) bool { return c == nil }) {
 			for _, g := range set {
@@ -120,7 +118,7 @@ func (mt *matcher) signatureSets(perms Perms, sigCost [][]float64) error {
 			}
 			continue
 		}
-		ps, _, err := blockSolve(&solver, mt.groups[set[0]].Blocks, sizes, costs, fixed)
+		ps, err := solveSet(&solver, mt.groups, set, costs)
 		if err != nil {
 			return fmt.Errorf("groups %v: %w", set, err)
 		}

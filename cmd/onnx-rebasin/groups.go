@@ -58,6 +58,9 @@ func runGroups(c *cmdContext, args []string) error {
 			if s.Offset > 0 {
 				extra += fmt.Sprintf(" at offset %d", s.Offset)
 			}
+			if s.Within {
+				extra += " (one block)"
+			}
 			fmt.Fprintf(w, "  weight %s axis %d%s\n", s.Tensor, s.Axis, extra)
 		}
 		for _, r := range g.Reasons {
@@ -170,8 +173,11 @@ func blockNote(g graph.Group, set []int) string {
 		}
 	}
 	note := fmt.Sprintf(" (%d blocks × %d: blocks move whole", g.Blocks, g.Size/g.Blocks)
-	if g.FixedWithin {
+	switch {
+	case g.FixedWithin:
 		note += ", units keep their place in the block"
+	case g.SharedWithin:
+		note += ", units move alike in every block"
 	}
 	if len(others) > 0 {
 		note += ", with group " + strings.Join(others, ", ")
