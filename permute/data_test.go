@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
+	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/infer"
 	"github.com/onnx-rebasin/onnx-rebasin/npy"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
@@ -41,22 +42,29 @@ func TestActivationMatchRecovers(t *testing.T) {
 	ds = ds.Head(300) // plenty, and keeps the test quick
 	for _, name := range []string{"mlp32_s0", "cnn_bn_s0", "resnet_s0", "transformer_s0"} {
 		a, ga := loadAnalyze(t, "../testmodels/"+name+".onnx")
-		b := a.Clone()
-		if err := Apply(b, ga, Random(ga, 5)); err != nil {
-			t.Fatal(err)
-		}
-		perms, err := ActivationMatch(a, b, ga, ds, DataOptions{Batch: 100})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := Apply(b, ga, perms); err != nil {
-			t.Fatal(err)
-		}
-		ref := a.Clone()
-		Apply(ref, ga, Identity(ga))
-		if weightsMoved(t, ref, b) {
-			t.Errorf("%s: activation matching did not recover the permutation", name)
-		}
+		checkActivationRecovers(t, name, a, ga, ds, 5, 100)
+	}
+}
+
+// checkActivationRecovers permutes a at random (seed) and checks that
+// activation matching on ds finds the permutation back exactly.
+func checkActivationRecovers(t *testing.T, name string, a *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, seed uint64, batch int) {
+	t.Helper()
+	b := a.Clone()
+	if err := Apply(b, ga, Random(ga, seed)); err != nil {
+		t.Fatal(err)
+	}
+	perms, err := ActivationMatch(a, b, ga, ds, DataOptions{Batch: batch})
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	if err := Apply(b, ga, perms); err != nil {
+		t.Fatal(err)
+	}
+	ref := a.Clone()
+	Apply(ref, ga, Identity(ga))
+	if weightsMoved(t, ref, b) {
+		t.Errorf("%s: activation matching did not recover the permutation", name)
 	}
 }
 
@@ -74,22 +82,7 @@ func TestActivationMatchRecoversBlocks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b := a.Clone()
-		if err := Apply(b, ga, Random(ga, 8)); err != nil {
-			t.Fatal(err)
-		}
-		perms, err := ActivationMatch(a, b, ga, ds, DataOptions{Batch: 32})
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if err := Apply(b, ga, perms); err != nil {
-			t.Fatal(err)
-		}
-		ref := a.Clone()
-		Apply(ref, ga, Identity(ga))
-		if weightsMoved(t, ref, b) {
-			t.Errorf("%s: activation matching did not recover the permutation", name)
-		}
+		checkActivationRecovers(t, name, a, ga, ds, 8, 32)
 	}
 }
 
