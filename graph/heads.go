@@ -16,15 +16,20 @@ import (
 // within-head classes through Transpose, the score and value MatMuls (batch
 // and contracted axes), scaling, masks and Softmax like any other axis.
 // Afterwards resolveHeads checks that every value with a within-head axis
-// also has the heads axis paired with it, and that neither class is frozen
-// or holds a weight. Then a permutation that maps head σ(h) to head h and
-// permutes the units within each head on its own (τ_h) moves every value
-// consistently: a within-head axis is only ever read together with its
-// heads axis, so element (h, i) of a value is unit h·d+i of the flat class.
-// Every flat class of one within-head class is one group of H blocks of d
-// units; the groups whose heads classes are one share σ (a block set: Q and
-// K share one within-head class, V and the output projection another, all
-// four one heads class). Anything else freezes the flat classes, as before.
+// also has the heads axis paired with it, and that neither class is frozen,
+// cut or holds a weight. Then a permutation that maps head σ(h) to head h
+// and permutes the units within each head on its own (τ_h) moves every
+// value consistently: a within-head axis is only ever read together with
+// its heads axis, so element (h, i) of a value is unit h·d+i of the flat
+// class. Every flat class of one within-head class is one group of H blocks
+// of d units; the groups whose heads classes are one share σ (a block set:
+// Q and K share one within-head class, V and the output projection
+// another, all four one heads class). A within-head class that fails keeps
+// its units in place (τ = id, FixedWithin: rotary embeddings) while σ
+// still moves the heads; a heads class that fails freezes the flat
+// classes, as before. Grouped convolutions tie their input and output
+// blocks directly (groupedConv); resolveBlocks turns all the ties into
+// block sets.
 //
 // A Slice or Split that cuts a plain axis into pieces records each output
 // as a part of the input's class (an axisPart). resolveParts then gives
