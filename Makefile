@@ -30,9 +30,10 @@ demo: build
 deps:
 	@sh tools/deps.sh
 
-# The large random-init structure models (resnet18, mobilenet_v2,
-# densenet121, a ViT), too big to commit: generated with PyTorch from Debian.
-LARGE := $(addprefix testmodels/large/,resnet18.onnx resnet18_bn.onnx mobilenet_v2.onnx densenet121.onnx vit_tiny.onnx)
+# The large random-init structure models (resnet18, mobilenet_v2, densenet121,
+# a ViT, RegNet and ResNeXt with grouped convolutions), too big to commit:
+# generated with PyTorch from Debian.
+LARGE := $(addprefix testmodels/large/,resnet18.onnx resnet18_bn.onnx mobilenet_v2.onnx densenet121.onnx vit_tiny.onnx regnet_x_400mf.onnx resnext50_32x4d.onnx)
 large: $(LARGE)
 $(LARGE) &:
 	$(PYTHON) testmodels/make_models.py --large

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -21,7 +22,38 @@ const testModelDir = "../testmodels"
 // smallModels lists the trained Fashion-MNIST models committed in
 // testmodels/.
 func smallModels(t testing.TB) []string {
-	return testreq.Glob(t, filepath.Join(testModelDir, "*.onnx"))
+	var paths []string
+	for _, p := range testreq.Glob(t, filepath.Join(testModelDir, "*.onnx")) {
+		if !isStructureModel(p) {
+			paths = append(paths, p)
+		}
+	}
+	if len(paths) == 0 {
+		t.Fatalf("no trained models in %s", testModelDir)
+	}
+	return paths
+}
+
+// isStructureModel reports whether path is one of the committed
+// random-init structure models (attention, grouped convolutions): they have
+// no torch logits beside them and do not read Fashion-MNIST images.
+func isStructureModel(path string) bool {
+	_, err := os.Stat(strings.TrimSuffix(path, ".onnx") + "_logits.npy")
+	return err != nil
+}
+
+// structureModels lists the committed random-init structure models.
+func structureModels(t testing.TB) []string {
+	var paths []string
+	for _, p := range testreq.Glob(t, filepath.Join(testModelDir, "*.onnx")) {
+		if isStructureModel(p) {
+			paths = append(paths, p)
+		}
+	}
+	if len(paths) == 0 {
+		t.Fatalf("no structure models in %s", testModelDir)
+	}
+	return paths
 }
 
 // largeModels lists the models of testmodels/large (generated, git-ignored:
@@ -175,22 +207,23 @@ func toNpy(t testing.TB, x *Tensor) *npy.Array {
 }
 
 // TestModelsMatchORT compares with ONNX Runtime on the test models at batch
-// 1 and 64 (the structure models in testmodels/large, when present, at
-// batch 1 and 4), atol 1e-4 rtol 1e-3.
+// 1 and 64 (the random-init structure models, committed or in
+// testmodels/large when present, at batch 1 and 4), atol 1e-4 rtol 1e-3.
 func TestModelsMatchORT(t *testing.T) {
 	paths := smallModels(t)
 	r := ortref.Require(t)
 	type job struct {
 		path    string
 		batches []int
+		random  bool // random inputs, not Fashion-MNIST images
 	}
 	var jobs []job
 	x, _ := fashion(t, "test", 64)
 	for _, p := range paths {
-		jobs = append(jobs, job{p, []int{1, 64}})
+		jobs = append(jobs, job{p, []int{1, 64}, false})
 	}
-	for _, p := range largeModels(t) {
-		jobs = append(jobs, job{p, []int{1, 4}})
+	for _, p := range append(structureModels(t), largeModels(t)...) {
+		jobs = append(jobs, job{p, []int{1, 4}, true})
 	}
 	for _, j := range jobs {
 		name := modelName(j.path)
@@ -198,7 +231,7 @@ func TestModelsMatchORT(t *testing.T) {
 		for _, n := range j.batches {
 			t.Run(fmt.Sprintf("%s/batch%d", name, n), func(t *testing.T) {
 				var in map[string]*Tensor
-				if strings.HasPrefix(filepath.Base(filepath.Dir(j.path)), "large") {
+				if j.random {
 					var err error
 					if in, err = randomInput(s, n, int64(n)); err != nil {
 						t.Fatal(err)

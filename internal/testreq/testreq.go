@@ -14,7 +14,7 @@ import (
 
 // LargeNames are the models testmodels/make_models.py --large writes into
 // testmodels/large (git-ignored; `make large` generates them).
-var LargeNames = []string{"resnet18", "resnet18_bn", "mobilenet_v2", "densenet121", "vit_tiny"}
+var LargeNames = []string{"resnet18", "resnet18_bn", "mobilenet_v2", "densenet121", "vit_tiny", "regnet_x_400mf", "resnext50_32x4d"}
 
 // LargeHint says how to generate the large models.
 const LargeHint = "make large (runs /usr/bin/python3 testmodels/make_models.py --large)"
