@@ -119,7 +119,7 @@ func (e *externalFiles) close() {
 		ef.f.Close()
 	}
 	if e.root != nil {
-		e.root.Close()
+		_ = e.root.Close() // read-only: closing loses nothing
 	}
 }
 

@@ -36,7 +36,9 @@ func TestExternalDataConfined(t *testing.T) {
 		}, ""},
 		{"link to a file in the folder", "sub/link.bin", func(t *testing.T, dir string) {
 			writeFile(t, filepath.Join(dir, "w.bin"), weights)
-			os.Mkdir(filepath.Join(dir, "sub"), 0o755)
+			if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
+				t.Fatal(err)
+			}
 			symlink(t, "../w.bin", filepath.Join(dir, "sub", "link.bin"))
 		}, ""},
 		{"linked folder outside", "outside/key.bin", func(t *testing.T, dir string) {
@@ -64,7 +66,9 @@ func TestExternalDataConfined(t *testing.T) {
 			}
 		}, "not a regular file"},
 		{"folder in the folder", "sub", func(t *testing.T, dir string) {
-			os.Mkdir(filepath.Join(dir, "sub"), 0o755)
+			if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
+				t.Fatal(err)
+			}
 		}, "not a regular file"},
 		{"climbing location", "../" + filepath.Base(outside) + "/key.bin", nil, "leaves the model's folder"},
 		{"climbing inside the path", "sub/../../key.bin", nil, "leaves the model's folder"},

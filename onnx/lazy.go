@@ -21,7 +21,10 @@ type Lazy struct {
 	// not be saved as it is; read tensors through ReadTensor.
 	Model *Model
 	refs  map[*onnxpb.TensorProto]lazyRef
-	files map[string]*os.File
+	files map[string]*os.File // by path: the model file and the external data files
+	// ext opens the external data files, inside the model's folder only
+	// (as Load does); it owns them.
+	ext externalFiles
 	// Files lists the files the model reads: the model file first, then
 	// its external data files in the order first met.
 	Files []string
@@ -42,7 +45,7 @@ func OpenLazy(path string) (*Lazy, error) {
 	ok := false
 	defer func() {
 		if !ok {
-			l.Close()
+			_ = l.Close() // the open error is the one to report
 		}
 	}()
 	f, err := os.Open(path)
@@ -77,6 +80,7 @@ func OpenLazy(path string) (*Lazy, error) {
 		l.refs[init[r.initializer]] = lazyRef{path, int64(r.off), int64(r.n)}
 	}
 	l.Model = &Model{Proto: mp, Name: path, Dir: filepath.Dir(path)}
+	l.ext.dir = l.Model.Dir
 	for where, t := range tensors(mp.Graph) {
 		if ref, ok := l.refs[t]; ok {
 			if err := checkLazy(t, ref.n); err != nil {
@@ -117,37 +121,26 @@ func (l *Lazy) external(t *onnxpb.TensorProto) (lazyRef, error) {
 	if err != nil {
 		return lazyRef{}, err
 	}
-	path := filepath.Join(l.Model.Dir, info.location)
-	f, ok := l.files[path]
-	if !ok {
-		fi, err := os.Lstat(path)
-		if err != nil {
-			return lazyRef{}, fmt.Errorf("external data: %w", err)
-		}
-		if !fi.Mode().IsRegular() {
-			return lazyRef{}, fmt.Errorf("external data location %q is not a regular file", info.location)
-		}
-		if f, err = os.Open(path); err != nil {
-			return lazyRef{}, fmt.Errorf("external data: %w", err)
-		}
-		l.files[path] = f
-		l.Files = append(l.Files, path)
-	}
-	st, err := f.Stat()
+	ef, err := l.ext.open(info.location)
 	if err != nil {
-		return lazyRef{}, fmt.Errorf("external data: %w", err)
+		return lazyRef{}, err
+	}
+	path := filepath.Join(l.Model.Dir, info.location)
+	if _, ok := l.files[path]; !ok {
+		l.files[path] = ef.f
+		l.Files = append(l.Files, path)
 	}
 	n, _ := NumElements(t.Dims) // checked by checkTensor
 	want := int64(n) * int64(ElemSize(DataType(t)))
 	length := info.length
 	if length < 0 {
-		length = st.Size() - info.offset
+		length = ef.size - info.offset
 	}
 	if length != want {
 		return lazyRef{}, fmt.Errorf("external data length %d, dims %v need %d bytes", length, t.Dims, want)
 	}
-	if info.offset > st.Size() || st.Size()-info.offset < length {
-		return lazyRef{}, fmt.Errorf("external data %q has %d bytes, tensor needs bytes %d..%d", info.location, st.Size(), info.offset, info.offset+length)
+	if info.offset > ef.size || ef.size-info.offset < length {
+		return lazyRef{}, fmt.Errorf("external data %q has %d bytes, tensor needs bytes %d..%d", info.location, ef.size, info.offset, info.offset+length)
 	}
 	return lazyRef{path, info.offset, length}, nil
 }
@@ -187,11 +180,10 @@ func (l *Lazy) NumOnDisk() int { return len(l.refs) }
 // Close closes the model's files.
 func (l *Lazy) Close() error {
 	var first error
-	for _, f := range l.files {
-		if err := f.Close(); err != nil && first == nil {
-			first = err
-		}
+	if f := l.files[l.Files[0]]; f != nil {
+		first = f.Close()
 	}
+	l.ext.close() // read-only files: closing loses nothing
 	l.files = nil
 	return first
 }

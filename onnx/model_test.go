@@ -565,8 +565,12 @@ func FuzzParse(f *testing.F) {
 		if err := makeFIFO(filepath.Join(dir, "fifo")); err != nil {
 			t.Fatal(err)
 		}
-		os.Symlink("/dev/zero", filepath.Join(dir, "zero"))
-		os.Symlink(outside, filepath.Join(dir, "up"))
+		if err := os.Symlink("/dev/zero", filepath.Join(dir, "zero")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(outside, filepath.Join(dir, "up")); err != nil {
+			t.Fatal(err)
+		}
 		m, err := Parse(data, "fuzz.onnx", dir)
 		if err != nil {
 			msg := err.Error()

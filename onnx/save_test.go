@@ -259,7 +259,9 @@ func TestSaveReplacesDataFile(t *testing.T) {
 	}
 	os.Remove(other)
 	checkOneOutput(t, dir)
-	os.WriteFile(other, []byte("keep"), 0o644)
+	if err := os.WriteFile(other, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if err := (&Model{Proto: tinyModel()}).Save(out); err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,11 @@ func runCLI(t *testing.T, dir string, args ...string) (int, string) {
 	if err := os.Chdir(dir); err != nil {
 		t.Fatal(err)
 	}
-	defer os.Chdir(wd)
+	defer func() {
+		if err := os.Chdir(wd); err != nil {
+			t.Fatal(err)
+		}
+	}()
 	var stdout, stderr bytes.Buffer
 	err = run(args, &stdout, &stderr)
 	var ue usageError
@@ -40,6 +44,14 @@ func runCLI(t *testing.T, dir string, args ...string) (int, string) {
 		return 2, err.Error()
 	}
 	return 1, err.Error()
+}
+
+// mustDo fails the test on a setup step's error.
+func mustDo(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // sameFiles checks that dir holds exactly the files of before, unchanged.
@@ -167,12 +179,12 @@ func TestExternalDataOutsideFolder(t *testing.T) {
 		setup          func(t *testing.T, dir string)
 		want           string
 	}{
-		{"linked folder", "outside/w.bin", func(t *testing.T, dir string) { os.Symlink(outside, filepath.Join(dir, "outside")) }, "escapes"},
+		{"linked folder", "outside/w.bin", func(t *testing.T, dir string) { mustDo(t, os.Symlink(outside, filepath.Join(dir, "outside"))) }, "escapes"},
 		{"linked file", "w.bin", func(t *testing.T, dir string) {
-			os.Symlink(filepath.Join(outside, "w.bin"), filepath.Join(dir, "w.bin"))
+			mustDo(t, os.Symlink(filepath.Join(outside, "w.bin"), filepath.Join(dir, "w.bin")))
 		}, "escapes"},
-		{"linked /dev", "devlink/zero", func(t *testing.T, dir string) { os.Symlink("/dev", filepath.Join(dir, "devlink")) }, "escapes"},
-		{"link to /dev/zero", "zero", func(t *testing.T, dir string) { os.Symlink("/dev/zero", filepath.Join(dir, "zero")) }, "escapes"},
+		{"linked /dev", "devlink/zero", func(t *testing.T, dir string) { mustDo(t, os.Symlink("/dev", filepath.Join(dir, "devlink"))) }, "escapes"},
+		{"link to /dev/zero", "zero", func(t *testing.T, dir string) { mustDo(t, os.Symlink("/dev/zero", filepath.Join(dir, "zero"))) }, "escapes"},
 		{"FIFO", "fifo", func(t *testing.T, dir string) {
 			if err := syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o644); err != nil {
 				t.Skip(err)

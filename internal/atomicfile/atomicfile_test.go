@@ -129,7 +129,9 @@ func TestCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.Write([]byte("new"))
+	if _, err := f.Write([]byte("new")); err != nil {
+		t.Fatal(err)
+	}
 	f.ctx = ctx
 	if err := f.Commit(); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Commit after cancel: %v", err)
@@ -157,7 +159,9 @@ func TestRemoveTemps(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f.Write([]byte(name))
+		if _, err := f.Write([]byte(name)); err != nil {
+			t.Fatal(err)
+		}
 		open = append(open, f)
 	}
 	RemoveTemps()
