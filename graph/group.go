@@ -23,6 +23,11 @@ type WeightSite struct {
 	// Block is 1 except behind a Flatten (Block = H·W); Offset is 0 except
 	// for the parts of a Concat.
 	Block, Offset int
+	// Statistic marks an input that holds statistics of the data rather
+	// than learned weights (BatchNormalization's running mean and
+	// variance): it is permuted with its channels but, as in the paper,
+	// weight matching does not score it.
+	Statistic bool
 }
 
 // ActivationSite is one axis of an intermediate value (a node output) that a

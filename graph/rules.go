@@ -158,7 +158,8 @@ func (c *nodeCtx) layoutOf(p port, create bool) (layout, bool) {
 			return nil, false
 		}
 		d := channels(c.dim(p))
-		site := &WeightSite{Node: c.ni, Input: p.idx, Value: name, Tensor: c.a.v.source[name], Axis: p.axis, Block: 1}
+		site := &WeightSite{Node: c.ni, Input: p.idx, Value: name, Tensor: c.a.v.source[name], Axis: p.axis, Block: 1,
+			Statistic: statisticInput(c.n, p.idx)}
 		l := layout{{c.a.u.add(d, site, c.pos), d, 1, 0}}
 		c.a.wts[k] = l
 		return l, true
@@ -248,7 +249,7 @@ func (c *nodeCtx) adopt(p port, l layout, why string) {
 			n = d / pt.block
 		}
 		site := &WeightSite{Node: c.ni, Input: p.idx, Value: name, Tensor: c.a.v.source[name], Axis: p.axis,
-			Block: int(pt.block), Offset: int(pt.offset)}
+			Block: int(pt.block), Offset: int(pt.offset), Statistic: statisticInput(c.n, p.idx)}
 		e := c.a.u.add(n, site, c.pos)
 		nl[i] = part{e, n, pt.block, pt.offset}
 		c.union(e, pt.elem, why)
@@ -735,6 +736,13 @@ func (c *nodeCtx) conv(transpose bool) {
 			c.tie(in(2, 0), out(0, 1), "bias")
 		}
 	}
+}
+
+// statisticInput reports whether input i of n holds statistics of the data
+// (BatchNormalization's running mean and variance, inputs 3 and 4) rather
+// than learned weights.
+func statisticInput(n *onnxpb.NodeProto, i int) bool {
+	return n.GetOpType() == "BatchNormalization" && (i == 3 || i == 4)
 }
 
 func (c *nodeCtx) batchNorm() {

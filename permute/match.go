@@ -118,10 +118,12 @@ func (mt *matcher) gemmWorkers() int {
 }
 
 // WeightMatch finds permutations of b's groups that maximise Σ⟨W_A, π(W_B)⟩
-// over all permuted weights, by the coordinate descent of Ainsworth et al.
+// over all permuted learned weights, by the coordinate descent of Ainsworth et al.
 // (PermutationCoordinateDescent): each step solves one group's linear
 // assignment problem exactly with the other groups held fixed, so the
-// objective never decreases. ga must be the analysis of a; a and b must
+// objective never decreases. As in the paper, statistics of the data
+// (BatchNormalization's running mean and variance, graph.WeightSite's
+// Statistic) are not scored; Apply permutes them with their channels. ga must be the analysis of a; a and b must
 // have the same architecture (see SameArchitecture).
 //
 // Coordinate descent from the identity can stall in a poor local optimum
@@ -309,6 +311,11 @@ func newMatcher(a, b *onnx.Model, ga *graph.Analysis) (*matcher, error) {
 	useIndex := map[[2]int]int{}
 	for gi, grp := range ga.Groups {
 		for _, s := range grp.Weights {
+			if s.Statistic {
+				// Permuted by Apply with its channels, never scored:
+				// the paper's objective is over learned weights only.
+				continue
+			}
 			key := [2]int{s.Node, s.Input}
 			ui, ok := useIndex[key]
 			if !ok {
