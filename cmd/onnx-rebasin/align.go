@@ -70,6 +70,16 @@ func alignModels(c *cmdContext, pathA, pathB string, o alignOptions) (*onnx.Mode
 	if err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("cannot align: %w", err)
 	}
+	res, err := alignLoaded(c, ma, mb, ga, pathA, pathB, o)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	return ma, mb, ga, res, nil
+}
+
+// alignLoaded finds the permutations of mb (read from pathB) that align it
+// to ma (read from pathA); ga is ma's analysis.
+func alignLoaded(c *cmdContext, ma, mb *onnx.Model, ga *graph.Analysis, pathA, pathB string, o alignOptions) (*permute.MatchResult, error) {
 	opts := permute.MatchOptions{Seed: o.seed, MaxIter: o.maxIter}
 	if !o.quiet {
 		opts.Progress = func(s permute.Sweep) {
@@ -80,24 +90,43 @@ func alignModels(c *cmdContext, pathA, pathB string, o alignOptions) (*onnx.Mode
 	case "weight":
 	case "activation", "hybrid":
 		if o.fit == nil {
-			return nil, nil, nil, nil, usagef("--method %s needs data", o.method)
+			return nil, usagef("--method %s needs data", o.method)
 		}
 		perms, err := permute.ActivationMatch(ma, mb, ga, o.fit, permute.DataOptions{Batch: o.batch})
 		if err != nil {
-			return nil, nil, nil, nil, fmt.Errorf("aligning %s to %s: %w", pathB, pathA, err)
+			return nil, fmt.Errorf("aligning %s to %s: %w", pathB, pathA, err)
 		}
 		if o.method == "activation" {
-			return ma, mb, ga, &permute.MatchResult{Perms: perms}, nil
+			return &permute.MatchResult{Perms: perms}, nil
 		}
 		opts.Init = perms
 	default:
-		return nil, nil, nil, nil, usagef("unknown --method %q (weight, activation or hybrid)", o.method)
+		return nil, usagef("unknown --method %q (weight, activation or hybrid)", o.method)
 	}
 	res, err := permute.WeightMatch(ma, mb, ga, opts)
 	if err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("aligning %s to %s: %w", pathB, pathA, err)
+		return nil, fmt.Errorf("aligning %s to %s: %w", pathB, pathA, err)
 	}
-	return ma, mb, ga, res, nil
+	return res, nil
+}
+
+// loadAlignData checks --method and --data together and loads the data
+// that a data-driven method needs: --data without one is a usage error,
+// not a silent no-op.
+func loadAlignData(cmd, method, data string) (*eval.Dataset, error) {
+	switch method {
+	case "weight":
+		if data != "" {
+			return nil, usagef("%s: --data is only used by --method activation or hybrid", cmd)
+		}
+		return nil, nil
+	case "activation", "hybrid":
+		if data == "" {
+			return nil, usagef("%s: --method %s needs --data", cmd, method)
+		}
+		return eval.Load(data, "")
+	}
+	return nil, usagef("%s: unknown --method %q (weight, activation or hybrid)", cmd, method)
 }
 
 func runAlign(c *cmdContext, args []string) error {
@@ -123,13 +152,8 @@ func runAlign(c *cmdContext, args []string) error {
 	}
 	start := time.Now()
 	o := alignOptions{method: *method, batch: *batch, seed: *seed, maxIter: *maxIter, quiet: *quiet}
-	if *method != "weight" {
-		if *data == "" {
-			return usagef("align: --method %s needs --data", *method)
-		}
-		if o.fit, err = eval.Load(*data, ""); err != nil {
-			return err
-		}
+	if o.fit, err = loadAlignData("align", *method, *data); err != nil {
+		return err
 	}
 	_, mb, ga, res, err := alignModels(c, pos[0], pos[1], o)
 	if err != nil {

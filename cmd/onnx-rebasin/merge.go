@@ -12,8 +12,8 @@ import (
 )
 
 func runMerge(c *cmdContext, args []string) error {
-	fs := newFlags(c, "merge", "m1.onnx m2.onnx ... -o out.onnx [--weights w1,w2,...] [--ref m1.onnx | --mergemany] [--lambda L]",
-		"Align every model to a reference (weight matching) and write their weighted average: a model soup. With two models, --lambda L is interpolation (1-L)·m1 + L·m2.")
+	fs := newFlags(c, "merge", "m1.onnx m2.onnx ... -o out.onnx [--method weight|activation|hybrid --data x.npy] [--weights w1,w2,...] [--ref m1.onnx | --mergemany] [--lambda L] [--repair x.npy] [--reset-bn x.npy]",
+		"Align every model to a reference (as align does) and write their weighted average: a model soup. With two models, --lambda L is interpolation (1-L)·m1 + L·m2.")
 	out := fs.String("o", "", "output model `path` (required)")
 	weightsFlag := fs.String("weights", "", "comma-separated averaging weights, one per model (default: equal)")
 	ref := fs.String("ref", "", "reference model every other model is aligned to (default: the first)")
@@ -24,7 +24,9 @@ func runMerge(c *cmdContext, args []string) error {
 	maxIter := fs.Int("max-iter", 100, "maximum number of sweeps per alignment")
 	resetBN := fs.String("reset-bn", "", "recompute BatchNorm statistics of the merged model on these inputs (.npy)")
 	repair := fs.String("repair", "", "REPAIR the merged model on these inputs (.npy): restore each channel's interpolated mean and std (two models only)")
-	batch := fs.Int("batch", 256, "batch size for --reset-bn and --repair")
+	method := fs.String("method", "weight", "alignment, as in align: weight (weight matching), activation (activation matching on --data) or hybrid (activation matching as the start of weight matching)")
+	data := fs.String("data", "", "inputs (.npy) for --method activation or hybrid")
+	batch := fs.Int("batch", 256, "batch size for --data, --reset-bn and --repair")
 	quiet := fs.Bool("q", false, "no progress on stderr")
 	force := fs.Bool("force", false, "allow the output to replace an input file")
 	pos, err := parseFlags(fs, args, 2, -1)
@@ -63,6 +65,16 @@ func runMerge(c *cmdContext, args []string) error {
 			weights[0], weights[k] = weights[k], weights[0]
 		}
 	}
+	if *noAlign && (*method != "weight" || *data != "") {
+		return usagef("merge: --no-align takes no --method or --data")
+	}
+	if *mergeMany && *method != "weight" {
+		return usagef("merge: --mergemany aligns by weight matching only")
+	}
+	fit, err := loadAlignData("merge", *method, *data)
+	if err != nil {
+		return err
+	}
 	models := make([]*onnx.Model, len(pos))
 	analyses := make([]*graph.Analysis, len(pos))
 	for i, p := range pos {
@@ -74,6 +86,9 @@ func runMerge(c *cmdContext, args []string) error {
 				return fmt.Errorf("cannot merge: %w", err)
 			}
 		}
+	}
+	if *resetBN != "" && !hasOp(models[0], "BatchNormalization") {
+		return usagef("merge: --reset-bn: %s has no BatchNormalization", pos[0])
 	}
 	opts := permute.MatchOptions{Seed: *seed, MaxIter: *maxIter}
 	var perms []permute.Perms
@@ -94,12 +109,15 @@ func runMerge(c *cmdContext, args []string) error {
 		}
 	default:
 		perms = append(perms, permute.Identity(analyses[0]))
+		o := alignOptions{method: *method, fit: fit, batch: *batch, seed: *seed, maxIter: *maxIter, quiet: true}
 		for i := 1; i < len(models); i++ {
-			res, err := permute.WeightMatch(models[0], models[i], analyses[0], opts)
+			res, err := alignLoaded(c, models[0], models[i], analyses[0], pos[0], pos[i], o)
 			if err != nil {
-				return fmt.Errorf("aligning %s to %s: %w", pos[i], pos[0], err)
+				return err
 			}
-			if !*quiet {
+			if !*quiet && *method == "activation" {
+				fmt.Fprintf(c.stderr, "aligned %s to %s by activation matching\n", pos[i], pos[0])
+			} else if !*quiet {
 				fmt.Fprintf(c.stderr, "aligned %s to %s: objective %.6g -> %.6g in %d sweeps\n", pos[i], pos[0], res.ObjectiveBefore, res.ObjectiveAfter, len(res.Sweeps))
 			}
 			perms = append(perms, res.Perms)
@@ -208,4 +226,14 @@ func runInterp(c *cmdContext, args []string) error {
 		}
 	}
 	return nil
+}
+
+// hasOp reports whether m has a node of type op.
+func hasOp(m *onnx.Model, op string) bool {
+	for _, n := range m.Proto.GetGraph().GetNode() {
+		if n.GetOpType() == op {
+			return true
+		}
+	}
+	return false
 }
