@@ -9,9 +9,23 @@ hand-written permutation specs for the architectures used by bench/wm:
   * MLP  (torch nn.Sequential of Flatten, Linear, ReLU, ...; Gemm in ONNX)
   * ResNet of BasicBlocks with BatchNormalization kept (torch naming
     stem.0/stem.1, layerS.B.conv1/bn1/conv2/bn2/downsample.0/downsample.1, fc)
+  * plain CNN: a chain of Conv [BatchNormalization] Relu [MaxPool], Flatten,
+    Gemm, Relu, ..., Gemm (testmodels cnn_bn, cnn_fold), read from the graph
+
+As in the paper, the objective is over trainable parameters only: BatchNorm
+running means and variances are permuted with their channels (so that the
+merged model --merge-out writes is B's function, permuted) but not scored.
+--score-stats adds them to the objective, as this port did before (off by
+default; it lowers the merged accuracy of the BatchNorm pairs).
+
+Without python3-scipy, linear_sum_assignment is replaced by an exact
+shortest-augmenting-path solver in numpy (lsa_numpy, the algorithm scipy
+uses); with generic float costs the optimum is unique, so the result is the
+same.
 
 Usage:
     wm.py A.onnx B.onnx [--seed 0] [--max-iter 100] [--dtype float32] [--json out.json]
+          [--merge-out mid.onnx] [--score-stats]
     wm.py --selftest [--testmodels DIR]
     wm.py A.onnx B.onnx --check-perms report.json --groups groups.json [--json out.json]
 
@@ -54,6 +68,7 @@ the weight_matching loop alone (from loaded arrays to the final permutation);
 """
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -62,7 +77,11 @@ import time
 import numpy as np
 import onnx
 from onnx import numpy_helper
-from scipy.optimize import linear_sum_assignment
+
+try:
+    from scipy.optimize import linear_sum_assignment
+except ImportError:  # python3-scipy missing: an exact solver of the same problem
+    linear_sum_assignment = None
 
 
 # --------------------------------------------------------------------------
@@ -89,13 +108,39 @@ def load_params(path):
 
 
 class PermutationSpec:
-    def __init__(self, axes_to_perm):
+    """axes_to_perm: every parameter's permutation per axis (what is applied);
+    stats: the parameters that are statistics (BatchNorm running mean/var),
+    permuted but left out of perm_to_axes and the objective unless score_stats."""
+
+    def __init__(self, axes_to_perm, stats=(), reshaped=None):
         self.axes_to_perm = axes_to_perm
+        self.stats = set(stats)
+        self.reshaped = reshaped or {}  # name -> (file shape, matched shape)
+        self.score_stats = False
+        self._index()
+
+    def _index(self):
         self.perm_to_axes = {}
-        for wk, axes in axes_to_perm.items():
+        for wk, axes in self.axes_to_perm.items():
+            if wk in self.stats and not self.score_stats:
+                continue
             for axis, p in enumerate(axes):
                 if p is not None:
                     self.perm_to_axes.setdefault(p, []).append((wk, axis))
+
+    def scored(self):
+        return [k for k in self.axes_to_perm if self.score_stats or k not in self.stats]
+
+    def set_score_stats(self, on):
+        self.score_stats = on
+        self._index()
+
+    def reshape(self, params):
+        """params with the reshaped parameters in their matched shape."""
+        out = dict(params)
+        for k, (_, shape) in self.reshaped.items():
+            out[k] = params[k].reshape(shape)
+        return out
 
 
 def mlp_permutation_spec(params):
@@ -144,14 +189,64 @@ def resnet_permutation_spec(params):
             b += 1
         s += 1
     spec.update(dense("fc", f"P_res{stream}", None))
-    return PermutationSpec(spec)
+    stats = [k for k in spec if k.endswith((".running_mean", ".running_var"))]
+    return PermutationSpec(spec, stats)
 
 
-def spec_for(params):
+def chain_permutation_spec(model, params):
+    """A chain CNN (Conv [BatchNormalization] Relu [MaxPool] ... Flatten Gemm
+    Relu ... Gemm), read from the graph in node order: one permutation per
+    Conv or hidden Gemm output, shared by the BatchNorm after it and the
+    input axis of the next Conv or Gemm. The first Gemm after Flatten reads
+    channel c at columns c*H*W ... c*H*W + H*W-1: its weight is matched as
+    (out, C, H*W)."""
+    spec, stats, reshaped = {}, [], {}
+    layers = [n for n in model.graph.node if n.op_type in ("Conv", "Gemm", "BatchNormalization")]
+    linear = [n for n in layers if n.op_type != "BatchNormalization"]
+    prev, k = None, 0
+    for n in layers:
+        if n.op_type == "BatchNormalization":
+            for i, name in enumerate(n.input[1:5], 1):
+                spec[name] = (prev,)
+                if i >= 3:
+                    stats.append(name)
+            continue
+        last = n is linear[-1]
+        out = None if last else f"P_{k}"
+        w, b = n.input[1], (n.input[2] if len(n.input) > 2 else "")
+        shape = params[w].shape
+        if n.op_type == "Conv":
+            spec[w] = (out, prev) + (None,) * (len(shape) - 2)
+        else:
+            trans_b = any(a.name == "transB" and a.i == 1 for a in n.attribute)
+            assert trans_b, "Gemm without transB"
+            if prev is not None and shape[1] != len_of(spec, params, prev):
+                c = len_of(spec, params, prev)
+                reshaped[w] = (shape, (shape[0], c, shape[1] // c))
+                spec[w] = (out, prev, None)
+            else:
+                spec[w] = (out, prev)
+        if b:
+            spec[b] = (out,)
+        prev, k = out, k + 1
+    return PermutationSpec(spec, stats, reshaped)
+
+
+def len_of(spec, params, p):
+    for k, axes in spec.items():
+        if p in axes:
+            return params[k].shape[axes.index(p)]
+    raise KeyError(p)
+
+
+def spec_for(params, model=None):
     if "fc.weight" in params and "stem.0.weight" in params:
         return "resnet", resnet_permutation_spec(params)
     if "net.1.weight" in params:
         return "mlp", mlp_permutation_spec(params)
+    ops = {n.op_type for n in model.graph.node} if model is not None else set()
+    if "Conv" in ops and ops <= {"Conv", "BatchNormalization", "Relu", "MaxPool", "Flatten", "Gemm"}:
+        return "cnn", chain_permutation_spec(model, params)
     raise SystemExit("unknown architecture: no spec for these initializer names")
 
 
@@ -168,6 +263,55 @@ def check_spec(ps, params):
 
 # --------------------------------------------------------------------------
 # the algorithm (samuela/git-re-basin src/weight_matching.py)
+
+
+def lsa_numpy(cost, maximize=False):
+    """scipy's linear_sum_assignment for a square matrix: the shortest
+    augmenting path algorithm (Crouse 2016) that scipy implements."""
+    c = -np.asarray(cost, dtype=np.float64) if maximize else np.asarray(cost, dtype=np.float64)
+    n = c.shape[0]
+    assert c.shape == (n, n)
+    u, v = np.zeros(n), np.zeros(n)
+    col4row, row4col = np.full(n, -1), np.full(n, -1)
+    for cur in range(n):
+        shortest, path = np.full(n, np.inf), np.full(n, -1)
+        sr, sc = np.zeros(n, bool), np.zeros(n, bool)
+        i, min_val, sink = cur, 0.0, -1
+        while sink < 0:
+            sr[i] = True
+            rem = ~sc
+            r = min_val + c[i] - u[i] - v
+            upd = rem & (r < shortest)
+            shortest[upd], path[upd] = r[upd], i
+            cand = np.flatnonzero(rem)
+            vals = shortest[cand]
+            low = vals.min()
+            ties = cand[vals == low]
+            free = ties[row4col[ties] < 0]
+            j = free[0] if len(free) else ties[0]
+            min_val = low
+            sc[j] = True
+            if row4col[j] < 0:
+                sink = j
+            else:
+                i = row4col[j]
+        u[cur] += min_val
+        others = sr.copy()
+        others[cur] = False
+        u[others] += min_val - shortest[col4row[others]]
+        v[sc] -= min_val - shortest[sc]
+        j = sink
+        while True:
+            i = path[j]
+            row4col[j] = i
+            col4row[i], j = j, col4row[i]
+            if i == cur:
+                break
+    return np.arange(n), col4row
+
+
+if linear_sum_assignment is None:
+    linear_sum_assignment = lsa_numpy
 
 
 def get_permuted_param(ps, perm, k, params, except_axis=None):
@@ -231,7 +375,8 @@ def objective(ps, perm, params_a, params_b, restrict=True):
     """Σ <W_A, π(W_B)> in float64 over the spec's parameters (restricted to
     those with at least one permuted axis unless restrict=False)."""
     tot = 0.0
-    for k, axes in ps.axes_to_perm.items():
+    for k in ps.scored():
+        axes = ps.axes_to_perm[k]
         if restrict and all(p is None for p in axes):
             continue
         wb = get_permuted_param(ps, perm, k, params_b)
@@ -243,12 +388,14 @@ def objective(ps, perm, params_a, params_b, restrict=True):
 # drivers
 
 
-def run_pair(path_a, path_b, seed, max_iter, dtype, verbose):
+def run_pair(path_a, path_b, seed, max_iter, dtype, verbose, score_stats=False):
     t0 = time.perf_counter()
-    params_a, _ = load_params(path_a)
+    params_a, model_a = load_params(path_a)
     params_b, _ = load_params(path_b)
     t_load = time.perf_counter() - t0
-    arch, ps = spec_for(params_a)
+    arch, ps = spec_for(params_a, model_a)
+    ps.set_score_stats(score_stats)
+    params_a, params_b = ps.reshape(params_a), ps.reshape(params_b)
     check_spec(ps, params_a)
     check_spec(ps, params_b)
     for k in ps.axes_to_perm:
@@ -266,6 +413,7 @@ def run_pair(path_a, path_b, seed, max_iter, dtype, verbose):
         a=path_a, b=path_b, arch=arch, seed=seed, dtype=np.dtype(dtype).name,
         perms={p: len(v) for p, v in perm.items()},
         spec_params=len(ps.axes_to_perm),
+        score_stats=score_stats,
         spec_params_permuted=sum(any(p is not None for p in ax) for ax in ps.axes_to_perm.values()),
         sweeps=sweeps,
         objective_before=obj_before,
@@ -277,14 +425,36 @@ def run_pair(path_a, path_b, seed, max_iter, dtype, verbose):
     return res, perm
 
 
+def write_merged(path_a, path_b, perm, out, lam=0.5):
+    """Write (1-lam)·A + lam·π(B) as an ONNX file with A's graph: every
+    parameter of the spec permuted as the spec says (statistics included),
+    every other float initializer averaged as it is."""
+    params_a, model = load_params(path_a)
+    params_b, _ = load_params(path_b)
+    _, ps = spec_for(params_a, model)
+    pa, pb = ps.reshape(params_a), ps.reshape(params_b)
+    for t in model.graph.initializer:
+        a = params_a[t.name]
+        if a.dtype.kind != "f":
+            continue
+        if t.name in ps.axes_to_perm:
+            b = get_permuted_param(ps, perm, t.name, pb).reshape(a.shape)
+        else:
+            b = params_b[t.name]
+        m = ((1 - lam) * a.astype(np.float64) + lam * b.astype(np.float64)).astype(a.dtype)
+        t.CopyFrom(numpy_helper.from_array(m, t.name))
+    onnx.save(model, out)
+
+
 def check_perms(path_a, path_b, report_path, groups_path):
     """Re-evaluate onnx-rebasin's permutations with the reference: map its groups
     (`onnx-rebasin groups A --json`) onto the spec's permutations, recompute the
     objective of its result, and test that the result is a fixed point of the
     coordinate descent (no single permutation's LAP can still improve it)."""
-    params_a, _ = load_params(path_a)
+    params_a, model_a = load_params(path_a)
     params_b, _ = load_params(path_b)
-    _, ps = spec_for(params_a)
+    _, ps = spec_for(params_a, model_a)
+    params_a, params_b = ps.reshape(params_a), ps.reshape(params_b)
     with open(report_path) as f:
         rep = json.load(f)
     with open(groups_path) as f:
@@ -292,7 +462,7 @@ def check_perms(path_a, path_b, report_path, groups_path):
     spec_sets = {p: set(ax) for p, ax in ps.perm_to_axes.items()}
     perm, unmatched = {}, []
     for g in groups:
-        members = {(w["Value"], w["Axis"]) for w in g["Weights"]}
+        members = {(w["Value"], w["Axis"]) for w in g["Weights"] if not w.get("Statistic")}
         hit = [p for p, s in spec_sets.items() if s == members]
         if len(hit) != 1:
             unmatched.append((g["ID"], sorted(members - set().union(*spec_sets.values()))))
@@ -327,10 +497,21 @@ def selftest(testmodels, seed):
     """Align a model with a randomly hidden-unit-permuted copy of itself: the
     permutation must be undone exactly and the objective must equal ||W||^2."""
     ok = True
-    for name in ("mlp_s0", "resnet_s0"):
+    rng = np.random.default_rng(7)
+    for n in (1, 2, 3, 5, 8):
+        for _ in range(20):
+            c = rng.standard_normal((n, n))
+            best = max(itertools.permutations(range(n)), key=lambda p: c[np.arange(n), list(p)].sum())
+            _, got = lsa_numpy(c, maximize=True)
+            if not np.isclose(c[np.arange(n), got].sum(), c[np.arange(n), list(best)].sum()):
+                print(f"selftest lsa_numpy: not optimal on a {n}x{n} matrix: FAIL")
+                ok = False
+    print(f"selftest lsa_numpy: brute force on 100 matrices up to 8x8: {'OK' if ok else 'FAIL'}")
+    for name in ("mlp_s0", "resnet_s0", "cnn_bn_s0"):
         path = os.path.join(testmodels, name + ".onnx")
-        params_a, _ = load_params(path)
-        arch, ps = spec_for(params_a)
+        params_a, model_a = load_params(path)
+        arch, ps = spec_for(params_a, model_a)
+        params_a = ps.reshape(params_a)
         check_spec(ps, params_a)
         rng = np.random.default_rng(12345)
         q = {p: rng.permutation(params_a[ax[0][0]].shape[ax[0][1]]) for p, ax in ps.perm_to_axes.items()}
@@ -361,6 +542,9 @@ def main():
     ap.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                     help="precision of the w_a @ w_b.T products (A is accumulated in float64)")
     ap.add_argument("--json", help="write the result (and the permutations) to this file")
+    ap.add_argument("--merge-out", metavar="PATH", help="write the midpoint (A + π(B))/2 to this ONNX file")
+    ap.add_argument("--score-stats", action="store_true",
+                    help="also score BatchNorm running means and variances (not the paper's objective)")
     ap.add_argument("-v", "--verbose", action="store_true", help="print newL - oldL per step, like the paper's code")
     ap.add_argument("--selftest", action="store_true")
     ap.add_argument("--check-perms", metavar="REPORT",
@@ -383,7 +567,10 @@ def main():
             with open(args.json, "w") as f:
                 json.dump(res, f)
         sys.exit(0 if res.get("coordinate_optimal") and res["objective_rel_diff"] < 1e-9 else 3)
-    res, perm = run_pair(args.a, args.b, args.seed, args.max_iter, np.dtype(args.dtype).type, args.verbose)
+    res, perm = run_pair(args.a, args.b, args.seed, args.max_iter, np.dtype(args.dtype).type, args.verbose,
+                         args.score_stats)
+    if args.merge_out:
+        write_merged(args.a, args.b, perm, args.merge_out)
     print(f"{res['arch']}: {len(res['perms'])} perms {res['perms']}; spec params {res['spec_params']} "
           f"({res['spec_params_permuted']} permuted)")
     print(f"sweeps {res['sweeps']}  objective {res['objective_before']:.10g} -> {res['objective_after']:.10g} "
