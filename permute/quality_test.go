@@ -71,11 +71,13 @@ type qualityCase struct {
 // REPAIR. REPAIR finds no layer to correct in the transformer (its layers
 // are MatMul), so it is aligned by each method without it.
 //
-// Two weight-only cases do not beat the naive midpoint, and their gain is
-// negative, as measured: the ResNet's interpolated BatchNorm statistics no
-// longer fit the merged weights (variance collapse; its BN reset case is
-// the one that guards weight matching there), and most of the
-// transformer's units are frozen by its attention.
+// Two weight-only cases barely differ from the naive midpoint, and their
+// gain is allowed to be slightly negative, as measured: the ResNet's
+// interpolated BatchNorm statistics no longer fit the merged weights
+// (variance collapse; its BN reset case is the one that guards weight
+// matching there), and on the transformer a higher weight objective does
+// not make a better midpoint (head-aware activation matching does; see
+// TestHeadAwareActivationMatching).
 var qualityCases = []qualityCase{
 	{"mlp", "weight", 0.853, 0.14},                 // measured 0.873, naive 0.586
 	{"mlp", "weight+repair", 0.852, 0.14},          // measured 0.872, naive 0.586
@@ -99,9 +101,9 @@ var qualityCases = []qualityCase{
 	{"resnet", "weight+repair", 0.283, 0.1},        // measured 0.303, naive 0.108
 	{"resnet", "activation+repair", 0.663, 0.29},   // measured 0.683, naive 0.108
 	{"resnet", "hybrid+repair", 0.429, 0.17},       // measured 0.449, naive 0.108
-	{"transformer", "weight", 0.276, -0.052},       // measured 0.296, naive 0.328
-	{"transformer", "activation", 0.359, 0.03},     // measured 0.379, naive 0.328
-	{"transformer", "hybrid", 0.335, 0.007},        // measured 0.355, naive 0.328
+	{"transformer", "weight", 0.312, -0.01},        // measured 0.332, naive 0.328
+	{"transformer", "activation", 0.514, 0.10},     // measured 0.534, naive 0.328
+	{"transformer", "hybrid", 0.433, 0.06},         // measured 0.453, naive 0.328
 }
 
 // midpoint merges pair's two models at λ = ½ by method: "weight",
