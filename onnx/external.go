@@ -123,36 +123,44 @@ func (e *externalFiles) close() {
 	}
 }
 
-// readExternal returns the bytes of an external tensor, read from files.
-// The range is checked against the file's size before anything is
-// allocated or read.
-func readExternal(t *onnxpb.TensorProto, files *externalFiles) ([]byte, error) {
+// extent opens the file that holds external tensor t and returns it with
+// t's location and byte range in it, checked against the file's size
+// before anything is allocated or read.
+func (e *externalFiles) extent(t *onnxpb.TensorProto) (ef *externalFile, location string, offset, length int64, err error) {
 	info, err := parseExternal(t)
 	if err != nil {
-		return nil, err
+		return nil, "", 0, 0, err
 	}
-	ef, err := files.open(info.location)
-	if err != nil {
-		return nil, err
+	if ef, err = e.open(info.location); err != nil {
+		return nil, "", 0, 0, err
 	}
 	n, _ := NumElements(t.Dims) // checked by checkTensor
 	want := int64(n) * int64(ElemSize(DataType(t)))
-	length := info.length
+	length = info.length
 	if length < 0 {
 		length = ef.size - info.offset
 	}
 	if length != want {
-		return nil, fmt.Errorf("external data length %d, dims %v need %d bytes", length, t.Dims, want)
+		return nil, "", 0, 0, fmt.Errorf("external data length %d, dims %v need %d bytes", length, t.Dims, want)
 	}
 	if info.offset > ef.size || ef.size-info.offset < length {
-		return nil, fmt.Errorf("external data %q has %d bytes, tensor needs bytes %d..%d", info.location, ef.size, info.offset, info.offset+length)
+		return nil, "", 0, 0, fmt.Errorf("external data %q has %d bytes, tensor needs bytes %d..%d", info.location, ef.size, info.offset, info.offset+length)
+	}
+	return ef, info.location, info.offset, length, nil
+}
+
+// readExternal returns the bytes of an external tensor, read from files.
+func readExternal(t *onnxpb.TensorProto, files *externalFiles) ([]byte, error) {
+	ef, location, offset, length, err := files.extent(t)
+	if err != nil {
+		return nil, err
 	}
 	data := make([]byte, length)
-	if _, err := ef.f.ReadAt(data, info.offset); err != nil {
+	if _, err := ef.f.ReadAt(data, offset); err != nil {
 		if err == io.EOF {
 			err = errors.New("file changed while being read")
 		}
-		return nil, fmt.Errorf("external data %q: %w", info.location, err)
+		return nil, fmt.Errorf("external data %q: %w", location, err)
 	}
 	return data, nil
 }

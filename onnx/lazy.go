@@ -117,32 +117,16 @@ func checkLazy(t *onnxpb.TensorProto, n int64) error {
 // external opens (once) the data file of an external tensor and checks
 // that it holds the tensor's bytes.
 func (l *Lazy) external(t *onnxpb.TensorProto) (lazyRef, error) {
-	info, err := parseExternal(t)
+	ef, location, offset, length, err := l.ext.extent(t)
 	if err != nil {
 		return lazyRef{}, err
 	}
-	ef, err := l.ext.open(info.location)
-	if err != nil {
-		return lazyRef{}, err
-	}
-	path := filepath.Join(l.Model.Dir, info.location)
+	path := filepath.Join(l.Model.Dir, location)
 	if _, ok := l.files[path]; !ok {
 		l.files[path] = ef.f
 		l.Files = append(l.Files, path)
 	}
-	n, _ := NumElements(t.Dims) // checked by checkTensor
-	want := int64(n) * int64(ElemSize(DataType(t)))
-	length := info.length
-	if length < 0 {
-		length = ef.size - info.offset
-	}
-	if length != want {
-		return lazyRef{}, fmt.Errorf("external data length %d, dims %v need %d bytes", length, t.Dims, want)
-	}
-	if info.offset > ef.size || ef.size-info.offset < length {
-		return lazyRef{}, fmt.Errorf("external data %q has %d bytes, tensor needs bytes %d..%d", info.location, ef.size, info.offset, info.offset+length)
-	}
-	return lazyRef{path, info.offset, length}, nil
+	return lazyRef{path, offset, length}, nil
 }
 
 // ReadTensor returns t's elements in the little-endian raw_data encoding
