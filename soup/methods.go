@@ -28,6 +28,7 @@ type tensorSource interface {
 type scratch struct {
 	bufs  [][]float64
 	signs []int8
+	enc   []byte // an output chunk, encoded
 }
 
 func (s *scratch) get(i, n int) []float64 {
