@@ -137,6 +137,15 @@ func floatOr(f *float64, def float64) float64 {
 	return *f
 }
 
+// stockRows is how many rows model_stock computes its ratio for: the
+// first axis with filter_wise, else one for the tensor.
+func (p *plan) stockRows(dims []int64) int {
+	if boolOr(p.r.Parameters.FilterWise, false) && len(dims) >= 2 && dims[0] > 0 {
+		return int(dims[0])
+	}
+	return 1
+}
+
 // combine computes one float tensor of the output into out.
 func (p *plan) combine(src *readerSource, dims []int64, out []float64, s *scratch) error {
 	r := p.r
@@ -164,11 +173,7 @@ func (p *plan) combine(src *readerSource, dims []int64, out []float64, s *scratc
 		slerpInto(out, a, b, *ps.T)
 		return nil
 	case "model_stock":
-		rows := 1
-		if boolOr(ps.FilterWise, false) && len(dims) >= 2 && dims[0] > 0 {
-			rows = int(dims[0])
-		}
-		return modelStockInto(out, src, rows, s)
+		return modelStockInto(out, src, p.stockRows(dims), s)
 	default:
 		return fmt.Errorf("merge_method %q is not implemented", r.MergeMethod)
 	}
@@ -370,7 +375,8 @@ type tensorJob struct {
 var chunkElems = 1 << 20
 
 // elementwise says whether the method computes each element from the same
-// element of the models alone (so a tensor can be combined in chunks).
+// element of the models alone (so a tensor can be combined in chunks in one
+// pass; slerp and model_stock take two, TIES needs whole tensors).
 func (p *plan) elementwise() bool {
 	switch p.r.MergeMethod {
 	case "linear", "greedy", "task_arithmetic", "dare_linear", "dare_ties":
@@ -407,10 +413,20 @@ func (p *plan) produce(j tensorJob, ref modelReader, readers []modelReader, src 
 	if err != nil {
 		return fmt.Errorf("weight %q: %w", j.name, err)
 	}
-	if !p.elementwise() || chunk <= 0 || chunk > n {
+	if chunk <= 0 || chunk > n {
 		chunk = n
 	}
 	src.tensor = j.name
+	if chunk < n {
+		switch {
+		case p.r.MergeMethod == "slerp":
+			return p.slerpChunks(j, n, src, s, chunk, emit)
+		case p.r.MergeMethod == "model_stock" && p.stockRows(j.ref.Dims) == 1:
+			return p.stockChunks(j, n, src, s, chunk, emit)
+		case !p.elementwise():
+			chunk = n
+		}
+	}
 	for off := 0; off < n; off += chunk {
 		m := min(chunk, n-off)
 		out := s.get(7, m)
@@ -419,6 +435,69 @@ func (p *plan) produce(j tensorJob, ref modelReader, readers []modelReader, src 
 			return fmt.Errorf("weight %q: %w", j.name, err)
 		}
 		s.enc = encodeFloats(s.enc, out, dt)
+		if err := emit(s.enc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// slerpChunks is slerp over a tensor in chunks: the norms and the dot
+// product first, then the output.
+func (p *plan) slerpChunks(j tensorJob, n int, src *readerSource, s *scratch, chunk int, emit func([]byte) error) error {
+	var sums slerpSums
+	read := func(off, m int) ([]float64, []float64, error) {
+		src.off = off
+		a, b := s.get(0, m), s.get(1, m)
+		if err := src.readBase(a); err != nil {
+			return nil, nil, err
+		}
+		return a, b, src.readModel(0, b)
+	}
+	for off := 0; off < n; off += chunk {
+		a, b, err := read(off, min(chunk, n-off))
+		if err != nil {
+			return fmt.Errorf("weight %q: %w", j.name, err)
+		}
+		sums.add(a, b)
+	}
+	ca, cb := sums.coefficients(*p.r.Parameters.T)
+	for off := 0; off < n; off += chunk {
+		m := min(chunk, n-off)
+		a, b, err := read(off, m)
+		if err != nil {
+			return fmt.Errorf("weight %q: %w", j.name, err)
+		}
+		out := s.get(7, m)
+		for k := range out {
+			out[k] = ca*a[k] + cb*b[k]
+		}
+		s.enc = encodeFloats(s.enc, out, onnx.DataType(j.ref))
+		if err := emit(s.enc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stockChunks is model_stock (one ratio per tensor) in chunks: the sums
+// over pairs of task vectors first, then the output.
+func (p *plan) stockChunks(j tensorJob, n int, src *readerSource, s *scratch, chunk int, emit func([]byte) error) error {
+	sums := newStockSums(src.numModels(), 1)
+	for off := 0; off < n; off += chunk {
+		src.off = off
+		if err := addStock(sums, src, min(chunk, n-off), s); err != nil {
+			return fmt.Errorf("weight %q: %w", j.name, err)
+		}
+	}
+	t := sums.ratios()
+	for off := 0; off < n; off += chunk {
+		src.off = off
+		out := s.get(7, min(chunk, n-off))
+		if err := finishStock(out, src, t, s); err != nil {
+			return fmt.Errorf("weight %q: %w", j.name, err)
+		}
+		s.enc = encodeFloats(s.enc, out, onnx.DataType(j.ref))
 		if err := emit(s.enc); err != nil {
 			return err
 		}

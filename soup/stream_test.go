@@ -171,14 +171,18 @@ func TestStreamedTIESReadsTwice(t *testing.T) {
 }
 
 // TestStreamedChunks checks that combining tensors in chunks changes
-// nothing for linear and task arithmetic, and that chunked DARE still drops
-// the right share, deterministically.
+// nothing for linear, task arithmetic, slerp and model_stock (the last two
+// sum over the chunks in element order, as over the whole tensor), and
+// that chunked DARE still drops the right share, deterministically.
 func TestStreamedChunks(t *testing.T) {
 	dir := soupDir(t)
 	recipes := map[string]string{
 		"linear": "merge_method: linear\nmodels: [{model: ft0.onnx, parameters: {weight: 2}}, {model: ft1.onnx}, {model: ft2.onnx}]\n",
 		"ta":     tasksRecipe + "merge_method: task_arithmetic\nparameters: {lambda: 0.7}\n",
 		"dare":   tasksRecipe + "merge_method: dare_ties\nparameters: {density: 0.3}\nseed: 4\n",
+		"slerp":  "merge_method: slerp\nbase_model: task_shift.onnx\nmodels: [{model: task_shift.onnx}, {model: task_noise.onnx}]\nparameters: {t: 0.3}\n",
+		"stock":  "merge_method: model_stock\nbase_model: base.onnx\nmodels: [{model: ft0.onnx}, {model: ft1.onnx}, {model: ft2.onnx}]\n",
+		"stockf": "merge_method: model_stock\nbase_model: base.onnx\nmodels: [{model: ft0.onnx}, {model: ft1.onnx}]\nparameters: {filter_wise: true}\n",
 	}
 	whole := map[string][]byte{}
 	for name, r := range recipes {
