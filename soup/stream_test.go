@@ -94,6 +94,23 @@ func TestStreamedExternalHalf(t *testing.T) {
 			if !res.Streamed {
 				t.Fatal("not streamed")
 			}
+			// Rebuilt under the same name elsewhere: the same two files.
+			r, err := ReadRecipe(filepath.Join(dir, "ta.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.Mkdir(filepath.Join(dir, "again"), 0o755)
+			again := filepath.Join(dir, "again", "ta.onnx")
+			if _, err := Build(r, again, Options{Version: "test"}); err != nil {
+				t.Fatal(err)
+			}
+			for _, suffix := range []string{"", ".data"} {
+				a, _ := os.ReadFile(out + suffix)
+				b, _ := os.ReadFile(again + suffix)
+				if len(a) == 0 || !slices.Equal(a, b) {
+					t.Errorf("rebuild: ta.onnx%s differs (%d vs %d bytes)", suffix, len(a), len(b))
+				}
+			}
 			want := make([]float64, rows*cols)
 			for k := range want {
 				b := models[0][k]
