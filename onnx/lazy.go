@@ -137,11 +137,31 @@ func (l *Lazy) ReadTensor(t *onnxpb.TensorProto, buf []byte) ([]byte, error) {
 	if !ok {
 		return l.Model.TensorBytes(t)
 	}
-	if int64(cap(buf)) < ref.n {
-		buf = make([]byte, ref.n)
+	return l.ReadTensorRange(t, buf, 0, ref.n)
+}
+
+// ReadTensorRange is ReadTensor for the n bytes at offset off of t's
+// encoding only.
+func (l *Lazy) ReadTensorRange(t *onnxpb.TensorProto, buf []byte, off, n int64) ([]byte, error) {
+	ref, ok := l.refs[t]
+	if !ok {
+		b, err := l.Model.TensorBytes(t)
+		if err != nil {
+			return nil, err
+		}
+		if off < 0 || n < 0 || off+n > int64(len(b)) {
+			return nil, fmt.Errorf("tensor %q: bytes %d..%d out of range", t.GetName(), off, off+n)
+		}
+		return b[off : off+n], nil
 	}
-	buf = buf[:ref.n]
-	_, err := l.files[ref.file].ReadAt(buf, ref.off)
+	if off < 0 || n < 0 || off+n > ref.n {
+		return nil, fmt.Errorf("tensor %q: bytes %d..%d out of range", t.GetName(), off, off+n)
+	}
+	if int64(cap(buf)) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	_, err := l.files[ref.file].ReadAt(buf, ref.off+off)
 	if errors.Is(err, io.EOF) {
 		err = errors.New("file changed while being read")
 	}

@@ -137,6 +137,15 @@ func floatOr(f *float64, def float64) float64 {
 	return *f
 }
 
+// stockRows is how many rows model_stock computes its ratio for: the
+// first axis with filter_wise, else one for the tensor.
+func (p *plan) stockRows(dims []int64) int {
+	if boolOr(p.r.Parameters.FilterWise, false) && len(dims) >= 2 && dims[0] > 0 {
+		return int(dims[0])
+	}
+	return 1
+}
+
 // combine computes one float tensor of the output into out.
 func (p *plan) combine(src *readerSource, dims []int64, out []float64, s *scratch) error {
 	r := p.r
@@ -164,11 +173,7 @@ func (p *plan) combine(src *readerSource, dims []int64, out []float64, s *scratc
 		slerpInto(out, a, b, *ps.T)
 		return nil
 	case "model_stock":
-		rows := 1
-		if boolOr(ps.FilterWise, false) && len(dims) >= 2 && dims[0] > 0 {
-			rows = int(dims[0])
-		}
-		return modelStockInto(out, src, rows, s)
+		return modelStockInto(out, src, p.stockRows(dims), s)
 	default:
 		return fmt.Errorf("merge_method %q is not implemented", r.MergeMethod)
 	}
@@ -364,41 +369,153 @@ type tensorJob struct {
 	stripped bool                // its bytes are not in the output proto: set raw_data
 }
 
-// produce computes one weight of the output: a float tensor combined by
-// the method, any other tensor copied from the reference after checking
-// that every model has the same bytes.
-func (p *plan) produce(j tensorJob, ref modelReader, readers []modelReader, src *readerSource, s *scratch, enc *[]byte) ([]byte, error) {
+// chunkElems is how many elements of a tensor a streamed build combines at
+// a time with the element-wise methods, so that their memory does not grow
+// with the largest tensor. A variable so that tests can lower it.
+var chunkElems = 1 << 20
+
+// elementwise says whether the method computes each element from the same
+// element of the models alone (so a tensor can be combined in chunks in one
+// pass; slerp and model_stock take two, TIES needs whole tensors).
+func (p *plan) elementwise() bool {
+	switch p.r.MergeMethod {
+	case "linear", "greedy", "task_arithmetic", "dare_linear", "dare_ties":
+		return true
+	}
+	return false
+}
+
+// produce computes one weight of the output and passes its encoding to
+// emit, in pieces: a float tensor combined by the method (in chunks of at
+// most chunk elements when the method is element-wise), any other tensor
+// copied from the reference after checking that every model has the same
+// bytes.
+func (p *plan) produce(j tensorJob, ref modelReader, readers []modelReader, src *readerSource, s *scratch, chunk int, emit func([]byte) error) error {
 	dt := onnx.DataType(j.ref)
 	if !onnx.IsFloat(dt) {
 		want, err := ref.bytes(j.ref)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		want = slices.Clone(want)
 		for _, o := range readers {
 			got, err := o.bytes(o.weights()[j.name])
 			if err != nil {
-				return nil, err
+				return err
 			}
 			if string(got) != string(want) {
-				return nil, fmt.Errorf("weight %q (%v) differs between %s and %s: integer and quantized weights are copied from the base, never averaged, so they must be equal", j.name, dt, ref.path(), o.path())
+				return fmt.Errorf("weight %q (%v) differs between %s and %s: integer and quantized weights are copied from the base, never averaged, so they must be equal", j.name, dt, ref.path(), o.path())
 			}
 		}
-		return want, nil
+		return emit(want)
 	}
 	n, err := onnx.NumElements(j.ref.Dims)
 	if err != nil {
-		return nil, fmt.Errorf("weight %q: %w", j.name, err)
+		return fmt.Errorf("weight %q: %w", j.name, err)
 	}
-	out := s.get(7, n)
-	if n > 0 {
-		src.tensor = j.name
-		if err := p.combine(src, j.ref.Dims, out, s); err != nil {
-			return nil, fmt.Errorf("weight %q: %w", j.name, err)
+	if chunk <= 0 || chunk > n {
+		chunk = n
+	}
+	src.tensor = j.name
+	if chunk < n {
+		switch {
+		case p.r.MergeMethod == "slerp":
+			return p.slerpChunks(j, n, src, s, chunk, emit)
+		case p.r.MergeMethod == "model_stock" && p.stockRows(j.ref.Dims) == 1:
+			return p.stockChunks(j, n, src, s, chunk, emit)
+		case !p.elementwise():
+			chunk = n
 		}
 	}
-	*enc = encodeFloats(*enc, out, dt)
-	return *enc, nil
+	for off := 0; off < n; off += chunk {
+		m := min(chunk, n-off)
+		out := s.get(7, m)
+		src.off = off
+		if err := p.combine(src, j.ref.Dims, out, s); err != nil {
+			return fmt.Errorf("weight %q: %w", j.name, err)
+		}
+		s.enc = encodeFloats(s.enc, out, dt)
+		if err := emit(s.enc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// slerpChunks is slerp over a tensor in chunks: the norms and the dot
+// product first, then the output.
+func (p *plan) slerpChunks(j tensorJob, n int, src *readerSource, s *scratch, chunk int, emit func([]byte) error) error {
+	var sums slerpSums
+	read := func(off, m int) ([]float64, []float64, error) {
+		src.off = off
+		a, b := s.get(0, m), s.get(1, m)
+		if err := src.readBase(a); err != nil {
+			return nil, nil, err
+		}
+		return a, b, src.readModel(0, b)
+	}
+	for off := 0; off < n; off += chunk {
+		a, b, err := read(off, min(chunk, n-off))
+		if err != nil {
+			return fmt.Errorf("weight %q: %w", j.name, err)
+		}
+		sums.add(a, b)
+	}
+	ca, cb := sums.coefficients(*p.r.Parameters.T)
+	for off := 0; off < n; off += chunk {
+		m := min(chunk, n-off)
+		a, b, err := read(off, m)
+		if err != nil {
+			return fmt.Errorf("weight %q: %w", j.name, err)
+		}
+		out := s.get(7, m)
+		for k := range out {
+			out[k] = ca*a[k] + cb*b[k]
+		}
+		s.enc = encodeFloats(s.enc, out, onnx.DataType(j.ref))
+		if err := emit(s.enc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stockChunks is model_stock (one ratio per tensor) in chunks: the sums
+// over pairs of task vectors first, then the output.
+func (p *plan) stockChunks(j tensorJob, n int, src *readerSource, s *scratch, chunk int, emit func([]byte) error) error {
+	sums := newStockSums(src.numModels(), 1)
+	for off := 0; off < n; off += chunk {
+		src.off = off
+		if err := addStock(sums, src, min(chunk, n-off), s); err != nil {
+			return fmt.Errorf("weight %q: %w", j.name, err)
+		}
+	}
+	t := sums.ratios()
+	for off := 0; off < n; off += chunk {
+		src.off = off
+		out := s.get(7, min(chunk, n-off))
+		if err := finishStock(out, src, t, s); err != nil {
+			return fmt.Errorf("weight %q: %w", j.name, err)
+		}
+		s.enc = encodeFloats(s.enc, out, onnx.DataType(j.ref))
+		if err := emit(s.enc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// produceBytes is produce into one slice of its own.
+func (p *plan) produceBytes(j tensorJob, ref modelReader, readers []modelReader, src *readerSource, s *scratch, chunk int) ([]byte, error) {
+	var all []byte
+	err := p.produce(j, ref, readers, src, s, chunk, func(b []byte) error {
+		all = append(all, b...)
+		return nil
+	})
+	if all == nil && err == nil {
+		all = []byte{}
+	}
+	return all, err
 }
 
 // checkDtype refuses a recipe dtype the base's weights do not have: ONNX
@@ -495,7 +612,6 @@ func (p *plan) buildStreamed(out string, meta []*onnxpb.StringStringEntryProto, 
 		}
 	}
 	s := &scratch{}
-	enc := new([]byte)
 	logf(opts.Log, "%s: %d weights, %d bytes, streamed from %d models\n", p.r.MergeMethod, len(jobs), total, len(all))
 	dataName := filepath.Base(out) + ".data"
 	var offset int64
@@ -522,16 +638,16 @@ func (p *plan) buildStreamed(out string, meta []*onnxpb.StringStringEntryProto, 
 		if j.external {
 			continue
 		}
-		raw, err := p.produce(j, ref, all[1:], src, s, enc)
+		raw, err := p.produceBytes(j, ref, all[1:], src, s, chunkElems)
 		if err != nil {
 			return err
 		}
 		if j.stripped {
 			// Its bytes were not loaded (large raw_data or external data):
 			// now they are inline.
-			j.out.RawData = slices.Clone(raw)
+			j.out.RawData = raw
 			j.out.DataLocation, j.out.ExternalData = nil, nil
-		} else if err := outModel.SetTensorBytes(j.out, slices.Clone(raw)); err != nil {
+		} else if err := outModel.SetTensorBytes(j.out, raw); err != nil {
 			return err
 		}
 	}
@@ -552,14 +668,16 @@ func (p *plan) buildStreamed(out string, meta []*onnxpb.StringStringEntryProto, 
 				}
 				off += gap
 			}
-			raw, err := p.produce(j, ref, all[1:], src, s, enc)
+			err := p.produce(j, ref, all[1:], src, s, chunkElems, func(b []byte) error {
+				if _, err := w.Write(b); err != nil {
+					return fmt.Errorf("%s: %w", dataPath, err)
+				}
+				off += int64(len(b))
+				return nil
+			})
 			if err != nil {
 				return err
 			}
-			if _, err := w.Write(raw); err != nil {
-				return fmt.Errorf("%s: %w", dataPath, err)
-			}
-			off += int64(len(raw))
 		}
 		return nil
 	})
@@ -719,14 +837,13 @@ func (p *plan) combineInMemory(ref *onnx.Model, base *loaded, models []*onnx.Mod
 	out := ref.Clone()
 	ow := out.Weights()
 	s := &scratch{}
-	enc := new([]byte)
 	for _, name := range sortedKeys(all[0].weights()) {
 		j := tensorJob{name: name, ref: all[0].weights()[name], out: ow[name]}
-		raw, err := p.produce(j, all[0], all[1:], src, s, enc)
+		raw, err := p.produceBytes(j, all[0], all[1:], src, s, 0)
 		if err != nil {
 			return nil, err
 		}
-		if err := out.SetTensorBytes(j.out, slices.Clone(raw)); err != nil {
+		if err := out.SetTensorBytes(j.out, raw); err != nil {
 			return nil, err
 		}
 	}

@@ -28,6 +28,7 @@ type tensorSource interface {
 type scratch struct {
 	bufs  [][]float64
 	signs []int8
+	enc   []byte // an output chunk, encoded
 }
 
 func (s *scratch) get(i, n int) []float64 {
@@ -309,12 +310,28 @@ func dropSeed(seed uint64, model int, tensor string) uint64 {
 	return seed ^ h.Sum64() ^ (uint64(model)+1)*0xbf58476d1ce4e5b9
 }
 
-// slerpInto sets out to the spherical interpolation between a (t = 0) and b
-// (t = 1) of the flattened tensors, falling back to linear interpolation
-// when they are nearly colinear, as mergekit's slerp (same thresholds).
-func slerpInto(out, a, b []float64, t float64) {
+// The whole-tensor methods below run in two passes so that a streamed
+// build can feed them a tensor in chunks: accumulate sums over every chunk
+// in element order, then finish each chunk with the sums. Fed the whole
+// tensor as one chunk they compute the same bits.
+
+// slerpSums are the sums slerp needs: Σa², Σb², Σab.
+type slerpSums struct{ aa, bb, ab float64 }
+
+func (s *slerpSums) add(a, b []float64) {
+	for k := range a {
+		s.aa += a[k] * a[k]
+		s.bb += b[k] * b[k]
+		s.ab += a[k] * b[k]
+	}
+}
+
+// coefficients returns the weights of a and b at t: spherical
+// interpolation of the directions, or linear interpolation when the two are
+// nearly colinear, as mergekit's slerp (same thresholds).
+func (s slerpSums) coefficients(t float64) (ca, cb float64) {
 	const dotThreshold, eps = 0.9995, 1e-8
-	na, nb := norm(a), norm(b)
+	na, nb := math.Sqrt(s.aa), math.Sqrt(s.bb)
 	ia, ib := 1.0, 1.0
 	if na > eps {
 		ia = 1 / na
@@ -322,48 +339,50 @@ func slerpInto(out, a, b []float64, t float64) {
 	if nb > eps {
 		ib = 1 / nb
 	}
-	dot := 0.0
-	for k := range a {
-		dot += a[k] * ia * b[k] * ib
-	}
+	dot := s.ab * ia * ib
 	if math.Abs(dot) > dotThreshold {
-		for k := range out {
-			out[k] = (1-t)*a[k] + t*b[k]
-		}
-		return
+		return 1 - t, t
 	}
 	theta0 := math.Acos(dot)
 	sin0 := math.Sin(theta0)
-	s0 := math.Sin(theta0-theta0*t) / sin0
-	s1 := math.Sin(theta0*t) / sin0
+	return math.Sin(theta0-theta0*t) / sin0, math.Sin(theta0*t) / sin0
+}
+
+// slerpInto sets out to the spherical interpolation between a (t = 0) and b
+// (t = 1) of the flattened tensors.
+func slerpInto(out, a, b []float64, t float64) {
+	var s slerpSums
+	s.add(a, b)
+	ca, cb := s.coefficients(t)
 	for k := range out {
-		out[k] = s0*a[k] + s1*b[k]
+		out[k] = ca*a[k] + cb*b[k]
 	}
 }
 
-func norm(v []float64) float64 {
-	s := 0.0
-	for _, x := range v {
-		s += x * x
-	}
-	return math.Sqrt(s)
+// stockSums are model_stock's sums per pair of task vectors (i < j) and
+// row: Σ δᵢδⱼ, Σ δᵢ², Σ δⱼ².
+type stockSums struct {
+	rows        int
+	dot, ni, nj []float64 // [pair*rows + row]
+	models      int
 }
 
-// modelStockInto sets out to t·mean(θᵢ) + (1 − t)·θ₀ with t = N·cos /
-// (1 + (N − 1)·cos), cos the mean cosine between pairs of task vectors θᵢ −
-// θ₀ (Jang et al. 2024, as mergekit's model_stock). With filterWise, cos
-// and t are per row of the tensor (its first axis), else per tensor.
-// Pairs are read one at a time: memory stays four tensors for any N.
-func modelStockInto(out []float64, src tensorSource, rows int, s *scratch) error {
-	n := len(out)
+func newStockSums(models, rows int) *stockSums {
+	pairs := models * (models - 1) / 2
+	return &stockSums{rows: rows, dot: make([]float64, pairs*rows), ni: make([]float64, pairs*rows), nj: make([]float64, pairs*rows), models: models}
+}
+
+// addStock adds one chunk (whole rows when rows > 1) to the sums. Pairs are
+// read one at a time: memory stays three chunks for any number of models.
+func addStock(sums *stockSums, src tensorSource, n int, s *scratch) error {
 	base := s.get(0, n)
 	if err := src.readBase(base); err != nil {
 		return err
 	}
 	di, dj := s.get(1, n), s.get(2, n)
 	N := src.numModels()
-	cosSum := make([]float64, rows)
-	width := n / rows
+	width := n / sums.rows
+	pair := 0
 	for i := 0; i < N; i++ {
 		if err := src.readModel(i, di); err != nil {
 			return err
@@ -375,34 +394,74 @@ func modelStockInto(out []float64, src tensorSource, rows int, s *scratch) error
 			if err := src.readModel(j, dj); err != nil {
 				return err
 			}
-			for r := 0; r < rows; r++ {
-				var dot, ni, nj float64
+			for r := 0; r < sums.rows; r++ {
+				at := pair*sums.rows + r
+				dot, ni, nj := sums.dot[at], sums.ni[at], sums.nj[at]
 				for k := r * width; k < (r+1)*width; k++ {
 					a, b := di[k], dj[k]-base[k]
 					dot += a * b
 					ni += a * a
 					nj += b * b
 				}
-				c := dot / math.Max(math.Sqrt(ni)*math.Sqrt(nj), 1e-6)
-				cosSum[r] += math.Max(-1, math.Min(1, c))
+				sums.dot[at], sums.ni[at], sums.nj[at] = dot, ni, nj
 			}
-		}
-	}
-	if err := linearInto(out, src, ones(N), true, s); err != nil { // the mean, in out
-		return err
-	}
-	pairs := float64(N * (N - 1) / 2)
-	for r := 0; r < rows; r++ {
-		c := cosSum[r] / pairs
-		t := 0.0 // task vectors pointing apart (den → 0): keep the base
-		if den := 1 + float64(N-1)*c; den > 1e-12 {
-			t = float64(N) * c / den
-		}
-		for k := r * width; k < (r+1)*width; k++ {
-			out[k] = t*out[k] + (1-t)*base[k]
+			pair++
 		}
 	}
 	return nil
+}
+
+// ratios returns model_stock's t per row: N·cos / (1 + (N − 1)·cos), cos
+// the mean cosine between pairs of task vectors (Jang et al. 2024, as
+// mergekit's model_stock), or 0 (the base) where the denominator is not
+// positive.
+func (sums *stockSums) ratios() []float64 {
+	N := sums.models
+	pairs := N * (N - 1) / 2
+	t := make([]float64, sums.rows)
+	for r := range t {
+		cosSum := 0.0
+		for p := 0; p < pairs; p++ {
+			at := p*sums.rows + r
+			c := sums.dot[at] / math.Max(math.Sqrt(sums.ni[at])*math.Sqrt(sums.nj[at]), 1e-6)
+			cosSum += math.Max(-1, math.Min(1, c))
+		}
+		c := cosSum / float64(pairs)
+		if den := 1 + float64(N-1)*c; den > 1e-12 {
+			t[r] = float64(N) * c / den
+		}
+	}
+	return t
+}
+
+// finishStock sets out (one chunk, whole rows when rows > 1) to t·mean(θᵢ)
+// + (1 − t)·θ₀ with t from ratios.
+func finishStock(out []float64, src tensorSource, t []float64, s *scratch) error {
+	n := len(out)
+	base := s.get(0, n)
+	if err := src.readBase(base); err != nil {
+		return err
+	}
+	if err := linearInto(out, src, ones(src.numModels()), true, s); err != nil { // the mean, in out
+		return err
+	}
+	width := n / len(t)
+	for r, tr := range t {
+		for k := r * width; k < (r+1)*width; k++ {
+			out[k] = tr*out[k] + (1-tr)*base[k]
+		}
+	}
+	return nil
+}
+
+// modelStockInto sets out to model_stock's result for a whole tensor: with
+// rows > 1 (filter_wise), t per row of the tensor (its first axis).
+func modelStockInto(out []float64, src tensorSource, rows int, s *scratch) error {
+	sums := newStockSums(src.numModels(), rows)
+	if err := addStock(sums, src, len(out), s); err != nil {
+		return err
+	}
+	return finishStock(out, src, sums.ratios(), s)
 }
 
 func ones(n int) []float64 {

@@ -94,6 +94,23 @@ func TestStreamedExternalHalf(t *testing.T) {
 			if !res.Streamed {
 				t.Fatal("not streamed")
 			}
+			// Rebuilt under the same name elsewhere: the same two files.
+			r, err := ReadRecipe(filepath.Join(dir, "ta.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.Mkdir(filepath.Join(dir, "again"), 0o755)
+			again := filepath.Join(dir, "again", "ta.onnx")
+			if _, err := Build(r, again, Options{Version: "test"}); err != nil {
+				t.Fatal(err)
+			}
+			for _, suffix := range []string{"", ".data"} {
+				a, _ := os.ReadFile(out + suffix)
+				b, _ := os.ReadFile(again + suffix)
+				if len(a) == 0 || !slices.Equal(a, b) {
+					t.Errorf("rebuild: ta.onnx%s differs (%d vs %d bytes)", suffix, len(a), len(b))
+				}
+			}
 			want := make([]float64, rows*cols)
 			for k := range want {
 				b := models[0][k]
@@ -167,5 +184,69 @@ func TestStreamedTIESReadsTwice(t *testing.T) {
 	gta(t, src, gtaOptions{weights: ones(3), densities: ones(3), sparsify: "magnitude", consensus: true, normalize: true, lambda: 1})
 	if src.reads != 6 {
 		t.Errorf("%d model reads for 3 models, want 6", src.reads)
+	}
+}
+
+// TestStreamedChunks checks that combining tensors in chunks changes
+// nothing for linear, task arithmetic, slerp and model_stock (the last two
+// sum over the chunks in element order, as over the whole tensor), and
+// that chunked DARE still drops the right share, deterministically.
+func TestStreamedChunks(t *testing.T) {
+	dir := soupDir(t)
+	recipes := map[string]string{
+		"linear": "merge_method: linear\nmodels: [{model: ft0.onnx, parameters: {weight: 2}}, {model: ft1.onnx}, {model: ft2.onnx}]\n",
+		"ta":     tasksRecipe + "merge_method: task_arithmetic\nparameters: {lambda: 0.7}\n",
+		"dare":   tasksRecipe + "merge_method: dare_ties\nparameters: {density: 0.3}\nseed: 4\n",
+		"slerp":  "merge_method: slerp\nbase_model: task_shift.onnx\nmodels: [{model: task_shift.onnx}, {model: task_noise.onnx}]\nparameters: {t: 0.3}\n",
+		"stock":  "merge_method: model_stock\nbase_model: base.onnx\nmodels: [{model: ft0.onnx}, {model: ft1.onnx}, {model: ft2.onnx}]\n",
+		"stockf": "merge_method: model_stock\nbase_model: base.onnx\nmodels: [{model: ft0.onnx}, {model: ft1.onnx}]\nparameters: {filter_wise: true}\n",
+	}
+	whole := map[string][]byte{}
+	for name, r := range recipes {
+		out, _ := build(t, dir, name, r)
+		whole[name], _ = os.ReadFile(out)
+	}
+	defer func(c int) { chunkElems = c }(chunkElems)
+	chunkElems = 777 // several chunks in the large tensors, a ragged last one
+	for name, r := range recipes {
+		out, _ := build(t, dir, name+"_chunked", r)
+		got, _ := os.ReadFile(out)
+		again, _ := build(t, dir, name+"_chunked_again", r)
+		if b, _ := os.ReadFile(again); !slices.Equal(got, b) {
+			t.Errorf("%s: chunked builds differ", name)
+		}
+		if name != "dare" && !slices.Equal(got, whole[name]) {
+			t.Errorf("%s: chunked build differs from the whole-tensor build", name)
+		}
+		if name == "dare" {
+			if slices.Equal(got, whole[name]) {
+				t.Error("dare: chunks drew the same entries as the whole tensor (seeds per chunk not used?)")
+			}
+			// The share of entries of the largest tensor left at the base's
+			// value is the same as without chunks (drops at density 0.3 and
+			// entries neither fine-tune moved).
+			os.WriteFile(filepath.Join(dir, "whole.onnx"), whole[name], 0o644)
+			base := weightsOf(t, filepath.Join(dir, "base.onnx"))
+			var largest string
+			for n, w := range base {
+				if largest == "" || len(w) > len(base[largest]) {
+					largest = n
+				}
+			}
+			unchanged := func(path string) float64 {
+				same := 0
+				w := weightsOf(t, path)[largest]
+				for i, v := range w {
+					if v == base[largest][i] {
+						same++
+					}
+				}
+				return float64(same) / float64(len(w))
+			}
+			fc, fw := unchanged(out), unchanged(filepath.Join(dir, "whole.onnx"))
+			if fc < fw-0.02 || fc > fw+0.02 || fc < 0.49-0.03 {
+				t.Errorf("dare: %.3f of %s unchanged in chunks, %.3f whole; want the same, at least (1-0.3)² = 0.49", fc, largest, fw)
+			}
+		}
 	}
 }

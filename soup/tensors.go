@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"strconv"
 
 	"github.com/onnx-rebasin/onnx-rebasin/internal/half"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
@@ -17,6 +18,8 @@ type modelReader interface {
 	// bytes returns t's raw little-endian encoding; the result may share a
 	// buffer that the next call reuses.
 	bytes(t *onnxpb.TensorProto) ([]byte, error)
+	// bytesRange is bytes for n bytes at offset off of the encoding.
+	bytesRange(t *onnxpb.TensorProto, off, n int) ([]byte, error)
 }
 
 // lazyReader reads a model opened with onnx.OpenLazy, one tensor at a time.
@@ -43,6 +46,17 @@ func (r *lazyReader) bytes(t *onnxpb.TensorProto) ([]byte, error) {
 	return b, err
 }
 
+func (r *lazyReader) bytesRange(t *onnxpb.TensorProto, off, n int) ([]byte, error) {
+	if !r.l.OnDisk(t) {
+		return r.l.ReadTensorRange(t, nil, int64(off), int64(n))
+	}
+	b, err := r.l.ReadTensorRange(t, *r.buf, int64(off), int64(n))
+	if err == nil {
+		*r.buf = b
+	}
+	return b, err
+}
+
 // memReader reads a model held in memory.
 type memReader struct {
 	m *onnx.Model
@@ -54,6 +68,13 @@ func newMemReader(m *onnx.Model) *memReader { return &memReader{m: m, w: m.Weigh
 func (r *memReader) path() string                                { return r.m.Name }
 func (r *memReader) weights() map[string]*onnxpb.TensorProto     { return r.w }
 func (r *memReader) bytes(t *onnxpb.TensorProto) ([]byte, error) { return r.m.TensorBytes(t) }
+func (r *memReader) bytesRange(t *onnxpb.TensorProto, off, n int) ([]byte, error) {
+	b, err := r.m.TensorBytes(t)
+	if err != nil {
+		return nil, err
+	}
+	return b[off : off+n], nil
+}
 
 // decodeFloats converts raw (little-endian, of type dt) into dst.
 func decodeFloats(dst []float64, raw []byte, dt onnxpb.TensorProto_DataType) error {
@@ -113,29 +134,41 @@ func encodeFloats(dst []byte, v []float64, dt onnxpb.TensorProto_DataType) []byt
 	return dst
 }
 
-// readerSource is the tensorSource of one tensor name over model readers.
+// readerSource is the tensorSource of one tensor name over model readers:
+// the elements [off, off+len(dst)) of that tensor in each model.
 type readerSource struct {
 	tensor string
+	off    int           // first element read
 	base   modelReader   // nil for methods without a base
 	models []modelReader // the models combined
 }
 
 func (s *readerSource) numModels() int { return len(s.models) }
-func (s *readerSource) name() string   { return s.tensor }
+
+// name identifies the tensor and, for a chunk after the first, the chunk:
+// DARE's drops are seeded per chunk.
+func (s *readerSource) name() string {
+	if s.off == 0 {
+		return s.tensor
+	}
+	return s.tensor + "@" + strconv.Itoa(s.off)
+}
 func (s *readerSource) readBase(dst []float64) error {
-	return readFloats(s.base, s.tensor, dst)
+	return readFloats(s.base, s.tensor, s.off, dst)
 }
 func (s *readerSource) readModel(i int, dst []float64) error {
-	return readFloats(s.models[i], s.tensor, dst)
+	return readFloats(s.models[i], s.tensor, s.off, dst)
 }
 
-func readFloats(r modelReader, name string, dst []float64) error {
+func readFloats(r modelReader, name string, off int, dst []float64) error {
 	t := r.weights()[name]
-	raw, err := r.bytes(t)
+	dt := onnx.DataType(t)
+	es := onnx.ElemSize(dt)
+	raw, err := r.bytesRange(t, off*es, len(dst)*es)
 	if err != nil {
 		return err
 	}
-	if err := decodeFloats(dst, raw, onnx.DataType(t)); err != nil {
+	if err := decodeFloats(dst, raw, dt); err != nil {
 		return fmt.Errorf("%s: weight %q: %w", r.path(), name, err)
 	}
 	return nil

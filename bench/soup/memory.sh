@@ -17,7 +17,8 @@ printf "merge_method: task_arithmetic\nbase_model: base.onnx\nmodels: [{model: f
 printf "merge_method: ties\nbase_model: base.onnx\n$FT7\nparameters: {density: 0.5}\n" > "$DIR/f32/ties.yaml"
 printf "merge_method: task_arithmetic\nbase_model: base.onnx\n$FT3\nparameters: {lambda: 0.5}\n" > "$DIR/f16/task_arithmetic.yaml"
 printf "merge_method: model_stock\nbase_model: base.onnx\n$FT3\n" > "$DIR/f16/model_stock.yaml"
-for r in f32/linear f32/task_arithmetic f32/ta2 f32/ties f16/task_arithmetic f16/model_stock; do
+printf "merge_method: slerp\nbase_model: base.onnx\nmodels: [{model: ft1.onnx}]\nparameters: {t: 0.3}\n" > "$DIR/f16/slerp.yaml"
+for r in f32/linear f32/task_arithmetic f32/ta2 f32/ties f16/task_arithmetic f16/model_stock f16/slerp; do
 	nice -n 10 /usr/bin/time -v "$BIN" soup "$DIR/$r.yaml" -o "$DIR/out.onnx" -q 2> "$DIR/time.txt"
 	printf '%s: ' "$r"
 	awk -F': ' '/Maximum resident/ {rss=$2} /Elapsed/ {el=$2} /User time/ {u=$2} /System time/ {s=$2} END {printf "peak RSS %d MiB, wall %s, user %ss, sys %ss\n", rss/1024, el, u, s}' "$DIR/time.txt"
