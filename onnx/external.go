@@ -370,3 +370,82 @@ func (m *Model) saveExternal(ctx context.Context, path string, externalize map[*
 	}
 	return nil
 }
+
+// SaveStreamed writes m to path, the bytes of the tensors in streamed going
+// to a data file beside it as writeData(i, w) writes tensor i's bytes to w,
+// for models whose tensors are computed one at a time and never held
+// together (soup builds). The tensors are laid out as Save lays them out
+// and become external tensors of the saved model, and the two files are
+// committed as Save commits them: the data file is named after its
+// content, the model replaces path last, and a failure leaves path as it
+// was. The bytes written for a tensor must be exactly its dims' worth.
+// m's Proto is saved as it is apart from the streamed tensors, whose other
+// data fields are cleared; m cannot read them back afterwards.
+func (m *Model) SaveStreamed(ctx context.Context, path string, streamed []*onnxpb.TensorProto, writeData func(i int, w io.Writer) error) error {
+	data, err := atomicfile.Create(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer data.Abort()
+	hash := sha256.New()
+	bw := bufio.NewWriterSize(io.MultiWriter(data, hash), 1<<20)
+	cw := &countingWriter{w: bw}
+	offsets, lengths := make([]int64, len(streamed)), make([]int64, len(streamed))
+	pad := make([]byte, 64)
+	for i, t := range streamed {
+		if gap := alignUp(cw.n) - cw.n; gap > 0 {
+			if _, err := cw.Write(pad[:gap]); err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+		}
+		offsets[i] = cw.n
+		if err := writeData(i, cw); err != nil {
+			return fmt.Errorf("%s: tensor %q: %w", path, t.GetName(), err)
+		}
+		n, err := NumElements(t.Dims)
+		if err != nil {
+			return fmt.Errorf("%s: tensor %q: %w", path, t.GetName(), err)
+		}
+		lengths[i] = int64(n) * int64(ElemSize(DataType(t)))
+		if cw.n-offsets[i] != lengths[i] {
+			return fmt.Errorf("%s: tensor %q: %d bytes written, dims %v need %d", path, t.GetName(), cw.n-offsets[i], t.Dims, lengths[i])
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	dataName := fmt.Sprintf("%s.%x.data", filepath.Base(path), hash.Sum(nil)[:dataFileHash])
+	for i, t := range streamed {
+		t.RawData, t.FloatData, t.DoubleData, t.Int32Data, t.Int64Data, t.Uint64Data = nil, nil, nil, nil, nil, nil
+		t.DataLocation = onnxpb.TensorProto_EXTERNAL.Enum()
+		t.ExternalData = []*onnxpb.StringStringEntryProto{
+			{Key: proto.String("location"), Value: proto.String(dataName)},
+			{Key: proto.String("offset"), Value: proto.String(strconv.FormatInt(offsets[i], 10))},
+			{Key: proto.String("length"), Value: proto.String(strconv.FormatInt(lengths[i], 10))},
+		}
+	}
+	f, err := atomicfile.Create(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer f.Abort()
+	if err := writeModel(f, m.Proto); err != nil {
+		return fmt.Errorf("%s: encoding model: %w", path, err)
+	}
+	if err := data.Close(); err != nil { // sync outside the lock
+		return err
+	}
+	return commitModel(path, f, data, dataName)
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}

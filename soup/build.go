@@ -11,6 +11,7 @@
 package soup
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -20,7 +21,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
 	"google.golang.org/protobuf/proto"
@@ -28,7 +28,6 @@ import (
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/infer"
-	"github.com/onnx-rebasin/onnx-rebasin/internal/atomicfile"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
 	"github.com/onnx-rebasin/onnx-rebasin/permute"
@@ -46,6 +45,17 @@ type Options struct {
 	Version string    // tool version recorded in the output
 	Log     io.Writer // progress lines, or nil
 	Batch   int       // samples per forward pass for eval, alignment and BN (default 256)
+	// Context, if not nil, stops the build when cancelled; the output is
+	// then not written and no temporary file is left.
+	Context context.Context
+}
+
+// ctx is the build's context: opts.Context, or one never cancelled.
+func (opts Options) ctx() context.Context {
+	if opts.Context == nil {
+		return context.Background()
+	}
+	return opts.Context
 }
 
 // Result reports a build.
@@ -68,7 +78,8 @@ type GreedyStep struct {
 }
 
 // streamExternalBytes is the weight size from which a streamed output
-// keeps its tensors in an external data file (out + ".data"), so that the
+// keeps its tensors in an external data file (out.<hash>.data, see
+// onnx.Model.SaveStreamed), so that the
 // output is never held in memory; outputs of models with external data
 // always do.
 const streamExternalBytes = 256 << 20
@@ -181,7 +192,8 @@ func (p *plan) combine(src *readerSource, dims []int64, out []float64, s *scratc
 }
 
 // Build builds the soup r describes and writes it to out (and, for large
-// or external-data models, out + ".data"). Nothing is written on failure.
+// or external-data models, its data file out.<hash>.data, committed with
+// it as onnx.Model.Save commits). Nothing is written on failure.
 func Build(r *Recipe, out string, opts Options) (*Result, error) {
 	p := newPlan(r)
 	if r.MergeMethod == "linear" && boolOr(r.Parameters.Normalize, true) {
@@ -216,10 +228,8 @@ func Build(r *Recipe, out string, opts Options) (*Result, error) {
 		return nil, err
 	}
 	for _, f := range files {
-		for _, o := range []string{out, out + ".data"} {
-			if sameFile(f, o) {
-				return nil, fmt.Errorf("output %s would overwrite the input %s", o, f)
-			}
+		if sameFile(f, out) {
+			return nil, fmt.Errorf("output %s would overwrite the input %s", out, f)
 		}
 	}
 	res := &Result{Inputs: hashes, Streamed: !p.inMemory()}
@@ -613,25 +623,6 @@ func (p *plan) buildStreamed(out string, meta []*onnxpb.StringStringEntryProto, 
 	}
 	s := &scratch{}
 	logf(opts.Log, "%s: %d weights, %d bytes, streamed from %d models\n", p.r.MergeMethod, len(jobs), total, len(all))
-	dataName := filepath.Base(out) + ".data"
-	var offset int64
-	for i, j := range jobs {
-		if !j.external {
-			continue
-		}
-		offset = (offset + 63) / 64 * 64
-		n, _ := onnx.NumElements(j.ref.Dims)
-		length := int64(n) * int64(onnx.ElemSize(onnx.DataType(j.ref)))
-		t := jobs[i].out
-		t.RawData, t.FloatData, t.DoubleData, t.Int32Data, t.Int64Data, t.Uint64Data = nil, nil, nil, nil, nil, nil
-		t.DataLocation = onnxpb.TensorProto_EXTERNAL.Enum()
-		t.ExternalData = []*onnxpb.StringStringEntryProto{
-			{Key: proto.String("location"), Value: proto.String(dataName)},
-			{Key: proto.String("offset"), Value: proto.String(strconv.FormatInt(offset, 10))},
-			{Key: proto.String("length"), Value: proto.String(strconv.FormatInt(length, 10))},
-		}
-		offset += length
-	}
 	// Inline tensors first (they are small, or the model is), then the
 	// data file in one sequential pass.
 	for _, j := range jobs {
@@ -652,43 +643,22 @@ func (p *plan) buildStreamed(out string, meta []*onnxpb.StringStringEntryProto, 
 		}
 	}
 	if !external {
-		return outModel.Save(out)
+		return outModel.SaveContext(opts.ctx(), out)
 	}
-	dataPath := filepath.Join(filepath.Dir(out), dataName)
-	err := atomicfile.Write(dataPath, func(w io.Writer) error {
-		var off int64
-		pad := make([]byte, 64)
-		for _, j := range jobs {
-			if !j.external {
-				continue
-			}
-			if gap := (off+63)/64*64 - off; gap > 0 {
-				if _, err := w.Write(pad[:gap]); err != nil {
-					return err
-				}
-				off += gap
-			}
-			err := p.produce(j, ref, all[1:], src, s, chunkElems, func(b []byte) error {
-				if _, err := w.Write(b); err != nil {
-					return fmt.Errorf("%s: %w", dataPath, err)
-				}
-				off += int64(len(b))
-				return nil
-			})
-			if err != nil {
-				return err
-			}
+	var streamed []*onnxpb.TensorProto
+	var streamedJobs []tensorJob
+	for _, j := range jobs {
+		if j.external {
+			streamed = append(streamed, j.out)
+			streamedJobs = append(streamedJobs, j)
 		}
-		return nil
+	}
+	return outModel.SaveStreamed(opts.ctx(), out, streamed, func(i int, w io.Writer) error {
+		return p.produce(streamedJobs[i], ref, all[1:], src, s, chunkElems, func(b []byte) error {
+			_, err := w.Write(b)
+			return err
+		})
 	})
-	if err != nil {
-		return err
-	}
-	if err := outModel.Save(out); err != nil {
-		os.Remove(dataPath)
-		return err
-	}
-	return nil
 }
 
 func logf(w io.Writer, format string, args ...any) {
@@ -814,7 +784,7 @@ func (p *plan) buildInMemory(out string, meta []*onnxpb.StringStringEntryProto, 
 		}
 	}
 	setProvenance(merged.Proto, meta)
-	return merged.Save(out)
+	return merged.SaveContext(opts.ctx(), out)
 }
 
 // combineInMemory runs the method on models in memory, writing into a copy

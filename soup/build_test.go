@@ -281,7 +281,9 @@ func TestSoupMatchesMerge(t *testing.T) {
 	// Independently trained models, aligned.
 	for _, m := range []string{"mlp_s0", "mlp_s1"} {
 		b, _ := os.ReadFile(filepath.Join(testModels, m+".onnx"))
-		os.WriteFile(filepath.Join(dir, m+".onnx"), b, 0o644)
+		if err := os.WriteFile(filepath.Join(dir, m+".onnx"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	out, res = build(t, dir, "aligned", "merge_method: linear\nmodels: [{model: mlp_s0.onnx}, {model: mlp_s1.onnx}]\nalign: {method: weight}\nseed: 2\n")
 	if res.Streamed {
@@ -333,11 +335,17 @@ func TestSoupRefusals(t *testing.T) {
 		{"merge_method: linear\nmodels: [{model: ft0.onnx}, {model: ft1.onnx}]\nalign: {method: weight}\ndtype: bfloat16\n", "dtype bfloat16"},
 		{"merge_method: linear\nmodels: [{model: ft0.onnx, parameters: {weight: 1}}, {model: ft1.onnx, parameters: {weight: -1}}]\n", "sum to zero"},
 	} {
-		os.Symlink("ft1.onnx", filepath.Join(dir, "link.onnx"))
+		if err := os.Symlink("ft1.onnx", filepath.Join(dir, "link.onnx")); err != nil {
+			t.Fatal(err)
+		}
 		b, _ := os.ReadFile(filepath.Join(testModels, "mlp_s0.onnx"))
-		os.WriteFile(filepath.Join(dir, "mlp.onnx"), b, 0o644)
+		if err := os.WriteFile(filepath.Join(dir, "mlp.onnx"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
 		rp := filepath.Join(dir, "r.yaml")
-		os.WriteFile(rp, []byte(c.recipe), 0o644)
+		if err := os.WriteFile(rp, []byte(c.recipe), 0o644); err != nil {
+			t.Fatal(err)
+		}
 		r, err := ReadRecipe(rp)
 		if err != nil {
 			t.Fatal(err)
@@ -384,7 +392,9 @@ func TestSoupDataSteps(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		os.WriteFile(filepath.Join(dir, m+".onnx"), b, 0o644)
+		if err := os.WriteFile(filepath.Join(dir, m+".onnx"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	fitPath, _ := filepath.Abs(filepath.Join(testModels, "fashion_train_x.npy"))
 	fit, err := eval.Load(fitPath, "")

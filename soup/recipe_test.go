@@ -93,7 +93,9 @@ func TestReadRecipeNamesFileAndRefusesSymlinks(t *testing.T) {
 	if _, err := ReadRecipe(link); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Errorf("symlinked recipe: error %v", err)
 	}
-	os.WriteFile(path, []byte("merge_method: linear\nmodels: [{model: sub/m.onnx}]\n"), 0o644)
+	if err := os.WriteFile(path, []byte("merge_method: linear\nmodels: [{model: sub/m.onnx}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	r, err := ReadRecipe(path)
 	if err != nil {
 		t.Fatal(err)

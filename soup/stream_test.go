@@ -99,16 +99,23 @@ func TestStreamedExternalHalf(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			os.Mkdir(filepath.Join(dir, "again"), 0o755)
+			if err := os.Mkdir(filepath.Join(dir, "again"), 0o755); err != nil {
+				t.Fatal(err)
+			}
 			again := filepath.Join(dir, "again", "ta.onnx")
 			if _, err := Build(r, again, Options{Version: "test"}); err != nil {
 				t.Fatal(err)
 			}
-			for _, suffix := range []string{"", ".data"} {
-				a, _ := os.ReadFile(out + suffix)
-				b, _ := os.ReadFile(again + suffix)
+			dataA, _ := filepath.Glob(out + ".*.data")
+			dataB, _ := filepath.Glob(again + ".*.data")
+			if len(dataA) != 1 || len(dataB) != 1 || filepath.Base(dataA[0]) != filepath.Base(dataB[0]) {
+				t.Fatalf("data files %v and %v: want one each, named alike (after their content)", dataA, dataB)
+			}
+			for _, pair := range [][2]string{{out, again}, {dataA[0], dataB[0]}} {
+				a, _ := os.ReadFile(pair[0])
+				b, _ := os.ReadFile(pair[1])
 				if len(a) == 0 || !slices.Equal(a, b) {
-					t.Errorf("rebuild: ta.onnx%s differs (%d vs %d bytes)", suffix, len(a), len(b))
+					t.Errorf("rebuild: %s differs (%d vs %d bytes)", filepath.Base(pair[0]), len(a), len(b))
 				}
 			}
 			want := make([]float64, rows*cols)
@@ -163,7 +170,9 @@ func TestStreamedRefusesDifferentIntegers(t *testing.T) {
 	writeAddModel(t, filepath.Join(dir, "base.onnx"), onnxpb.TensorProto_FLOAT, w, 4, 300, 0)
 	writeAddModel(t, filepath.Join(dir, "a.onnx"), onnxpb.TensorProto_FLOAT, w, 4, 300, 1)
 	rp := filepath.Join(dir, "r.yaml")
-	os.WriteFile(rp, []byte("merge_method: task_arithmetic\nbase_model: base.onnx\nmodels: [{model: a.onnx}]\n"), 0o644)
+	if err := os.WriteFile(rp, []byte("merge_method: task_arithmetic\nbase_model: base.onnx\nmodels: [{model: a.onnx}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	r, err := ReadRecipe(rp)
 	if err != nil {
 		t.Fatal(err)
@@ -225,7 +234,9 @@ func TestStreamedChunks(t *testing.T) {
 			// The share of entries of the largest tensor left at the base's
 			// value is the same as without chunks (drops at density 0.3 and
 			// entries neither fine-tune moved).
-			os.WriteFile(filepath.Join(dir, "whole.onnx"), whole[name], 0o644)
+			if err := os.WriteFile(filepath.Join(dir, "whole.onnx"), whole[name], 0o644); err != nil {
+				t.Fatal(err)
+			}
 			base := weightsOf(t, filepath.Join(dir, "base.onnx"))
 			var largest string
 			for n, w := range base {

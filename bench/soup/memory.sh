@@ -22,5 +22,5 @@ for r in f32/linear f32/task_arithmetic f32/ta2 f32/ties f16/task_arithmetic f16
 	nice -n 10 /usr/bin/time -v "$BIN" soup "$DIR/$r.yaml" -o "$DIR/out.onnx" -q 2> "$DIR/time.txt"
 	printf '%s: ' "$r"
 	awk -F': ' '/Maximum resident/ {rss=$2} /Elapsed/ {el=$2} /User time/ {u=$2} /System time/ {s=$2} END {printf "peak RSS %d MiB, wall %s, user %ss, sys %ss\n", rss/1024, el, u, s}' "$DIR/time.txt"
-	rm -f "$DIR/out.onnx" "$DIR/out.onnx.data"
+	rm -f "$DIR/out.onnx" "$DIR"/out.onnx.*.data
 done

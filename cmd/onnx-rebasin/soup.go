@@ -36,7 +36,7 @@ func runSoup(c *cmdContext, args []string) error {
 	if !*quiet {
 		log = c.stderr
 	}
-	res, err := soup.Build(r, *out, soup.Options{Version: version, Log: log, Batch: *batch})
+	res, err := soup.Build(r, *out, soup.Options{Version: versionString(), Log: log, Batch: *batch, Context: c.ctx})
 	if err != nil {
 		return err
 	}
