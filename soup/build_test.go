@@ -326,6 +326,16 @@ func TestSoupMatchesMerge(t *testing.T) {
 
 func TestSoupRefusals(t *testing.T) {
 	dir := soupDir(t)
+	if err := os.Symlink("ft1.onnx", filepath.Join(dir, "link.onnx")); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(testModels, "mlp_s0.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "mlp.onnx"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct{ recipe, want string }{
 		{"merge_method: linear\nmodels: [{model: ft0.onnx}, {model: missing.onnx}]\n", "missing.onnx"},
 		{"merge_method: linear\nmodels: [{model: ft0.onnx}, {model: ../../../etc/passwd}]\n", "passwd"},
@@ -335,13 +345,6 @@ func TestSoupRefusals(t *testing.T) {
 		{"merge_method: linear\nmodels: [{model: ft0.onnx}, {model: ft1.onnx}]\nalign: {method: weight}\ndtype: bfloat16\n", "dtype bfloat16"},
 		{"merge_method: linear\nmodels: [{model: ft0.onnx, parameters: {weight: 1}}, {model: ft1.onnx, parameters: {weight: -1}}]\n", "sum to zero"},
 	} {
-		if err := os.Symlink("ft1.onnx", filepath.Join(dir, "link.onnx")); err != nil {
-			t.Fatal(err)
-		}
-		b, _ := os.ReadFile(filepath.Join(testModels, "mlp_s0.onnx"))
-		if err := os.WriteFile(filepath.Join(dir, "mlp.onnx"), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
 		rp := filepath.Join(dir, "r.yaml")
 		if err := os.WriteFile(rp, []byte(c.recipe), 0o644); err != nil {
 			t.Fatal(err)
