@@ -377,6 +377,9 @@ type tensorJob struct {
 	out      *onnxpb.TensorProto // in the output
 	external bool                // written to the data file
 	stripped bool                // its bytes are not in the output proto: set raw_data
+	// stored is the element type the output tensor is written in: the
+	// reference's, or the recipe's dtype for a float weight.
+	stored onnxpb.TensorProto_DataType
 }
 
 // chunkElems is how many elements of a tensor a streamed build combines at
@@ -444,7 +447,7 @@ func (p *plan) produce(j tensorJob, ref modelReader, readers []modelReader, src 
 		if err := p.combine(src, j.ref.Dims, out, s); err != nil {
 			return fmt.Errorf("weight %q: %w", j.name, err)
 		}
-		s.enc = encodeFloats(s.enc, out, dt)
+		s.enc = encodeFloats(s.enc, out, j.stored)
 		if err := emit(s.enc); err != nil {
 			return err
 		}
@@ -482,7 +485,7 @@ func (p *plan) slerpChunks(j tensorJob, n int, src *readerSource, s *scratch, ch
 		for k := range out {
 			out[k] = ca*a[k] + cb*b[k]
 		}
-		s.enc = encodeFloats(s.enc, out, onnx.DataType(j.ref))
+		s.enc = encodeFloats(s.enc, out, j.stored)
 		if err := emit(s.enc); err != nil {
 			return err
 		}
@@ -507,7 +510,7 @@ func (p *plan) stockChunks(j tensorJob, n int, src *readerSource, s *scratch, ch
 		if err := finishStock(out, src, t, s); err != nil {
 			return fmt.Errorf("weight %q: %w", j.name, err)
 		}
-		s.enc = encodeFloats(s.enc, out, onnx.DataType(j.ref))
+		s.enc = encodeFloats(s.enc, out, j.stored)
 		if err := emit(s.enc); err != nil {
 			return err
 		}
@@ -528,17 +531,54 @@ func (p *plan) produceBytes(j tensorJob, ref modelReader, readers []modelReader,
 	return all, err
 }
 
-// checkDtype refuses a recipe dtype the base's weights do not have: ONNX
-// graphs type their weights, so a changed weight type would need Cast nodes.
-func (p *plan) checkDtype(ref modelReader) error {
-	if p.r.Dtype == "" {
-		return nil
+// dtypes are the recipe's dtype values.
+var dtypes = map[string]onnxpb.TensorProto_DataType{"float32": onnxpb.TensorProto_FLOAT, "float16": onnxpb.TensorProto_FLOAT16,
+	"bfloat16": onnxpb.TensorProto_BFLOAT16, "float64": onnxpb.TensorProto_DOUBLE}
+
+// storedType is the element type a weight of type dt is written in: the
+// recipe's dtype for a float weight, else dt.
+func (p *plan) storedType(dt onnxpb.TensorProto_DataType) onnxpb.TensorProto_DataType {
+	if want, ok := dtypes[p.r.Dtype]; ok && onnx.IsFloat(dt) {
+		return want
 	}
-	want := map[string]onnxpb.TensorProto_DataType{"float32": onnxpb.TensorProto_FLOAT, "float16": onnxpb.TensorProto_FLOAT16,
-		"bfloat16": onnxpb.TensorProto_BFLOAT16, "float64": onnxpb.TensorProto_DOUBLE}[p.r.Dtype]
-	for _, name := range sortedKeys(ref.weights()) {
-		if dt := onnx.DataType(ref.weights()[name]); onnx.IsFloat(dt) && dt != want {
-			return fmt.Errorf("dtype %s: weight %q is %v in %s; the output keeps the base's weight types (changing them would need Cast nodes in the graph)", p.r.Dtype, name, dt, ref.path())
+	return dt
+}
+
+// restore makes t, an initializer of g whose element type the graph reads
+// as dt, stored as stored instead: t is renamed "<name>_<stored>" and a
+// Cast to dt, placed first in the node list, gives its old name back, so
+// the graph computes in the types it did (the form fp16-stored exports
+// have). Nothing is done when stored is dt.
+func restore(g *onnxpb.GraphProto, t *onnxpb.TensorProto, dt, stored onnxpb.TensorProto_DataType) {
+	if stored == dt {
+		return
+	}
+	name := t.GetName()
+	t.Name = proto.String(name + "_" + strings.ToLower(stored.String()))
+	t.DataType = proto.Int32(int32(stored))
+	g.Node = append([]*onnxpb.NodeProto{{Name: proto.String("soup_dtype_" + name), OpType: proto.String("Cast"),
+		Input: []string{t.GetName()}, Output: []string{name},
+		Attribute: []*onnxpb.AttributeProto{{Name: proto.String("to"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(int64(dt))}}}}, g.Node...)
+}
+
+// convertStorage stores every float initializer of m in the recipe's dtype
+// (see restore), for builds that hold the output in memory.
+func (p *plan) convertStorage(m *onnx.Model) error {
+	g := m.Proto.GetGraph()
+	for _, t := range slices.Clone(g.GetInitializer()) {
+		dt := onnx.DataType(t)
+		stored := p.storedType(dt)
+		if stored == dt {
+			continue
+		}
+		v, err := m.Float64s(t)
+		if err != nil {
+			return err
+		}
+		t.RawData, t.FloatData, t.DoubleData, t.Int32Data = nil, nil, nil, nil
+		restore(g, t, dt, stored)
+		if err := m.SetFloat64s(t, v); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -583,9 +623,6 @@ func (p *plan) buildStreamed(out string, meta []*onnxpb.StringStringEntryProto, 
 	if err := checkSameWeights(ref, all[1:]); err != nil {
 		return err
 	}
-	if err := p.checkDtype(ref); err != nil {
-		return err
-	}
 	outModel := &onnx.Model{Proto: proto.Clone(ref.l.Model.Proto).(*onnxpb.ModelProto), Name: out, Dir: filepath.Dir(out)}
 	setProvenance(outModel.Proto, meta)
 	var total int64
@@ -601,8 +638,13 @@ func (p *plan) buildStreamed(out string, meta []*onnxpb.StringStringEntryProto, 
 		n, _ := onnx.NumElements(t.Dims)
 		size := int64(n) * int64(onnx.ElemSize(onnx.DataType(t)))
 		total += size
+		stored := onnx.DataType(t)
+		if isInit[ow[name]] {
+			stored = p.storedType(stored)
+			restore(outModel.Proto.Graph, ow[name], onnx.DataType(t), stored)
+		}
 		jobs = append(jobs, tensorJob{name: name, ref: t, out: ow[name], stripped: ref.l.OnDisk(t),
-			external: isInit[ow[name]] && size >= 1024})
+			external: isInit[ow[name]] && size >= 1024, stored: stored})
 	}
 	onDisk := 0
 	for _, j := range jobs {
@@ -709,9 +751,6 @@ func (p *plan) buildInMemory(out string, meta []*onnxpb.StringStringEntryProto, 
 	if ref == nil {
 		ref = &models[0]
 	}
-	if err := p.checkDtype(newMemReader(ref.m)); err != nil {
-		return err
-	}
 	dopts := permute.DataOptions{Batch: opts.Batch}
 	perms := make([]permute.Perms, len(models))
 	aligned := make([]*onnx.Model, len(models))
@@ -783,6 +822,9 @@ func (p *plan) buildInMemory(out string, meta []*onnxpb.StringStringEntryProto, 
 			return err
 		}
 	}
+	if err := p.convertStorage(merged); err != nil {
+		return err
+	}
 	setProvenance(merged.Proto, meta)
 	return merged.SaveContext(opts.ctx(), out)
 }
@@ -808,7 +850,8 @@ func (p *plan) combineInMemory(ref *onnx.Model, base *loaded, models []*onnx.Mod
 	ow := out.Weights()
 	s := &scratch{}
 	for _, name := range sortedKeys(all[0].weights()) {
-		j := tensorJob{name: name, ref: all[0].weights()[name], out: ow[name]}
+		t := all[0].weights()[name]
+		j := tensorJob{name: name, ref: t, out: ow[name], stored: onnx.DataType(t)} // the recipe's dtype comes after (convertStorage)
 		raw, err := p.produceBytes(j, all[0], all[1:], src, s, 0)
 		if err != nil {
 			return nil, err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"github.com/onnx-rebasin/onnx-rebasin/internal/ortref"
 	"github.com/onnx-rebasin/onnx-rebasin/npy"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
+	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
 	"github.com/onnx-rebasin/onnx-rebasin/permute"
 )
 
@@ -341,8 +343,6 @@ func TestSoupRefusals(t *testing.T) {
 		{"merge_method: linear\nmodels: [{model: ft0.onnx}, {model: ../../../etc/passwd}]\n", "passwd"},
 		{"merge_method: linear\nmodels: [{model: ft0.onnx}, {model: link.onnx}]\n", "not a regular file"},
 		{"merge_method: linear\nmodels: [{model: ft0.onnx}, {model: mlp.onnx}]\n", "has no weight"},
-		{"merge_method: linear\nmodels: [{model: ft0.onnx}, {model: ft1.onnx}]\ndtype: float16\n", "dtype float16"},
-		{"merge_method: linear\nmodels: [{model: ft0.onnx}, {model: ft1.onnx}]\nalign: {method: weight}\ndtype: bfloat16\n", "dtype bfloat16"},
 		{"merge_method: linear\nmodels: [{model: ft0.onnx, parameters: {weight: 1}}, {model: ft1.onnx, parameters: {weight: -1}}]\n", "sum to zero"},
 	} {
 		rp := filepath.Join(dir, "r.yaml")
@@ -463,5 +463,68 @@ func TestSoupDataSteps(t *testing.T) {
 	got, _ = onnx.Load(out)
 	if !bytes.Equal(savedBytes(t, got), savedBytes(t, want)) {
 		t.Error("soup with repair differs from WeightMatch + Average + REPAIR at λ = 0.75")
+	}
+}
+
+// TestSoupDtype: the recipe's dtype stores the output's float weights in
+// that type, each read through a Cast back to the type the graph computes
+// in, on the streamed path (no alignment) and the in-memory one (aligned):
+// the values are the float32 build's rounded once, and ONNX Runtime scores
+// the output as it scores the float32 build, within rounding.
+func TestSoupDtype(t *testing.T) {
+	ort := ortref.Require(t)
+	dir := soupDir(t)
+	tasks := loadTasks(t)[:1]
+	for _, c := range []struct{ name, extra, dtype string }{
+		{"streamed", "", "float16"},
+		{"aligned", "align: {method: weight}\n", "bfloat16"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			recipe := "merge_method: linear\nmodels: [{model: ft0.onnx}, {model: ft1.onnx}]\n" + c.extra
+			ref, _ := build(t, dir, c.name+"_f32", recipe)
+			out, _ := build(t, dir, c.name+"_"+c.dtype, recipe+"dtype: "+c.dtype+"\n")
+			want := weightsOf(t, ref)
+			m, err := onnx.Load(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stored := map[string]onnxpb.TensorProto_DataType{"float16": onnxpb.TensorProto_FLOAT16, "bfloat16": onnxpb.TensorProto_BFLOAT16}[c.dtype]
+			casts := 0
+			for _, n := range m.Proto.Graph.Node {
+				if n.GetOpType() == "Cast" {
+					casts++
+				}
+			}
+			if casts != len(want) {
+				t.Errorf("%d Cast nodes for %d float weights", casts, len(want))
+			}
+			for _, tp := range m.Proto.Graph.Initializer {
+				if onnx.DataType(tp) != stored {
+					t.Errorf("weight %q is %v, want %v", tp.GetName(), onnx.DataType(tp), stored)
+					continue
+				}
+				got, err := m.Float64s(tp)
+				if err != nil {
+					t.Fatal(err)
+				}
+				name := strings.TrimSuffix(tp.GetName(), "_"+c.dtype)
+				w := want[name]
+				if len(w) != len(got) {
+					t.Fatalf("weight %q: %d values, want %d", name, len(got), len(w))
+				}
+				rounded := encodeFloats(nil, w, stored)
+				back := make([]float64, len(w))
+				if err := decodeFloats(back, rounded, stored); err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(back, got) {
+					t.Errorf("weight %q is not the float32 build's rounded to %s", name, c.dtype)
+				}
+			}
+			a32, a16 := ortAccuracies(t, ort, ref, tasks)["clean"], ortAccuracies(t, ort, out, tasks)["clean"]
+			if math.Abs(a32-a16) > 0.01 {
+				t.Errorf("accuracy %.3f in %s against %.3f in float32", a16, c.dtype, a32)
+			}
+		})
 	}
 }
