@@ -52,11 +52,11 @@ echo "|---|---|---|---|---|---|"
 for pair in mlp mlp32 cnn_bn cnn_fold resnet transformer; do
 	a=$T/${pair}_s0.onnx b=$T/${pair}_s1.onnx
 	bn=()
-	case $pair in cnn_bn | resnet) bn=(--reset-bn) ;; esac
-	common=("$a" "$b" --data "$test_x" --labels "$test_y" --align-data "$fit" --steps "$steps" --seed "$seed" --json -q)
-	"$bin" barrier "${common[@]}" --method weight --repair ${bn[@]+"${bn[@]}"} >"$out/weight.json" 2>"$out/err" || { cat "$out/err" >&2; exit 1; }
-	"$bin" barrier "${common[@]}" --method activation --repair >"$out/activation.json" 2>"$out/err" || { cat "$out/err" >&2; exit 1; }
-	"$bin" barrier "${common[@]}" --method hybrid --repair >"$out/hybrid.json" 2>"$out/err" || { cat "$out/err" >&2; exit 1; }
+	case $pair in cnn_bn | resnet) bn=(--reset-bn "$fit") ;; esac
+	common=("$a" "$b" --data "$test_x" --labels "$test_y" --steps "$steps" --seed "$seed" --json -q)
+	"$bin" barrier "${common[@]}" --method weight --repair "$fit" ${bn[@]+"${bn[@]}"} >"$out/weight.json" 2>"$out/err" || { cat "$out/err" >&2; exit 1; }
+	"$bin" barrier "${common[@]}" --method activation --align-data "$fit" --repair "$fit" >"$out/activation.json" 2>"$out/err" || { cat "$out/err" >&2; exit 1; }
+	"$bin" barrier "${common[@]}" --method hybrid --align-data "$fit" --repair "$fit" >"$out/hybrid.json" 2>"$out/err" || { cat "$out/err" >&2; exit 1; }
 	ref=- refReset=-
 	case $pair in
 	transformer) ;; # no spec in wm.py (attention)
