@@ -286,35 +286,8 @@ func (m *Model) saveExternal(ctx context.Context, path string, externalize map[*
 			return fmt.Errorf("%s: %w", path, err)
 		}
 	}
-	// The data file first: its name is its content's hash.
-	data, err := atomicfile.Create(ctx, path)
-	if err != nil {
-		return err
-	}
-	defer data.Abort()
-	hash := sha256.New()
-	bw := bufio.NewWriterSize(io.MultiWriter(data, hash), 1<<20)
-	offsets := make([]int64, len(order))
-	var off int64
-	pad := make([]byte, 64)
-	for i, b := range blobs {
-		if gap := alignUp(off) - off; gap > 0 {
-			if _, err := bw.Write(pad[:gap]); err != nil {
-				return fmt.Errorf("%s: %w", path, err)
-			}
-			off += gap
-		}
-		offsets[i] = off
-		if _, err := bw.Write(b); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		off += int64(len(b))
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	dataName := fmt.Sprintf("%s.%x.data", filepath.Base(path), hash.Sum(nil)[:dataFileHash])
-
+	// SaveStreamed makes the tensors external ones; a failed save puts
+	// them back as they were.
 	type saved struct {
 		raw       []byte
 		float32s  []float32
@@ -328,36 +301,17 @@ func (m *Model) saveExternal(ctx context.Context, path string, externalize map[*
 	undo := make([]saved, len(order))
 	for i, t := range order {
 		undo[i] = saved{t.RawData, t.FloatData, t.DoubleData, t.Int32Data, t.Int64Data, t.Uint64Data, t.DataLocation, t.ExternalData}
-		t.RawData, t.FloatData, t.DoubleData, t.Int32Data, t.Int64Data, t.Uint64Data = nil, nil, nil, nil, nil, nil
-		t.DataLocation = onnxpb.TensorProto_EXTERNAL.Enum()
-		t.ExternalData = []*onnxpb.StringStringEntryProto{
-			{Key: proto.String("location"), Value: proto.String(dataName)},
-			{Key: proto.String("offset"), Value: proto.String(strconv.FormatInt(offsets[i], 10))},
-			{Key: proto.String("length"), Value: proto.String(strconv.Itoa(len(blobs[i])))},
-		}
 	}
-	defer func() {
-		if err == nil {
-			return
-		}
+	err = m.SaveStreamed(ctx, path, order, func(i int, w io.Writer) error {
+		_, err := w.Write(blobs[i])
+		return err
+	})
+	if err != nil {
 		for i, t := range order {
 			s := undo[i]
 			t.RawData, t.FloatData, t.DoubleData, t.Int32Data, t.Int64Data, t.Uint64Data = s.raw, s.float32s, s.float64s, s.int32s, s.int64s, s.uint64s
 			t.DataLocation, t.ExternalData = s.location, s.externals
 		}
-	}()
-	f, err := atomicfile.Create(ctx, path)
-	if err != nil {
-		return err
-	}
-	defer f.Abort()
-	if err := writeModel(f, m.Proto); err != nil {
-		return fmt.Errorf("%s: encoding model: %w", path, err)
-	}
-	if err := data.Close(); err != nil { // sync outside the lock
-		return err
-	}
-	if err := commitModel(path, f, data, dataName); err != nil {
 		return err
 	}
 	// The model now refers to the new data file.
@@ -380,7 +334,8 @@ func (m *Model) saveExternal(ctx context.Context, path string, externalize map[*
 // content, the model replaces path last, and a failure leaves path as it
 // was. The bytes written for a tensor must be exactly its dims' worth.
 // m's Proto is saved as it is apart from the streamed tensors, whose other
-// data fields are cleared; m cannot read them back afterwards.
+// data fields are cleared (even when the save fails); m cannot read them
+// back afterwards.
 func (m *Model) SaveStreamed(ctx context.Context, path string, streamed []*onnxpb.TensorProto, writeData func(i int, w io.Writer) error) error {
 	data, err := atomicfile.Create(ctx, path)
 	if err != nil {
