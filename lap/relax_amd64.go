@@ -10,6 +10,10 @@ import "github.com/klauspost/cpuid/v2"
 // machine.
 var useAVX2 = cpuid.CPU.Supports(cpuid.AVX2)
 
+// vectorBuild says that this build has the vector kernels (whether the CPU
+// can run them is useAVX2).
+const vectorBuild = true
+
 // relaxAVX2 runs relax over the first n columns (n a multiple of 8) eight
 // at a time and leaves, for each of the eight lanes (columns ≡ lane mod 8),
 // the lane's smallest d and its lowest index in vals and idxs.

@@ -5,6 +5,9 @@ package lap
 // useAVX2 is false where there is no vector kernel.
 var useAVX2 = false
 
+// vectorBuild says that this build has no vector kernels.
+const vectorBuild = false
+
 func relaxVector(row, v, d []float64, pred []int32, i int32, off float64) (float64, int) {
 	return relaxGeneric(row, v, d, pred, i, off, 0, inf, -1)
 }
