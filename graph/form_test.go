@@ -105,23 +105,30 @@ func TestCorrespond(t *testing.T) {
 			if v, ok := c.Value("s"); !ok || v != want {
 				t.Errorf("value s pairs with %q, %v; want %q", v, ok, want)
 			}
-			ga, err := graph.Analyze(ref)
-			if err != nil {
-				t.Fatal(err)
-			}
-			gm, err := graph.Analyze(m)
-			if err != nil {
-				t.Fatal(err)
-			}
-			onM, err := ga.For(m)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got, want := describeGroups(onM), describeGroups(gm); strings.Join(got, "|") != strings.Join(want, "|") {
+			if got, want := forAndOwn(t, ref, m); strings.Join(got, "|") != strings.Join(want, "|") {
 				t.Errorf("the analysis re-expressed for the other form:\n got %q\nwant %q (its own analysis)", got, want)
 			}
 		})
 	}
+}
+
+// forAndOwn describes the groups of ref's analysis re-expressed for m
+// (Analysis.For) and those of m's own analysis, to compare.
+func forAndOwn(t *testing.T, ref, m *onnx.Model) (got, want []string) {
+	t.Helper()
+	ga, err := graph.Analyze(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gm, err := graph.Analyze(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onM, err := ga.For(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return describeGroups(onM), describeGroups(gm)
 }
 
 // layerNormGraph builds X(N×3×4) → MatMul W0 → LayerNorm over the last
@@ -171,19 +178,7 @@ func TestSpelledLayerNorm(t *testing.T) {
 			if j, l, ok := c.Input(8, 1); !ok || j != 1 || l != 1 {
 				t.Errorf("the Mul's γ pairs with node %d input %d (%v)", j, l, ok)
 			}
-			ga, err := graph.Analyze(spelled)
-			if err != nil {
-				t.Fatal(err)
-			}
-			gn, err := graph.Analyze(node)
-			if err != nil {
-				t.Fatal(err)
-			}
-			onNode, err := ga.For(node)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got, want := describeGroups(onNode), describeGroups(gn); strings.Join(got, "|") != strings.Join(want, "|") || len(got) == 0 {
+			if got, want := forAndOwn(t, spelled, node); strings.Join(got, "|") != strings.Join(want, "|") || len(got) == 0 {
 				t.Errorf("the spelled-out analysis on the node:\n got %q\nwant %q", got, want)
 			}
 		})

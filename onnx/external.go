@@ -203,14 +203,11 @@ func (m *Model) SaveContext(ctx context.Context, path string) error {
 		}
 	}
 	if len(externalize) == 0 {
-		f, err := atomicfile.Create(ctx, path)
+		f, err := m.writeModelFile(ctx, path)
 		if err != nil {
 			return err
 		}
 		defer f.Abort()
-		if err := writeModel(f, m.Proto); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
 		return commitModel(path, f, nil, "")
 	}
 	return m.saveExternal(ctx, path, externalize)
@@ -379,14 +376,11 @@ func (m *Model) SaveStreamed(ctx context.Context, path string, streamed []*onnxp
 			{Key: proto.String("length"), Value: proto.String(strconv.FormatInt(lengths[i], 10))},
 		}
 	}
-	f, err := atomicfile.Create(ctx, path)
+	f, err := m.writeModelFile(ctx, path)
 	if err != nil {
 		return err
 	}
 	defer f.Abort()
-	if err := writeModel(f, m.Proto); err != nil {
-		return fmt.Errorf("%s: encoding model: %w", path, err)
-	}
 	if err := data.Close(); err != nil { // sync outside the lock
 		return err
 	}
@@ -403,4 +397,18 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// writeModelFile writes m's proto to a new temporary file for path, which
+// the caller commits or aborts.
+func (m *Model) writeModelFile(ctx context.Context, path string) (*atomicfile.File, error) {
+	f, err := atomicfile.Create(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeModel(f, m.Proto); err != nil {
+		f.Abort()
+		return nil, fmt.Errorf("%s: encoding model: %w", path, err)
+	}
+	return f, nil
 }
