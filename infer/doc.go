@@ -20,8 +20,10 @@
 //	logits := outs["logits"]
 //
 // Intermediate values are available by name with Capture (kept and returned
-// with the outputs) or OnValue (a callback seeing every node output as it is
-// computed, without copies). BatchNormStatistics runs BatchNormalization in
+// with the outputs), Observe (a callback seeing the named values as they are
+// computed, without copies, which it may change in place; the interpreter
+// recycles them afterwards, so statistics over a data set need no more
+// memory than a plain run) or OnValue (every node output). BatchNormStatistics runs BatchNormalization in
 // batch-statistics mode and reports per-channel sums for re-estimating
 // running statistics; BatchNormAccumulator adds them up over a data set.
 //

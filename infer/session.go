@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
@@ -516,7 +517,13 @@ type RunOption func(*runConfig)
 type runConfig struct {
 	capture []string
 	onValue []func(name string, t *Tensor)
+	observe []observer
 	bnStats func(BatchNormStats)
+}
+
+type observer struct {
+	names []string
+	fn    func(name string, t *Tensor) error
 }
 
 // Capture adds the named intermediate tensors (any value of the graph: node
@@ -536,6 +543,22 @@ func Capture(names ...string) RunOption {
 // reported.
 func OnValue(fn func(name string, t *Tensor)) RunOption {
 	return func(c *runConfig) { c.onValue = append(c.onValue, fn) }
+}
+
+// Observe calls fn with each of the named values (node outputs) as soon as
+// it is computed, on the goroutine that called Run, in execution order:
+// statistics over a data set can then be gathered batch by batch while the
+// interpreter goes on recycling every intermediate value it no longer
+// needs, instead of keeping them all as Capture does. t is the run's own
+// buffer, valid only until fn returns. fn may change t's elements (not its
+// shape): the nodes that run afterwards read the changed values (a value
+// whose storage is also another value's, such as a graph input, is copied
+// before fn sees it). An error from fn stops the run and Run returns it.
+// Unlike OnValue, the run keeps the fused program (see Fusion) unless a
+// named value is computed only unfused; names that are not node outputs
+// are an error.
+func Observe(names []string, fn func(name string, t *Tensor) error) RunOption {
+	return func(c *runConfig) { c.observe = append(c.observe, observer{names: names, fn: fn}) }
 }
 
 // Run executes the graph on inputs (keyed by graph input name) and returns
@@ -562,12 +585,30 @@ func (s *Session) Run(inputs map[string]*Tensor, opts ...RunOption) (map[string]
 			return nil, fmt.Errorf("infer: %q is not an input of the graph", name)
 		}
 	}
+	var observed map[int][]func(string, *Tensor) error
+	for _, o := range cfg.observe {
+		for _, name := range o.names {
+			i, ok := s.slotOf[name]
+			if !ok || s.consts[i] != nil || slices.Contains(s.inSlots, i) {
+				return nil, fmt.Errorf("infer: cannot observe %q: not a value computed by a node", name)
+			}
+			if observed == nil {
+				observed = map[int][]func(string, *Tensor) error{}
+			}
+			observed[i] = append(observed[i], o.fn)
+		}
+	}
 	prog := s.nodes
 	if s.fused != nil && len(cfg.onValue) == 0 && cfg.bnStats == nil {
 		prog = s.fused
 		for _, name := range cfg.capture {
 			if i, ok := s.slotOf[name]; ok && s.elided[i] {
 				prog = s.nodes // the value is computed only unfused
+			}
+		}
+		for i := range observed {
+			if s.elided[i] {
+				prog = s.nodes
 			}
 		}
 	}
@@ -625,6 +666,17 @@ func (s *Session) Run(inputs map[string]*Tensor, opts ...RunOption) (map[string]
 			vals[i] = out[j]
 			for _, fn := range cfg.onValue {
 				fn(s.names[i], out[j])
+			}
+			if fns := observed[i]; fns != nil {
+				if s.external[s.group[i]] || sharesLiveInput(out[j], in, c.dying) {
+					// An observer may write: give it storage of its own.
+					vals[i] = out[j].Clone()
+				}
+				for _, fn := range fns {
+					if err := fn(s.names[i], vals[i]); err != nil {
+						return nil, fmt.Errorf("infer: observing %s: %w", s.names[i], err)
+					}
+				}
 			}
 		}
 		for _, i := range nd.release {
@@ -698,6 +750,31 @@ func describe(in []*Tensor) string {
 		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+// sharesLiveInput reports whether output t is stored in the buffer of an
+// input that other nodes may still read (an aliasing op, or a kernel that
+// returned its input as is).
+func sharesLiveInput(t *Tensor, in []*Tensor, dying []bool) bool {
+	if t.DType != Float32 || len(t.F) == 0 {
+		return true // not float32 data: copy, to be safe
+	}
+	for j, x := range in {
+		if x != nil && x.DType == Float32 && overlap(x.F, t.F) && !(j < len(dying) && dying[j]) {
+			return true
+		}
+	}
+	return false
+}
+
+// overlap reports whether a and b share memory (a kernel may return a view
+// into its input).
+func overlap(a, b []float32) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return false
+	}
+	pa, pb := uintptr(unsafe.Pointer(unsafe.SliceData(a))), uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	return pa < pb+uintptr(len(b))*4 && pb < pa+uintptr(len(a))*4
 }
 
 // reusedAsOutput reports whether buf is the storage of one of a node's

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
+	"sync"
 
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
@@ -81,20 +83,264 @@ func (s *channelStats) add(shape []int, xa, xb []float32) error {
 			simd.GemmF64Acc(false, true, c, c, inner, xa[off:off+c*inner], inner, xb[off:off+c*inner], inner, s.cross, c)
 		}
 	}
-	for o := 0; o < outer; o++ {
-		for ch := 0; ch < c; ch++ {
-			base := (o*c + ch) * inner
-			for k := 0; k < inner; k++ {
-				va, vb := float64(xa[base+k]), float64(xb[base+k])
-				s.sumA[ch] += va
-				s.sumB[ch] += vb
-				s.sqA[ch] += va * va
-				s.sqB[ch] += vb * vb
-			}
-		}
-	}
+	addChannelSums(xa, outer, c, inner, s.sumA, s.sqA)
+	addChannelSums(xb, outer, c, inner, s.sumB, s.sqB)
 	s.n += float64(outer * inner)
 	return nil
+}
+
+// activationStats gathers, for every group of ga, the statistics of each
+// of its activation sites over ds (a and b running concurrently, see
+// pairedPasses).
+func activationStats(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opts DataOptions) ([][]*channelStats, error) {
+	if err := checkFit(ga, a, b); err != nil {
+		return nil, err
+	}
+	sa, err := infer.NewSession(a)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", a.Name, err)
+	}
+	sb, err := infer.NewSession(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", b.Name, err)
+	}
+	if len(sa.Inputs()) != 1 {
+		return nil, fmt.Errorf("%s: activation matching needs a model with one input", a.Name)
+	}
+	input := sa.Inputs()[0].Name
+	// The analysis in a's form, and b's names for a's values.
+	onA, err := ga.For(a)
+	if err != nil {
+		return nil, err
+	}
+	c, err := graph.Correspond(a, b)
+	if err != nil {
+		return nil, err
+	}
+	stats := make([][]*channelStats, len(ga.Groups))
+	for g, grp := range onA.Groups {
+		for _, s := range grp.Activations {
+			if s.Block > 1 || s.Offset != 0 {
+				continue // the same channels seen before a Flatten or Concat
+			}
+			if d, ok := ga.Shape(s.Value); ok && s.Axis < len(d) && d[s.Axis] >= 0 && int(d[s.Axis]) != grp.Size {
+				continue // a part of a wider axis (a packed projection): seen again after its Slice
+			}
+			cs := newChannelStats(s.Value, s.Axis, grp.Size)
+			var ok bool
+			if cs.valueB, ok = c.Value(s.Value); !ok {
+				continue // inside an op b computes as one node
+			}
+			stats[g] = append(stats[g], cs)
+		}
+		if len(stats[g]) == 0 {
+			return nil, fmt.Errorf("group %d has no activation to match on", g)
+		}
+	}
+	var sites []*channelStats
+	for _, gs := range stats {
+		sites = append(sites, gs...)
+	}
+	if err := pairedPasses(sa, sb, a.Name, b.Name, input, sites, ds, opts); err != nil {
+		return nil, err
+	}
+	return stats, nil
+}
+
+// addChannelSums adds Σx and Σx² over each channel of x (outer × c ×
+// inner) to sum and sq, in float64, the channels split over the cores.
+// Each channel's sums are computed by one goroutine in a fixed order, so
+// the result does not depend on the number of cores.
+func addChannelSums(x []float32, outer, c, inner int, sum, sq []float64) {
+	var ones []float32
+	if inner > 1 {
+		ones = make([]float32, inner)
+		for i := range ones {
+			ones[i] = 1
+		}
+	}
+	parts := min(c, 4*runtime.GOMAXPROCS(0))
+	simd.Parallel(runtime.GOMAXPROCS(0), parts, func(p int) {
+		lo, hi := p*c/parts, (p+1)*c/parts
+		for o := 0; o < outer; o++ {
+			if inner == 1 {
+				for j, v := range x[o*c+lo : o*c+hi] {
+					sum[lo+j] += float64(v)
+					sq[lo+j] += float64(v) * float64(v)
+				}
+				continue
+			}
+			for ch := lo; ch < hi; ch++ {
+				row := x[(o*c+ch)*inner : (o*c+ch+1)*inner]
+				sum[ch] += simd.DotF64(row, ones)
+				sq[ch] += simd.DotF64(row, row)
+			}
+		}
+	})
+}
+
+// pairedPasses runs a (session sa) and b (session sb) over ds batch by
+// batch, the two models concurrently, and adds each site's values to its
+// statistics as soon as both models have computed them (see sitePairing):
+// nothing is kept of a batch but the activations that are waiting for
+// their partner, so memory does not grow with the data or the number of
+// sites.
+func pairedPasses(sa, sb *infer.Session, nameA, nameB, input string, sites []*channelStats, ds *eval.Dataset, opts DataOptions) error {
+	siteOf := [2]map[string]int{{}, {}}
+	names := [2][]string{}
+	for k, s := range sites {
+		for side, v := range [2]string{s.value, s.valueB} {
+			if _, dup := siteOf[side][v]; dup {
+				return fmt.Errorf("activation %s is listed twice", v)
+			}
+			siteOf[side][v] = k
+			names[side] = append(names[side], v)
+		}
+	}
+	batch := opts.batch()
+	for from := 0; from < ds.N(); from += batch {
+		if err := ctxErr(opts.Context); err != nil {
+			return err
+		}
+		to := min(from+batch, ds.N())
+		x := map[string]*infer.Tensor{input: ds.Batch(from, to)}
+		p := newSitePairing(sites)
+		var errB error
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_, errB = sb.Run(x, infer.Observe(names[1], func(v string, t *infer.Tensor) error { return p.arrive(1, siteOf[1][v], t) }))
+			p.finish(1)
+		}()
+		_, errA := sa.Run(x, infer.Observe(names[0], func(v string, t *infer.Tensor) error { return p.arrive(0, siteOf[0][v], t) }))
+		p.finish(0)
+		<-done
+		if p.err != nil {
+			return p.err // the statistics failed, and so did the runs
+		}
+		if errA != nil {
+			return fmt.Errorf("%s: %w", nameA, errA)
+		}
+		if errB != nil {
+			return fmt.Errorf("%s: %w", nameB, errB)
+		}
+		for k, s := range sites {
+			if p.added[k] != 2 {
+				return fmt.Errorf("activation %s was not computed", s.value)
+			}
+		}
+		if opts.Progress != nil {
+			opts.Progress(to, ds.N())
+		}
+	}
+	return nil
+}
+
+// sitePairing meets the two models' runs of one batch at each site: the
+// first run to compute a site's value waits there, its buffer still
+// alive, until the other computes the same site, which then adds the pair
+// to the site's statistics. A run never waits while the other is waiting
+// (at another site, when the two graphs compute their sites in another
+// order): it keeps a copy of its value instead and goes on. So the runs
+// advance in step, neither deadlocks, and at most the out-of-order sites
+// are copied.
+type sitePairing struct {
+	mu      sync.Mutex
+	changed *sync.Cond
+	sites   []*channelStats
+	waiting [2]int                   // per side: the site it waits at, or -1
+	value   [2]*infer.Tensor         // per side: its value at that site
+	copies  [2]map[int]*infer.Tensor // per side: values left for the other side
+	added   []int                    // per site: 2 once the pair was added
+	copied  int                      // values copied (sites met out of order)
+	over    [2]bool                  // per side: its run has returned
+	err     error
+}
+
+func newSitePairing(sites []*channelStats) *sitePairing {
+	p := &sitePairing{sites: sites, waiting: [2]int{-1, -1}, copies: [2]map[int]*infer.Tensor{{}, {}}, added: make([]int, len(sites))}
+	p.changed = sync.NewCond(&p.mu)
+	return p
+}
+
+// arrive is side's observer: t is its value at site k.
+func (p *sitePairing) arrive(side, k int, t *infer.Tensor) error {
+	other := 1 - side
+	p.mu.Lock()
+	if p.err != nil {
+		defer p.mu.Unlock()
+		return p.err
+	}
+	var partner *infer.Tensor
+	if p.waiting[other] == k {
+		partner = p.value[other]
+	} else if c, ok := p.copies[other][k]; ok {
+		partner = c
+		delete(p.copies[other], k)
+	}
+	if partner != nil {
+		p.mu.Unlock()
+		err := p.add(k, side, t, partner)
+		p.mu.Lock()
+		if p.waiting[other] == k {
+			p.waiting[other] = -1 // release the partner
+		}
+		if err != nil && p.err == nil {
+			p.err = err
+		}
+		p.added[k] = 2
+		p.changed.Broadcast()
+		err = p.err
+		p.mu.Unlock()
+		return err
+	}
+	if p.waiting[other] >= 0 || p.over[other] {
+		p.copied++
+		p.copies[side][k] = t.Clone()
+		p.mu.Unlock()
+		return nil
+	}
+	p.waiting[side], p.value[side] = k, t
+	for p.waiting[side] == k && p.err == nil && !p.over[other] {
+		p.changed.Wait()
+	}
+	if p.waiting[side] == k {
+		// The other run ended (or failed) without this site: if it is
+		// still to come, its value must be kept.
+		p.waiting[side], p.value[side] = -1, nil
+		if p.err == nil {
+			p.copied++
+			p.copies[side][k] = t.Clone()
+		}
+	}
+	err := p.err
+	p.mu.Unlock()
+	return err
+}
+
+// finish records that side's run returned: the other side no longer
+// waits for it.
+func (p *sitePairing) finish(side int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.over[side] = true
+	p.changed.Broadcast()
+}
+
+// add adds the pair (t from side, partner from the other side) to site k.
+func (p *sitePairing) add(k, side int, t, partner *infer.Tensor) error {
+	ta, tb := t, partner
+	if side == 1 {
+		ta, tb = partner, t
+	}
+	s := p.sites[k]
+	if ta.DType != infer.Float32 || tb.DType != infer.Float32 {
+		return fmt.Errorf("activation %s is not float32", s.value)
+	}
+	if !slices.Equal(ta.Shape, tb.Shape) {
+		return fmt.Errorf("activation %s is %v in one model but %v in the other", s.value, ta.Shape, tb.Shape)
+	}
+	return s.add(ta.Shape, ta.F, tb.F)
 }
 
 // correlation returns the c×c matrix of Pearson correlations between A's
@@ -129,85 +375,9 @@ func (s *channelStats) correlation() []float64 {
 // activation site the group permutes (a residual stream pools all its tied
 // sites). Each group is solved once and independently.
 func ActivationMatch(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opts DataOptions) (Perms, error) {
-	if err := checkFit(ga, a, b); err != nil {
-		return nil, err
-	}
-	sa, err := infer.NewSession(a)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", a.Name, err)
-	}
-	sb, err := infer.NewSession(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", b.Name, err)
-	}
-	if len(sa.Inputs()) != 1 {
-		return nil, fmt.Errorf("%s: activation matching needs a model with one input", a.Name)
-	}
-	input := sa.Inputs()[0].Name
-	// The analysis in a's form, and b's names for a's values.
-	onA, err := ga.For(a)
+	stats, err := activationStats(a, b, ga, ds, opts)
 	if err != nil {
 		return nil, err
-	}
-	c, err := graph.Correspond(a, b)
-	if err != nil {
-		return nil, err
-	}
-	stats := make([][]*channelStats, len(ga.Groups))
-	var names, namesB []string
-	for g, grp := range onA.Groups {
-		for _, s := range grp.Activations {
-			if s.Block > 1 || s.Offset != 0 {
-				continue // the same channels seen before a Flatten or Concat
-			}
-			if d, ok := ga.Shape(s.Value); ok && s.Axis < len(d) && d[s.Axis] >= 0 && int(d[s.Axis]) != grp.Size {
-				continue // a part of a wider axis (a packed projection): seen again after its Slice
-			}
-			cs := newChannelStats(s.Value, s.Axis, grp.Size)
-			var ok bool
-			if cs.valueB, ok = c.Value(s.Value); !ok {
-				continue // inside an op b computes as one node
-			}
-			stats[g] = append(stats[g], cs)
-			names = append(names, s.Value)
-			namesB = append(namesB, cs.valueB)
-		}
-		if len(stats[g]) == 0 {
-			return nil, fmt.Errorf("group %d has no activation to match on", g)
-		}
-	}
-	batch := opts.batch()
-	for from := 0; from < ds.N(); from += batch {
-		if err := ctxErr(opts.Context); err != nil {
-			return nil, err
-		}
-		to := min(from+batch, ds.N())
-		x := map[string]*infer.Tensor{input: ds.Batch(from, to)}
-		oa, err := sa.Run(x, infer.Capture(names...))
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", a.Name, err)
-		}
-		ob, err := sb.Run(x, infer.Capture(namesB...))
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", b.Name, err)
-		}
-		for _, gs := range stats {
-			for _, s := range gs {
-				ta, tb := oa[s.value], ob[s.valueB]
-				if ta == nil || tb == nil || ta.DType != infer.Float32 || tb.DType != infer.Float32 {
-					return nil, fmt.Errorf("activation %s was not computed", s.value)
-				}
-				if !slices.Equal(ta.Shape, tb.Shape) {
-					return nil, fmt.Errorf("activation %s is %v in %s but %v in %s", s.value, ta.Shape, a.Name, tb.Shape, b.Name)
-				}
-				if err := s.add(ta.Shape, ta.F, tb.F); err != nil {
-					return nil, err
-				}
-			}
-		}
-		if opts.Progress != nil {
-			opts.Progress(to, ds.N())
-		}
 	}
 	var solver lap.Solver
 	perms := make(Perms, len(ga.Groups))

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"strconv"
+	"sync"
 
 	"google.golang.org/protobuf/proto"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/onnx-rebasin/onnx-rebasin/infer"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
+	"github.com/onnx-rebasin/onnx-rebasin/simd"
 )
 
 // ResetBatchNorm recomputes the running mean and variance of every
@@ -204,18 +207,56 @@ func PrepareRepair(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opts 
 	if len(r.sites) == 0 {
 		return nil, fmt.Errorf("%s: %w", a.Name, ErrNothingToRepair)
 	}
-	if r.meanA, r.stdA, err = r.measure(a, nil, nil); err != nil {
-		return nil, err
-	}
 	// b may name its values differently (another form of a's graph).
 	c, err := graph.Correspond(a, b)
 	if err != nil {
 		return nil, err
 	}
-	if r.meanB, r.stdB, err = r.measure(b, nil, c); err != nil {
+	// Both models at once, each on a core of its own when their kernels
+	// leave one.
+	var errB error
+	done := make(chan struct{})
+	progress := newMinProgress(opts.Progress)
+	go func() {
+		defer close(done)
+		r.meanB, r.stdB, errB = r.measure(b, c, progress.side(1))
+	}()
+	r.meanA, r.stdA, err = r.measure(a, nil, progress.side(0))
+	<-done
+	if err != nil {
 		return nil, err
 	}
+	if errB != nil {
+		return nil, errB
+	}
 	return r, nil
+}
+
+// minProgress reports the progress of two concurrent passes over the same
+// data as that of the slower one.
+type minProgress struct {
+	mu   sync.Mutex
+	fn   func(done, total int)
+	done [2]int
+	last int
+}
+
+func newMinProgress(fn func(done, total int)) *minProgress { return &minProgress{fn: fn} }
+
+// side returns the progress callback of one of the passes.
+func (p *minProgress) side(k int) func(done, total int) {
+	if p.fn == nil {
+		return nil
+	}
+	return func(done, total int) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.done[k] = done
+		if d := min(p.done[0], p.done[1]); d > p.last {
+			p.last = d
+			p.fn(d, total)
+		}
+	}
 }
 
 func attrInt(n *onnxpb.NodeProto, name string, def int64) int64 {
@@ -236,10 +277,56 @@ func attrFloat(n *onnxpb.NodeProto, name string, def float32) float32 {
 	return def
 }
 
-// measure returns per-channel means and standard deviations at the sites
-// (only at those listed in only, when it is not nil). m is the model the
-// sites were found in, or another form of it that c pairs with it.
-func (r *Repair) measure(m *onnx.Model, only []int, c *graph.Correspondence) (mean, std [][]float64, err error) {
+// channelMoments accumulates the per-channel sums of a layer output's
+// values and of their squares over a data set, batch by batch.
+type channelMoments struct {
+	sum, sq []float64
+	count   float64
+}
+
+// add accumulates t (batch × channels × ...), and stores the batch's own
+// per-channel sums in batchSum and batchSq when they are not nil (zeroed,
+// len = channels each).
+func (cm *channelMoments) add(t *infer.Tensor, batchSum, batchSq []float64) error {
+	if t.DType != infer.Float32 || len(t.Shape) < 2 || t.Len() == 0 {
+		return fmt.Errorf("value of shape %v has no channel axis", t.Shape)
+	}
+	c := t.Shape[1]
+	inner := t.Len() / (t.Shape[0] * c)
+	if cm.sum == nil {
+		cm.sum, cm.sq = make([]float64, c), make([]float64, c)
+	}
+	if len(cm.sum) != c {
+		return fmt.Errorf("value of shape %v: %d channels, %d before", t.Shape, c, len(cm.sum))
+	}
+	if batchSum == nil {
+		batchSum, batchSq = make([]float64, c), make([]float64, c)
+	}
+	addChannelSums(t.F, t.Shape[0], c, inner, batchSum, batchSq)
+	for ch := range batchSum {
+		cm.sum[ch] += batchSum[ch]
+		cm.sq[ch] += batchSq[ch]
+	}
+	cm.count += float64(t.Shape[0] * inner)
+	return nil
+}
+
+// meanStd returns the per-channel mean and (population) standard deviation.
+func meanStd(sum, sq []float64, n float64) (mean, std []float64) {
+	mean, std = make([]float64, len(sum)), make([]float64, len(sum))
+	for ch := range sum {
+		mu := sum[ch] / n
+		mean[ch] = mu
+		std[ch] = math.Sqrt(math.Max(sq[ch]/n-mu*mu, 0))
+	}
+	return mean, std
+}
+
+// measure returns per-channel means and standard deviations at every site,
+// streamed: each site's values are summed as the run computes them. m is
+// the model the sites were found in, or (c not nil) another form of it
+// that c pairs with it.
+func (r *Repair) measure(m *onnx.Model, c *graph.Correspondence, progress func(done, total int)) (mean, std [][]float64, err error) {
 	sess, err := infer.NewSession(m)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", m.Name, err)
@@ -248,102 +335,154 @@ func (r *Repair) measure(m *onnx.Model, only []int, c *graph.Correspondence) (me
 		return nil, nil, fmt.Errorf("%s: REPAIR needs a model with one input", m.Name)
 	}
 	input := sess.Inputs()[0].Name
-	idx := only
-	if idx == nil {
-		for i := range r.sites {
-			idx = append(idx, i)
-		}
-	}
-	names := make([]string, len(idx))
-	for k, i := range idx {
-		names[k] = r.sites[i].value
+	names := make([]string, len(r.sites))
+	siteOf := map[string]int{}
+	for i, s := range r.sites {
+		names[i] = s.value
 		if c != nil {
 			var ok bool
-			if names[k], ok = c.Value(names[k]); !ok {
-				return nil, nil, fmt.Errorf("%s: no value corresponds to %s", m.Name, r.sites[i].value)
+			if names[i], ok = c.Value(names[i]); !ok {
+				return nil, nil, fmt.Errorf("%s: no value corresponds to %s", m.Name, s.value)
 			}
 		}
+		siteOf[names[i]] = i
 	}
-	sum := make([][]float64, len(r.sites))
-	sq := make([][]float64, len(r.sites))
-	count := make([]float64, len(r.sites))
+	moments := make([]channelMoments, len(r.sites))
+	observe := infer.Observe(names, func(v string, t *infer.Tensor) error {
+		return moments[siteOf[v]].add(t, nil, nil)
+	})
 	batch := r.opts.batch()
 	for from := 0; from < r.data.N(); from += batch {
 		if err := ctxErr(r.opts.Context); err != nil {
 			return nil, nil, err
 		}
 		to := min(from+batch, r.data.N())
-		out, err := sess.Run(map[string]*infer.Tensor{input: r.data.Batch(from, to)}, infer.Capture(names...))
-		if err != nil {
+		if _, err := sess.Run(map[string]*infer.Tensor{input: r.data.Batch(from, to)}, observe); err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", m.Name, err)
 		}
-		for k, i := range idx {
-			t := out[names[k]]
-			if t == nil || len(t.Shape) < 2 {
-				return nil, nil, fmt.Errorf("%s: value %s not computed", m.Name, names[k])
-			}
-			c := t.Shape[1]
-			inner := t.Len() / (t.Shape[0] * c)
-			if sum[i] == nil {
-				sum[i], sq[i] = make([]float64, c), make([]float64, c)
-			}
-			for o := 0; o < t.Shape[0]; o++ {
-				for ch := 0; ch < c; ch++ {
-					base := (o*c + ch) * inner
-					for _, v := range t.F[base : base+inner] {
-						sum[i][ch] += float64(v)
-						sq[i][ch] += float64(v) * float64(v)
-					}
-				}
-			}
-			count[i] += float64(t.Shape[0] * inner)
+		if progress != nil {
+			progress(to, r.data.N())
 		}
 	}
 	mean = make([][]float64, len(r.sites))
 	std = make([][]float64, len(r.sites))
-	for _, i := range idx {
-		mean[i] = make([]float64, len(sum[i]))
-		std[i] = make([]float64, len(sum[i]))
-		for ch := range sum[i] {
-			mu := sum[i][ch] / count[i]
-			mean[i][ch] = mu
-			std[i][ch] = math.Sqrt(math.Max(sq[i][ch]/count[i]-mu*mu, 0))
+	for i := range r.sites {
+		if moments[i].count == 0 {
+			return nil, nil, fmt.Errorf("%s: value %s not computed", m.Name, names[i])
 		}
+		mean[i], std[i] = meanStd(moments[i].sum, moments[i].sq, moments[i].count)
 	}
 	return mean, std, nil
 }
 
-// Apply corrects m, the interpolation (1-λ)·a + λ·b, in place: layer by
-// layer in graph order, it measures each site's per-channel mean μ and
-// standard deviation σ on the data and folds the affine map
-// x ↦ (x − μ)·σ_t/σ + μ_t into the layer's weights and bias, where μ_t and
-// σ_t interpolate the endpoints' statistics. m gains no nodes.
+// Apply corrects m, the interpolation (1-λ)·a + λ·b, in place, in one pass
+// over the data. At each site, in execution order, it measures the
+// per-channel mean μ and standard deviation σ of the layer's output over
+// the data and folds the affine map x ↦ (x − μ)·σ_t/σ + μ_t into the
+// layer's weights and bias, where μ_t and σ_t interpolate the endpoints'
+// statistics. Each layer is measured with the layers before it already
+// corrected, as the BatchNorm reset does in batch-statistics mode: during
+// the pass every site's output is corrected with the statistics of its own
+// batch, so the layers after it see corrected inputs, while the data set's
+// sums are gathered for the folded correction. m gains no nodes.
 func (r *Repair) Apply(m *onnx.Model, lambda float64) error {
 	if err := r.checkSites(m); err != nil {
 		return err
 	}
+	sess, err := infer.NewSession(m)
+	if err != nil {
+		return fmt.Errorf("%s: %w", m.Name, err)
+	}
+	if len(sess.Inputs()) != 1 {
+		return fmt.Errorf("%s: REPAIR needs a model with one input", m.Name)
+	}
+	input := sess.Inputs()[0].Name
+	names := make([]string, len(r.sites))
+	siteOf := map[string]int{}
+	targetMean := make([][]float64, len(r.sites))
+	targetStd := make([][]float64, len(r.sites))
 	for i, s := range r.sites {
-		mean, std, err := r.measure(m, []int{i}, nil)
-		if err != nil {
+		names[i] = s.value
+		siteOf[s.value] = i
+		c := len(r.meanA[i])
+		targetMean[i], targetStd[i] = make([]float64, c), make([]float64, c)
+		for ch := 0; ch < c; ch++ {
+			targetMean[i][ch] = (1-lambda)*r.meanA[i][ch] + lambda*r.meanB[i][ch]
+			targetStd[i][ch] = (1-lambda)*r.stdA[i][ch] + lambda*r.stdB[i][ch]
+		}
+	}
+	moments := make([]channelMoments, len(r.sites))
+	observe := infer.Observe(names, func(v string, t *infer.Tensor) error {
+		i := siteOf[v]
+		c := len(targetMean[i])
+		if len(t.Shape) < 2 || t.Shape[1] != c {
+			return fmt.Errorf("%s has shape %v, %d channels when the repair was prepared", v, t.Shape, c)
+		}
+		bs, bq := make([]float64, c), make([]float64, c)
+		if err := moments[i].add(t, bs, bq); err != nil {
+			return fmt.Errorf("%s: %w", v, err)
+		}
+		mean, std := meanStd(bs, bq, float64(t.Len()/c))
+		scale, shift := repairAffine(mean, std, targetMean[i], targetStd[i])
+		correctChannels(t, scale, shift)
+		return nil
+	})
+	// Batches of equal size (to one sample): a small last batch would
+	// correct the layers after it with poorly estimated statistics.
+	n := r.data.N()
+	batches := (n + r.opts.batch() - 1) / r.opts.batch()
+	for k := 0; k < batches; k++ {
+		if err := ctxErr(r.opts.Context); err != nil {
 			return err
 		}
-		c := len(mean[i])
-		if c != len(r.meanA[i]) {
-			return fmt.Errorf("%s: %s has %d channels, %d when the repair was prepared", m.Name, s.value, c, len(r.meanA[i]))
+		from, to := k*n/batches, (k+1)*n/batches
+		if _, err := sess.Run(map[string]*infer.Tensor{input: r.data.Batch(from, to)}, observe); err != nil {
+			return fmt.Errorf("%s: %w", m.Name, err)
 		}
-		scale := make([]float64, c)
-		shift := make([]float64, c) // new = old·scale + shift
-		for ch := 0; ch < c; ch++ {
-			mt := (1-lambda)*r.meanA[i][ch] + lambda*r.meanB[i][ch]
-			st := (1-lambda)*r.stdA[i][ch] + lambda*r.stdB[i][ch]
-			scale[ch] = st / (std[i][ch] + 1e-6)
-			shift[ch] = mt - mean[i][ch]*scale[ch]
+		if r.opts.Progress != nil {
+			r.opts.Progress(to, n)
 		}
+	}
+	for i, s := range r.sites {
+		if moments[i].count == 0 {
+			return fmt.Errorf("%s: value %s not computed", m.Name, s.value)
+		}
+		mean, std := meanStd(moments[i].sum, moments[i].sq, moments[i].count)
+		scale, shift := repairAffine(mean, std, targetMean[i], targetStd[i])
 		if err := foldAffine(m, s, scale, shift); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// repairAffine is the per-channel map x ↦ x·scale + shift that takes
+// values of mean μ and deviation σ to the target μ_t and σ_t.
+func repairAffine(mean, std, targetMean, targetStd []float64) (scale, shift []float64) {
+	scale, shift = make([]float64, len(mean)), make([]float64, len(mean))
+	for ch := range mean {
+		scale[ch] = targetStd[ch] / (std[ch] + 1e-6)
+		shift[ch] = targetMean[ch] - mean[ch]*scale[ch]
+	}
+	return scale, shift
+}
+
+// correctChannels applies x ↦ x·scale + shift per channel (axis 1) to t in
+// place.
+func correctChannels(t *infer.Tensor, scale, shift []float64) {
+	c := len(scale)
+	inner := t.Len() / (t.Shape[0] * c)
+	rows := t.Shape[0] * c
+	parts := min(rows, 4*runtime.GOMAXPROCS(0))
+	simd.Parallel(runtime.GOMAXPROCS(0), parts, func(p int) {
+		for r := p * rows / parts; r < (p+1)*rows/parts; r++ {
+			a, b := float32(scale[r%c]), float32(shift[r%c])
+			row := t.F[r*inner : (r+1)*inner]
+			for k := range row {
+				row[k] = row[k]*a + b
+			}
+		}
+	})
 }
 
 // checkSites checks, before Apply changes anything, that m has the layers
