@@ -78,10 +78,16 @@ func (s *channelStats) add(shape []int, xa, xb []float32) error {
 		// rows × channels: Σ over rows of a_rowᵀ b_row.
 		simd.GemmF64Acc(true, false, c, c, outer, xa, c, xb, c, s.cross, c)
 	} else {
-		for o := 0; o < outer; o++ {
-			off := o * c * inner
-			simd.GemmF64Acc(false, true, c, c, inner, xa[off:off+c*inner], inner, xb[off:off+c*inner], inner, s.cross, c)
+		// One product over the whole batch, not one per sample: with few
+		// positions per channel (late layers) a product per sample would
+		// mostly read and write the c×c sums. Row ch of each operand is
+		// channel ch of every sample, read in place (one run per sample).
+		runs := make([]simd.Run, outer)
+		for o := range runs {
+			runs[o] = simd.Run{Col: o * inner, Off: o * c * inner, Len: inner}
 		}
+		simd.GemmF64AccRuns(0, c, c, outer*inner, simd.RunMatrix{Data: xa, RowStride: inner, Runs: runs},
+			simd.RunMatrix{Data: xb, RowStride: inner, Runs: runs}, s.cross, c)
 	}
 	addChannelSums(xa, outer, c, inner, s.sumA, s.sqA)
 	addChannelSums(xb, outer, c, inner, s.sumB, s.sqB)

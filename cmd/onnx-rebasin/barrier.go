@@ -89,7 +89,7 @@ func runBarrier(c *cmdContext, args []string) error {
 		variants = append(variants, barrier.ResetBN(res.Perms, bnData, dopts))
 	}
 	if repairData != nil {
-		v, err := barrier.Repair(ma, mb, ga, res.Perms, repairData, permute.DataOptions{Batch: *batch, Context: c.ctx, Progress: c.progressBar(*quiet, "REPAIR statistics")})
+		v, err := barrier.Repair(ma, mb, ga, res.Perms, repairData, permute.DataOptions{Batch: *batch, Context: c.ctx, Progress: c.progressBars(*quiet, "REPAIR: statistics of both models", "REPAIR: interpolated model")})
 		switch {
 		case errors.Is(err, permute.ErrNothingToRepair):
 			fmt.Fprintf(c.stderr, "barrier: skipping REPAIR: %v\n", err)

@@ -97,6 +97,23 @@ func (c *cmdContext) progressBar(quiet bool, label string) func(done, total int)
 	}
 }
 
+// progressBars is progressBar for consecutive passes over the data, one
+// bar each, labelled in turn (the last label for any further pass).
+func (c *cmdContext) progressBars(quiet bool, labels ...string) func(done, total int) {
+	if quiet || !c.stderrIsTerminal {
+		return nil
+	}
+	pass := 0
+	bar := c.progressBar(quiet, labels[0])
+	return func(done, total int) {
+		bar(done, total)
+		if done >= total {
+			pass++
+			bar = c.progressBar(quiet, labels[min(pass, len(labels)-1)])
+		}
+	}
+}
+
 // maxVerifyElements bounds the random input values that --verify makes
 // from a model's declared input dims (64 MiB of float32), so that absurd
 // dims give an error, not an out-of-memory crash.

@@ -158,7 +158,7 @@ func runMerge(c *cmdContext, args []string) error {
 		if err := permute.Apply(b, analyses[0], perms[1]); err != nil {
 			return err
 		}
-		rep, err := permute.PrepareRepair(a, b, analyses[0], repairData, permute.DataOptions{Batch: *batch, Context: c.ctx, Progress: c.progressBar(*quiet, "REPAIR statistics")})
+		rep, err := permute.PrepareRepair(a, b, analyses[0], repairData, permute.DataOptions{Batch: *batch, Context: c.ctx, Progress: c.progressBars(*quiet, "REPAIR: statistics of both models", "REPAIR: merged model")})
 		if err != nil {
 			return err
 		}
