@@ -1,4 +1,4 @@
-package permute
+package activation
 
 import (
 	"fmt"
@@ -6,6 +6,11 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+
+	"github.com/onnx-rebasin/onnx-rebasin/internal/testkit"
+	"github.com/onnx-rebasin/onnx-rebasin/match"
+	"github.com/onnx-rebasin/onnx-rebasin/merge"
+	"github.com/onnx-rebasin/onnx-rebasin/permute"
 
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/infer"
@@ -114,16 +119,16 @@ func sameStats(got, want *channelStats) error {
 // of two forms of one model (whose values have other names), over batches
 // of unequal size.
 func TestStreamedStatisticsMatchCapture(t *testing.T) {
-	ds := loadData(t, "fashion_train_x.npy", "").Head(23)
+	ds := testkit.LoadData(t, "fashion_train_x.npy", "").Head(23)
 	for _, pair := range [][2]string{
 		{"mlp_s0", "mlp_s1"}, {"cnn_bn_s0", "cnn_bn_s1"}, {"resnet_s0", "resnet_s1"},
 		{"transformer_s0", "transformer_s1"}, {"resnet_s0", "forms/resnet_s0_op13"},
 	} {
 		t.Run(pair[0]+"-"+pair[1], func(t *testing.T) {
-			a, ga := loadAnalyze(t, "../testmodels/"+pair[0]+".onnx")
-			b, _ := loadAnalyze(t, "../testmodels/"+pair[1]+".onnx")
+			a, ga := testkit.LoadAnalyze(t, "../testmodels/"+pair[0]+".onnx")
+			b, _ := testkit.LoadAnalyze(t, "../testmodels/"+pair[1]+".onnx")
 			const batch = 10
-			stats, err := activationStats(a, b, ga, ds, DataOptions{Batch: batch})
+			stats, err := activationStats(a, b, ga, ds, Options{Batch: batch})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -227,29 +232,29 @@ func TestSitePairingOrders(t *testing.T) {
 // the same data with the folded corrections, has the per-channel mean and
 // standard deviation that the repair interpolated from the endpoints.
 func TestRepairMeetsTargets(t *testing.T) {
-	fit := loadData(t, "fashion_train_x.npy", "")
+	fit := testkit.LoadData(t, "fashion_train_x.npy", "")
 	for _, name := range []string{"mlp32", "cnn_bn", "resnet"} {
 		t.Run(name, func(t *testing.T) {
-			a, ga := loadAnalyze(t, "../testmodels/"+name+"_s0.onnx")
-			b, _ := loadAnalyze(t, "../testmodels/"+name+"_s1.onnx")
-			res, err := WeightMatch(a, b, ga, MatchOptions{})
+			a, ga := testkit.LoadAnalyze(t, "../testmodels/"+name+"_s0.onnx")
+			b, _ := testkit.LoadAnalyze(t, "../testmodels/"+name+"_s1.onnx")
+			res, err := match.Weights(a, b, ga, match.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			perms := []Perms{Identity(ga), res.Perms}
+			perms := []permute.Perms{permute.Identity(ga), res.Perms}
 			const lambda = 0.4
-			mid, err := MergeAligned([]*onnx.Model{a, b}, ga, perms, []float64{1 - lambda, lambda})
+			mid, err := merge.Aligned([]*onnx.Model{a, b}, ga, perms, []float64{1 - lambda, lambda})
 			if err != nil {
 				t.Fatal(err)
 			}
 			ra, rb := a.Clone(), b.Clone()
-			if err := Apply(ra, ga, perms[0]); err != nil {
+			if err := permute.Apply(ra, ga, perms[0]); err != nil {
 				t.Fatal(err)
 			}
-			if err := Apply(rb, ga, perms[1]); err != nil {
+			if err := permute.Apply(rb, ga, perms[1]); err != nil {
 				t.Fatal(err)
 			}
-			rep, err := PrepareRepair(ra, rb, ga, fit, DataOptions{Batch: 256})
+			rep, err := PrepareRepair(ra, rb, ga, fit, Options{Batch: 256})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package permute
+package activation
 
 import (
 	"errors"
@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+
+	"github.com/onnx-rebasin/onnx-rebasin/internal/sitelayout"
 
 	"google.golang.org/protobuf/proto"
 
@@ -25,7 +27,7 @@ import (
 // mode, so each layer's statistics are measured on the output of the layers
 // before it as they will be re-normalised (what a PyTorch reset in train
 // mode does). Statistics tensors shared with other nodes are copied first.
-func ResetBatchNorm(m *onnx.Model, ds *eval.Dataset, opts DataOptions) error {
+func ResetBatchNorm(m *onnx.Model, ds *eval.Dataset, opts Options) error {
 	sess, err := infer.NewSession(m)
 	if err != nil {
 		return fmt.Errorf("%s: %w", m.Name, err)
@@ -37,7 +39,7 @@ func ResetBatchNorm(m *onnx.Model, ds *eval.Dataset, opts DataOptions) error {
 	var acc infer.BatchNormAccumulator
 	batch := opts.batch()
 	for from := 0; from < ds.N(); from += batch {
-		if err := ctxErr(opts.Context); err != nil {
+		if err := sitelayout.ContextErr(opts.Context); err != nil {
 			return err
 		}
 		to := min(from+batch, ds.N())
@@ -85,13 +87,13 @@ func nodeIndex(nodes []*onnxpb.NodeProto, name string) int {
 }
 
 // ownTensor returns the weight that node ni reads at input k, first giving
-// the node a copy of its own (see copyAs) if any other node reads the same
-// tensor (directly or through forwarders: Identity aliases, Casts).
+// the node a copy of its own (see sitelayout.CopyAs) if any other node reads the same
+// tensor (directly or through forwarders: permute.Identity aliases, Casts).
 func ownTensor(m *onnx.Model, ni, k int) (*onnxpb.TensorProto, error) {
 	g := m.Proto.Graph
 	src := graph.NewSources(m)
 	name := g.Node[ni].Input[k]
-	t := useTensor(m, src, graph.WeightSite{Node: ni, Input: k})
+	t := sitelayout.UseTensor(m, src, graph.WeightSite{Node: ni, Input: k})
 	if t == nil {
 		return nil, fmt.Errorf("%s: input %q of node %q is not a weight", m.Name, name, g.Node[ni].GetName())
 	}
@@ -111,7 +113,7 @@ func ownTensor(m *onnx.Model, ni, k int) (*onnxpb.TensorProto, error) {
 	if readers == 1 {
 		return t, nil
 	}
-	c, err := copyAs(m, t, uniqueName(m, name+"_own"), src.ElemType(name))
+	c, err := sitelayout.CopyAs(m, t, sitelayout.UniqueName(m, name+"_own"), src.ElemType(name))
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +140,7 @@ type Repair struct {
 	sites       []repairSite
 	meanA, stdA [][]float64
 	meanB, stdB [][]float64
-	opts        DataOptions
+	opts        Options
 	data        *eval.Dataset
 }
 
@@ -146,8 +148,8 @@ type Repair struct {
 // deviation of every hidden layer output of a and b (b aligned to a). The
 // layer outputs corrected are those of BatchNormalization nodes and of Conv
 // and Gemm nodes not followed by one, where the channels belong to a group.
-func PrepareRepair(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opts DataOptions) (*Repair, error) {
-	if err := checkFit(ga, a, b); err != nil {
+func PrepareRepair(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opts Options) (*Repair, error) {
+	if err := sitelayout.CheckFit(ga, a, b); err != nil {
 		return nil, err
 	}
 	r := &Repair{opts: opts, data: ds}
@@ -353,7 +355,7 @@ func (r *Repair) measure(m *onnx.Model, c *graph.Correspondence, progress func(d
 	})
 	batch := r.opts.batch()
 	for from := 0; from < r.data.N(); from += batch {
-		if err := ctxErr(r.opts.Context); err != nil {
+		if err := sitelayout.ContextErr(r.opts.Context); err != nil {
 			return nil, nil, err
 		}
 		to := min(from+batch, r.data.N())
@@ -432,7 +434,7 @@ func (r *Repair) Apply(m *onnx.Model, lambda float64) error {
 	n := r.data.N()
 	batches := (n + r.opts.batch() - 1) / r.opts.batch()
 	for k := 0; k < batches; k++ {
-		if err := ctxErr(r.opts.Context); err != nil {
+		if err := sitelayout.ContextErr(r.opts.Context); err != nil {
 			return err
 		}
 		from, to := k*n/batches, (k+1)*n/batches
@@ -494,7 +496,7 @@ func (r *Repair) checkSites(m *onnx.Model) error {
 		if s.node >= len(nodes) || len(nodes[s.node].Output) == 0 || nodes[s.node].Output[0] != s.value || s.weights >= len(nodes[s.node].Input) {
 			return fmt.Errorf("%s: has no layer writing %s where the repair was prepared", m.Name, s.value)
 		}
-		t := useTensor(m, src, graph.WeightSite{Node: s.node, Input: s.weights})
+		t := sitelayout.UseTensor(m, src, graph.WeightSite{Node: s.node, Input: s.weights})
 		if t == nil || s.outAxis >= len(t.Dims) || t.Dims[s.outAxis] != int64(len(r.meanA[i])) {
 			return fmt.Errorf("%s: the layer writing %s does not have the %d channels the repair was prepared for", m.Name, s.value, len(r.meanA[i]))
 		}
@@ -533,7 +535,7 @@ func foldAffine(m *onnx.Model, s repairSite, scale, shift []float64) error {
 		// A bias-free Conv or Gemm gets a zero bias to absorb the shift,
 		// in the type the layer reads its weight in (a weight stored in
 		// fp16 may reach it through a Cast to float32).
-		name := uniqueName(m, n.GetName()+"_repair_bias")
+		name := sitelayout.UniqueName(m, n.GetName()+"_repair_bias")
 		dt := graph.NewSources(m).ElemType(n.Input[s.weights])
 		b := &onnxpb.TensorProto{Name: proto.String(name), Dims: []int64{int64(c)}, DataType: proto.Int32(int32(dt)), RawData: make([]byte, c*onnx.ElemSize(dt))}
 		m.Proto.Graph.Initializer = append(m.Proto.Graph.Initializer, b)

@@ -1,4 +1,8 @@
-package permute
+// Package activation holds the parts of re-basin that run the models on
+// data: activation matching (Git Re-Basin's second method), resetting
+// BatchNorm statistics, and REPAIR (Jordan et al. 2022), which corrects a
+// merged model's per-channel statistics.
+package activation
 
 import (
 	"context"
@@ -8,6 +12,9 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/onnx-rebasin/onnx-rebasin/internal/sitelayout"
+	"github.com/onnx-rebasin/onnx-rebasin/permute"
+
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/infer"
@@ -16,24 +23,16 @@ import (
 	"github.com/onnx-rebasin/onnx-rebasin/simd"
 )
 
-// DataOptions controls the passes over data of activation matching, BatchNorm
+// Options controls the passes over data of activation matching, BatchNorm
 // resets and REPAIR.
-type DataOptions struct {
+type Options struct {
 	Batch    int                   // samples per forward pass (default 256)
 	Progress func(done, total int) // called after each batch, if set
 	// Context, if set, stops the passes with its error when cancelled.
 	Context context.Context
 }
 
-// ctxErr is ctx's error, nil for a nil ctx.
-func ctxErr(ctx context.Context) error {
-	if ctx == nil {
-		return nil
-	}
-	return ctx.Err()
-}
-
-func (o DataOptions) batch() int {
+func (o Options) batch() int {
 	if o.Batch <= 0 {
 		return 256
 	}
@@ -98,8 +97,8 @@ func (s *channelStats) add(shape []int, xa, xb []float32) error {
 // activationStats gathers, for every group of ga, the statistics of each
 // of its activation sites over ds (a and b running concurrently, see
 // pairedPasses).
-func activationStats(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opts DataOptions) ([][]*channelStats, error) {
-	if err := checkFit(ga, a, b); err != nil {
+func activationStats(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opts Options) ([][]*channelStats, error) {
+	if err := sitelayout.CheckFit(ga, a, b); err != nil {
 		return nil, err
 	}
 	sa, err := infer.NewSession(a)
@@ -191,7 +190,7 @@ func addChannelSums(x []float32, outer, c, inner int, sum, sq []float64) {
 // nothing is kept of a batch but the activations that are waiting for
 // their partner, so memory does not grow with the data or the number of
 // sites.
-func pairedPasses(sa, sb *infer.Session, nameA, nameB, input string, sites []*channelStats, ds *eval.Dataset, opts DataOptions) error {
+func pairedPasses(sa, sb *infer.Session, nameA, nameB, input string, sites []*channelStats, ds *eval.Dataset, opts Options) error {
 	siteOf := [2]map[string]int{{}, {}}
 	names := [2][]string{}
 	for k, s := range sites {
@@ -205,7 +204,7 @@ func pairedPasses(sa, sb *infer.Session, nameA, nameB, input string, sites []*ch
 	}
 	batch := opts.batch()
 	for from := 0; from < ds.N(); from += batch {
-		if err := ctxErr(opts.Context); err != nil {
+		if err := sitelayout.ContextErr(opts.Context); err != nil {
 			return err
 		}
 		to := min(from+batch, ds.N())
@@ -375,19 +374,19 @@ func (s *channelStats) correlation() []float64 {
 	return out
 }
 
-// ActivationMatch is the paper's activation matching: both models run on
+// Match is the paper's activation matching: both models run on
 // the data, and each group's permutation is the assignment that maximises
 // the summed correlation between A's and B's activations over every
 // activation site the group permutes (a residual stream pools all its tied
 // sites). Each group is solved once and independently.
-func ActivationMatch(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opts DataOptions) (Perms, error) {
+func Match(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opts Options) (permute.Perms, error) {
 	stats, err := activationStats(a, b, ga, ds, opts)
 	if err != nil {
 		return nil, err
 	}
 	var solver lap.Solver
-	perms := make(Perms, len(ga.Groups))
-	sets := setsOf(ga)
+	perms := make(permute.Perms, len(ga.Groups))
+	sets := sitelayout.SetsOf(ga)
 	costs := make([][]float64, len(ga.Groups))
 	for g, gs := range stats {
 		n := ga.Groups[g].Size
@@ -408,13 +407,13 @@ func ActivationMatch(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opt
 		perms[g] = p
 	}
 	// Block-structured groups: per pair of heads the within-head
-	// assignments, then the head assignment (see blockSolve).
+	// assignments, then the head assignment (see sitelayout.BlockSolve).
 	for _, set := range ga.BlockSets {
 		cs := make([][]float64, len(set))
 		for k, g := range set {
 			cs[k] = costs[g]
 		}
-		ps, err := solveSet(&solver, ga.Groups, set, cs)
+		ps, err := sitelayout.SolveSet(&solver, ga.Groups, set, cs)
 		if err != nil {
 			return nil, fmt.Errorf("groups %v: %w", set, err)
 		}
