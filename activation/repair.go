@@ -57,12 +57,17 @@ func ResetBatchNorm(m *onnx.Model, ds *eval.Dataset, opts Options) error {
 			return fmt.Errorf("%s: BatchNormalization %q not found", m.Name, name)
 		}
 		mean, variance, _ := acc.MeanVar(name, false)
-		for k, v := range map[int][]float32{3: mean, 4: variance} {
-			t, err := ownTensor(m, ni, k)
+		// Mean, then variance: the order in which shared statistics get
+		// their own copies fixes the copies' names and places in the file.
+		for _, st := range []struct {
+			input  int
+			values []float32
+		}{{3, mean}, {4, variance}} {
+			t, err := ownTensor(m, ni, st.input)
 			if err != nil {
 				return err
 			}
-			if err := m.SetFloat32s(t, v); err != nil {
+			if err := m.SetFloat32s(t, st.values); err != nil {
 				return fmt.Errorf("%s: %w", m.Name, err)
 			}
 		}

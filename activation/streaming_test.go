@@ -1,11 +1,14 @@
 package activation
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"sync"
 	"testing"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/onnx-rebasin/onnx-rebasin/internal/testkit"
 	"github.com/onnx-rebasin/onnx-rebasin/match"
@@ -287,5 +290,29 @@ func TestRepairMeetsTargets(t *testing.T) {
 			}
 			t.Logf("%d sites: worst |mean - target| %.2g σ_t (%.2g before REPAIR), worst |std - target| %.2g σ_t", len(rep.sites), worstMean, worstBefore, worstStd)
 		})
+	}
+}
+
+// TestResetBatchNormDeterministic: on a model whose BatchNorm nodes share
+// their statistics tensors (so the reset gives each its own copies), two
+// resets write the same bytes.
+func TestResetBatchNormDeterministic(t *testing.T) {
+	fit := testkit.LoadData(t, "fashion_train_x.npy", "").Head(64)
+	m, _ := testkit.LoadAnalyze(t, "../testmodels/forms/resnet_init.onnx")
+	var first []byte
+	for run := 0; run < 3; run++ {
+		c := m.Clone()
+		if err := ResetBatchNorm(c, fit, Options{Batch: 32}); err != nil {
+			t.Fatal(err)
+		}
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(c.Proto)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if run == 0 {
+			first = b
+		} else if !bytes.Equal(b, first) {
+			t.Fatalf("reset %d wrote other bytes than the first", run)
+		}
 	}
 }
