@@ -8,6 +8,9 @@
   from Debian's dataset-fashion-mnist when installed, else
   testmodels/fashion_train_x.npy repeated with a little noise (the timing and
   memory of a pass do not depend on the pixels).
+* fashion_test_x.npy, fashion_test_y.npy: the 10,000 t10k test images (float32
+  /255) and int64 labels (from Debian's package; else testmodels' 1,000-image slice),
+  to score the merged models (repair_quality.sh).
 * resnet50_s0.onnx, resnet50_s1.onnx: torchvision ResNet-50, random init from
   torch seeds 0 and 1, BatchNormalization kept (inference form), opset 17,
   dynamic batch, input (N,3,224,224).
@@ -26,6 +29,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 OUT = os.path.join(HERE, "out")
 FASHION = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+FASHION_TEST = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
+FASHION_TEST_LABELS = "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"
 
 
 def fashion(n):
@@ -39,6 +44,17 @@ def fashion(n):
     reps = -(-n // len(base))
     x = np.concatenate([base] * reps)[:n]
     return np.clip(x + rng.normal(0, 0.02, x.shape).astype(np.float32), 0, 1).astype(np.float32)
+
+
+def fashion_test():
+    if not os.path.exists(FASHION_TEST):
+        t = os.path.join(ROOT, "testmodels")
+        return np.load(os.path.join(t, "fashion_test_x.npy")), np.load(os.path.join(t, "fashion_test_y.npy"))
+    with gzip.open(FASHION_TEST) as f:
+        x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
+    with gzip.open(FASHION_TEST_LABELS) as f:
+        y = np.frombuffer(f.read(), np.uint8, offset=8)
+    return (x.astype(np.float32) / 255).copy(), y.astype(np.int64)
 
 
 def resnet50(seed, path):
@@ -55,6 +71,9 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     for n in (500, 2000, 8000):
         np.save(os.path.join(OUT, f"fashion_{n}.npy"), fashion(n))
+    tx, ty = fashion_test()
+    np.save(os.path.join(OUT, "fashion_test_x.npy"), tx)
+    np.save(os.path.join(OUT, "fashion_test_y.npy"), ty)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((256, 3, 224, 224), dtype=np.float32)
     for n in (64, 256):
