@@ -20,6 +20,8 @@
 #   COMMANDS="eval plain activation resetbn repair"   which commands to time
 #   BATCH=256                     --batch of every command (resnet50 cases use BATCH50, default 32)
 #   NICE=10                       nice level of the timed processes
+#   REPEAT=1                      runs of each row per build (alternating builds); summarise.py
+#                                 keeps the run of median wall time
 #   OUT=bench/data/out/run        where outputs (permutation reports, merged models) and
 #                                 the table (results.md) go
 #
@@ -57,28 +59,30 @@ echo "|---|---:|---|---|---:|---:|---:|---|---|" >>"$table"
 timed() {
 	local name=$1 n=$2 label=$3
 	shift 4
-	local spec tool bin
-	for spec in $bins; do
-		tool=${spec%%:*} bin=${spec#*:}
-		local load0 log
-		load0=$(cut -d' ' -f1-3 /proc/loadavg)
-		log=$out/time_${tool}_${name}_${n}_${label// /_}.txt
-		if ! nice -n "$nicelevel" /usr/bin/time -v "$bin" "${@:2}" >"$log.out" 2>"$log"; then
-			echo "FAILED: $bin ${*:2}" >&2
-			tail -5 "$log" >&2
-			return 1
-		fi
-		local wall user sys rss
-		wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,p,":"); s=0; for(i=1;i<=n;i++) s=s*60+p[i]; print s}' "$log")
-		user=$(awk -F': ' '/User time/ {print $2}' "$log")
-		sys=$(awk -F': ' '/System time/ {print $2}' "$log")
-		rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$log")
-		awk -v w="$wall" -v u="$user" -v s="$sys" -v r="$rss" -v c="$name" -v n="$n" -v l="$label" -v t="$tool" -v l0="$load0" -v l1="$(cut -d' ' -f1-3 /proc/loadavg)" \
-			'BEGIN {printf "| %s | %d | %s | %s | %.2f | %.2f | %.0f | %s | %s |\n", c, n, l, t, w, (w > 0 ? (u + s) / w : 0), r / 1024, l0, l1}' | tee -a "$table"
-		# Outputs kept per build, to compare them afterwards.
-		for f in "$o"_*.onnx "$o"_*.json; do
-			case ${f##*/} in *.*.*) continue ;; esac # already tagged
-			[ -f "$f" ] && mv "$f" "${f%.*}.$tool.${f##*.}"
+	local spec tool bin rep
+	for rep in $(seq "${REPEAT:-1}"); do
+		for spec in $bins; do
+			tool=${spec%%:*} bin=${spec#*:}
+			local load0 log
+			load0=$(cut -d' ' -f1-3 /proc/loadavg)
+			log=$out/time_${tool}_${name}_${n}_${label// /_}.txt
+			if ! nice -n "$nicelevel" /usr/bin/time -v "$bin" "${@:2}" >"$log.out" 2>"$log"; then
+				echo "FAILED: $bin ${*:2}" >&2
+				tail -5 "$log" >&2
+				return 1
+			fi
+			local wall user sys rss
+			wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,p,":"); s=0; for(i=1;i<=n;i++) s=s*60+p[i]; print s}' "$log")
+			user=$(awk -F': ' '/User time/ {print $2}' "$log")
+			sys=$(awk -F': ' '/System time/ {print $2}' "$log")
+			rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$log")
+			awk -v w="$wall" -v u="$user" -v s="$sys" -v r="$rss" -v c="$name" -v n="$n" -v l="$label" -v t="$tool" -v l0="$load0" -v l1="$(cut -d' ' -f1-3 /proc/loadavg)" \
+				'BEGIN {printf "| %s | %d | %s | %s | %.2f | %.2f | %.0f | %s | %s |\n", c, n, l, t, w, (w > 0 ? (u + s) / w : 0), r / 1024, l0, l1}' | tee -a "$table"
+			# Outputs kept per build, to compare them afterwards.
+			for f in "$o"_*.onnx "$o"_*.json; do
+				case ${f##*/} in *.*.*) continue ;; esac # already tagged
+				[ -f "$f" ] && mv "$f" "${f%.*}.$tool.${f##*.}"
+			done
 		done
 	done
 }
