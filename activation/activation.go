@@ -50,6 +50,12 @@ type channelStats struct {
 	value      string // in A
 	valueB     string // the same value in B (whose names may differ)
 	axis       int
+	// A site that an inference-mode BatchNormalization computes from
+	// another site of its group, in both models, is not measured: its
+	// moments follow from that site's and the per-channel scales
+	// γ/√(σ²+ε) of the two models' BatchNorms (see deriveBatchNormSites).
+	from           *channelStats
+	scaleA, scaleB []float64
 }
 
 func newChannelStats(value string, axis, c int) *channelStats {
@@ -142,14 +148,115 @@ func activationStats(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opt
 			return nil, fmt.Errorf("group %d has no activation to match on", g)
 		}
 	}
+	if err := deriveBatchNormSites(a, b, stats); err != nil {
+		return nil, err
+	}
 	var sites []*channelStats
 	for _, gs := range stats {
-		sites = append(sites, gs...)
+		for _, s := range gs {
+			if s.from == nil {
+				sites = append(sites, s)
+			}
+		}
 	}
 	if err := pairedPasses(sa, sb, a.Name, b.Name, input, sites, ds, opts); err != nil {
 		return nil, err
 	}
 	return stats, nil
+}
+
+// deriveBatchNormSites marks the sites of stats that a BatchNormalization
+// in inference mode computes from another site of the same group, in a and
+// in b: y = γ·(x − μ)/√(σ² + ε) + β per channel is an affine map of x, so
+// y's covariances and deviations follow from x's, and its correlations are
+// computed from them by the same formula, without multiplying y's values
+// out (a third of the products on Conv → BatchNorm → Relu chains). They
+// agree with y's own to rounding.
+func deriveBatchNormSites(a, b *onnx.Model, stats [][]*channelStats) error {
+	producerA, producerB := producers(a), producers(b)
+	srcA, srcB := graph.NewSources(a), graph.NewSources(b)
+	for _, gs := range stats {
+		byValue := map[string]*channelStats{}
+		for _, s := range gs {
+			byValue[s.value] = s
+		}
+		for _, s := range gs {
+			na, okA := producerA[s.value]
+			nb, okB := producerB[s.valueB]
+			if !okA || !okB {
+				continue
+			}
+			x := inferenceBatchNormInput(a, na)
+			if x == "" || x == s.value {
+				continue
+			}
+			from := byValue[x]
+			if from == nil || from.from != nil || inferenceBatchNormInput(b, nb) != from.valueB {
+				continue
+			}
+			scaleA, err := batchNormScales(a, srcA, na, s.channels)
+			if err != nil {
+				return err
+			}
+			scaleB, err := batchNormScales(b, srcB, nb, s.channels)
+			if err != nil {
+				return err
+			}
+			if scaleA == nil || scaleB == nil {
+				continue
+			}
+			s.from, s.scaleA, s.scaleB = from, scaleA, scaleB
+		}
+	}
+	return nil
+}
+
+// producers maps each node output of m to its node's index.
+func producers(m *onnx.Model) map[string]int {
+	p := map[string]int{}
+	for i, n := range m.Proto.GetGraph().GetNode() {
+		for _, o := range n.GetOutput() {
+			if o != "" {
+				p[o] = i
+			}
+		}
+	}
+	return p
+}
+
+// inferenceBatchNormInput is the input X of node ni when it is a
+// BatchNormalization in inference mode with one output, else "".
+func inferenceBatchNormInput(m *onnx.Model, ni int) string {
+	n := m.Proto.GetGraph().GetNode()[ni]
+	if n.GetOpType() != "BatchNormalization" || len(n.GetInput()) < 5 || len(n.GetOutput()) != 1 || attrInt(n, "training_mode", 0) != 0 {
+		return ""
+	}
+	return n.GetInput()[0]
+}
+
+// batchNormScales returns the c per-channel scales γ/√(σ² + ε) of
+// BatchNormalization node ni, or nil when γ or σ² is not a constant.
+func batchNormScales(m *onnx.Model, src *graph.Sources, ni, c int) ([]float64, error) {
+	var v [2][]float64
+	for k, input := range []int{1, 4} {
+		t := sitelayout.UseTensor(m, src, graph.WeightSite{Node: ni, Input: input})
+		if t == nil {
+			return nil, nil
+		}
+		var err error
+		if v[k], err = m.Float64s(t); err != nil {
+			return nil, fmt.Errorf("%s: %w", m.Name, err)
+		}
+		if len(v[k]) != c {
+			return nil, nil
+		}
+	}
+	eps := float64(attrFloat(m.Proto.GetGraph().GetNode()[ni], "epsilon", 1e-5))
+	scale := make([]float64, c)
+	for i := range scale {
+		scale[i] = v[0][i] / math.Sqrt(v[1][i]+eps)
+	}
+	return scale, nil
 }
 
 // addChannelSums adds Σx and Σx² over each channel of x (outer × c ×
@@ -353,22 +460,38 @@ func (p *sitePairing) add(k, side int, t, partner *infer.Tensor) error {
 // site counts alike however its activations are scaled.
 func (s *channelStats) correlation() []float64 {
 	c := s.channels
+	src := s
+	if s.from != nil {
+		src = s.from
+	}
 	out := make([]float64, c*c)
-	if s.n == 0 {
+	if src.n == 0 {
 		return out
 	}
 	meanA, meanB := make([]float64, c), make([]float64, c)
 	stdA, stdB := make([]float64, c), make([]float64, c)
 	for i := 0; i < c; i++ {
-		meanA[i], meanB[i] = s.sumA[i]/s.n, s.sumB[i]/s.n
-		stdA[i] = math.Sqrt(math.Max(s.sqA[i]/s.n-meanA[i]*meanA[i], 0))
-		stdB[i] = math.Sqrt(math.Max(s.sqB[i]/s.n-meanB[i]*meanB[i], 0))
+		meanA[i], meanB[i] = src.sumA[i]/src.n, src.sumB[i]/src.n
+		stdA[i] = math.Sqrt(math.Max(src.sqA[i]/src.n-meanA[i]*meanA[i], 0))
+		stdB[i] = math.Sqrt(math.Max(src.sqB[i]/src.n-meanB[i]*meanB[i], 0))
+	}
+	scaleA, scaleB := s.scaleA, s.scaleB // y = scale·x + shift per channel
+	if s.from == nil {
+		scaleA, scaleB = nil, nil
 	}
 	const eps = 1e-8
 	for i := 0; i < c; i++ {
 		for j := 0; j < c; j++ {
-			cov := s.cross[i*c+j]/s.n - meanA[i]*meanB[j]
-			out[i*c+j] = cov / (stdA[i]*stdB[j] + eps)
+			cov := src.cross[i*c+j]/src.n - meanA[i]*meanB[j]
+			sa, sb := stdA[i], stdB[j]
+			if scaleA != nil {
+				// The moments of y from those of x: cov scales by
+				// a_i·b_j, the deviations by |a_i| and |b_j|.
+				cov *= scaleA[i] * scaleB[j]
+				sa *= math.Abs(scaleA[i])
+				sb *= math.Abs(scaleB[j])
+			}
+			out[i*c+j] = cov / (sa*sb + eps)
 		}
 	}
 	return out
