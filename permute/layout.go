@@ -28,10 +28,26 @@ func strides(dims []int) []int {
 // rowOffsets returns the offset of each of rows units of size block that
 // start at index off of axis.
 func rowOffsets(dims []int, axis, block, off, rows int) []int {
+	return repeatRowOffsets(dims, axis, block, off, rows, rows, 1)
+}
+
+// unitIndex is the first index on its axis of copy j of unit u of a site
+// whose axis holds every block of d units rep times in a row, each unit
+// block indices wide, from index off on (graph.WeightSite.Repeat): with
+// rep 1, off + u·block.
+func unitIndex(u, j, d, rep, block, off int) int {
+	return off + ((u/d*rep+j)*d+u%d)*block
+}
+
+// repeatRowOffsets is rowOffsets for a site that holds every block of d
+// units rep times (see unitIndex): row u starts at its copy 0, and the
+// other copies are columns (repeatColOffsets). Rows are evenly spaced
+// within a block, not across blocks when rep > 1.
+func repeatRowOffsets(dims []int, axis, block, off, rows, d, rep int) []int {
 	st := strides(dims)[axis]
 	r := make([]int, rows)
 	for i := range r {
-		r[i] = (off + i*block) * st
+		r[i] = unitIndex(i, 0, d, rep, block, off) * st
 	}
 	return r
 }
@@ -43,8 +59,15 @@ func rowOffsets(dims []int, axis, block, off, rows int) []int {
 // each index reads (a permutation of the other groups); maps[axis] is
 // ignored.
 func colOffsets(dims []int, axis, block int, maps [][]int, dst []int) []int {
+	return repeatColOffsets(dims, axis, block, 1, 0, maps, dst)
+}
+
+// repeatColOffsets is colOffsets for a site whose units have rep copies
+// repStride indices apart on axis (see unitIndex): the copy is a column
+// index, after the axes before axis and before the index within the block.
+func repeatColOffsets(dims []int, axis, block, rep, repStride int, maps [][]int, dst []int) []int {
 	st := strides(dims)
-	cols := block
+	cols := block * rep
 	for k, d := range dims {
 		if k != axis {
 			cols *= d
@@ -80,6 +103,7 @@ func colOffsets(dims []int, axis, block int, maps [][]int, dst []int) []int {
 	for k := 0; k < axis; k++ {
 		expand(dims[k], st[k], maps[k])
 	}
+	expand(rep, repStride*st[axis], nil)
 	expand(block, st[axis], nil)
 	for k := axis + 1; k < len(dims); k++ {
 		expand(dims[k], st[k], maps[k])
