@@ -8,6 +8,8 @@ import (
 
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/internal/ortref"
+	"github.com/onnx-rebasin/onnx-rebasin/internal/sitelayout"
+	"github.com/onnx-rebasin/onnx-rebasin/internal/testkit"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
 )
@@ -30,7 +32,7 @@ func TestRepeatedHeadsMove(t *testing.T) {
 	}{{"attn_gqa", 2, 2, 4}, {"attn_mqa", 4, 1, 4}} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join("..", "testmodels", tc.name+".onnx")
-			orig, ga := loadAnalyze(t, path)
+			orig, ga := testkit.LoadAnalyze(t, path)
 			var repeated []int
 			for _, g := range ga.Groups {
 				for _, s := range g.Weights {
@@ -45,7 +47,7 @@ func TestRepeatedHeadsMove(t *testing.T) {
 			if len(repeated) != tc.queries {
 				t.Fatalf("%d groups with repeated sites, want %d", len(repeated), tc.queries)
 			}
-			inputs := randomInputs(t, orig, 3, 5)
+			inputs := testkit.RandomInputs(t, orig, 3, 5)
 			moved := 0
 			for _, seed := range []uint64{1, 2, 3, 4} {
 				// Only the attention groups move, so that the other axes
@@ -54,7 +56,7 @@ func TestRepeatedHeadsMove(t *testing.T) {
 				p := Identity(ga)
 				for _, g := range repeated {
 					p[g] = random[g]
-					if set := setsOf(ga)[g]; set >= 0 {
+					if set := sitelayout.SetsOf(ga)[g]; set >= 0 {
 						for _, h := range ga.BlockSets[set] {
 							p[h] = random[h]
 						}
@@ -68,13 +70,13 @@ func TestRepeatedHeadsMove(t *testing.T) {
 				for _, g := range repeated {
 					grp := ga.Groups[g]
 					d := grp.Size / max(grp.Blocks, 1)
-					if blocks, ok := blockSigma(p[g], d); ok && !isIdentity(blocks) {
+					if blocks, ok := sitelayout.BlockSigma(p[g], d); ok && !sitelayout.IsIdentity(blocks) {
 						moved++
 					}
 					for _, s := range grp.Weights {
 						if s.Repeat > 1 {
 							checkRepeatedSite(t, fmt.Sprintf("seed %d group %d", seed, g), s, d, p[g],
-								useTensor(orig, src, s), useTensor(m, srcM, s), orig, m)
+								sitelayout.UseTensor(orig, src, s), sitelayout.UseTensor(m, srcM, s), orig, m)
 						}
 					}
 				}
@@ -129,12 +131,12 @@ func checkRepeatedSite(t *testing.T, what string, s graph.WeightSite, d int, p [
 	for i, x := range before.Dims {
 		dims[i] = int(x)
 	}
-	st := strides(dims)
-	from := identityPerm(dims[s.Axis])
+	st := sitelayout.Strides(dims)
+	from := sitelayout.IdentityPerm(dims[s.Axis])
 	for u, v := range p {
 		for j := 0; j < s.Repeat; j++ {
 			for k := 0; k < max(s.Block, 1); k++ {
-				from[unitIndex(u, j, d, s.Repeat, max(s.Block, 1), s.Offset)+k] = unitIndex(v, j, d, s.Repeat, max(s.Block, 1), s.Offset) + k
+				from[sitelayout.UnitIndex(u, j, d, s.Repeat, max(s.Block, 1), s.Offset)+k] = sitelayout.UnitIndex(v, j, d, s.Repeat, max(s.Block, 1), s.Offset) + k
 			}
 		}
 	}

@@ -1,4 +1,4 @@
-package permute
+package match
 
 import (
 	"sync/atomic"
