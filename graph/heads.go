@@ -251,10 +251,6 @@ func (a *analyzer) resolveHeads() {
 	// within them: whatever reads the units, e.g. rotary embeddings that
 	// mix pairs of them, then reads them where they were).
 	headsBad, withinBad := map[int]string{}, map[int]string{}
-	isHeads := map[int]bool{}
-	for _, r := range a.heads {
-		isHeads[u.find(r.heads)] = true
-	}
 	// Repeated heads: the query heads of grouped-query attention repeat
 	// the K/V heads (repOf: query heads root -> the repeat). base maps a
 	// heads class to the heads its permutation derives from: one
@@ -274,6 +270,10 @@ func (a *analyzer) resolveHeads() {
 		repOf[tr] = r
 	}
 	clear(repOf)
+	isHeads := map[int]bool{}
+	for _, r := range a.heads {
+		isHeads[u.find(r.heads)] = true
+	}
 	for _, r := range a.repeats {
 		sr, tr := u.find(r.src), u.find(r.dst)
 		isSrc[sr] = true

@@ -30,9 +30,8 @@ type repeatOp struct {
 	src   string
 	axis  int
 	times int64
-	// last is the node whose output is the repeated value; inner are the
-	// other nodes of the subgraph, which the rules skip.
-	last  int
+	// inner are the nodes of the subgraph but the last (whose output is
+	// the repeated value): the rules skip them.
 	inner []int
 }
 
@@ -82,6 +81,9 @@ func findRepeats(v *view, s *shapes) map[int]repeatOp {
 			return "", 0, 0, nil, false
 		}
 		x = input(un, 0)
+		if v.isWeight(x) {
+			return "", 0, 0, nil, false // a constant: nothing to permute
+		}
 		xd, ok1 := s.shape(x)
 		ud, ok2 := s.shape(input(en, 0))
 		ed, ok3 := s.shape(input(rn, 0))
@@ -144,7 +146,7 @@ func findRepeats(v *view, s *shapes) map[int]repeatOp {
 			si, split = pi, v.nodes[pi]
 			nodes = append(nodes, ns...)
 		}
-		if !ok || split == nil || len(split.GetOutput()) != len(n.GetInput()) {
+		if !ok || split == nil || len(split.GetOutput()) != len(n.GetInput()) || v.isWeight(input(split, 0)) {
 			continue
 		}
 		sd, _ := s.shape(input(split, 0))
@@ -154,7 +156,7 @@ func findRepeats(v *view, s *shapes) map[int]repeatOp {
 		if err1 != nil || err2 != nil || ca != axis || sa != axis {
 			continue
 		}
-		ops[i] = repeatOp{src: input(split, 0), axis: axis, times: times, last: i, inner: append(nodes, si)}
+		ops[i] = repeatOp{src: input(split, 0), axis: axis, times: times, inner: append(nodes, si)}
 		for _, k := range ops[i].inner {
 			inside[k] = true
 		}
@@ -165,7 +167,7 @@ func findRepeats(v *view, s *shapes) map[int]repeatOp {
 			continue
 		}
 		if x, a, g, ns, ok := chain(output(n, 0)); ok {
-			ops[i] = repeatOp{src: x, axis: a, times: g, last: i, inner: ns[:2]}
+			ops[i] = repeatOp{src: x, axis: a, times: g, inner: ns[:2]}
 		}
 	}
 	return ops
