@@ -56,6 +56,9 @@ type channelStats struct {
 	// γ/√(σ²+ε) of the two models' BatchNorms (see deriveBatchNormSites).
 	from           *channelStats
 	scaleA, scaleB []float64
+	// repeat, when above 1, says that the channels are the group's units
+	// repeated (graph.ActivationSite.Repeat), perBlock units per block.
+	repeat, perBlock int
 }
 
 func newChannelStats(value string, axis, c int) *channelStats {
@@ -134,10 +137,12 @@ func activationStats(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opt
 			if s.Block > 1 || s.Offset != 0 {
 				continue // the same channels seen before a Flatten or Concat
 			}
-			if d, ok := ga.Shape(s.Value); ok && s.Axis < len(d) && d[s.Axis] >= 0 && int(d[s.Axis]) != grp.Size {
+			channels := grp.Size * max(s.Repeat, 1)
+			if d, ok := ga.Shape(s.Value); ok && s.Axis < len(d) && d[s.Axis] >= 0 && int(d[s.Axis]) != channels {
 				continue // a part of a wider axis (a packed projection): seen again after its Slice
 			}
-			cs := newChannelStats(s.Value, s.Axis, grp.Size)
+			cs := newChannelStats(s.Value, s.Axis, channels)
+			cs.repeat, cs.perBlock = max(s.Repeat, 1), grp.Size/max(grp.Blocks, 1)
 			var ok bool
 			if cs.valueB, ok = c.Value(s.Value); !ok {
 				continue // inside an op b computes as one node
@@ -191,7 +196,7 @@ func deriveBatchNormSites(a, b *onnx.Model, stats [][]*channelStats) error {
 				continue
 			}
 			from := byValue[x]
-			if from == nil || from.from != nil || inferenceBatchNormInput(b, nb) != from.valueB {
+			if from == nil || from.from != nil || from.channels != s.channels || from.repeat != s.repeat || inferenceBatchNormInput(b, nb) != from.valueB {
 				continue
 			}
 			scaleA, err := batchNormScales(a, srcA, na, s.channels)
@@ -455,6 +460,27 @@ func (p *sitePairing) add(k, side int, t, partner *infer.Tensor) error {
 	return s.add(ta.Shape, ta.F, tb.F)
 }
 
+// unitCorrelation returns correlation() over the n units of the group: for
+// repeated channels, the mean over the copies of the correlation of A's
+// copy of unit u with B's same copy of unit v (the copies move together).
+func (s *channelStats) unitCorrelation(n int) []float64 {
+	corr := s.correlation()
+	if s.repeat <= 1 {
+		return corr
+	}
+	out := make([]float64, n*n)
+	for u := range n {
+		for v := range n {
+			sum := 0.0
+			for j := range s.repeat {
+				sum += corr[sitelayout.UnitIndex(u, j, s.perBlock, s.repeat, 1, 0)*s.channels+sitelayout.UnitIndex(v, j, s.perBlock, s.repeat, 1, 0)]
+			}
+			out[u*n+v] = sum / float64(s.repeat)
+		}
+	}
+	return out
+}
+
 // correlation returns the c×c matrix of Pearson correlations between A's
 // channel i and B's channel j. Correlations, not raw products, so that every
 // site counts alike however its activations are scaled.
@@ -515,7 +541,7 @@ func Match(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opts Options)
 		n := ga.Groups[g].Size
 		cost := make([]float64, n*n)
 		for _, s := range gs {
-			for i, v := range s.correlation() {
+			for i, v := range s.unitCorrelation(n) {
 				cost[i] += v
 			}
 		}
