@@ -46,7 +46,7 @@
 // Chains Conv → BatchNormalization (inference mode) → Relu or Clip →
 // 2×2 MaxPool are fused into one node when nothing else reads the
 // intermediate values: see Fusion, which also turns it off. Runs with
-// OnValue, BatchNormStatistics or a Capture of a fused-away value execute
+// OnValue, BatchNormStatistics, or a Capture or Observe of a fused-away value execute
 // the graph node by node. Exp, Softmax and Erf use float32 approximations
 // (package simd documents their error bounds).
 //

@@ -95,8 +95,8 @@ type sessionConfig struct {
 // image's output while it is in cache. Results then differ from the
 // unfused graph by rounding only (the folded weights round differently).
 // Runs that observe intermediate values (OnValue, BatchNormStatistics, or
-// Capture of a fused-away value) always execute the unfused graph, node by
-// node. Turn fusion off to debug or to reproduce per-node rounding.
+// Capture or Observe of a fused-away value) always execute the unfused
+// graph, node by node. Turn fusion off to debug or to reproduce per-node rounding.
 func Fusion(on bool) Option {
 	return func(c *sessionConfig) { c.noFuse = !on }
 }
