@@ -309,10 +309,23 @@ func (s *Solver) solve(n int, cost []float64, prevPerm []int, prevV []float64) (
 		nfree int
 		err   error
 	)
-	warm := prevV != nil
+	warm, auction := prevV != nil, false
 	if warm {
-		nfree, err = s.warmInit(cost, prevPerm, prevV)
-		if err == nil && nfree*10 > n*warmGiveUp {
+		var slack float64
+		nfree, slack, err = s.warmInit(cost, prevPerm, prevV)
+		switch {
+		case err != nil || nfree*10 <= n*warmGiveUp:
+		case coldAuction && n >= auctionMin && prevPerm != nil:
+			// Too far from the previous solution for augmenting,
+			// but its prices are still a start for the auction, at
+			// an ε of the order of the rows' mean slack under them.
+			auction = true
+			for i := range s.x {
+				s.x[i] = -1
+				s.y[i] = -1
+			}
+			nfree = s.auctionInit(cost, slack)
+		default:
 			// Too far from the previous solution: a cold start's
 			// initialisation is cheaper than augmenting this many rows.
 			warm = false
@@ -325,13 +338,17 @@ func (s *Solver) solve(n int, cost []float64, prevPerm []int, prevV []float64) (
 	}
 	if !warm && err == nil {
 		nfree, err = s.coldInit(cost)
+		if err == nil && coldAuction && n >= auctionMin && nfree*10 > n*auctionFree {
+			auction = true
+			nfree = s.auctionInit(cost, 0)
+		}
 	}
 	if err != nil {
 		return nil, 0, err
 	}
 	s.stats.Seeded = n - nfree
 	passes := arrPasses
-	if warm {
+	if warm || auction {
 		passes = warmARRPasses
 	}
 	for pass := 0; pass < passes && nfree > 0; pass++ {
@@ -477,22 +494,26 @@ func (s *Solver) coldInit(cost []float64) (int, error) {
 // warmInit keeps the given prices, validates
 // the matrix while finding each row's best value, and seeds the assignment
 // with rows whose previous column, or else best column, is still a best one.
-func (s *Solver) warmInit(cost []float64, prevPerm []int, prevV []float64) (int, error) {
+// It returns the number of free rows and the rows' mean slack: how much less
+// than its best column each values its previous one (0 without prevPerm).
+func (s *Solver) warmInit(cost []float64, prevPerm []int, prevV []float64) (int, float64, error) {
 	n := s.n
 	v, x, y := s.v, s.x, s.y
 	copy(v, prevV)
 	bestJ := s.cnt // per-row best column
+	slack := 0.0
 	for i := 0; i < n; i++ {
 		row := cost[i*n : i*n+n]
 		vv := v[:len(row)]
 		b, bj, sq := rowMin(row, vv)
 		if !rowSquaresOK(sq) {
 			if err := badEntry(n, cost, i); err != nil {
-				return 0, err
+				return 0, 0, err
 			}
 		}
 		bestJ[i] = int32(bj)
 		if len(prevPerm) > 0 {
+			slack += (v[prevPerm[i]] - row[prevPerm[i]]) - b
 			// Duals computed in floating point leave the optimal
 			// column up to about 1.5 ulps (of the larger of price and
 			// entry) short of the row's best, so demanding equality
@@ -521,7 +542,7 @@ func (s *Solver) warmInit(cost []float64, prevPerm []int, prevV []float64) (int,
 		s.free[nfree] = int32(i)
 		nfree++
 	}
-	return nfree, nil
+	return nfree, slack / float64(n), nil
 }
 
 // augmentingRowReduction runs one JV augmenting row reduction pass over the
