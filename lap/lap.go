@@ -313,9 +313,11 @@ func (s *Solver) solve(n int, cost []float64, prevPerm []int, prevV []float64) (
 	if warm {
 		var slack float64
 		nfree, slack, err = s.warmInit(cost, prevPerm, prevV)
+		withAuction := coldAuction && n >= auctionMin && prevPerm != nil
 		switch {
 		case err != nil || nfree*10 <= n*warmGiveUp:
-		case coldAuction && n >= auctionMin && prevPerm != nil:
+		case withAuction && nfree*10 <= n*warmAuctionGiveUp:
+		case withAuction:
 			// Too far from the previous solution for augmenting,
 			// but its prices are still a start for the auction, at
 			// an ε of the order of the rows' mean slack under them.

@@ -586,10 +586,9 @@ func (mt *matcher) groupCost(g int, perms Perms) []float64 {
 		s.colOff, s.next = s.next, s.colOff
 		s.runs = runsOf(s.colOff, s.runs)
 		use := &mt.uses[s.use]
-		simd.GemmRuns(mt.gemmWorkers(), n, n, s.cols, s.runMatrix(use.a, s.aRuns), s.runMatrix(use.b, s.runs), tmp, n)
-		for i, v := range tmp {
-			cost[i] += float64(v)
-		}
+		workers := mt.gemmWorkers()
+		simd.GemmRuns(workers, n, n, s.cols, s.runMatrix(use.a, s.aRuns), s.runMatrix(use.b, s.runs), tmp, n)
+		addWidened(cost, tmp, workers)
 	}
 	return cost
 }
