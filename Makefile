@@ -61,7 +61,7 @@ unit: ortref
 # too long with -race).
 race:
 	$(GO) test -race -count=1 -run '^(TestParallel|TestGemmGOMAXPROCS)$$' ./simd
-	$(GO) test -race -count=1 -run '^TestLookAheadSameDescent$$' ./permute
+	$(GO) test -race -count=1 -run '^TestLookAheadSameDescent$$' ./match
 
 # NEON and generic code paths of simd on arm64, under qemu-user.
 arm64:

@@ -10,6 +10,9 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/onnx-rebasin/onnx-rebasin/activation"
+	"github.com/onnx-rebasin/onnx-rebasin/merge"
+
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/infer"
@@ -55,17 +58,17 @@ func Aligned(name string, perms permute.Perms) Variant {
 
 // ResetBN is the aligned path with every interior model's BatchNorm
 // statistics recomputed on fit (Jordan et al. 2022).
-func ResetBN(perms permute.Perms, fit *eval.Dataset, opts permute.DataOptions) Variant {
+func ResetBN(perms permute.Perms, fit *eval.Dataset, opts activation.Options) Variant {
 	return Variant{Name: "aligned + BN reset", Perms: perms, Fix: func(m *onnx.Model, _ float64) error {
-		return permute.ResetBatchNorm(m, fit, opts)
+		return activation.ResetBatchNorm(m, fit, opts)
 	}}
 }
 
 // Repair is the aligned path with REPAIR (Jordan et al. 2022) applied at
 // every interior point, from the statistics of a and of b aligned by perms
-// on fit. It returns permute.ErrNothingToRepair for models without layer
+// on fit. It returns activation.ErrNothingToRepair for models without layer
 // outputs REPAIR corrects.
-func Repair(a, b *onnx.Model, ga *graph.Analysis, perms permute.Perms, fit *eval.Dataset, opts permute.DataOptions) (Variant, error) {
+func Repair(a, b *onnx.Model, ga *graph.Analysis, perms permute.Perms, fit *eval.Dataset, opts activation.Options) (Variant, error) {
 	alignedB := b.Clone()
 	if err := permute.Apply(alignedB, ga, perms); err != nil {
 		return Variant{}, err
@@ -76,7 +79,7 @@ func Repair(a, b *onnx.Model, ga *graph.Analysis, perms permute.Perms, fit *eval
 	if err := permute.Apply(refA, ga, permute.Identity(ga)); err != nil {
 		return Variant{}, err
 	}
-	rep, err := permute.PrepareRepair(refA, alignedB, ga, fit, opts)
+	rep, err := activation.PrepareRepair(refA, alignedB, ga, fit, opts)
 	if err != nil {
 		return Variant{}, err
 	}
@@ -114,7 +117,7 @@ func Measure(a, b *onnx.Model, ga *graph.Analysis, test *eval.Dataset, variants 
 		p := Path{Name: v.Name}
 		for i := 0; i < opts.Steps; i++ {
 			l := float64(i) / float64(opts.Steps-1)
-			m, err := permute.MergeAligned([]*onnx.Model{a, b}, ga, []permute.Perms{identity, v.Perms}, []float64{1 - l, l})
+			m, err := merge.Aligned([]*onnx.Model{a, b}, ga, []permute.Perms{identity, v.Perms}, []float64{1 - l, l})
 			if err != nil {
 				return nil, err
 			}

@@ -4,11 +4,12 @@ import (
 	"math"
 	"testing"
 
+	"github.com/onnx-rebasin/onnx-rebasin/match"
+
 	"github.com/onnx-rebasin/onnx-rebasin/barrier"
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
-	"github.com/onnx-rebasin/onnx-rebasin/permute"
 )
 
 func load(t *testing.T, path string) *onnx.Model {
@@ -36,7 +37,7 @@ func TestMeasureMLP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := permute.WeightMatch(a, b, ga, permute.MatchOptions{Seed: 1})
+	res, err := match.Weights(a, b, ga, match.Options{Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

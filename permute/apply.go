@@ -1,16 +1,17 @@
-// Package permute applies permutations of hidden units to ONNX models and
-// finds the permutations that align one model to another (Git Re-Basin
-// weight matching), then merges aligned models.
+// Package permute holds permutations of a model's hidden units (one per
+// permutation group that package graph infers) and applies them to ONNX
+// models, moving every weight that reads a permuted axis so that the model
+// computes the same function. It also checks that two models share an
+// architecture, the precondition of aligning and merging them.
 package permute
 
 import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
-	"slices"
 	"strconv"
 
-	"google.golang.org/protobuf/proto"
+	"github.com/onnx-rebasin/onnx-rebasin/internal/sitelayout"
 
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
@@ -25,7 +26,7 @@ type Perms [][]int
 func Identity(a *graph.Analysis) Perms {
 	p := make(Perms, len(a.Groups))
 	for g, grp := range a.Groups {
-		p[g] = identityPerm(grp.Size)
+		p[g] = sitelayout.IdentityPerm(grp.Size)
 	}
 	return p
 }
@@ -37,7 +38,7 @@ func Identity(a *graph.Analysis) Perms {
 func Random(a *graph.Analysis, seed uint64) Perms {
 	r := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
 	p := make(Perms, len(a.Groups))
-	sets := setsOf(a)
+	sets := sitelayout.SetsOf(a)
 	sigmas := make([][]int, len(a.BlockSets))
 	for g, grp := range a.Groups {
 		k := sets[g]
@@ -49,7 +50,7 @@ func Random(a *graph.Analysis, seed uint64) Perms {
 			sigmas[k] = r.Perm(grp.Blocks)
 		}
 		d := grp.Size / grp.Blocks
-		tau := identityBlocks(grp.Blocks, d)
+		tau := sitelayout.IdentityBlocks(grp.Blocks, d)
 		for b := range tau {
 			switch {
 			case grp.FixedWithin:
@@ -59,15 +60,7 @@ func Random(a *graph.Analysis, seed uint64) Perms {
 				tau[b] = r.Perm(d)
 			}
 		}
-		p[g] = blockPerm(sigmas[k], tau, d)
-	}
-	return p
-}
-
-func identityPerm(n int) []int {
-	p := make([]int, n)
-	for i := range p {
-		p[i] = i
+		p[g] = sitelayout.BlockPerm(sigmas[k], tau, d)
 	}
 	return p
 }
@@ -98,9 +91,6 @@ type axisMove struct {
 	Index []int
 }
 
-// use is one node input that reads a weight tensor.
-type use struct{ node, input int }
-
 // Apply permutes every weight of m that a group touches, in place. a must be
 // the analysis of m or of a model of the same architecture in any form (see
 // SameArchitecture and graph.Analysis.For): each group member is found by
@@ -128,11 +118,11 @@ func Apply(m *onnx.Model, a *graph.Analysis, p Perms) error {
 		within               bool // one block's units (graph.WeightSite.Within)
 		perm                 []int
 	}
-	byUse := map[use]map[int][]siteOnAxis{}
-	tensorOf := map[use]string{}
+	byUse := map[sitelayout.NodeInput]map[int][]siteOnAxis{}
+	tensorOf := map[sitelayout.NodeInput]string{}
 	for gi, grp := range a.Groups {
 		for _, s := range grp.Weights {
-			u := use{s.Node, s.Input}
+			u := sitelayout.NodeInput{Node: s.Node, Input: s.Input}
 			if byUse[u] == nil {
 				byUse[u] = map[int][]siteOnAxis{}
 			}
@@ -147,8 +137,8 @@ func Apply(m *onnx.Model, a *graph.Analysis, p Perms) error {
 		}
 	}
 	// Turn each use's sites into per-axis index maps over the full tensor.
-	moves := map[use][]axisMove{}
-	shapeKey := map[use]string{} // which groups sit where: decides sharing
+	moves := map[sitelayout.NodeInput][]axisMove{}
+	shapeKey := map[sitelayout.NodeInput]string{} // which groups sit where: decides sharing
 	for u, axes := range byUse {
 		t := weights[tensorOf[u]]
 		if t == nil {
@@ -162,7 +152,7 @@ func Apply(m *onnx.Model, a *graph.Analysis, p Perms) error {
 			for _, s := range sites {
 				shapeKey[u] += fmt.Sprintf("%d:%d/%d/%d/%v;", axis, s.group, s.block, s.offset, s.within)
 			}
-			idx := identityPerm(int(t.Dims[axis]))
+			idx := sitelayout.IdentityPerm(int(t.Dims[axis]))
 			covered := make([]bool, len(idx))
 			for _, s := range sites {
 				block := max(s.block, 1)
@@ -199,7 +189,7 @@ func Apply(m *onnx.Model, a *graph.Analysis, p Perms) error {
 
 	// Every reader of every weight, looking through forwarders.
 	type reader struct {
-		u   use
+		u   sitelayout.NodeInput
 		key string // canonical form of the moves, "" for none
 	}
 	readers := map[string][]reader{}
@@ -213,7 +203,7 @@ func Apply(m *onnx.Model, a *graph.Analysis, p Perms) error {
 			if tn == "" {
 				continue
 			}
-			u := use{ni, ii}
+			u := sitelayout.NodeInput{Node: ni, Input: ii}
 			if readers[tn] == nil {
 				tensorOrder = append(tensorOrder, tn)
 			}
@@ -225,7 +215,7 @@ func Apply(m *onnx.Model, a *graph.Analysis, p Perms) error {
 			if readers[tn] == nil {
 				tensorOrder = append(tensorOrder, tn)
 			}
-			readers[tn] = append(readers[tn], reader{use{-1, -1}, ""})
+			readers[tn] = append(readers[tn], reader{sitelayout.NodeInput{Node: -1, Input: -1}, ""})
 		}
 	}
 
@@ -254,13 +244,13 @@ func Apply(m *onnx.Model, a *graph.Analysis, p Perms) error {
 			if r.key == "" {
 				continue
 			}
-			in := g.Node[r.u.node].Input[r.u.input]
+			in := g.Node[r.u.Node].Input[r.u.Input]
 			dt := src.ElemType(in)
 			key := r.key + dt.String()
 			name, ok := copies[key]
 			if !ok {
-				name = uniqueName(m, tn+"_rebasin"+strconv.Itoa(len(copies)+1))
-				c, err := copyAs(m, t, name, dt)
+				name = sitelayout.UniqueName(m, tn+"_rebasin"+strconv.Itoa(len(copies)+1))
+				c, err := sitelayout.CopyAs(m, t, name, dt)
 				if err != nil {
 					return err
 				}
@@ -270,51 +260,10 @@ func Apply(m *onnx.Model, a *graph.Analysis, p Perms) error {
 				}
 				copies[key] = name
 			}
-			g.Node[r.u.node].Input[r.u.input] = name
+			g.Node[r.u.Node].Input[r.u.Input] = name
 		}
 	}
 	return nil
-}
-
-// copyAs adds to m a copy of tensor t named name, of element type dt: t's
-// own type (a bit-exact copy) or the floating-point type a Cast of t
-// gives, with the values that Cast computes (rounded to nearest even).
-func copyAs(m *onnx.Model, t *onnxpb.TensorProto, name string, dt onnxpb.TensorProto_DataType) (*onnxpb.TensorProto, error) {
-	if dt == onnx.DataType(t) {
-		return m.CopyTensor(t, name), nil
-	}
-	v, err := m.Float64s(t)
-	if err != nil {
-		return nil, err
-	}
-	c := &onnxpb.TensorProto{Name: proto.String(name), Dims: slices.Clone(t.Dims), DataType: proto.Int32(int32(dt)), RawData: []byte{}}
-	if err := m.SetFloat64s(c, v); err != nil {
-		return nil, err
-	}
-	m.Proto.Graph.Initializer = append(m.Proto.Graph.Initializer, c)
-	return c, nil
-}
-
-// uniqueName returns base, or base with a suffix, that names no value of m.
-func uniqueName(m *onnx.Model, base string) string {
-	used := map[string]bool{}
-	g := m.Proto.GetGraph()
-	for _, t := range g.GetInitializer() {
-		used[t.GetName()] = true
-	}
-	for _, n := range g.GetNode() {
-		for _, o := range n.Output {
-			used[o] = true
-		}
-	}
-	for _, v := range g.GetInput() {
-		used[v.GetName()] = true
-	}
-	name := base
-	for i := 2; used[name]; i++ {
-		name = base + "_" + strconv.Itoa(i)
-	}
-	return name
 }
 
 // permuteTensor moves whole elements of t (any fixed-size type, bit-exactly)
@@ -344,11 +293,11 @@ func permuteTensor(m *onnx.Model, t *onnxpb.TensorProto, ms []axisMove) error {
 	}
 	// Rows along axis 0, columns over the other axes (see layout.go).
 	rows := dims[0]
-	colOff := colOffsets(dims, 0, 1, maps, nil)
+	colOff := sitelayout.ColOffsets(dims, 0, 1, maps, nil)
 	rowBytes := len(colOff) * es
-	if !isIdentity(colOff) {
-		runs := runsOf(colOff, nil)
-		inParallel(rows, min(runtime.GOMAXPROCS(0), rows, len(raw)>>20+1), func(r0, r1 int) {
+	if !sitelayout.IsIdentity(colOff) {
+		runs := sitelayout.RunsOf(colOff, nil)
+		sitelayout.InParallel(rows, min(runtime.GOMAXPROCS(0), rows, len(raw)>>20+1), func(r0, r1 int) {
 			tmp := make([]byte, rowBytes)
 			for r := r0; r < r1; r++ {
 				row := raw[r*rowBytes : (r+1)*rowBytes]

@@ -23,6 +23,10 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/onnx-rebasin/onnx-rebasin/activation"
+	"github.com/onnx-rebasin/onnx-rebasin/match"
+	"github.com/onnx-rebasin/onnx-rebasin/merge"
+
 	"google.golang.org/protobuf/proto"
 
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
@@ -751,7 +755,7 @@ func (p *plan) buildInMemory(out string, meta []*onnxpb.StringStringEntryProto, 
 	if ref == nil {
 		ref = &models[0]
 	}
-	dopts := permute.DataOptions{Batch: opts.Batch}
+	dopts := activation.Options{Batch: opts.Batch}
 	perms := make([]permute.Perms, len(models))
 	aligned := make([]*onnx.Model, len(models))
 	for i, m := range models {
@@ -765,7 +769,7 @@ func (p *plan) buildInMemory(out string, meta []*onnxpb.StringStringEntryProto, 
 		}
 		switch r.Align.Method {
 		case "", "weight":
-			mr, err := permute.WeightMatch(ref.m, m.m, ref.a, permute.MatchOptions{Seed: r.Seed, MaxIter: r.Align.MaxIter})
+			mr, err := match.Weights(ref.m, m.m, ref.a, match.Options{Seed: r.Seed, MaxIter: r.Align.MaxIter})
 			if err != nil {
 				return fmt.Errorf("aligning %s to %s: %w", m.m.Name, ref.m.Name, err)
 			}
@@ -776,7 +780,7 @@ func (p *plan) buildInMemory(out string, meta []*onnxpb.StringStringEntryProto, 
 			if err != nil {
 				return err
 			}
-			if perms[i], err = permute.ActivationMatch(ref.m, m.m, ref.a, ds, dopts); err != nil {
+			if perms[i], err = activation.Match(ref.m, m.m, ref.a, ds, dopts); err != nil {
 				return fmt.Errorf("aligning %s to %s: %w", m.m.Name, ref.m.Name, err)
 			}
 			logf(opts.Log, "aligned %s to %s by activations\n", m.m.Name, ref.m.Name)
@@ -793,7 +797,7 @@ func (p *plan) buildInMemory(out string, meta []*onnxpb.StringStringEntryProto, 
 		merged, err = p.greedy(aligned, opts, res)
 	case r.MergeMethod == "linear" && boolOr(r.Parameters.Normalize, true):
 		// What `merge` does: the same engine.
-		merged, err = permute.Average(aligned, p.weights)
+		merged, err = merge.Average(aligned, p.weights)
 	default:
 		merged, err = p.combineInMemory(ref.m, base, aligned)
 	}
@@ -805,7 +809,7 @@ func (p *plan) buildInMemory(out string, meta []*onnxpb.StringStringEntryProto, 
 		if err != nil {
 			return err
 		}
-		rep, err := permute.PrepareRepair(aligned[0], aligned[1], ref.a, fit, dopts)
+		rep, err := activation.PrepareRepair(aligned[0], aligned[1], ref.a, fit, dopts)
 		if err != nil {
 			return err
 		}
@@ -818,7 +822,7 @@ func (p *plan) buildInMemory(out string, meta []*onnxpb.StringStringEntryProto, 
 		if err != nil {
 			return err
 		}
-		if err := permute.ResetBatchNorm(merged, fit, dopts); err != nil {
+		if err := activation.ResetBatchNorm(merged, fit, dopts); err != nil {
 			return err
 		}
 	}
@@ -910,7 +914,7 @@ func (p *plan) greedy(models []*onnx.Model, opts Options, res *Result) (*onnx.Mo
 	current := models[order[0]]
 	res.Greedy = append(res.Greedy, GreedyStep{Model: p.labels[order[0]], Accuracy: best, SoupAccuracy: best, Kept: true})
 	for _, i := range order[1:] {
-		cand, err := permute.Average(append(slices.Clone(soup), models[i]), nil)
+		cand, err := merge.Average(append(slices.Clone(soup), models[i]), nil)
 		if err != nil {
 			return nil, err
 		}

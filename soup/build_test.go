@@ -11,6 +11,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/onnx-rebasin/onnx-rebasin/activation"
+	"github.com/onnx-rebasin/onnx-rebasin/match"
+	"github.com/onnx-rebasin/onnx-rebasin/merge"
+
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/internal/ortref"
@@ -258,8 +262,8 @@ func weightsOf(t *testing.T, path string) map[string][]float64 {
 }
 
 // TestSoupMatchesMerge checks that linear is merge's engine: without
-// alignment the streamed average equals permute.Average's to the byte, and
-// with alignment the soup equals permute.MergeAligned of WeightMatch.
+// alignment the streamed average equals merge.Average's to the byte, and
+// with alignment the soup equals merge.Aligned of match.Weights.
 func TestSoupMatchesMerge(t *testing.T) {
 	dir := soupDir(t)
 	out, res := build(t, dir, "lin", "merge_method: linear\nmodels: [{model: ft0.onnx, parameters: {weight: 1}}, {model: ft2.onnx, parameters: {weight: 3}}]\n")
@@ -268,7 +272,7 @@ func TestSoupMatchesMerge(t *testing.T) {
 	}
 	a, _ := onnx.Load(filepath.Join(dir, "ft0.onnx"))
 	b, _ := onnx.Load(filepath.Join(dir, "ft2.onnx"))
-	avg, err := permute.Average([]*onnx.Model{a, b}, []float64{1, 3})
+	avg, err := merge.Average([]*onnx.Model{a, b}, []float64{1, 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +281,7 @@ func TestSoupMatchesMerge(t *testing.T) {
 	gb, _ := got.Marshal()
 	wb, _ := avg.Marshal()
 	if !bytes.Equal(gb, wb) {
-		t.Error("streamed linear soup differs from permute.Average")
+		t.Error("streamed linear soup differs from merge.Average")
 	}
 
 	// Independently trained models, aligned.
@@ -297,11 +301,11 @@ func TestSoupMatchesMerge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mr, err := permute.WeightMatch(m0, m1, ga, permute.MatchOptions{Seed: 2})
+	mr, err := match.Weights(m0, m1, ga, match.Options{Seed: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := permute.MergeAligned([]*onnx.Model{m0, m1}, ga, []permute.Perms{permute.Identity(ga), mr.Perms}, nil)
+	want, err := merge.Aligned([]*onnx.Model{m0, m1}, ga, []permute.Perms{permute.Identity(ga), mr.Perms}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +314,7 @@ func TestSoupMatchesMerge(t *testing.T) {
 	gb, _ = got.Marshal()
 	wb, _ = want.Marshal()
 	if !bytes.Equal(gb, wb) {
-		t.Error("aligned linear soup differs from merge's MergeAligned")
+		t.Error("aligned linear soup differs from merge.Aligned")
 	}
 	// Task arithmetic on aligned independent models runs (alignment first)
 	// and its task vectors are taken against the aligned models.
@@ -415,33 +419,33 @@ func TestSoupDataSteps(t *testing.T) {
 		}
 		return m, a
 	}
-	opts := permute.DataOptions{Batch: 256}
+	opts := activation.Options{Batch: 256}
 
 	// Activation matching, then BN reset.
 	out, _ := build(t, dir, "act", fmt.Sprintf("merge_method: linear\nmodels: [{model: cnn_bn_s0.onnx}, {model: cnn_bn_s1.onnx}]\nalign: {method: activation, data: %s}\nreset_bn: %s\n", fitPath, fitPath))
 	a, ga := load("cnn_bn_s0")
 	b, _ := load("cnn_bn_s1")
-	perms, err := permute.ActivationMatch(a, b, ga, fit, opts)
+	perms, err := activation.Match(a, b, ga, fit, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := permute.MergeAligned([]*onnx.Model{a, b}, ga, []permute.Perms{permute.Identity(ga), perms}, nil)
+	want, err := merge.Aligned([]*onnx.Model{a, b}, ga, []permute.Perms{permute.Identity(ga), perms}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := permute.ResetBatchNorm(want, fit, opts); err != nil {
+	if err := activation.ResetBatchNorm(want, fit, opts); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := onnx.Load(out)
 	if !bytes.Equal(savedBytes(t, got), savedBytes(t, want)) {
-		t.Error("activation-aligned soup with reset_bn differs from ActivationMatch + MergeAligned + ResetBatchNorm")
+		t.Error("activation-aligned soup with reset_bn differs from activation.Match + merge.Aligned + activation.ResetBatchNorm")
 	}
 
 	// Weight matching, then REPAIR at weights 1:3.
 	out, _ = build(t, dir, "rep", fmt.Sprintf("merge_method: linear\nmodels: [{model: mlp32_s0.onnx, parameters: {weight: 1}}, {model: mlp32_s1.onnx, parameters: {weight: 3}}]\nalign: {method: weight}\nrepair: %s\n", fitPath))
 	a, ga = load("mlp32_s0")
 	b, _ = load("mlp32_s1")
-	mr, err := permute.WeightMatch(a, b, ga, permute.MatchOptions{})
+	mr, err := match.Weights(a, b, ga, match.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -449,11 +453,11 @@ func TestSoupDataSteps(t *testing.T) {
 	if err := permute.Apply(bAligned, ga, mr.Perms); err != nil {
 		t.Fatal(err)
 	}
-	want, err = permute.Average([]*onnx.Model{a, bAligned}, []float64{1, 3})
+	want, err = merge.Average([]*onnx.Model{a, bAligned}, []float64{1, 3})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := permute.PrepareRepair(a, bAligned, ga, fit, opts)
+	rep, err := activation.PrepareRepair(a, bAligned, ga, fit, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -462,7 +466,7 @@ func TestSoupDataSteps(t *testing.T) {
 	}
 	got, _ = onnx.Load(out)
 	if !bytes.Equal(savedBytes(t, got), savedBytes(t, want)) {
-		t.Error("soup with repair differs from WeightMatch + Average + REPAIR at λ = 0.75")
+		t.Error("soup with repair differs from match.Weights + merge.Average + REPAIR at λ = 0.75")
 	}
 }
 

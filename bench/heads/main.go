@@ -21,6 +21,10 @@ import (
 	"log"
 	"math"
 
+	"github.com/onnx-rebasin/onnx-rebasin/activation"
+	"github.com/onnx-rebasin/onnx-rebasin/match"
+	"github.com/onnx-rebasin/onnx-rebasin/merge"
+
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/infer"
@@ -55,11 +59,11 @@ func main() {
 				g := restrict(ga, heads, residual)
 				var perms permute.Perms
 				if method != "weight" {
-					perms, err = permute.ActivationMatch(a, b, g, fit, permute.DataOptions{})
+					perms, err = activation.Match(a, b, g, fit, activation.Options{})
 					check(err)
 				}
 				if method != "activation" {
-					res, err := permute.WeightMatch(a, b, g, permute.MatchOptions{Seed: *seed, Init: perms})
+					res, err := match.Weights(a, b, g, match.Options{Seed: *seed, Init: perms})
 					check(err)
 					perms = res.Perms
 				}
@@ -98,7 +102,7 @@ func path(a, b *onnx.Model, ga *graph.Analysis, perms permute.Perms, test *eval.
 	var loss, acc []float64
 	for i := 0; i < steps; i++ {
 		l := float64(i) / float64(steps-1)
-		m, err := permute.MergeAligned([]*onnx.Model{a, b}, ga, []permute.Perms{permute.Identity(ga), perms}, []float64{1 - l, l})
+		m, err := merge.Aligned([]*onnx.Model{a, b}, ga, []permute.Perms{permute.Identity(ga), perms}, []float64{1 - l, l})
 		check(err)
 		sess, err := infer.NewSession(m)
 		check(err)

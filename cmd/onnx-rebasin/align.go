@@ -5,6 +5,9 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/onnx-rebasin/onnx-rebasin/activation"
+	"github.com/onnx-rebasin/onnx-rebasin/match"
+
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
@@ -54,7 +57,7 @@ type alignOptions struct {
 
 // alignModels loads a and b and finds the permutations of b that align it
 // to a. For --method activation the result has no sweeps.
-func alignModels(c *cmdContext, pathA, pathB string, o alignOptions) (*onnx.Model, *onnx.Model, *graph.Analysis, *permute.MatchResult, error) {
+func alignModels(c *cmdContext, pathA, pathB string, o alignOptions) (*onnx.Model, *onnx.Model, *graph.Analysis, *match.Result, error) {
 	ma, mb, ga, err := loadPair(pathA, pathB)
 	if err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("cannot align: %w", err)
@@ -68,22 +71,22 @@ func alignModels(c *cmdContext, pathA, pathB string, o alignOptions) (*onnx.Mode
 
 // alignLoaded finds the permutations of mb (read from pathB) that align it
 // to ma (read from pathA); ga is ma's analysis.
-func alignLoaded(c *cmdContext, ma, mb *onnx.Model, ga *graph.Analysis, pathA, pathB string, o alignOptions) (*permute.MatchResult, error) {
-	opts := permute.MatchOptions{Seed: o.seed, MaxIter: o.maxIter, Progress: c.sweepLog(o.quiet), Context: c.ctx}
+func alignLoaded(c *cmdContext, ma, mb *onnx.Model, ga *graph.Analysis, pathA, pathB string, o alignOptions) (*match.Result, error) {
+	opts := match.Options{Seed: o.seed, MaxIter: o.maxIter, Progress: c.sweepLog(o.quiet), Context: c.ctx}
 	if o.method == "activation" || o.method == "hybrid" {
 		if o.fit == nil {
 			return nil, usagef("--method %s needs --data", o.method)
 		}
-		perms, err := permute.ActivationMatch(ma, mb, ga, o.fit, permute.DataOptions{Batch: o.batch, Context: c.ctx, Progress: c.progressBar(o.quiet, "activation matching")})
+		perms, err := activation.Match(ma, mb, ga, o.fit, activation.Options{Batch: o.batch, Context: c.ctx, Progress: c.progressBar(o.quiet, "activation matching")})
 		if err != nil {
 			return nil, fmt.Errorf("aligning %s to %s: %w", pathB, pathA, err)
 		}
 		if o.method == "activation" {
-			return &permute.MatchResult{Perms: perms}, nil
+			return &match.Result{Perms: perms}, nil
 		}
 		opts.Init = perms
 	}
-	res, err := permute.WeightMatch(ma, mb, ga, opts)
+	res, err := match.Weights(ma, mb, ga, opts)
 	if err != nil {
 		return nil, fmt.Errorf("aligning %s to %s: %w", pathB, pathA, err)
 	}
@@ -92,11 +95,11 @@ func alignLoaded(c *cmdContext, ma, mb *onnx.Model, ga *graph.Analysis, pathA, p
 
 // sweepLog returns a callback that logs each weight-matching sweep on
 // stderr (one line each), or nil when quiet.
-func (c *cmdContext) sweepLog(quiet bool) func(permute.Sweep) {
+func (c *cmdContext) sweepLog(quiet bool) func(match.Sweep) {
 	if quiet {
 		return nil
 	}
-	return func(s permute.Sweep) {
+	return func(s match.Sweep) {
 		fmt.Fprintf(c.stderr, "sweep %d: objective %.6g, %s changed (%.2fs)\n", s.N, s.Objective, plural(s.Changed, "group", "groups"), s.Elapsed.Seconds())
 	}
 }

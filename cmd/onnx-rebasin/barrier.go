@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/onnx-rebasin/onnx-rebasin/activation"
+
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
@@ -15,7 +17,6 @@ import (
 	"github.com/onnx-rebasin/onnx-rebasin/barrier"
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/internal/atomicfile"
-	"github.com/onnx-rebasin/onnx-rebasin/permute"
 )
 
 func runBarrier(c *cmdContext, args []string) error {
@@ -83,15 +84,15 @@ func runBarrier(c *cmdContext, args []string) error {
 	if err != nil {
 		return err
 	}
-	dopts := permute.DataOptions{Batch: *batch, Context: c.ctx}
+	dopts := activation.Options{Batch: *batch, Context: c.ctx}
 	variants := []barrier.Variant{barrier.Naive(ga), barrier.Aligned("aligned ("+*method+")", res.Perms)}
 	if bnData != nil {
 		variants = append(variants, barrier.ResetBN(res.Perms, bnData, dopts))
 	}
 	if repairData != nil {
-		v, err := barrier.Repair(ma, mb, ga, res.Perms, repairData, permute.DataOptions{Batch: *batch, Context: c.ctx, Progress: c.progressBar(*quiet, "REPAIR statistics")})
+		v, err := barrier.Repair(ma, mb, ga, res.Perms, repairData, activation.Options{Batch: *batch, Context: c.ctx, Progress: c.progressBar(*quiet, "REPAIR statistics")})
 		switch {
-		case errors.Is(err, permute.ErrNothingToRepair):
+		case errors.Is(err, activation.ErrNothingToRepair):
 			fmt.Fprintf(c.stderr, "barrier: skipping REPAIR: %v\n", err)
 		case err != nil:
 			return err

@@ -7,6 +7,8 @@ import (
 	"maps"
 	"strconv"
 
+	"github.com/onnx-rebasin/onnx-rebasin/match"
+
 	"github.com/onnx-rebasin/onnx-rebasin/barrier"
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
@@ -207,7 +209,7 @@ type groupReport struct {
 	Moved int `json:"moved"` // units not mapped to themselves
 }
 
-// sweepJSON is one weight-matching sweep (permute.Sweep).
+// sweepJSON is one weight-matching sweep (match.Sweep).
 type sweepJSON struct {
 	N         int     `json:"n"`
 	Objective float64 `json:"objective"`
@@ -215,7 +217,7 @@ type sweepJSON struct {
 	ElapsedS  float64 `json:"elapsed_s"` // since matching started
 }
 
-func newSweepsJSON(sweeps []permute.Sweep) []sweepJSON {
+func newSweepsJSON(sweeps []match.Sweep) []sweepJSON {
 	out := []sweepJSON{}
 	for _, s := range sweeps {
 		out = append(out, sweepJSON{s.N, s.Objective, s.Changed, s.Elapsed.Seconds()})

@@ -6,6 +6,10 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/onnx-rebasin/onnx-rebasin/activation"
+	"github.com/onnx-rebasin/onnx-rebasin/match"
+	"github.com/onnx-rebasin/onnx-rebasin/merge"
+
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/permute"
@@ -112,7 +116,7 @@ func runMerge(c *cmdContext, args []string) error {
 	if bnData != nil && !hasOp(models[0], "BatchNormalization") {
 		return usagef("merge: --reset-bn: %s has no BatchNormalization", pos[0])
 	}
-	opts := permute.MatchOptions{Seed: *seed, MaxIter: *maxIter, Context: c.ctx}
+	opts := match.Options{Seed: *seed, MaxIter: *maxIter, Context: c.ctx}
 	var perms []permute.Perms
 	switch {
 	case *noAlign:
@@ -125,7 +129,7 @@ func runMerge(c *cmdContext, args []string) error {
 				fmt.Fprintf(c.stderr, "mergemany round %d: %s changed\n", round, plural(changed, "model", "models"))
 			}
 		}
-		perms, err = permute.MergeMany(models, analyses[0], opts, progress)
+		perms, err = merge.Many(models, analyses[0], opts, progress)
 		if err != nil {
 			return err
 		}
@@ -146,7 +150,7 @@ func runMerge(c *cmdContext, args []string) error {
 			perms = append(perms, res.Perms)
 		}
 	}
-	merged, err := permute.MergeAligned(models, analyses[0], perms, weights)
+	merged, err := merge.Aligned(models, analyses[0], perms, weights)
 	if err != nil {
 		return err
 	}
@@ -158,7 +162,7 @@ func runMerge(c *cmdContext, args []string) error {
 		if err := permute.Apply(b, analyses[0], perms[1]); err != nil {
 			return err
 		}
-		rep, err := permute.PrepareRepair(a, b, analyses[0], repairData, permute.DataOptions{Batch: *batch, Context: c.ctx, Progress: c.progressBar(*quiet, "REPAIR statistics")})
+		rep, err := activation.PrepareRepair(a, b, analyses[0], repairData, activation.Options{Batch: *batch, Context: c.ctx, Progress: c.progressBar(*quiet, "REPAIR statistics")})
 		if err != nil {
 			return err
 		}
@@ -171,7 +175,7 @@ func runMerge(c *cmdContext, args []string) error {
 		}
 	}
 	if bnData != nil {
-		if err := permute.ResetBatchNorm(merged, bnData, permute.DataOptions{Batch: *batch, Context: c.ctx, Progress: c.progressBar(*quiet, "BN reset")}); err != nil {
+		if err := activation.ResetBatchNorm(merged, bnData, activation.Options{Batch: *batch, Context: c.ctx, Progress: c.progressBar(*quiet, "BN reset")}); err != nil {
 			return err
 		}
 	}
@@ -256,7 +260,7 @@ func runInterp(c *cmdContext, args []string) error {
 	ga := analyses[0]
 	perms := []permute.Perms{permute.Identity(ga), permute.Identity(ga)}
 	if !*noAlign {
-		res, err := permute.WeightMatch(models[0], models[1], ga, permute.MatchOptions{Seed: *seed, MaxIter: *maxIter, Progress: c.sweepLog(*quiet), Context: c.ctx})
+		res, err := match.Weights(models[0], models[1], ga, match.Options{Seed: *seed, MaxIter: *maxIter, Progress: c.sweepLog(*quiet), Context: c.ctx})
 		if err != nil {
 			return fmt.Errorf("aligning %s to %s: %w", pos[1], pos[0], err)
 		}
@@ -268,7 +272,7 @@ func runInterp(c *cmdContext, args []string) error {
 	}
 	err = writeAll(stepPaths, func(i int, path string) error {
 		l := float64(i) / float64(*steps-1)
-		m, err := permute.MergeAligned(models, ga, perms, []float64{1 - l, l})
+		m, err := merge.Aligned(models, ga, perms, []float64{1 - l, l})
 		if err != nil {
 			return err
 		}

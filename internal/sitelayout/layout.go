@@ -1,4 +1,4 @@
-package permute
+package sitelayout
 
 import (
 	"runtime"
@@ -14,8 +14,8 @@ import (
 // columns, so they live entirely in colOff, and a cost matrix can be
 // updated for just the columns whose offsets changed.
 
-// strides returns the row-major strides of dims.
-func strides(dims []int) []int {
+// Strides returns the row-major Strides of dims.
+func Strides(dims []int) []int {
 	s := make([]int, len(dims))
 	n := 1
 	for i := len(dims) - 1; i >= 0; i-- {
@@ -25,10 +25,10 @@ func strides(dims []int) []int {
 	return s
 }
 
-// rowOffsets returns the offset of each of rows units of size block that
+// RowOffsets returns the offset of each of rows units of size block that
 // start at index off of axis.
-func rowOffsets(dims []int, axis, block, off, rows int) []int {
-	st := strides(dims)[axis]
+func RowOffsets(dims []int, axis, block, off, rows int) []int {
+	st := Strides(dims)[axis]
 	r := make([]int, rows)
 	for i := range r {
 		r[i] = (off + i*block) * st
@@ -36,14 +36,14 @@ func rowOffsets(dims []int, axis, block, off, rows int) []int {
 	return r
 }
 
-// colOffsets writes into dst (grown as needed) the offset of every column
+// ColOffsets writes into dst (grown as needed) the offset of every column
 // of a site on axis with units of size block: the indices of the axes
 // before axis, then the index within the block, then the axes after axis,
 // in row-major order. maps[k], when not nil, says which index of axis k
 // each index reads (a permutation of the other groups); maps[axis] is
 // ignored.
-func colOffsets(dims []int, axis, block int, maps [][]int, dst []int) []int {
-	st := strides(dims)
+func ColOffsets(dims []int, axis, block int, maps [][]int, dst []int) []int {
+	st := Strides(dims)
 	cols := block
 	for k, d := range dims {
 		if k != axis {
@@ -92,8 +92,8 @@ func colOffsets(dims []int, axis, block int, maps [][]int, dst []int) []int {
 // can be multiplied in place (simd.GemmRuns).
 type run = simd.Run
 
-// runsOf splits column offsets into runs, so that a gather copies blocks.
-func runsOf(colOff []int, dst []run) []run {
+// RunsOf splits column offsets into runs, so that a gather copies blocks.
+func RunsOf(colOff []int, dst []run) []run {
 	dst = dst[:0]
 	for c := 0; c < len(colOff); {
 		e := c + 1
@@ -106,28 +106,28 @@ func runsOf(colOff []int, dst []run) []run {
 	return dst
 }
 
-// gatherMatrix copies the rows × len(colOff) matrix of data given by rowOff
+// GatherMatrix copies the rows × len(colOff) matrix of data given by rowOff
 // and the runs of colOff into dst, in parallel for large matrices.
-func gatherMatrix(dst, data []float32, rowOff []int, runs []run, cols int) {
+func GatherMatrix(dst, data []float32, rowOff []int, runs []run, cols int) {
 	rows := len(rowOff)
 	workers := min(runtime.GOMAXPROCS(0), rows, rows*cols/(1<<18)+1)
-	inParallel(rows, workers, func(r0, r1 int) {
+	InParallel(rows, workers, func(r0, r1 int) {
 		for r := r0; r < r1; r++ {
 			base := rowOff[r]
 			row := dst[r*cols : (r+1)*cols]
 			for _, q := range runs {
-				copyRun(row[q.Col:q.Col+q.Len], data[base+q.Off:base+q.Off+q.Len])
+				CopyRun(row[q.Col:q.Col+q.Len], data[base+q.Off:base+q.Off+q.Len])
 			}
 		}
 	})
 }
 
-// inParallel calls fn on [0, n) cut into workers near-equal pieces, on as
+// InParallel calls fn on [0, n) cut into workers near-equal pieces, on as
 // many goroutines (the first on the caller's), and waits for them. Plain
 // goroutines rather than simd.Parallel, whose caller and pool busy-wait:
 // these loops can run beside the single-threaded assignment solver (see
-// WeightMatch's look-ahead), whose core that would take.
-func inParallel(n, workers int, fn func(lo, hi int)) {
+// match.Weights' look-ahead), whose core that would take.
+func InParallel(n, workers int, fn func(lo, hi int)) {
 	if workers <= 1 {
 		fn(0, n)
 		return
@@ -144,10 +144,10 @@ func inParallel(n, workers int, fn func(lo, hi int)) {
 	wg.Wait()
 }
 
-// copyRun is copy for the short runs of a gather, where a call to copy
+// CopyRun is copy for the short runs of a gather, where a call to copy
 // costs more than the values (single elements of a transposed matrix, a
 // conv kernel's 9 taps).
-func copyRun(dst, src []float32) {
+func CopyRun(dst, src []float32) {
 	if len(src) >= 32 {
 		copy(dst, src)
 		return

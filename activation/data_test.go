@@ -1,8 +1,13 @@
-package permute
+package activation
 
 import (
 	"path/filepath"
 	"testing"
+
+	"github.com/onnx-rebasin/onnx-rebasin/internal/testkit"
+	"github.com/onnx-rebasin/onnx-rebasin/match"
+	"github.com/onnx-rebasin/onnx-rebasin/merge"
+	"github.com/onnx-rebasin/onnx-rebasin/permute"
 
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
@@ -10,15 +15,6 @@ import (
 	"github.com/onnx-rebasin/onnx-rebasin/npy"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 )
-
-func loadData(t *testing.T, x, y string) *eval.Dataset {
-	t.Helper()
-	ds, err := eval.Load("../testmodels/"+x, y)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ds
-}
 
 // testLoss is the mean cross-entropy of m on the committed test slice,
 // computed by the built-in interpreter.
@@ -28,7 +24,7 @@ func testLoss(t *testing.T, m *onnx.Model) float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := eval.Run(sess, loadData(t, "fashion_test_x.npy", "../testmodels/fashion_test_y.npy"), 500, nil)
+	res, err := eval.Run(sess, testkit.LoadData(t, "fashion_test_x.npy", "../testmodels/fashion_test_y.npy"), 500, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,10 +34,10 @@ func testLoss(t *testing.T, m *onnx.Model) float64 {
 // TestActivationMatchRecovers: activations of a permuted copy correlate
 // perfectly with the original's only under the true permutation.
 func TestActivationMatchRecovers(t *testing.T) {
-	ds := loadData(t, "fashion_train_x.npy", "")
+	ds := testkit.LoadData(t, "fashion_train_x.npy", "")
 	ds = ds.Head(300) // plenty, and keeps the test quick
 	for _, name := range []string{"mlp32_s0", "cnn_bn_s0", "resnet_s0", "transformer_s0"} {
-		a, ga := loadAnalyze(t, "../testmodels/"+name+".onnx")
+		a, ga := testkit.LoadAnalyze(t, "../testmodels/"+name+".onnx")
 		checkActivationRecovers(t, name, a, ga, ds, 5, 100)
 	}
 }
@@ -51,21 +47,21 @@ func TestActivationMatchRecovers(t *testing.T) {
 func checkActivationRecovers(t *testing.T, name string, a *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, seed uint64, batch int) {
 	t.Helper()
 	b := a.Clone()
-	if err := Apply(b, ga, Random(ga, seed)); err != nil {
+	if err := permute.Apply(b, ga, permute.Random(ga, seed)); err != nil {
 		t.Fatal(err)
 	}
-	perms, err := ActivationMatch(a, b, ga, ds, DataOptions{Batch: batch})
+	perms, err := Match(a, b, ga, ds, Options{Batch: batch})
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
-	if err := Apply(b, ga, perms); err != nil {
+	if err := permute.Apply(b, ga, perms); err != nil {
 		t.Fatal(err)
 	}
 	ref := a.Clone()
-	if err := Apply(ref, ga, Identity(ga)); err != nil {
+	if err := permute.Apply(ref, ga, permute.Identity(ga)); err != nil {
 		t.Fatal(err)
 	}
-	if weightsMoved(t, ref, b) {
+	if testkit.WeightsMoved(t, ref, b) {
 		t.Errorf("%s: activation matching did not recover the permutation", name)
 	}
 }
@@ -75,9 +71,9 @@ func checkActivationRecovers(t *testing.T, name string, a *onnx.Model, ga *graph
 // of the heads and blocks back exactly, packed projections included.
 func TestActivationMatchRecoversBlocks(t *testing.T) {
 	for _, name := range []string{"attn_qkv", "attn_mha", "attn_encoder", "attn_rotary", "gconv"} {
-		a, ga := loadAnalyze(t, "../testmodels/"+name+".onnx")
+		a, ga := testkit.LoadAnalyze(t, "../testmodels/"+name+".onnx")
 		path := filepath.Join(t.TempDir(), "x.npy")
-		if err := npy.WriteFile(path, randomInputs(t, a, 64, 3)["input"]); err != nil {
+		if err := npy.WriteFile(path, testkit.RandomInputs(t, a, 64, 3)["input"]); err != nil {
 			t.Fatal(err)
 		}
 		ds, err := eval.Load(path, "")
@@ -92,7 +88,7 @@ func TestActivationMatchRecoversBlocks(t *testing.T) {
 // pairs: after weight matching, resetting BatchNorm statistics cuts the
 // midpoint loss of the BatchNorm nets, and REPAIR cuts the narrow MLP's.
 func TestBatchNormResetAndRepair(t *testing.T) {
-	fit := loadData(t, "fashion_train_x.npy", "")
+	fit := testkit.LoadData(t, "fashion_train_x.npy", "")
 	for _, c := range []struct {
 		name   string
 		repair bool
@@ -100,31 +96,31 @@ func TestBatchNormResetAndRepair(t *testing.T) {
 		// 0.60, 0.27, 0.77)
 		limit float64
 	}{{"cnn_bn", false, 0.65}, {"resnet", false, 0.35}, {"mlp32", true, 0.85}} {
-		a, ga := loadAnalyze(t, "../testmodels/"+c.name+"_s0.onnx")
-		b, _ := loadAnalyze(t, "../testmodels/"+c.name+"_s1.onnx")
-		res, err := WeightMatch(a, b, ga, MatchOptions{})
+		a, ga := testkit.LoadAnalyze(t, "../testmodels/"+c.name+"_s0.onnx")
+		b, _ := testkit.LoadAnalyze(t, "../testmodels/"+c.name+"_s1.onnx")
+		res, err := match.Weights(a, b, ga, match.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		perms := []Perms{Identity(ga), res.Perms}
-		mid, err := MergeAligned([]*onnx.Model{a, b}, ga, perms, nil)
+		perms := []permute.Perms{permute.Identity(ga), res.Perms}
+		mid, err := merge.Aligned([]*onnx.Model{a, b}, ga, perms, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		before := testLoss(t, mid)
 		if !c.repair {
-			if err := ResetBatchNorm(mid, fit, DataOptions{}); err != nil {
+			if err := ResetBatchNorm(mid, fit, Options{}); err != nil {
 				t.Fatal(err)
 			}
 		} else {
 			ra, rb := a.Clone(), b.Clone()
-			if err := Apply(ra, ga, perms[0]); err != nil {
+			if err := permute.Apply(ra, ga, perms[0]); err != nil {
 				t.Fatal(err)
 			}
-			if err := Apply(rb, ga, perms[1]); err != nil {
+			if err := permute.Apply(rb, ga, perms[1]); err != nil {
 				t.Fatal(err)
 			}
-			rep, err := PrepareRepair(ra, rb, ga, fit, DataOptions{})
+			rep, err := PrepareRepair(ra, rb, ga, fit, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -148,11 +144,11 @@ func TestBatchNormResetAndRepair(t *testing.T) {
 // TestRepairAtEndpointIsNoOp: REPAIR of model a itself toward λ=0 targets
 // a's own statistics, so the function must not change.
 func TestRepairAtEndpointIsNoOp(t *testing.T) {
-	fit := loadData(t, "fashion_train_x.npy", "")
+	fit := testkit.LoadData(t, "fashion_train_x.npy", "")
 	fit = fit.Head(200)
-	a, ga := loadAnalyze(t, "../testmodels/cnn_bn_s0.onnx")
-	b, _ := loadAnalyze(t, "../testmodels/cnn_bn_s1.onnx")
-	rep, err := PrepareRepair(a, b, ga, fit, DataOptions{})
+	a, ga := testkit.LoadAnalyze(t, "../testmodels/cnn_bn_s0.onnx")
+	b, _ := testkit.LoadAnalyze(t, "../testmodels/cnn_bn_s1.onnx")
+	rep, err := PrepareRepair(a, b, ga, fit, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,14 @@
-package permute
+package match
 
 import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/onnx-rebasin/onnx-rebasin/internal/sitelayout"
+	"github.com/onnx-rebasin/onnx-rebasin/internal/testkit"
+	"github.com/onnx-rebasin/onnx-rebasin/permute"
 
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/internal/ortref"
@@ -32,21 +36,21 @@ func batchNormStatistics(t *testing.T, ga *graph.Analysis) []graph.WeightSite {
 // TestStatisticsNotScored: as in the paper, weight matching scores learned
 // weights only. Rescaling and shifting B's BatchNorm running means and
 // variances changes neither the objective nor the permutations found, and
-// Apply still permutes them with their channels (so the aligned model
+// permute.Apply still permutes them with their channels (so the aligned model
 // computes what B computes, checked by ONNX Runtime).
 func TestStatisticsNotScored(t *testing.T) {
 	ort := ortref.Require(t)
 	for _, name := range []string{"cnn_bn", "resnet"} {
 		t.Run(name, func(t *testing.T) {
-			a, ga := loadAnalyze(t, "../testmodels/"+name+"_s0.onnx")
-			b, _ := loadAnalyze(t, "../testmodels/"+name+"_s1.onnx")
+			a, ga := testkit.LoadAnalyze(t, "../testmodels/"+name+"_s0.onnx")
+			b, _ := testkit.LoadAnalyze(t, "../testmodels/"+name+"_s1.onnx")
 			stats := batchNormStatistics(t, ga)
 			for _, s := range stats {
 				if s.Input != 3 && s.Input != 4 {
 					t.Errorf("input %d of node %d marked as a statistic", s.Input, s.Node)
 				}
 			}
-			res, err := WeightMatch(a, b, ga, MatchOptions{Seed: 0})
+			res, err := Weights(a, b, ga, Options{Seed: 0})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -54,7 +58,7 @@ func TestStatisticsNotScored(t *testing.T) {
 			r := rand.New(rand.NewPCG(1, 2))
 			w := graph.NewSources(changed)
 			for _, s := range stats {
-				tensor := useTensor(changed, w, s)
+				tensor := sitelayout.UseTensor(changed, w, s)
 				v, err := changed.Float32s(tensor)
 				if err != nil {
 					t.Fatal(err)
@@ -69,7 +73,7 @@ func TestStatisticsNotScored(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			res2, err := WeightMatch(a, changed, ga, MatchOptions{Seed: 0})
+			res2, err := Weights(a, changed, ga, Options{Seed: 0})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -83,13 +87,13 @@ func TestStatisticsNotScored(t *testing.T) {
 				}
 			}
 
-			// Apply moves the statistics with their channels.
+			// permute.Apply moves the statistics with their channels.
 			pathB := filepath.Join(t.TempDir(), "b.onnx")
 			if err := b.Save(pathB); err != nil {
 				t.Fatal(err)
 			}
 			aligned := b.Clone()
-			if err := Apply(aligned, ga, res.Perms); err != nil {
+			if err := permute.Apply(aligned, ga, res.Perms); err != nil {
 				t.Fatal(err)
 			}
 			movedStats := 0
@@ -102,7 +106,7 @@ func TestStatisticsNotScored(t *testing.T) {
 						t.Fatalf("statistic %q: unit %d is not B's unit %d", s.Tensor, i, j)
 					}
 				}
-				if !isIdentity(p) {
+				if !sitelayout.IsIdentity(p) {
 					movedStats++
 				}
 			}
@@ -113,7 +117,7 @@ func TestStatisticsNotScored(t *testing.T) {
 			if err := aligned.Save(out); err != nil {
 				t.Fatal(err)
 			}
-			if err := ort.CompareModels(pathB, out, randomInputs(t, a, 4, 3), 1e-4, 1e-3); err != nil {
+			if err := ort.CompareModels(pathB, out, testkit.RandomInputs(t, a, 4, 3), 1e-4, 1e-3); err != nil {
 				t.Errorf("aligned model computes something else: %v", err)
 			}
 		})
@@ -123,7 +127,7 @@ func TestStatisticsNotScored(t *testing.T) {
 // floatsAt returns the values of the weight that site s reads in m.
 func floatsAt(t *testing.T, m *onnx.Model, s graph.WeightSite) []float32 {
 	t.Helper()
-	v, err := m.Float32s(useTensor(m, graph.NewSources(m), s))
+	v, err := m.Float32s(sitelayout.UseTensor(m, graph.NewSources(m), s))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,12 @@
-package permute
+package merge
 
 import (
 	"context"
 	"errors"
 	"testing"
+
+	"github.com/onnx-rebasin/onnx-rebasin/activation"
+	"github.com/onnx-rebasin/onnx-rebasin/match"
 
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
@@ -32,14 +35,17 @@ func TestCancelled(t *testing.T) {
 		name string
 		run  func() error
 	}{
-		{"WeightMatch", func() error { _, err := WeightMatch(a, b, ga, MatchOptions{Context: ctx}); return err }},
-		{"MergeMany", func() error {
-			_, err := MergeMany([]*onnx.Model{a, b}, ga, MatchOptions{Context: ctx}, nil)
+		{"match.Weights", func() error { _, err := match.Weights(a, b, ga, match.Options{Context: ctx}); return err }},
+		{"Many", func() error {
+			_, err := Many([]*onnx.Model{a, b}, ga, match.Options{Context: ctx}, nil)
 			return err
 		}},
-		{"ActivationMatch", func() error { _, err := ActivationMatch(a, b, ga, ds, DataOptions{Context: ctx}); return err }},
-		{"ResetBatchNorm", func() error { return ResetBatchNorm(a.Clone(), ds, DataOptions{Context: ctx}) }},
-		{"PrepareRepair", func() error { _, err := PrepareRepair(a, b, ga, ds, DataOptions{Context: ctx}); return err }},
+		{"activation.Match", func() error { _, err := activation.Match(a, b, ga, ds, activation.Options{Context: ctx}); return err }},
+		{"activation.ResetBatchNorm", func() error { return activation.ResetBatchNorm(a.Clone(), ds, activation.Options{Context: ctx}) }},
+		{"activation.PrepareRepair", func() error {
+			_, err := activation.PrepareRepair(a, b, ga, ds, activation.Options{Context: ctx})
+			return err
+		}},
 	}
 	for _, tt := range tests {
 		if err := tt.run(); !errors.Is(err, context.Canceled) {

@@ -1,10 +1,17 @@
-package permute
+// Package activation holds the parts of re-basin that run the models on
+// data: activation matching (Git Re-Basin's second method), resetting
+// BatchNorm statistics, and REPAIR (Jordan et al. 2022), which corrects a
+// merged model's per-channel statistics.
+package activation
 
 import (
 	"context"
 	"fmt"
 	"math"
 	"slices"
+
+	"github.com/onnx-rebasin/onnx-rebasin/internal/sitelayout"
+	"github.com/onnx-rebasin/onnx-rebasin/permute"
 
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
@@ -14,24 +21,16 @@ import (
 	"github.com/onnx-rebasin/onnx-rebasin/simd"
 )
 
-// DataOptions controls the passes over data of activation matching, BatchNorm
+// Options controls the passes over data of activation matching, BatchNorm
 // resets and REPAIR.
-type DataOptions struct {
+type Options struct {
 	Batch    int                   // samples per forward pass (default 256)
 	Progress func(done, total int) // called after each batch, if set
 	// Context, if set, stops the passes with its error when cancelled.
 	Context context.Context
 }
 
-// ctxErr is ctx's error, nil for a nil ctx.
-func ctxErr(ctx context.Context) error {
-	if ctx == nil {
-		return nil
-	}
-	return ctx.Err()
-}
-
-func (o DataOptions) batch() int {
+func (o Options) batch() int {
 	if o.Batch <= 0 {
 		return 256
 	}
@@ -123,13 +122,13 @@ func (s *channelStats) correlation() []float64 {
 	return out
 }
 
-// ActivationMatch is the paper's activation matching: both models run on
+// Match is the paper's activation matching: both models run on
 // the data, and each group's permutation is the assignment that maximises
 // the summed correlation between A's and B's activations over every
 // activation site the group permutes (a residual stream pools all its tied
 // sites). Each group is solved once and independently.
-func ActivationMatch(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opts DataOptions) (Perms, error) {
-	if err := checkFit(ga, a, b); err != nil {
+func Match(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opts Options) (permute.Perms, error) {
+	if err := sitelayout.CheckFit(ga, a, b); err != nil {
 		return nil, err
 	}
 	sa, err := infer.NewSession(a)
@@ -178,7 +177,7 @@ func ActivationMatch(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opt
 	}
 	batch := opts.batch()
 	for from := 0; from < ds.N(); from += batch {
-		if err := ctxErr(opts.Context); err != nil {
+		if err := sitelayout.ContextErr(opts.Context); err != nil {
 			return nil, err
 		}
 		to := min(from+batch, ds.N())
@@ -210,8 +209,8 @@ func ActivationMatch(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opt
 		}
 	}
 	var solver lap.Solver
-	perms := make(Perms, len(ga.Groups))
-	sets := setsOf(ga)
+	perms := make(permute.Perms, len(ga.Groups))
+	sets := sitelayout.SetsOf(ga)
 	costs := make([][]float64, len(ga.Groups))
 	for g, gs := range stats {
 		n := ga.Groups[g].Size
@@ -232,13 +231,13 @@ func ActivationMatch(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opt
 		perms[g] = p
 	}
 	// Block-structured groups: per pair of heads the within-head
-	// assignments, then the head assignment (see blockSolve).
+	// assignments, then the head assignment (see sitelayout.BlockSolve).
 	for _, set := range ga.BlockSets {
 		cs := make([][]float64, len(set))
 		for k, g := range set {
 			cs[k] = costs[g]
 		}
-		ps, err := solveSet(&solver, ga.Groups, set, cs)
+		ps, err := sitelayout.SolveSet(&solver, ga.Groups, set, cs)
 		if err != nil {
 			return nil, fmt.Errorf("groups %v: %w", set, err)
 		}

@@ -1,4 +1,9 @@
-package permute
+// Package match finds the permutation that aligns one model's hidden
+// units to another's by weight matching (Git Re-Basin, Ainsworth et al.
+// 2022): coordinate descent over the permutation groups, each step an exact
+// linear assignment on sums of weight products, with block-structured steps
+// for attention heads and grouped convolutions.
+package match
 
 import (
 	"context"
@@ -12,24 +17,26 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/onnx-rebasin/onnx-rebasin/internal/sitelayout"
+	"github.com/onnx-rebasin/onnx-rebasin/permute"
+
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/internal/hugepage"
 	"github.com/onnx-rebasin/onnx-rebasin/lap"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
-	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
 	"github.com/onnx-rebasin/onnx-rebasin/simd"
 )
 
-// MatchOptions controls weight matching.
-type MatchOptions struct {
+// Options controls weight matching.
+type Options struct {
 	// Seed draws the order in which each sweep visits the groups.
 	Seed uint64
 	// MaxIter bounds the number of sweeps (default 100).
 	MaxIter int
 	// Init is the starting permutation. By default matching starts from
 	// whichever scores higher of the identity and the signature start (see
-	// WeightMatch).
-	Init Perms
+	// Weights).
+	Init permute.Perms
 	// IdentityStart, when Init is nil, starts from the identity without
 	// trying the signature start.
 	IdentityStart bool
@@ -47,9 +54,9 @@ type Sweep struct {
 	Elapsed   time.Duration // since matching started
 }
 
-// MatchResult is the outcome of weight matching.
-type MatchResult struct {
-	Perms           Perms
+// Result is the outcome of weight matching.
+type Result struct {
+	Perms           permute.Perms
 	Sweeps          []Sweep
 	ObjectiveBefore float64 // at the initial permutation
 	ObjectiveAfter  float64
@@ -75,12 +82,12 @@ type matchSite struct {
 	rowStride int
 	// aCol and aRuns are A's column offsets and their runs.
 	aCol  []int
-	aRuns []run
+	aRuns []simd.Run
 	// colOff holds B's column offsets, with the other groups' permutations
 	// as they were when this site's term entered its group's cost; next is
 	// scratch for the current ones.
 	colOff, next []int
-	runs         []run
+	runs         []simd.Run
 }
 
 // matchUse is one node input that reads a permuted weight.
@@ -129,14 +136,14 @@ func (mt *matcher) gemmWorkers() int {
 	return max(1, runtime.GOMAXPROCS(0)-int(mt.solving.Load()))
 }
 
-// WeightMatch finds permutations of b's groups that maximise Σ⟨W_A, π(W_B)⟩
+// Weights finds permutations of b's groups that maximise Σ⟨W_A, π(W_B)⟩
 // over all permuted learned weights, by the coordinate descent of Ainsworth et al.
 // (PermutationCoordinateDescent): each step solves one group's linear
 // assignment problem exactly with the other groups held fixed, so the
 // objective never decreases. As in the paper, statistics of the data
 // (BatchNormalization's running mean and variance, graph.WeightSite's
-// Statistic) are not scored; Apply permutes them with their channels. ga must be the analysis of a; a and b must
-// have the same architecture (see SameArchitecture).
+// Statistic) are not scored; permute.Apply permutes them with their channels. ga must be the analysis of a; a and b must
+// have the same architecture (see permute.SameArchitecture).
 //
 // Coordinate descent from the identity can stall in a poor local optimum
 // when a group's cost is dominated by neighbours that are still unaligned
@@ -145,9 +152,9 @@ func (mt *matcher) gemmWorkers() int {
 // pairing each group's units by a statistic of their weights that no
 // permutation of the other groups can change, and descent starts from
 // whichever of the two scores higher.
-func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*MatchResult, error) {
+func Weights(a, b *onnx.Model, ga *graph.Analysis, opts Options) (*Result, error) {
 	start := time.Now()
-	if err := checkFit(ga, a, b); err != nil {
+	if err := sitelayout.CheckFit(ga, a, b); err != nil {
 		return nil, err
 	}
 	mt, err := newMatcher(a, b, ga)
@@ -158,8 +165,8 @@ func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*Matc
 	// later sweeps change a group's cost little.
 	duals := make([][]float64, len(mt.groups))
 	var solver lap.Solver
-	res := &MatchResult{ObjectiveBefore: mt.objective(Identity(ga))}
-	perms, objective := Identity(ga), res.ObjectiveBefore
+	res := &Result{ObjectiveBefore: mt.objective(permute.Identity(ga))}
+	perms, objective := permute.Identity(ga), res.ObjectiveBefore
 	switch {
 	case opts.Init != nil:
 		perms = clonePerms(opts.Init)
@@ -200,7 +207,7 @@ func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*Matc
 		changed := 0
 		order := rng.Perm(len(mt.groups))
 		for k, g := range order {
-			if err := ctxErr(opts.Context); err != nil {
+			if err := sitelayout.ContextErr(opts.Context); err != nil {
 				return nil, err
 			}
 			if si := mt.setOf[g]; si >= 0 {
@@ -265,7 +272,7 @@ func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*Matc
 			}
 			duals[g] = r.duals
 			p, total := r.perm, r.total
-			if total <= old+1e-12*math.Abs(old) || equalPerm(p, perms[g]) {
+			if total <= old+1e-12*math.Abs(old) || slices.Equal(p, perms[g]) {
 				continue
 			}
 			// The cost matrix carries float32 rounding, so check the
@@ -297,7 +304,7 @@ func WeightMatch(a, b *onnx.Model, ga *graph.Analysis, opts MatchOptions) (*Matc
 }
 
 // lookAhead enables computing the next groups' costs and assignments
-// early (see WeightMatch); a variable so that tests can compare with the
+// early (see Weights); a variable so that tests can compare with the
 // plain order.
 var lookAhead = true
 
@@ -337,21 +344,12 @@ func (mt *matcher) aheadOf(g int, order []int, settled []bool, queue *solveQueue
 	return ahead
 }
 
-func clonePerms(p Perms) Perms {
-	c := make(Perms, len(p))
+func clonePerms(p permute.Perms) permute.Perms {
+	c := make(permute.Perms, len(p))
 	for i := range p {
 		c[i] = append([]int(nil), p[i]...)
 	}
 	return c
-}
-
-func equalPerm(a, b []int) bool {
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func newMatcher(a, b *onnx.Model, ga *graph.Analysis) (*matcher, error) {
@@ -372,14 +370,14 @@ func newMatcher(a, b *onnx.Model, ga *graph.Analysis) (*matcher, error) {
 	for gi, grp := range ga.Groups {
 		for k, s := range grp.Weights {
 			if s.Statistic {
-				// Permuted by Apply with its channels, never scored:
+				// Permuted by permute.Apply with its channels, never scored:
 				// the paper's objective is over learned weights only.
 				continue
 			}
 			key := [2]int{s.Node, s.Input}
 			ui, ok := useIndex[key]
 			if !ok {
-				ta, tb := useTensor(a, sa, onA.Groups[gi].Weights[k]), useTensor(b, sb, onB.Groups[gi].Weights[k])
+				ta, tb := sitelayout.UseTensor(a, sa, onA.Groups[gi].Weights[k]), sitelayout.UseTensor(b, sb, onB.Groups[gi].Weights[k])
 				if ta == nil || tb == nil {
 					return nil, fmt.Errorf("weight %q missing", s.Tensor)
 				}
@@ -421,7 +419,7 @@ func newMatcher(a, b *onnx.Model, ga *graph.Analysis) (*matcher, error) {
 			}
 			si := len(mt.sites)
 			mt.sites = append(mt.sites, matchSite{use: ui, group: gi, axis: s.Axis, block: block, off: s.Offset, rows: rows,
-				within: within, rowOff: rowOffsets(u.dims, s.Axis, block, s.Offset, rows)})
+				within: within, rowOff: sitelayout.RowOffsets(u.dims, s.Axis, block, s.Offset, rows)})
 			u.sites = append(u.sites, si)
 			if within > 0 {
 				mt.withinOf[gi] = append(mt.withinOf[gi], si)
@@ -456,9 +454,9 @@ func newMatcher(a, b *onnx.Model, ga *graph.Analysis) (*matcher, error) {
 	for i := range mt.sites {
 		s := &mt.sites[i]
 		use := &mt.uses[s.use]
-		s.colOff = colOffsets(use.dims, s.axis, s.block, use.maps, nil)
+		s.colOff = sitelayout.ColOffsets(use.dims, s.axis, s.block, use.maps, nil)
 		s.cols = len(s.colOff)
-		s.runs = runsOf(s.colOff, nil)
+		s.runs = sitelayout.RunsOf(s.colOff, nil)
 		s.aCol = slices.Clone(s.colOff)
 		s.aRuns = slices.Clone(s.runs)
 		if s.rows > 1 {
@@ -468,7 +466,7 @@ func newMatcher(a, b *onnx.Model, ga *graph.Analysis) (*matcher, error) {
 	if len(mt.sites) == 0 && len(ga.Groups) > 0 {
 		return nil, errors.New("groups have no weights to match")
 	}
-	mt.setOf, mt.sets = setsOf(ga), ga.BlockSets
+	mt.setOf, mt.sets = sitelayout.SetsOf(ga), ga.BlockSets
 	if err := mt.checkSets(ga.BlockSets); err != nil {
 		return nil, err
 	}
@@ -477,7 +475,7 @@ func newMatcher(a, b *onnx.Model, ga *graph.Analysis) (*matcher, error) {
 
 // setMaps fills use.maps from perms: on every axis that a site permutes,
 // the index each index reads.
-func (mt *matcher) setMaps(use *matchUse, perms Perms) {
+func (mt *matcher) setMaps(use *matchUse, perms permute.Perms) {
 	clear(use.maps)
 	for _, si := range use.sites {
 		s := &mt.sites[si]
@@ -517,19 +515,8 @@ func scratch(buf *[]float32, n int) []float32 {
 
 // runMatrix is site s's matrix in data (A's or B's tensor) with column
 // runs runs, read in place.
-func (s *matchSite) runMatrix(data []float32, runs []run) simd.RunMatrix {
+func (s *matchSite) runMatrix(data []float32, runs []simd.Run) simd.RunMatrix {
 	return simd.RunMatrix{Data: data[s.rowOff[0]:], RowStride: s.rowStride, Runs: runs}
-}
-
-// isIdentity reports whether p[i] == i for all i: an identity permutation,
-// or column offsets that read a matrix in order.
-func isIdentity(p []int) bool {
-	for i, j := range p {
-		if i != j {
-			return false
-		}
-	}
-	return true
 }
 
 // groupCost returns the n×n matrix whose entry (i, j) is the gain of
@@ -538,14 +525,14 @@ func isIdentity(p []int) bool {
 // (callers must not change it): when other groups have moved only some of
 // a site's columns, it is updated by the change of those columns alone,
 // with float64 accumulation; otherwise it is recomputed.
-func (mt *matcher) groupCost(g int, perms Perms) []float64 {
+func (mt *matcher) groupCost(g int, perms permute.Perms) []float64 {
 	n := mt.groups[g].Size
 	changed, fullWork, deltaWork := 0, 0, 0
 	for _, si := range mt.byGroup[g] {
 		s := &mt.sites[si]
 		use := &mt.uses[s.use]
 		mt.setMaps(use, perms)
-		s.next = colOffsets(use.dims, s.axis, s.block, use.maps, s.next)
+		s.next = sitelayout.ColOffsets(use.dims, s.axis, s.block, use.maps, s.next)
 		q := 0
 		for c, o := range s.next {
 			if o != s.colOff[c] {
@@ -584,7 +571,7 @@ func (mt *matcher) groupCost(g int, perms Perms) []float64 {
 	for _, si := range mt.byGroup[g] {
 		s := &mt.sites[si]
 		s.colOff, s.next = s.next, s.colOff
-		s.runs = runsOf(s.colOff, s.runs)
+		s.runs = sitelayout.RunsOf(s.colOff, s.runs)
 		use := &mt.uses[s.use]
 		workers := mt.gemmWorkers()
 		simd.GemmRuns(workers, n, n, s.cols, s.runMatrix(use.a, s.aRuns), s.runMatrix(use.b, s.runs), tmp, n)
@@ -625,13 +612,13 @@ func (mt *matcher) updateSite(s *matchSite, cost []float64) {
 	n, k := s.rows, q
 	r := scratch(&mt.rBuf, n*k)
 	a, b := mt.uses[s.use].a, mt.uses[s.use].b
-	aRuns := make([]run, len(runs))
+	aRuns := make([]simd.Run, len(runs))
 	j := 0
 	for x, d := range runs {
-		aRuns[x] = run{Col: j, Off: d.a, Len: d.n}
+		aRuns[x] = simd.Run{Col: j, Off: d.a, Len: d.n}
 		j += d.n
 	}
-	inParallel(n, min(runtime.GOMAXPROCS(0), n, n*k>>15+1), func(i0, i1 int) {
+	sitelayout.InParallel(n, min(runtime.GOMAXPROCS(0), n, n*k>>15+1), func(i0, i1 int) {
 		for i := i0; i < i1; i++ {
 			ri := r[i*k : (i+1)*k]
 			base := s.rowOff[i]
@@ -647,9 +634,9 @@ func (mt *matcher) updateSite(s *matchSite, cost []float64) {
 		}
 	})
 	simd.GemmF64AccRuns(mt.gemmWorkers(), n, n, k, s.runMatrix(a, aRuns),
-		simd.RunMatrix{Data: r, RowStride: k, Runs: []run{{Col: 0, Off: 0, Len: k}}}, cost, n)
+		simd.RunMatrix{Data: r, RowStride: k, Runs: []simd.Run{{Col: 0, Off: 0, Len: k}}}, cost, n)
 	s.colOff, s.next = s.next, s.colOff
-	s.runs = runsOf(s.colOff, s.runs)
+	s.runs = sitelayout.RunsOf(s.colOff, s.runs)
 }
 
 // exactGain is the exact (float64) change of the objective if group g's
@@ -657,7 +644,7 @@ func (mt *matcher) updateSite(s *matchSite, cost []float64) {
 // sites' A and B matrices (groupCost has just brought B's up to date); a
 // weight that g touches twice, where the change is not a sum over sites, is
 // recomputed whole.
-func (mt *matcher) exactGain(g int, perms Perms, p []int) float64 {
+func (mt *matcher) exactGain(g int, perms permute.Perms, p []int) float64 {
 	if mt.repeated[g] {
 		before := 0.0
 		for _, u := range mt.usesOf[g] {
@@ -690,7 +677,7 @@ func (mt *matcher) exactGain(g int, perms Perms, p []int) float64 {
 		// Rows in parallel, each summed in run order, then added up in
 		// row order: the same result for any number of threads.
 		workers := min(runtime.GOMAXPROCS(0), len(rows), len(rows)*s.cols>>15+1)
-		inParallel(len(rows), workers, func(lo, hi int) {
+		sitelayout.InParallel(len(rows), workers, func(lo, hi int) {
 			for k := lo; k < hi; k++ {
 				i := rows[k]
 				d[k] = rowChange(a, b, s.rowOff[i], s.rowOff[p[i]], s.rowOff[old[i]], runs)
@@ -747,7 +734,7 @@ func rowChange(a, b []float32, ra, rNew, rOld int, runs []jointRun) float64 {
 // objective is Σ over permuted weight uses of ⟨W_A, π(W_B)⟩, in float64.
 // The uses are shared out among goroutines and their terms summed in order,
 // so the result does not depend on the number of threads.
-func (mt *matcher) objective(perms Perms) float64 {
+func (mt *matcher) objective(perms permute.Perms) float64 {
 	terms := make([]float64, len(mt.uses))
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -777,11 +764,11 @@ type useScratch struct {
 
 // useObjective is ⟨W_A, π(W_B)⟩ for one weight use, gathering π(W_B) a
 // few rows at a time. Calls on different uses may run concurrently.
-func (mt *matcher) useObjective(u int, perms Perms, sc *useScratch) float64 {
+func (mt *matcher) useObjective(u int, perms permute.Perms, sc *useScratch) float64 {
 	use := &mt.uses[u]
 	moved := false
 	for _, si := range use.sites {
-		if !isIdentity(perms[mt.sites[si].group]) {
+		if !sitelayout.IsIdentity(perms[mt.sites[si].group]) {
 			moved = true
 		}
 	}
@@ -806,32 +793,20 @@ func (mt *matcher) useObjective(u int, perms Perms, sc *useScratch) float64 {
 	}
 	var colOff []int
 	if len(use.dims) > 0 {
-		colOff = colOffsets(use.dims, 0, 1, use.maps, sc.off)
+		colOff = sitelayout.ColOffsets(use.dims, 0, 1, use.maps, sc.off)
 	} else {
 		colOff = append(sc.off[:0], 0)
 	}
 	sc.off = colOff
-	runs := runsOf(colOff, nil)
+	runs := sitelayout.RunsOf(colOff, nil)
 	step := max(1, (1<<16)/cols)
 	buf := scratch(&sc.row, min(step, rows)*cols)
 	total := 0.0
 	for r0 := 0; r0 < rows; r0 += step {
 		r1 := min(r0+step, rows)
 		m := buf[:(r1-r0)*cols]
-		gatherMatrix(m, use.b, rowOff[r0:r1], runs, cols)
+		sitelayout.GatherMatrix(m, use.b, rowOff[r0:r1], runs, cols)
 		total += dot64(use.a[r0*cols:r1*cols], m)
 	}
 	return total
-}
-
-// useTensor returns the tensor that node s.Node reads at input s.Input,
-// looking through forwarders (see graph.Sources). It is s.Tensor in the
-// model the analysis was made on, and the right copy in a model where
-// Apply split a shared tensor between users.
-func useTensor(m *onnx.Model, src *graph.Sources, s graph.WeightSite) *onnxpb.TensorProto {
-	nodes := m.Proto.GetGraph().GetNode()
-	if s.Node < 0 || s.Node >= len(nodes) || s.Input < 0 || s.Input >= len(nodes[s.Node].Input) {
-		return nil
-	}
-	return src.Tensor(nodes[s.Node].Input[s.Input])
 }

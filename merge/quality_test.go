@@ -1,9 +1,14 @@
-package permute
+package merge
 
 import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/onnx-rebasin/onnx-rebasin/activation"
+	"github.com/onnx-rebasin/onnx-rebasin/internal/testkit"
+	"github.com/onnx-rebasin/onnx-rebasin/match"
+	"github.com/onnx-rebasin/onnx-rebasin/permute"
 
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
@@ -112,22 +117,22 @@ var qualityCases = []qualityCase{
 func midpoint(t *testing.T, a, b *onnx.Model, ga *graph.Analysis, method string, fit *eval.Dataset) *onnx.Model {
 	t.Helper()
 	align, fix, _ := strings.Cut(method, "+")
-	var perms Perms
+	var perms permute.Perms
 	switch align {
 	case "weight":
-		res, err := WeightMatch(a, b, ga, MatchOptions{Seed: 0})
+		res, err := match.Weights(a, b, ga, match.Options{Seed: 0})
 		if err != nil {
 			t.Fatal(err)
 		}
 		perms = res.Perms
 	case "activation", "hybrid":
-		p, err := ActivationMatch(a, b, ga, fit, DataOptions{Batch: 300})
+		p, err := activation.Match(a, b, ga, fit, activation.Options{Batch: 300})
 		if err != nil {
 			t.Fatal(err)
 		}
 		perms = p
 		if align == "hybrid" {
-			res, err := WeightMatch(a, b, ga, MatchOptions{Seed: 0, Init: p})
+			res, err := match.Weights(a, b, ga, match.Options{Seed: 0, Init: p})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -136,26 +141,26 @@ func midpoint(t *testing.T, a, b *onnx.Model, ga *graph.Analysis, method string,
 	default:
 		t.Fatalf("unknown method %q", method)
 	}
-	both := []Perms{Identity(ga), perms}
-	mid, err := MergeAligned([]*onnx.Model{a, b}, ga, both, nil)
+	both := []permute.Perms{permute.Identity(ga), perms}
+	mid, err := Aligned([]*onnx.Model{a, b}, ga, both, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	switch fix {
 	case "":
 	case "bnreset":
-		if err := ResetBatchNorm(mid, fit, DataOptions{Batch: 300}); err != nil {
+		if err := activation.ResetBatchNorm(mid, fit, activation.Options{Batch: 300}); err != nil {
 			t.Fatal(err)
 		}
 	case "repair":
 		ra, rb := a.Clone(), b.Clone()
-		if err := Apply(ra, ga, both[0]); err != nil {
+		if err := permute.Apply(ra, ga, both[0]); err != nil {
 			t.Fatal(err)
 		}
-		if err := Apply(rb, ga, both[1]); err != nil {
+		if err := permute.Apply(rb, ga, both[1]); err != nil {
 			t.Fatal(err)
 		}
-		rep, err := PrepareRepair(ra, rb, ga, fit, DataOptions{Batch: 300})
+		rep, err := activation.PrepareRepair(ra, rb, ga, fit, activation.Options{Batch: 300})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -173,14 +178,14 @@ func midpoint(t *testing.T, a, b *onnx.Model, ga *graph.Analysis, method string,
 // accuracy measured when the floor was set, and beats the naive midpoint.
 func TestMidpointAccuracy(t *testing.T) {
 	ort := ortref.Require(t)
-	fit := loadData(t, "fashion_train_x.npy", "").Head(300)
+	fit := testkit.LoadData(t, "fashion_train_x.npy", "").Head(300)
 	naive := map[string]float64{}
 	for _, c := range qualityCases {
 		t.Run(c.pair+"/"+c.method, func(t *testing.T) {
-			a, ga := loadAnalyze(t, "../testmodels/"+c.pair+"_s0.onnx")
-			b, _ := loadAnalyze(t, "../testmodels/"+c.pair+"_s1.onnx")
+			a, ga := testkit.LoadAnalyze(t, "../testmodels/"+c.pair+"_s0.onnx")
+			b, _ := testkit.LoadAnalyze(t, "../testmodels/"+c.pair+"_s1.onnx")
 			if _, ok := naive[c.pair]; !ok {
-				m, err := MergeAligned([]*onnx.Model{a, b}, ga, []Perms{Identity(ga), Identity(ga)}, nil)
+				m, err := Aligned([]*onnx.Model{a, b}, ga, []permute.Perms{permute.Identity(ga), permute.Identity(ga)}, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -203,21 +208,21 @@ func TestMidpointAccuracy(t *testing.T) {
 func TestAlignedKeepsFunction(t *testing.T) {
 	ort := ortref.Require(t)
 	for _, name := range []string{"mlp", "mlp32", "cnn_bn", "cnn_fold", "resnet", "transformer"} {
-		a, ga := loadAnalyze(t, "../testmodels/"+name+"_s0.onnx")
+		a, ga := testkit.LoadAnalyze(t, "../testmodels/"+name+"_s0.onnx")
 		pathB := "../testmodels/" + name + "_s1.onnx"
-		b, _ := loadAnalyze(t, pathB)
-		res, err := WeightMatch(a, b, ga, MatchOptions{Seed: 1})
+		b, _ := testkit.LoadAnalyze(t, pathB)
+		res, err := match.Weights(a, b, ga, match.Options{Seed: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := Apply(b, ga, res.Perms); err != nil {
+		if err := permute.Apply(b, ga, res.Perms); err != nil {
 			t.Fatal(err)
 		}
 		out := filepath.Join(t.TempDir(), name+"_aligned.onnx")
 		if err := b.Save(out); err != nil {
 			t.Fatal(err)
 		}
-		if err := ort.CompareModels(pathB, out, randomInputs(t, a, 4, 9), 1e-4, 1e-3); err != nil {
+		if err := ort.CompareModels(pathB, out, testkit.RandomInputs(t, a, 4, 9), 1e-4, 1e-3); err != nil {
 			t.Errorf("%s: aligned model computes something else: %v", name, err)
 		}
 	}
@@ -230,18 +235,18 @@ func TestAlignedKeepsFunction(t *testing.T) {
 // bench/heads).
 func TestHeadAwareActivationMatching(t *testing.T) {
 	ort := ortref.Require(t)
-	a, ga := loadAnalyze(t, "../testmodels/transformer_s0.onnx")
-	b, _ := loadAnalyze(t, "../testmodels/transformer_s1.onnx")
+	a, ga := testkit.LoadAnalyze(t, "../testmodels/transformer_s0.onnx")
+	b, _ := testkit.LoadAnalyze(t, "../testmodels/transformer_s1.onnx")
 	if len(ga.BlockSets) == 0 {
 		t.Fatal("the transformer has no head groups")
 	}
-	fit := loadData(t, "fashion_train_x.npy", "")
+	fit := testkit.LoadData(t, "fashion_train_x.npy", "")
 	mid := func(g *graph.Analysis) float64 {
-		perms, err := ActivationMatch(a, b, g, fit, DataOptions{})
+		perms, err := activation.Match(a, b, g, fit, activation.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := MergeAligned([]*onnx.Model{a, b}, g, []Perms{Identity(g), perms}, nil)
+		m, err := Aligned([]*onnx.Model{a, b}, g, []permute.Perms{permute.Identity(g), perms}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

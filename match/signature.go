@@ -1,4 +1,4 @@
-package permute
+package match
 
 import (
 	"cmp"
@@ -8,6 +8,9 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"github.com/onnx-rebasin/onnx-rebasin/internal/sitelayout"
+	"github.com/onnx-rebasin/onnx-rebasin/permute"
 
 	"github.com/onnx-rebasin/onnx-rebasin/internal/hugepage"
 	"github.com/onnx-rebasin/onnx-rebasin/lap"
@@ -26,8 +29,8 @@ import (
 // A start needs no precision (the descent checks every move exactly), so
 // the sorted rows are approximated (see rankSignature): sorting and
 // multiplying them whole took most of the first sweep on large models.
-func (mt *matcher) signatureStart() (Perms, error) {
-	perms := make(Perms, len(mt.groups))
+func (mt *matcher) signatureStart() (permute.Perms, error) {
+	perms := make(permute.Perms, len(mt.groups))
 	// Room up front for the descent's largest column updates (see
 	// updateSite), so that the scratch grows once: every growth would
 	// touch fresh memory again.
@@ -42,7 +45,7 @@ func (mt *matcher) signatureStart() (Perms, error) {
 	// Products and sorts of a group use the cores that no other group
 	// holds, which only changes who computes what: every result is the
 	// same for any number of threads.
-	order := identityPerm(len(mt.groups))
+	order := sitelayout.IdentityPerm(len(mt.groups))
 	slices.SortStableFunc(order, func(g, h int) int { return cmp.Compare(mt.groups[h].Size, mt.groups[g].Size) })
 	errs := make([]error, len(mt.groups))
 	sigCost := make([][]float64, len(mt.groups))
@@ -125,9 +128,9 @@ func (mt *matcher) groupSignature(g int, sc *sigScratch, threads int) (cost []fl
 }
 
 // signatureSets gives the groups of every block set their block-structured
-// signature start (blockSolve on the signature costs), or the identity when
+// signature start (sitelayout.BlockSolve on the signature costs), or the identity when
 // a member was too large for an assignment.
-func (mt *matcher) signatureSets(perms Perms, sigCost [][]float64) error {
+func (mt *matcher) signatureSets(perms permute.Perms, sigCost [][]float64) error {
 	var solver lap.Solver
 	for k := range mt.sets {
 		set := mt.sets[k]
@@ -137,11 +140,11 @@ func (mt *matcher) signatureSets(perms Perms, sigCost [][]float64) error {
 		}
 		if slices.ContainsFunc(costs, func(c []float64) bool { return c == nil }) {
 			for _, g := range set {
-				perms[g] = identityPerm(mt.groups[g].Size)
+				perms[g] = sitelayout.IdentityPerm(mt.groups[g].Size)
 			}
 			continue
 		}
-		ps, err := solveSet(&solver, mt.groups, set, costs)
+		ps, err := sitelayout.SolveSet(&solver, mt.groups, set, costs)
 		if err != nil {
 			return fmt.Errorf("groups %v: %w", set, err)
 		}
@@ -173,7 +176,7 @@ func (mt *matcher) siteSignatures(s *matchSite, sa, sb []float32, l int, energyA
 			energyB[i] += rankSignatureRuns(use.b, s.rowOff[i], s.aRuns, s.cols, sb[i*l:(i+1)*l], keys, tmp)
 		}
 	}
-	inParallel(s.rows, min(threads, s.rows, s.rows*s.cols>>15+1), do)
+	sitelayout.InParallel(s.rows, min(threads, s.rows, s.rows*s.cols>>15+1), do)
 }
 
 // rankSignature writes a unit's signature into sig: the unit's values x,
@@ -185,13 +188,13 @@ func (mt *matcher) siteSignatures(s *matchSite, sa, sb []float32, l int, energyA
 // of them. Both depend only on the multiset of x's values, so a permuted
 // copy has the same signature bit for bit. keys and tmp must hold len(x).
 func rankSignature(x, sig []float32, keys, tmp []uint16) float64 {
-	return rankSignatureRuns(x, 0, []run{{Col: 0, Off: 0, Len: len(x)}}, len(x), sig, keys, tmp)
+	return rankSignatureRuns(x, 0, []simd.Run{{Col: 0, Off: 0, Len: len(x)}}, len(x), sig, keys, tmp)
 }
 
 // rankSignatureRuns is rankSignature of the n values of data at base plus
 // the runs' offsets, read in place (a site's row, whose runs are strided in
 // the tensor).
-func rankSignatureRuns(data []float32, base int, runs []run, n int, sig []float32, keys, tmp []uint16) float64 {
+func rankSignatureRuns(data []float32, base int, runs []simd.Run, n int, sig []float32, keys, tmp []uint16) float64 {
 	l := len(sig)
 	// Long rows keep the values whose bits hash into a quarter of the
 	// range: a sample that depends on the values alone, as the signature
@@ -299,7 +302,7 @@ func sigValue(k uint16) float32 {
 
 // rankOrder returns the indices of keys in increasing key order (ties by index).
 func rankOrder(keys []float64) []int {
-	idx := identityPerm(len(keys))
+	idx := sitelayout.IdentityPerm(len(keys))
 	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(keys[a], keys[b]) })
 	return idx
 }

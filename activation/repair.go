@@ -1,10 +1,12 @@
-package permute
+package activation
 
 import (
 	"errors"
 	"fmt"
 	"math"
 	"strconv"
+
+	"github.com/onnx-rebasin/onnx-rebasin/internal/sitelayout"
 
 	"google.golang.org/protobuf/proto"
 
@@ -22,7 +24,7 @@ import (
 // mode, so each layer's statistics are measured on the output of the layers
 // before it as they will be re-normalised (what a PyTorch reset in train
 // mode does). Statistics tensors shared with other nodes are copied first.
-func ResetBatchNorm(m *onnx.Model, ds *eval.Dataset, opts DataOptions) error {
+func ResetBatchNorm(m *onnx.Model, ds *eval.Dataset, opts Options) error {
 	sess, err := infer.NewSession(m)
 	if err != nil {
 		return fmt.Errorf("%s: %w", m.Name, err)
@@ -34,7 +36,7 @@ func ResetBatchNorm(m *onnx.Model, ds *eval.Dataset, opts DataOptions) error {
 	var acc infer.BatchNormAccumulator
 	batch := opts.batch()
 	for from := 0; from < ds.N(); from += batch {
-		if err := ctxErr(opts.Context); err != nil {
+		if err := sitelayout.ContextErr(opts.Context); err != nil {
 			return err
 		}
 		to := min(from+batch, ds.N())
@@ -82,13 +84,13 @@ func nodeIndex(nodes []*onnxpb.NodeProto, name string) int {
 }
 
 // ownTensor returns the weight that node ni reads at input k, first giving
-// the node a copy of its own (see copyAs) if any other node reads the same
-// tensor (directly or through forwarders: Identity aliases, Casts).
+// the node a copy of its own (see sitelayout.CopyAs) if any other node reads the same
+// tensor (directly or through forwarders: permute.Identity aliases, Casts).
 func ownTensor(m *onnx.Model, ni, k int) (*onnxpb.TensorProto, error) {
 	g := m.Proto.Graph
 	src := graph.NewSources(m)
 	name := g.Node[ni].Input[k]
-	t := useTensor(m, src, graph.WeightSite{Node: ni, Input: k})
+	t := sitelayout.UseTensor(m, src, graph.WeightSite{Node: ni, Input: k})
 	if t == nil {
 		return nil, fmt.Errorf("%s: input %q of node %q is not a weight", m.Name, name, g.Node[ni].GetName())
 	}
@@ -108,7 +110,7 @@ func ownTensor(m *onnx.Model, ni, k int) (*onnxpb.TensorProto, error) {
 	if readers == 1 {
 		return t, nil
 	}
-	c, err := copyAs(m, t, uniqueName(m, name+"_own"), src.ElemType(name))
+	c, err := sitelayout.CopyAs(m, t, sitelayout.UniqueName(m, name+"_own"), src.ElemType(name))
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +137,7 @@ type Repair struct {
 	sites       []repairSite
 	meanA, stdA [][]float64
 	meanB, stdB [][]float64
-	opts        DataOptions
+	opts        Options
 	data        *eval.Dataset
 }
 
@@ -143,8 +145,8 @@ type Repair struct {
 // deviation of every hidden layer output of a and b (b aligned to a). The
 // layer outputs corrected are those of BatchNormalization nodes and of Conv
 // and Gemm nodes not followed by one, where the channels belong to a group.
-func PrepareRepair(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opts DataOptions) (*Repair, error) {
-	if err := checkFit(ga, a, b); err != nil {
+func PrepareRepair(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opts Options) (*Repair, error) {
+	if err := sitelayout.CheckFit(ga, a, b); err != nil {
 		return nil, err
 	}
 	r := &Repair{opts: opts, data: ds}
@@ -269,7 +271,7 @@ func (r *Repair) measure(m *onnx.Model, only []int, c *graph.Correspondence) (me
 	count := make([]float64, len(r.sites))
 	batch := r.opts.batch()
 	for from := 0; from < r.data.N(); from += batch {
-		if err := ctxErr(r.opts.Context); err != nil {
+		if err := sitelayout.ContextErr(r.opts.Context); err != nil {
 			return nil, nil, err
 		}
 		to := min(from+batch, r.data.N())
@@ -313,7 +315,7 @@ func (r *Repair) measure(m *onnx.Model, only []int, c *graph.Correspondence) (me
 	return mean, std, nil
 }
 
-// Apply corrects m, the interpolation (1-λ)·a + λ·b, in place: layer by
+// permute.Apply corrects m, the interpolation (1-λ)·a + λ·b, in place: layer by
 // layer in graph order, it measures each site's per-channel mean μ and
 // standard deviation σ on the data and folds the affine map
 // x ↦ (x − μ)·σ_t/σ + μ_t into the layer's weights and bias, where μ_t and
@@ -346,7 +348,7 @@ func (r *Repair) Apply(m *onnx.Model, lambda float64) error {
 	return nil
 }
 
-// checkSites checks, before Apply changes anything, that m has the layers
+// checkSites checks, before permute.Apply changes anything, that m has the layers
 // that r was prepared on, with as many output channels.
 func (r *Repair) checkSites(m *onnx.Model) error {
 	nodes := m.Proto.GetGraph().GetNode()
@@ -355,7 +357,7 @@ func (r *Repair) checkSites(m *onnx.Model) error {
 		if s.node >= len(nodes) || len(nodes[s.node].Output) == 0 || nodes[s.node].Output[0] != s.value || s.weights >= len(nodes[s.node].Input) {
 			return fmt.Errorf("%s: has no layer writing %s where the repair was prepared", m.Name, s.value)
 		}
-		t := useTensor(m, src, graph.WeightSite{Node: s.node, Input: s.weights})
+		t := sitelayout.UseTensor(m, src, graph.WeightSite{Node: s.node, Input: s.weights})
 		if t == nil || s.outAxis >= len(t.Dims) || t.Dims[s.outAxis] != int64(len(r.meanA[i])) {
 			return fmt.Errorf("%s: the layer writing %s does not have the %d channels the repair was prepared for", m.Name, s.value, len(r.meanA[i]))
 		}
@@ -394,7 +396,7 @@ func foldAffine(m *onnx.Model, s repairSite, scale, shift []float64) error {
 		// A bias-free Conv or Gemm gets a zero bias to absorb the shift,
 		// in the type the layer reads its weight in (a weight stored in
 		// fp16 may reach it through a Cast to float32).
-		name := uniqueName(m, n.GetName()+"_repair_bias")
+		name := sitelayout.UniqueName(m, n.GetName()+"_repair_bias")
 		dt := graph.NewSources(m).ElemType(n.Input[s.weights])
 		b := &onnxpb.TensorProto{Name: proto.String(name), Dims: []int64{int64(c)}, DataType: proto.Int32(int32(dt)), RawData: make([]byte, c*onnx.ElemSize(dt))}
 		m.Proto.Graph.Initializer = append(m.Proto.Graph.Initializer, b)

@@ -1,10 +1,12 @@
-package permute_test
+package match_test
 
 import (
 	"fmt"
 	"log"
 	"os"
 	"path/filepath"
+
+	"github.com/onnx-rebasin/onnx-rebasin/match"
 
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
@@ -13,7 +15,7 @@ import (
 
 // align is the README's library snippet: b's hidden units reordered to
 // match a's by weight matching, written to out.
-func align(pathA, pathB, out string) (*permute.MatchResult, error) {
+func align(pathA, pathB, out string) (*match.Result, error) {
 	a, err := onnx.Load(pathA)
 	if err != nil {
 		return nil, err
@@ -26,7 +28,7 @@ func align(pathA, pathB, out string) (*permute.MatchResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := permute.WeightMatch(a, b, ga, permute.MatchOptions{Seed: 1})
+	res, err := match.Weights(a, b, ga, match.Options{Seed: 1})
 	if err != nil {
 		return nil, err
 	}
@@ -39,7 +41,7 @@ func align(pathA, pathB, out string) (*permute.MatchResult, error) {
 // Align one MLP to another trained from a different seed. Weight matching
 // raises the objective Σ⟨W_a, P W_b Pᵀ⟩ from the
 // identity's.
-func ExampleWeightMatch() {
+func ExampleWeights() {
 	dir, err := os.MkdirTemp("", "permute-example-")
 	if err != nil {
 		log.Fatal(err)

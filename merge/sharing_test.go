@@ -1,10 +1,15 @@
-package permute
+package merge
 
 import (
 	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/onnx-rebasin/onnx-rebasin/match"
+
+	"github.com/onnx-rebasin/onnx-rebasin/internal/testkit"
+	"github.com/onnx-rebasin/onnx-rebasin/permute"
 
 	"google.golang.org/protobuf/proto"
 
@@ -20,31 +25,31 @@ import (
 func twoHiddenMLP(t *testing.T, seed uint64, shared bool) *onnx.Model {
 	t.Helper()
 	r := rand.New(rand.NewPCG(seed, 9))
-	m := newTestModel("twohidden")
+	m := testkit.NewModel("twohidden")
 	g := m.Proto.Graph
 	f := onnxpb.TensorProto_FLOAT
 	b1, b2 := "b1", "b2"
-	addRandomWeight(t, m, r, f, "W1", 4, 3)
-	addRandomWeight(t, m, r, f, "W2", 4, 4)
-	addRandomWeight(t, m, r, f, "W3", 2, 4)
-	addRandomWeight(t, m, r, f, "b3", 2)
+	testkit.AddRandomWeight(t, m, r, f, "W1", 4, 3)
+	testkit.AddRandomWeight(t, m, r, f, "W2", 4, 4)
+	testkit.AddRandomWeight(t, m, r, f, "W3", 2, 4)
+	testkit.AddRandomWeight(t, m, r, f, "b3", 2)
 	if shared {
-		addRandomWeight(t, m, r, f, "b", 4)
+		testkit.AddRandomWeight(t, m, r, f, "b", 4)
 		b1, b2 = "b", "b"
 	} else {
-		addRandomWeight(t, m, r, f, "b1", 4)
-		addRandomWeight(t, m, r, f, "b2", 4)
+		testkit.AddRandomWeight(t, m, r, f, "b1", 4)
+		testkit.AddRandomWeight(t, m, r, f, "b2", 4)
 	}
 	relu := func(x, y string) *onnxpb.NodeProto {
 		return &onnxpb.NodeProto{Name: proto.String("relu_" + x), OpType: proto.String("Relu"), Input: []string{x}, Output: []string{y}}
 	}
 	g.Node = []*onnxpb.NodeProto{
-		gemmNode("fc1", "X", "W1", b1, "h1"), relu("h1", "r1"),
-		gemmNode("fc2", "r1", "W2", b2, "h2"), relu("h2", "r2"),
-		gemmNode("fc3", "r2", "W3", "b3", "Y"),
+		testkit.GemmNode("fc1", "X", "W1", b1, "h1"), relu("h1", "r1"),
+		testkit.GemmNode("fc2", "r1", "W2", b2, "h2"), relu("h2", "r2"),
+		testkit.GemmNode("fc3", "r2", "W3", "b3", "Y"),
 	}
-	g.Input = []*onnxpb.ValueInfoProto{floatValue("X", 1, 3)}
-	g.Output = []*onnxpb.ValueInfoProto{floatValue("Y", 1, 2)}
+	g.Input = []*onnxpb.ValueInfoProto{testkit.FloatValue("X", 1, 3)}
+	g.Output = []*onnxpb.ValueInfoProto{testkit.FloatValue("Y", 1, 2)}
 	return m
 }
 
@@ -72,7 +77,7 @@ func analyzeOrFail(t *testing.T, m *onnx.Model) *graph.Analysis {
 	return a
 }
 
-// TestSharedWeights: a model whose layers share a tensor is permuted (Apply
+// TestSharedWeights: a model whose layers share a tensor is permuted (permute.Apply
 // gives each layer its own copy), and the copy must still count as the same
 // architecture, align back exactly, and average with the original. So
 // must a model of the same shape that never shared the tensor.
@@ -85,21 +90,21 @@ func TestSharedWeights(t *testing.T) {
 	uses := [][2]int{{0, 1}, {0, 2}, {2, 1}, {2, 2}, {4, 1}, {4, 2}} // every weight input
 	for seed := uint64(0); seed < 4; seed++ {
 		b := a.Clone()
-		if err := Apply(b, ga, Random(ga, seed)); err != nil {
+		if err := permute.Apply(b, ga, permute.Random(ga, seed)); err != nil {
 			t.Fatal(err)
 		}
 		if b.Proto.Graph.Node[0].Input[2] == b.Proto.Graph.Node[2].Input[2] {
-			t.Fatal("Apply did not give the two layers their own bias")
+			t.Fatal("permute.Apply did not give the two layers their own bias")
 		}
 		gb := analyzeOrFail(t, b)
-		if err := SameArchitecture(a, b, ga, gb); err != nil {
+		if err := permute.SameArchitecture(a, b, ga, gb); err != nil {
 			t.Fatalf("seed %d: a model and its permuted copy differ: %v", seed, err)
 		}
-		res, err := WeightMatch(a, b, ga, MatchOptions{Seed: seed})
+		res, err := match.Weights(a, b, ga, match.Options{Seed: seed})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := Apply(b, ga, res.Perms); err != nil {
+		if err := permute.Apply(b, ga, res.Perms); err != nil {
 			t.Fatal(err)
 		}
 		for _, u := range uses {
@@ -122,7 +127,7 @@ func TestSharedWeights(t *testing.T) {
 	// architecture, and the average splits the shared bias.
 	c := twoHiddenMLP(t, 2, false)
 	gc := analyzeOrFail(t, c)
-	if err := SameArchitecture(a, c, ga, gc); err != nil {
+	if err := permute.SameArchitecture(a, c, ga, gc); err != nil {
 		t.Fatalf("shared and unshared biases: %v", err)
 	}
 	avg, err := Average([]*onnx.Model{a, c}, []float64{1, 3})
@@ -147,7 +152,7 @@ func TestSharedWeights(t *testing.T) {
 	// A weight of another shape is still a difference, named by its reader.
 	d := twoHiddenMLP(t, 3, false)
 	d.Proto.Graph.Initializer[5].Dims = []int64{2, 2} // b2
-	err = SameArchitecture(a, d, ga, ga)
+	err = permute.SameArchitecture(a, d, ga, ga)
 	if err == nil || !strings.Contains(err.Error(), `Gemm "fc2" in twohidden reads weight "b" FLOAT[4] at input 2`) {
 		t.Fatalf("bias of another shape: err = %v, want one naming input 2 of fc2", err)
 	}

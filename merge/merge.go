@@ -1,12 +1,18 @@
-package permute
+// Package merge averages models of one architecture weight by weight, and
+// merges N models after aligning them to each other (weight matching, then
+// the average).
+package merge
 
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/onnx-rebasin/onnx-rebasin/internal/sitelayout"
 
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
@@ -70,16 +76,16 @@ func Average(models []*onnx.Model, weights []float64) (*onnx.Model, error) {
 	ow := so.Weights()
 	// Weights are averaged by the node inputs that read them, so models
 	// may name, share and store their weights differently (see
-	// SameArchitecture): sourcesAt gives, for an input that reads the
+	// permute.SameArchitecture): sourcesAt gives, for an input that reads the
 	// output's tensor name, the tensor each model reads there.
-	readers := map[string][]use{}
+	readers := map[string][]sitelayout.NodeInput{}
 	for ni, n := range nodes {
 		if so.Forwarder(ni) {
 			continue // a forwarder, not a reader
 		}
 		for ii, in := range n.Input {
 			if tn := so.Name(in); tn != "" {
-				readers[tn] = append(readers[tn], use{ni, ii})
+				readers[tn] = append(readers[tn], sitelayout.NodeInput{Node: ni, Input: ii})
 			}
 		}
 	}
@@ -87,13 +93,13 @@ func Average(models []*onnx.Model, weights []float64) (*onnx.Model, error) {
 	for _, o := range og.GetOutput() {
 		isOutput[so.Name(o.GetName())] = true
 	}
-	sourcesAt := func(name string, u use) ([]string, error) {
+	sourcesAt := func(name string, u sitelayout.NodeInput) ([]string, error) {
 		src := make([]string, len(models))
 		src[0] = name
 		for i := 1; i < len(models); i++ {
-			if u.node < 0 {
+			if u.Node < 0 {
 				src[i] = srcs[i].Name(name) // not read by a node: by name
-			} else if ni, ii, ok := corr[i].Input(u.node, u.input); ok {
+			} else if ni, ii, ok := corr[i].Input(u.Node, u.Input); ok {
 				src[i] = srcs[i].Name(models[i].Proto.Graph.Node[ni].Input[ii])
 			} else {
 				// An input with no counterpart (a constant inside an op
@@ -103,19 +109,19 @@ func Average(models []*onnx.Model, weights []float64) (*onnx.Model, error) {
 				return nil, nil
 			}
 			if src[i] == "" {
-				if u.node < 0 {
+				if u.Node < 0 {
 					return nil, fmt.Errorf("weight %q is in %s but not in %s", name, models[0].Name, models[i].Name)
 				}
-				return nil, fmt.Errorf("node %d input %d reads weight %q in %s but no weight in %s", u.node, u.input, name, models[0].Name, models[i].Name)
+				return nil, fmt.Errorf("node %d input %d reads weight %q in %s but no weight in %s", u.Node, u.Input, name, models[0].Name, models[i].Name)
 			}
 		}
 		return src, nil
 	}
-	for _, name := range sortedNames(ow) {
+	for _, name := range slices.Sorted(maps.Keys(ow)) {
 		rs := readers[name]
 		if len(rs) == 0 {
 			// Read by no node (a graph output, or left unread, e.g. by
-			// Apply's copies): averaged with the tensors of that name,
+			// permute.Apply's copies): averaged with the tensors of that name,
 			// kept as it is if some model has none (it computes nothing).
 			if !readByName(name, srcs) {
 				if isOutput[name] {
@@ -123,14 +129,14 @@ func Average(models []*onnx.Model, weights []float64) (*onnx.Model, error) {
 				}
 				continue
 			}
-			rs = []use{{-1, -1}}
+			rs = []sitelayout.NodeInput{{Node: -1, Input: -1}}
 		}
 		// Readers that read the same tensors in every model share one
 		// average; if the models disagree, each further set of sources
 		// gets its own copy of the tensor in the output, in the element
-		// type its readers read (see Apply).
+		// type its readers read (see permute.Apply).
 		var keys []string
-		groups := map[string][]use{}
+		groups := map[string][]sitelayout.NodeInput{}
 		srcOf := map[string][]string{}
 		for _, u := range rs {
 			src, err := sourcesAt(name, u)
@@ -141,8 +147,8 @@ func Average(models []*onnx.Model, weights []float64) (*onnx.Model, error) {
 				continue // kept as models[0] has it
 			}
 			k := strings.Join(src, "\x00")
-			if u.node >= 0 {
-				k += "\x00" + so.ElemType(nodes[u.node].Input[u.input]).String()
+			if u.Node >= 0 {
+				k += "\x00" + so.ElemType(nodes[u.Node].Input[u.Input]).String()
 			}
 			if groups[k] == nil {
 				keys = append(keys, k)
@@ -154,13 +160,13 @@ func Average(models []*onnx.Model, weights []float64) (*onnx.Model, error) {
 			target := ow[name]
 			if gi > 0 {
 				u := groups[k][0]
-				dt := so.ElemType(nodes[u.node].Input[u.input])
+				dt := so.ElemType(nodes[u.Node].Input[u.Input])
 				var err error
-				if target, err = copyAs(out, ow[name], uniqueName(out, name+"_merged"+strconv.Itoa(gi)), dt); err != nil {
+				if target, err = sitelayout.CopyAs(out, ow[name], sitelayout.UniqueName(out, name+"_merged"+strconv.Itoa(gi)), dt); err != nil {
 					return nil, err
 				}
 				for _, u := range groups[k] {
-					nodes[u.node].Input[u.input] = target.GetName()
+					nodes[u.Node].Input[u.Input] = target.GetName()
 				}
 			}
 			if err := averageInto(out, target, models, all, srcOf[k], weights, sum); err != nil {

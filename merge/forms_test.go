@@ -1,10 +1,15 @@
-package permute
+package merge
 
 import (
 	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/onnx-rebasin/onnx-rebasin/activation"
+	"github.com/onnx-rebasin/onnx-rebasin/internal/testkit"
+	"github.com/onnx-rebasin/onnx-rebasin/match"
+	"github.com/onnx-rebasin/onnx-rebasin/permute"
 
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/internal/modelform"
@@ -36,7 +41,7 @@ var (
 
 func loadForm(t *testing.T, name string, f form) (*onnx.Model, *graph.Analysis) {
 	t.Helper()
-	m, _ := loadAnalyze(t, modelPath(name))
+	m, _ := testkit.LoadAnalyze(t, modelPath(name))
 	c, err := f.convert(m)
 	if err != nil {
 		t.Fatal(err)
@@ -82,22 +87,22 @@ func TestFormsSelfRecovery(t *testing.T) {
 	cases = append(cases, tc{"resnet_s0", "forms/resnet_s0_op13", asIs}, tc{"forms/resnet_s0_op13", "resnet_s0", fp16},
 		tc{"resnet_s1", "forms/resnet_s1_fp16", asIs}, tc{"forms/resnet_s1_fp16", "resnet_s1", asIs},
 		tc{"transformer_s0", "forms/transformer_s0_op13", asIs}, tc{"forms/transformer_s0_op13", "transformer_s0", fp16},
-		// Tensors shared through Identity behind a Cast: Apply gives the
+		// Tensors shared through permute.Identity behind a Cast: permute.Apply gives the
 		// layers that need another placement copies in the type they read.
 		tc{"forms/resnet_init", "forms/resnet_init", fp16}, tc{"forms/resnet_init", "forms/resnet_init", bf16})
 	for _, c := range cases {
 		t.Run(c.a+"/"+c.b+" "+c.f.name, func(t *testing.T) {
-			a, ga := loadAnalyze(t, modelPath(c.a))
+			a, ga := testkit.LoadAnalyze(t, modelPath(c.a))
 			orig, gb := loadForm(t, c.b, c.f)
-			if err := SameArchitecture(a, orig, ga, gb); err != nil {
+			if err := permute.SameArchitecture(a, orig, ga, gb); err != nil {
 				t.Fatal(err)
 			}
 			b := orig.Clone()
-			p := Random(ga, 21)
-			if err := Apply(b, ga, p); err != nil {
+			p := permute.Random(ga, 21)
+			if err := permute.Apply(b, ga, p); err != nil {
 				t.Fatal(err)
 			}
-			res, err := WeightMatch(a, b, ga, MatchOptions{Seed: 3})
+			res, err := match.Weights(a, b, ga, match.Options{Seed: 3})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -110,7 +115,7 @@ func TestFormsSelfRecovery(t *testing.T) {
 					}
 				}
 			}
-			if err := ort.CompareModels(saveTemp(t, orig, "orig"), saveTemp(t, b, "permuted"), randomInputs(t, orig, 2, 5), 1e-4, 1e-3); err != nil {
+			if err := ort.CompareModels(saveTemp(t, orig, "orig"), saveTemp(t, b, "permuted"), testkit.RandomInputs(t, orig, 2, 5), 1e-4, 1e-3); err != nil {
 				t.Fatalf("the permuted copy computes something else: %v", err)
 			}
 		})
@@ -120,7 +125,7 @@ func TestFormsSelfRecovery(t *testing.T) {
 // TestFormsAlignAndMerge aligns and merges pairs of models trained apart
 // whose files differ in form: a trained model and an untrained export of
 // its class (PyTorch aliases the untrained model's equal BatchNorm vectors
-// through 36 Identity nodes; it is resnet_s0's initialisation, which
+// through 36 permute.Identity nodes; it is resnet_s0's initialisation, which
 // resnet_s0 aligns to without moving, so the pairs use resnet_s1), exports at opset 17 and 13, and fp16/bf16 or
 // Constant-node storage of one of the two, in both directions. The aligned
 // model computes what B computes (ONNX Runtime) and keeps B's graph and
@@ -154,10 +159,10 @@ func TestFormsAlignAndMerge(t *testing.T) {
 		t.Run(fmt.Sprintf("%s %s/%s %s", c.a, c.fa.name, c.b, c.fb.name), func(t *testing.T) {
 			a, ga := loadForm(t, c.a, c.fa)
 			b, gb := loadForm(t, c.b, c.fb)
-			if err := SameArchitecture(a, b, ga, gb); err != nil {
+			if err := permute.SameArchitecture(a, b, ga, gb); err != nil {
 				t.Fatal(err)
 			}
-			res, err := WeightMatch(a, b, ga, MatchOptions{Seed: 1})
+			res, err := match.Weights(a, b, ga, match.Options{Seed: 1})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -171,7 +176,7 @@ func TestFormsAlignAndMerge(t *testing.T) {
 			if c.fa.name == asIs.name && c.fb.name != asIs.name && !strings.Contains(c.fb.name, "16") {
 				// A lossless form of b aligns as b itself does.
 				plain, _ := loadForm(t, c.b, asIs)
-				ref, err := WeightMatch(a, plain, ga, MatchOptions{Seed: 1})
+				ref, err := match.Weights(a, plain, ga, match.Options{Seed: 1})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -180,27 +185,27 @@ func TestFormsAlignAndMerge(t *testing.T) {
 				}
 			}
 			aligned := b.Clone()
-			if err := Apply(aligned, ga, res.Perms); err != nil {
+			if err := permute.Apply(aligned, ga, res.Perms); err != nil {
 				t.Fatal(err)
 			}
 			keepsGraph(t, b, aligned)
-			if err := ort.CompareModels(saveTemp(t, b, "b"), saveTemp(t, aligned, "aligned"), randomInputs(t, b, 2, 9), 1e-4, 1e-3); err != nil {
+			if err := ort.CompareModels(saveTemp(t, b, "b"), saveTemp(t, aligned, "aligned"), testkit.RandomInputs(t, b, 2, 9), 1e-4, 1e-3); err != nil {
 				t.Fatalf("the aligned model computes something else than b: %v", err)
 			}
-			merged, err := MergeAligned([]*onnx.Model{a, b}, ga, []Perms{Identity(ga), res.Perms}, nil)
+			merged, err := Aligned([]*onnx.Model{a, b}, ga, []permute.Perms{permute.Identity(ga), res.Perms}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			keepsGraph(t, a, merged)
 			// The merged model runs, and at λ = 0 merging gives back a's function.
-			if _, err := ort.Run(saveTemp(t, merged, "merged"), randomInputs(t, a, 2, 9)); err != nil {
+			if _, err := ort.Run(saveTemp(t, merged, "merged"), testkit.RandomInputs(t, a, 2, 9)); err != nil {
 				t.Fatalf("the merged model does not run: %v", err)
 			}
-			endpoint, err := MergeAligned([]*onnx.Model{a, b}, ga, []Perms{Identity(ga), res.Perms}, []float64{1, 0})
+			endpoint, err := Aligned([]*onnx.Model{a, b}, ga, []permute.Perms{permute.Identity(ga), res.Perms}, []float64{1, 0})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := ort.CompareModels(saveTemp(t, a, "a"), saveTemp(t, endpoint, "endpoint"), randomInputs(t, a, 2, 9), 1e-4, 1e-3); err != nil {
+			if err := ort.CompareModels(saveTemp(t, a, "a"), saveTemp(t, endpoint, "endpoint"), testkit.RandomInputs(t, a, 2, 9), 1e-4, 1e-3); err != nil {
 				t.Fatalf("merging with weights 1, 0 does not give a: %v", err)
 			}
 		})
@@ -245,7 +250,7 @@ func TestFormsRepair(t *testing.T) {
 	ort := ortref.Require(t)
 	var models []*onnx.Model
 	for _, name := range []string{"mlp32_s0", "mlp32_s1"} {
-		m, _ := loadAnalyze(t, modelPath(name))
+		m, _ := testkit.LoadAnalyze(t, modelPath(name))
 		if n := m.Proto.Graph.Node[1]; n.GetOpType() != "Gemm" {
 			t.Fatalf("%s: node 1 is %s, want the first Gemm", name, n.GetOpType())
 		}
@@ -260,23 +265,23 @@ func TestFormsRepair(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := WeightMatch(models[0], models[1], ga, MatchOptions{})
+	res, err := match.Weights(models[0], models[1], ga, match.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	perms := []Perms{Identity(ga), res.Perms}
-	merged, err := MergeAligned(models, ga, perms, nil)
+	perms := []permute.Perms{permute.Identity(ga), res.Perms}
+	merged, err := Aligned(models, ga, perms, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	a, b := models[0].Clone(), models[1].Clone()
-	if err := Apply(a, ga, perms[0]); err != nil {
+	if err := permute.Apply(a, ga, perms[0]); err != nil {
 		t.Fatal(err)
 	}
-	if err := Apply(b, ga, perms[1]); err != nil {
+	if err := permute.Apply(b, ga, perms[1]); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := PrepareRepair(a, b, ga, loadData(t, "fashion_train_x.npy", ""), DataOptions{})
+	rep, err := activation.PrepareRepair(a, b, ga, testkit.LoadData(t, "fashion_train_x.npy", ""), activation.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +300,7 @@ func TestFormsRepair(t *testing.T) {
 	if added != 1 {
 		t.Fatalf("REPAIR added %d biases, want 1", added)
 	}
-	if _, err := ort.Run(saveTemp(t, merged, "repaired"), randomInputs(t, merged, 2, 3)); err != nil {
+	if _, err := ort.Run(saveTemp(t, merged, "repaired"), testkit.RandomInputs(t, merged, 2, 3)); err != nil {
 		t.Fatalf("the repaired model does not run: %v", err)
 	}
 }

@@ -1,10 +1,15 @@
-package permute
+package merge
 
 import (
 	"fmt"
 	"math/rand/v2"
 	"runtime/debug"
 	"testing"
+
+	"github.com/onnx-rebasin/onnx-rebasin/activation"
+	"github.com/onnx-rebasin/onnx-rebasin/internal/testkit"
+	"github.com/onnx-rebasin/onnx-rebasin/match"
+	"github.com/onnx-rebasin/onnx-rebasin/permute"
 
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
@@ -26,13 +31,13 @@ func noPanic(t *testing.T, what string, fn func() error) (err error) {
 
 // TestMismatchedModels gives every exported function that pairs models two
 // models that do not share an architecture, with the analysis of either:
-// each must return an error, none may panic (WeightMatch on models of
+// each must return an error, none may panic (match.Weights on models of
 // different widths, as the README's example would call it, panicked in
-// simd.DotF64). Apply gets the analysis of the other model.
+// simd.DotF64). permute.Apply gets the analysis of the other model.
 func TestMismatchedModels(t *testing.T) {
 	swapped := func(t *testing.T) *onnx.Model {
 		// W1 (6×3) stored as 3×6: same element count, other dims.
-		m := tinyMLP(t, 3, 6, 2, 2, onnxpb.TensorProto_FLOAT)
+		m := testkit.TinyMLP(t, 3, 6, 2, 2, onnxpb.TensorProto_FLOAT)
 		m.Proto.Graph.Initializer[0].Dims = []int64{3, 6}
 		return m
 	}
@@ -41,7 +46,9 @@ func TestMismatchedModels(t *testing.T) {
 		a, b func(t *testing.T) *onnx.Model
 	}
 	tiny := func(in, hidden, out int, seed uint64) func(t *testing.T) *onnx.Model {
-		return func(t *testing.T) *onnx.Model { return tinyMLP(t, in, hidden, out, seed, onnxpb.TensorProto_FLOAT) }
+		return func(t *testing.T) *onnx.Model {
+			return testkit.TinyMLP(t, in, hidden, out, seed, onnxpb.TensorProto_FLOAT)
+		}
 	}
 	file := func(name string) func(t *testing.T) *onnx.Model {
 		return func(t *testing.T) *onnx.Model {
@@ -94,32 +101,32 @@ func checkMismatched(t *testing.T, models []*onnx.Model, ds *eval.Dataset) {
 		if k == 1 {
 			a, b = y, x // the analysis is b's
 		}
-		wantErr("WeightMatch", func() error { _, err := WeightMatch(a, b, gx, MatchOptions{MaxIter: 2}); return err })
-		wantErr("WeightMatch from the identity", func() error {
-			_, err := WeightMatch(a, b, gx, MatchOptions{MaxIter: 2, IdentityStart: true})
+		wantErr("match.Weights", func() error { _, err := match.Weights(a, b, gx, match.Options{MaxIter: 2}); return err })
+		wantErr("match.Weights from the identity", func() error {
+			_, err := match.Weights(a, b, gx, match.Options{MaxIter: 2, IdentityStart: true})
 			return err
 		})
-		wantErr("MergeAligned", func() error {
-			_, err := MergeAligned([]*onnx.Model{a, b}, gx, []Perms{Identity(gx), Identity(gx)}, nil)
+		wantErr("Aligned", func() error {
+			_, err := Aligned([]*onnx.Model{a, b}, gx, []permute.Perms{permute.Identity(gx), permute.Identity(gx)}, nil)
 			return err
 		})
-		wantErr("MergeMany", func() error { _, err := MergeMany([]*onnx.Model{a, b}, gx, MatchOptions{MaxIter: 2}, nil); return err })
+		wantErr("Many", func() error { _, err := Many([]*onnx.Model{a, b}, gx, match.Options{MaxIter: 2}, nil); return err })
 		wantErr("Average", func() error { _, err := Average([]*onnx.Model{a, b}, nil); return err })
 		if ds != nil {
-			wantErr("ActivationMatch", func() error { _, err := ActivationMatch(a, b, gx, ds, DataOptions{}); return err })
-			wantErr("PrepareRepair", func() error { _, err := PrepareRepair(a, b, gx, ds, DataOptions{}); return err })
+			wantErr("activation.Match", func() error { _, err := activation.Match(a, b, gx, ds, activation.Options{}); return err })
+			wantErr("activation.PrepareRepair", func() error { _, err := activation.PrepareRepair(a, b, gx, ds, activation.Options{}); return err })
 			// A repair prepared on x applied to y.
-			rep, err := PrepareRepair(x, x.Clone(), gx, ds, DataOptions{})
+			rep, err := activation.PrepareRepair(x, x.Clone(), gx, ds, activation.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			wantErr("Repair.Apply", func() error { return rep.Apply(y.Clone(), 0.5) })
 			wrong := &eval.Dataset{X: make([]float32, 2*5), Shape: []int{2, 5}}
-			wantErr("ResetBatchNorm on data of another shape", func() error { return ResetBatchNorm(x.Clone(), wrong, DataOptions{}) })
+			wantErr("activation.ResetBatchNorm on data of another shape", func() error { return activation.ResetBatchNorm(x.Clone(), wrong, activation.Options{}) })
 		}
 		// One model with another's analysis: an error when the
 		// groups do not fit, never a panic.
-		_ = noPanic(t, "Apply", func() error { return Apply(y.Clone(), gx, Random(gx, 1)) }) // an error is expected; a panic is not
+		_ = noPanic(t, "permute.Apply", func() error { return permute.Apply(y.Clone(), gx, permute.Random(gx, 1)) }) // an error is expected; a panic is not
 	}
 }
 
@@ -135,8 +142,8 @@ func TestMismatchedRandomPairs(t *testing.T) {
 				dims[i] = [3]int{1 + r.IntN(5), 2 + r.IntN(5), 1 + r.IntN(5)}
 			}
 		}
-		a := tinyMLP(t, dims[0][0], dims[0][1], dims[0][2], seed, onnxpb.TensorProto_FLOAT)
-		b := tinyMLP(t, dims[1][0], dims[1][1], dims[1][2], seed+1000, onnxpb.TensorProto_FLOAT)
+		a := testkit.TinyMLP(t, dims[0][0], dims[0][1], dims[0][2], seed, onnxpb.TensorProto_FLOAT)
+		b := testkit.TinyMLP(t, dims[1][0], dims[1][1], dims[1][2], seed+1000, onnxpb.TensorProto_FLOAT)
 		t.Run(fmt.Sprint(dims), func(t *testing.T) { checkMismatched(t, []*onnx.Model{a, b}, nil) })
 	}
 }

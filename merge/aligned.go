@@ -1,44 +1,49 @@
-package permute
+package merge
 
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
+
+	"github.com/onnx-rebasin/onnx-rebasin/internal/sitelayout"
+	"github.com/onnx-rebasin/onnx-rebasin/match"
+	"github.com/onnx-rebasin/onnx-rebasin/permute"
 
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 )
 
-// MergeAligned applies perms[i] to a copy of models[i] and returns the
+// Aligned applies perms[i] to a copy of models[i] and returns the
 // weighted average of the results (see Average). a is the analysis shared
 // by the models' architecture; the inputs are not changed.
-func MergeAligned(models []*onnx.Model, a *graph.Analysis, perms []Perms, weights []float64) (*onnx.Model, error) {
+func Aligned(models []*onnx.Model, a *graph.Analysis, perms []permute.Perms, weights []float64) (*onnx.Model, error) {
 	if len(perms) != len(models) {
 		return nil, fmt.Errorf("%d permutations for %d models", len(perms), len(models))
 	}
-	if err := checkFit(a, models...); err != nil {
+	if err := sitelayout.CheckFit(a, models...); err != nil {
 		return nil, err
 	}
 	aligned := make([]*onnx.Model, len(models))
 	for i, m := range models {
 		aligned[i] = m.Clone()
-		if err := Apply(aligned[i], a, perms[i]); err != nil {
+		if err := permute.Apply(aligned[i], a, perms[i]); err != nil {
 			return nil, fmt.Errorf("%s: %w", m.Name, err)
 		}
 	}
 	return Average(aligned, weights)
 }
 
-// MergeMany is the paper's MergeMany: starting from the identity, each
+// Many is the paper's Many: starting from the identity, each
 // round visits the models in random order and re-aligns each one to the
 // mean of all the others (as currently aligned), until a round changes no
 // permutation (or opts.MaxIter rounds). It returns one permutation per model.
-func MergeMany(models []*onnx.Model, a *graph.Analysis, opts MatchOptions, progress func(round, changed int)) ([]Perms, error) {
-	if err := checkFit(a, models...); err != nil {
+func Many(models []*onnx.Model, a *graph.Analysis, opts match.Options, progress func(round, changed int)) ([]permute.Perms, error) {
+	if err := sitelayout.CheckFit(a, models...); err != nil {
 		return nil, err
 	}
-	perms := make([]Perms, len(models))
+	perms := make([]permute.Perms, len(models))
 	for i := range perms {
-		perms[i] = Identity(a)
+		perms[i] = permute.Identity(a)
 	}
 	maxRounds := opts.MaxIter
 	if maxRounds <= 0 {
@@ -48,25 +53,25 @@ func MergeMany(models []*onnx.Model, a *graph.Analysis, opts MatchOptions, progr
 	for round := 1; round <= maxRounds; round++ {
 		changed := 0
 		for _, i := range rng.Perm(len(models)) {
-			if err := ctxErr(opts.Context); err != nil {
+			if err := sitelayout.ContextErr(opts.Context); err != nil {
 				return nil, err
 			}
 			var others []*onnx.Model
-			var otherPerms []Perms
+			var otherPerms []permute.Perms
 			for j := range models {
 				if j != i {
 					others = append(others, models[j])
 					otherPerms = append(otherPerms, perms[j])
 				}
 			}
-			mean, err := MergeAligned(others, a, otherPerms, nil)
+			mean, err := Aligned(others, a, otherPerms, nil)
 			if err != nil {
 				return nil, err
 			}
 			o := opts
 			o.Init = perms[i]
 			o.Progress = nil
-			res, err := WeightMatch(mean, models[i], a, o)
+			res, err := match.Weights(mean, models[i], a, o)
 			if err != nil {
 				return nil, fmt.Errorf("aligning %s to the mean of the others: %w", models[i].Name, err)
 			}
@@ -85,9 +90,9 @@ func MergeMany(models []*onnx.Model, a *graph.Analysis, opts MatchOptions, progr
 	return perms, nil
 }
 
-func samePerms(a, b Perms) bool {
+func samePerms(a, b permute.Perms) bool {
 	for g := range a {
-		if !equalPerm(a[g], b[g]) {
+		if !slices.Equal(a[g], b[g]) {
 			return false
 		}
 	}

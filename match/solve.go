@@ -1,8 +1,9 @@
-package permute
+package match
 
 import (
 	"sync/atomic"
 
+	"github.com/onnx-rebasin/onnx-rebasin/internal/sitelayout"
 	"github.com/onnx-rebasin/onnx-rebasin/lap"
 	"github.com/onnx-rebasin/onnx-rebasin/simd"
 )
@@ -15,7 +16,7 @@ func dot64(a, b []float32) float64 { return simd.DotF64(a, b) }
 // sites this way; on one core that was a serial stretch of every product).
 func addWidened(dst []float64, src []float32, threads int) {
 	dst = dst[:len(src)]
-	inParallel(len(src), min(threads, len(src)>>18+1), func(lo, hi int) {
+	sitelayout.InParallel(len(src), min(threads, len(src)>>18+1), func(lo, hi int) {
 		d := dst[lo:hi]
 		for i, v := range src[lo:hi] {
 			d[i] += float64(v)

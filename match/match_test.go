@@ -1,10 +1,14 @@
-package permute
+package match
 
 import (
 	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/onnx-rebasin/onnx-rebasin/internal/sitelayout"
+	"github.com/onnx-rebasin/onnx-rebasin/internal/testkit"
+	"github.com/onnx-rebasin/onnx-rebasin/permute"
 
 	"github.com/onnx-rebasin/onnx-rebasin/lap"
 )
@@ -17,14 +21,14 @@ import (
 func TestGroupCostUpToDate(t *testing.T) {
 	for _, name := range []string{"mlp32", "cnn_bn", "cnn_fold", "resnet", "transformer"} {
 		t.Run(name, func(t *testing.T) {
-			a, ga := loadAnalyze(t, "../testmodels/"+name+"_s0.onnx")
-			b, _ := loadAnalyze(t, "../testmodels/"+name+"_s1.onnx")
+			a, ga := testkit.LoadAnalyze(t, "../testmodels/"+name+"_s0.onnx")
+			b, _ := testkit.LoadAnalyze(t, "../testmodels/"+name+"_s1.onnx")
 			mt, err := newMatcher(a, b, ga)
 			if err != nil {
 				t.Fatal(err)
 			}
 			r := rand.New(rand.NewPCG(5, 6))
-			perms := Random(ga, 1)
+			perms := permute.Random(ga, 1)
 			for round := 0; round < 6; round++ {
 				for g := range perms {
 					switch {
@@ -57,15 +61,15 @@ func TestGroupCostUpToDate(t *testing.T) {
 
 // exactGroupCost evaluates group g's cost matrix from its definition in
 // float64, with Σ|a||b| per entry as the scale of rounding errors.
-func exactGroupCost(mt *matcher, g int, perms Perms) (cost, scale []float64) {
+func exactGroupCost(mt *matcher, g int, perms permute.Perms) (cost, scale []float64) {
 	n := mt.groups[g].Size
 	cost, scale = make([]float64, n*n), make([]float64, n*n)
 	for _, si := range mt.byGroup[g] {
 		s := &mt.sites[si]
 		use := &mt.uses[s.use]
-		plain := colOffsets(use.dims, s.axis, s.block, make([][]int, len(use.dims)), nil)
+		plain := sitelayout.ColOffsets(use.dims, s.axis, s.block, make([][]int, len(use.dims)), nil)
 		mt.setMaps(use, perms)
-		moved := colOffsets(use.dims, s.axis, s.block, use.maps, nil)
+		moved := sitelayout.ColOffsets(use.dims, s.axis, s.block, use.maps, nil)
 		for i := 0; i < n; i++ {
 			for j := 0; j < n; j++ {
 				for c := range plain {
@@ -87,9 +91,9 @@ func exactGroupCost(mt *matcher, g int, perms Perms) (cost, scale []float64) {
 func TestWeightMatchCoordinateOptimal(t *testing.T) {
 	for _, name := range []string{"mlp32", "cnn_bn", "resnet", "transformer"} {
 		t.Run(name, func(t *testing.T) {
-			a, ga := loadAnalyze(t, "../testmodels/"+name+"_s0.onnx")
-			b, _ := loadAnalyze(t, "../testmodels/"+name+"_s1.onnx")
-			res, err := WeightMatch(a, b, ga, MatchOptions{Seed: 3})
+			a, ga := testkit.LoadAnalyze(t, "../testmodels/"+name+"_s0.onnx")
+			b, _ := testkit.LoadAnalyze(t, "../testmodels/"+name+"_s1.onnx")
+			res, err := Weights(a, b, ga, Options{Seed: 3})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -110,9 +114,9 @@ func TestWeightMatchCoordinateOptimal(t *testing.T) {
 					d := sizes[k] / ga.Groups[g].Blocks
 					switch {
 					case ga.Groups[g].FixedWithin:
-						pinned[k] = identityPerm(d)
+						pinned[k] = sitelayout.IdentityPerm(d)
 					case ga.Groups[g].SharedWithin:
-						pinned[k] = withinOf(res.Perms[g], d)
+						pinned[k] = sitelayout.WithinOf(res.Perms[g], d)
 					}
 					costs[k], _ = exactGroupCost(mt, g, res.Perms)
 					for i, j := range res.Perms[g] {
@@ -120,7 +124,7 @@ func TestWeightMatchCoordinateOptimal(t *testing.T) {
 					}
 				}
 				var solver lap.Solver
-				_, best, err := blockSolve(&solver, ga.Groups[set[0]].Blocks, sizes, costs, pinned)
+				_, best, err := sitelayout.BlockSolve(&solver, ga.Groups[set[0]].Blocks, sizes, costs, pinned)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -156,13 +160,13 @@ func TestWeightMatchCoordinateOptimal(t *testing.T) {
 // every trained pair and seeds 0 to 2.
 func TestLookAheadSameDescent(t *testing.T) {
 	for _, name := range []string{"mlp", "mlp32", "cnn_bn", "cnn_fold", "resnet", "transformer"} {
-		a, ga := loadAnalyze(t, "../testmodels/"+name+"_s0.onnx")
-		b, _ := loadAnalyze(t, "../testmodels/"+name+"_s1.onnx")
+		a, ga := testkit.LoadAnalyze(t, "../testmodels/"+name+"_s0.onnx")
+		b, _ := testkit.LoadAnalyze(t, "../testmodels/"+name+"_s1.onnx")
 		for seed := uint64(0); seed < 3; seed++ {
-			run := func(ahead bool) *MatchResult {
+			run := func(ahead bool) *Result {
 				defer func(old bool) { lookAhead = old }(lookAhead)
 				lookAhead = ahead
-				res, err := WeightMatch(a, b, ga, MatchOptions{Seed: seed})
+				res, err := Weights(a, b, ga, Options{Seed: seed})
 				if err != nil {
 					t.Fatal(err)
 				}
