@@ -31,6 +31,14 @@
 // rows assigned so far; the whole solve is O(n³) in the worst case and far
 // less on typical inputs.
 //
+// When column reduction leaves more than half of the rows free (n ≥ 64),
+// as on matrices whose rows all rank the columns alike, phases 2 and 3 stall
+// and nearly every row needs a long search. An ε-scaling auction then takes
+// over instead (see auction.go): it assigns every row ε-optimally in a few
+// row passes per row, the prices are lowered until each row's column is
+// again a best one, and the Dijkstra search assigns the few rows for which
+// that fails. The result is the same exact optimum.
+//
 // The implementation works in "maximisation form": it keeps column prices
 // v[j]; row i values column j at cost[i*n+j] − v[j], and an assigned row
 // always holds a column it values most. At the end the row duals are
@@ -57,9 +65,10 @@
 // it keeps the old prices, seeds every row whose previous column is still
 // one it values most (within 4 ulps, the rounding left by the previous
 // solve), runs one augmenting row reduction pass over the rest and augments
-// whatever is still free. If the matrix changed so much that fewer than 70%
-// of the rows can be seeded, it falls back to a cold start, which is then
-// cheaper. The result is an exact optimum either way; only the work changes.
+// whatever is still free. If the matrix changed so much that fewer than half
+// of the rows can be seeded, the auction starts from the old prices instead
+// (below n = 64, or without prevPerm: fewer than 70%, a cold start). The
+// result is an exact optimum either way; only the work changes.
 //
 // # Numerics and determinism
 //
@@ -193,8 +202,10 @@ func (s *Solver) Solve(n int, cost []float64) (perm []int, total float64, err er
 // only the rows whose preference changed are augmented; on a slightly
 // changed matrix that costs a fraction of a cold solve. The result is an
 // exact optimum whatever the warm start; a poor one only costs time, and
-// one that leaves more than 30% of the rows unassigned is abandoned for a
-// cold start (measured to be cheaper then).
+// one that leaves more than half of the rows unassigned continues as an
+// auction from the old prices (for n ≥ 64 with prevPerm; otherwise one that
+// leaves more than 30% is abandoned for a cold start), measured to be
+// cheaper then.
 //
 // Either argument may be nil. Without prevPerm each row is seeded with its
 // best column alone. A permutation without duals gives no usable prices (a
