@@ -99,6 +99,7 @@ func (s *Solver) auctionInit(cost []float64, startEps float64) int {
 			free[i] = int32(i)
 		}
 		nfree = s.auctionPhase(cost, eps)
+		s.stats.AuctionPhases++
 		if epsExp <= lastExp {
 			break
 		}

@@ -106,7 +106,7 @@ func TestAuctionAgainstBruteForce(t *testing.T) {
 						t.Fatal(err)
 					}
 					checkOptimal(t, &s, n, cost, perm, total, want, k.exact)
-					if s.Stats().ARRSteps > 0 {
+					if s.Stats().AuctionPhases > 0 {
 						ran++
 					}
 				}
@@ -179,7 +179,7 @@ func TestAuctionRunsOnRankOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := s.Stats()
-	if st.ARRSteps < n {
+	if st.AuctionPhases == 0 {
 		t.Fatalf("the auction did not run: %+v", st)
 	}
 	if 2*st.Entries > jv {
@@ -212,4 +212,69 @@ func TestAuctionDualsWarmStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkOptimal(t, &s, n, next, p2, total, want, false)
+}
+
+// A warm start whose prices fit the matrix badly (those of an unrelated
+// matrix) continues as an auction from them: the result is still the exact
+// optimum, with and without the vector kernels.
+func TestWarmStartFallsBackToAuction(t *testing.T) {
+	defer func(u bool) { useAVX2 = u }(useAVX2)
+	kernels := []bool{false}
+	if vectorBuild && useAVX2 {
+		kernels = append(kernels, true)
+	}
+	for _, k := range auctionKinds {
+		for _, n := range []int{64, 300} {
+			t.Run(fmt.Sprintf("%s/n=%d", k.name, n), func(t *testing.T) {
+				cost := k.gen(n, uint64(n)+21)
+				other := laptest.Uniform(n, uint64(n)+22)
+				var s Solver
+				prev, _, err := s.Solve(n, other)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, v := s.Duals()
+				coldAuction = false
+				_, want, err := s.Solve(n, cost)
+				coldAuction = true
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, vec := range kernels {
+					useAVX2 = vec
+					perm, total, err := s.SolveWarm(n, cost, prev, v)
+					if err != nil {
+						t.Fatal(err)
+					}
+					checkOptimal(t, &s, n, cost, perm, total, want, k.exact)
+				}
+			})
+		}
+	}
+}
+
+// The warm-start auction runs when the old prices seed under half of the
+// rows (the case TestWarmStartFallsBackToAuction is for).
+func TestWarmStartAuctionRuns(t *testing.T) {
+	n := 300
+	cost := nearRankOne(n, 3, 0.01)
+	var s Solver
+	prev, _, err := s.Solve(n, laptest.Uniform(n, 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, v := s.Duals()
+	if _, _, err := s.SolveWarm(n, cost, prev, v); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.AuctionPhases == 0 {
+		t.Fatalf("no auction after a warm start that fits badly: %+v", st)
+	}
+	// And a cold solve of the same matrix goes to the auction too.
+	if _, _, err := s.Solve(n, cost); err != nil {
+		t.Fatal(err)
+	}
+	if cold := s.Stats().AuctionPhases; cold == 0 {
+		t.Fatalf("no cold auction on a near-rank-one matrix: %+v", s.Stats())
+	}
 }

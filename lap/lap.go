@@ -124,6 +124,9 @@ type Stats struct {
 	Seeded int
 	// ARRSteps is the number of row steps of augmenting row reduction.
 	ARRSteps int
+	// AuctionPhases is the number of ε-scaling auction phases run (0 when
+	// the JV initialisation or the warm start sufficed).
+	AuctionPhases int
 	// Augmentations is the number of Dijkstra searches (one per row that was
 	// still free after augmenting row reduction).
 	Augmentations int
