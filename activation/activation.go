@@ -48,6 +48,9 @@ type channelStats struct {
 	value      string // in A
 	valueB     string // the same value in B (whose names may differ)
 	axis       int
+	// repeat, when above 1, says that the channels are the group's units
+	// repeated (graph.ActivationSite.Repeat), perBlock units per block.
+	repeat, perBlock int
 }
 
 func newChannelStats(value string, axis, c int) *channelStats {
@@ -94,6 +97,27 @@ func (s *channelStats) add(shape []int, xa, xb []float32) error {
 	}
 	s.n += float64(outer * inner)
 	return nil
+}
+
+// unitCorrelation returns correlation() over the n units of the group: for
+// repeated channels, the mean over the copies of the correlation of A's
+// copy of unit u with B's same copy of unit v (the copies move together).
+func (s *channelStats) unitCorrelation(n int) []float64 {
+	corr := s.correlation()
+	if s.repeat <= 1 {
+		return corr
+	}
+	out := make([]float64, n*n)
+	for u := range n {
+		for v := range n {
+			sum := 0.0
+			for j := range s.repeat {
+				sum += corr[sitelayout.UnitIndex(u, j, s.perBlock, s.repeat, 1, 0)*s.channels+sitelayout.UnitIndex(v, j, s.perBlock, s.repeat, 1, 0)]
+			}
+			out[u*n+v] = sum / float64(s.repeat)
+		}
+	}
+	return out
 }
 
 // correlation returns the c×c matrix of Pearson correlations between A's
@@ -159,10 +183,12 @@ func Match(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opts Options)
 			if s.Block > 1 || s.Offset != 0 {
 				continue // the same channels seen before a Flatten or Concat
 			}
-			if d, ok := ga.Shape(s.Value); ok && s.Axis < len(d) && d[s.Axis] >= 0 && int(d[s.Axis]) != grp.Size {
+			channels := grp.Size * max(s.Repeat, 1)
+			if d, ok := ga.Shape(s.Value); ok && s.Axis < len(d) && d[s.Axis] >= 0 && int(d[s.Axis]) != channels {
 				continue // a part of a wider axis (a packed projection): seen again after its Slice
 			}
-			cs := newChannelStats(s.Value, s.Axis, grp.Size)
+			cs := newChannelStats(s.Value, s.Axis, channels)
+			cs.repeat, cs.perBlock = max(s.Repeat, 1), grp.Size/max(grp.Blocks, 1)
 			var ok bool
 			if cs.valueB, ok = c.Value(s.Value); !ok {
 				continue // inside an op b computes as one node
@@ -216,7 +242,7 @@ func Match(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opts Options)
 		n := ga.Groups[g].Size
 		cost := make([]float64, n*n)
 		for _, s := range gs {
-			for i, v := range s.correlation() {
+			for i, v := range s.unitCorrelation(n) {
 				cost[i] += v
 			}
 		}

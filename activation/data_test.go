@@ -68,9 +68,10 @@ func checkActivationRecovers(t *testing.T, name string, a *onnx.Model, ga *graph
 
 // TestActivationMatchRecoversBlocks: on the attention and grouped-conv
 // models (random inputs), activation matching finds a random permutation
-// of the heads and blocks back exactly, packed projections included.
+// of the heads and blocks back exactly, packed projections and the
+// repeated query heads of grouped-query and multi-query attention included.
 func TestActivationMatchRecoversBlocks(t *testing.T) {
-	for _, name := range []string{"attn_qkv", "attn_mha", "attn_encoder", "attn_rotary", "gconv"} {
+	for _, name := range []string{"attn_qkv", "attn_mha", "attn_encoder", "attn_rotary", "attn_gqa", "attn_mqa", "gconv"} {
 		a, ga := testkit.LoadAnalyze(t, "../testmodels/"+name+".onnx")
 		path := filepath.Join(t.TempDir(), "x.npy")
 		if err := npy.WriteFile(path, testkit.RandomInputs(t, a, 64, 3)["input"]); err != nil {

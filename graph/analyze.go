@@ -21,6 +21,8 @@ import (
 	"sort"
 
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
+	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
+	"google.golang.org/protobuf/proto"
 )
 
 // Analysis is the result of Analyze.
@@ -32,7 +34,8 @@ type Analysis struct {
 	// must not be permuted, with the first reason found: classes that reach
 	// a graph input or output, and hidden classes a rule froze.
 	Frozen []FrozenAxis
-	// PermutableUnits is the sum of the group sizes.
+	// PermutableUnits is the sum of the group sizes and of the units that
+	// move as their copies (Group.Repeated).
 	PermutableUnits int
 	// HiddenUnits counts the hidden units of the model: PermutableUnits plus
 	// the sizes of frozen classes that are the output units of a layer
@@ -100,9 +103,18 @@ func Analyze(m *onnx.Model) (*Analysis, error) {
 		act: map[axisKey]layout{},
 		wts: map[useKey]layout{},
 		pos: map[int]int{},
+
+		repeatUsed: map[int]bool{},
 	}
 	for p, i := range v.order {
 		a.pos[i] = p
+	}
+	repeats := findRepeats(v, s)
+	skip := map[int]bool{}
+	for _, op := range repeats {
+		for _, i := range op.inner {
+			skip[i] = true
+		}
 	}
 	// Graph inputs are fixed: the caller feeds them in their order.
 	for _, in := range v.g.GetInput() {
@@ -119,11 +131,18 @@ func Analyze(m *onnx.Model) (*Analysis, error) {
 	}
 	for _, i := range v.order {
 		n := v.nodes[i]
-		if v.forwarders[i] || (isOp(n, "Constant") && v.isWeight(output(n, 0))) {
-			continue // weights, not computations
+		if v.forwarders[i] || (isOp(n, "Constant") && v.isWeight(output(n, 0))) || skip[i] {
+			continue // weights, not computations; or inside a repeat
 		}
 		c := &nodeCtx{a: a, ni: i, pos: a.pos[i], n: n, label: v.label(i), handled: map[port]bool{}}
-		c.run()
+		if op, ok := repeats[i]; ok {
+			// The whole repeat subgraph as one node: src in, the
+			// repeated value out.
+			c.n = &onnxpb.NodeProto{OpType: proto.String("Repeat"), Input: []string{op.src}, Output: []string{output(n, 0)}}
+			c.repeatAxis(op)
+		} else {
+			c.run()
+		}
 		c.finish()
 		if a.err != nil {
 			return nil, a.err
@@ -145,7 +164,9 @@ func Analyze(m *onnx.Model) (*Analysis, error) {
 	}
 	a.resolveParts()
 	a.resolveHeads()
+	a.syncExpansions()
 	a.resolveBlocks()
+	a.resolveRepeats()
 	if a.err != nil {
 		return nil, a.err
 	}
@@ -171,10 +192,33 @@ func (a *analyzer) result() *Analysis {
 		}
 		return c
 	}
+	// Expanded classes (query sides of grouped-query attention) join
+	// the class they move with, each unit repeated.
+	type into struct {
+		root  int
+		times int
+	}
+	expanded := map[int]into{}
+	repeated := map[int]int{} // class root -> units of classes expanded into it
+	for _, x := range a.expansions {
+		f, t := a.u.find(x.flat), a.u.find(x.into)
+		if _, done := expanded[f]; done || a.u.els[t].frozen || f == t {
+			continue
+		}
+		expanded[f] = into{t, int(x.times)}
+		if sz := a.u.els[f].size; isStatic(sz) && a.u.els[f].units {
+			repeated[t] += int(sz)
+		}
+	}
 	for e := range a.u.els {
 		if s := a.u.els[e].site; s != nil {
+			site := *s
+			if x, ok := expanded[a.u.find(e)]; ok {
+				site.Repeat = x.times
+				e = x.root
+			}
 			c := get(e)
-			c.weight = append(c.weight, *s)
+			c.weight = append(c.weight, site)
 		}
 	}
 	// Activation sites in topological order of their producers.
@@ -208,8 +252,12 @@ func (a *analyzer) result() *Analysis {
 			}
 		}
 		for _, p := range a.act[k] {
-			if c, ok := classes[a.u.find(p.elem)]; ok {
-				c.acts = append(c.acts, ActivationSite{Value: k.value, Axis: k.axis, Block: int(p.block), Offset: int(p.offset)})
+			r, rep := a.u.find(p.elem), 0
+			if x, ok := expanded[r]; ok {
+				r, rep = x.root, x.times
+			}
+			if c, ok := classes[r]; ok {
+				c.acts = append(c.acts, ActivationSite{Value: k.value, Axis: k.axis, Block: int(p.block), Offset: int(p.offset), Repeat: rep})
 			}
 		}
 	}
@@ -273,10 +321,11 @@ func (a *analyzer) result() *Analysis {
 			g.Blocks, g.FixedWithin = int(h), a.fixedWithin[c.root]
 			g.SharedWithin = len(a.withinSites[c.root]) > 0
 		}
+		g.Repeated = repeated[c.root]
 		res.Groups = append(res.Groups, g)
 		rootOf = append(rootOf, c.root)
-		res.PermutableUnits += g.Size
-		res.HiddenUnits += g.Size
+		res.PermutableUnits += g.Size + g.Repeated
+		res.HiddenUnits += g.Size + g.Repeated
 	}
 	a.blockSets(res, rootOf)
 	return res

@@ -176,6 +176,9 @@ func site(s graph.WeightSite) string {
 	if s.Within {
 		r += "/within"
 	}
+	if s.Repeat > 1 {
+		r += fmt.Sprintf("/r%d", s.Repeat)
+	}
 	return r
 }
 

@@ -215,3 +215,39 @@ func (s *shapes) intsArith(n *onnxpb.NodeProto, op string) {
 	}
 	s.ints[output(n, 0)] = out
 }
+
+// intsExpand folds Expand of a known integer scalar or vector to a 1-D
+// target (torch's repeat_interleave builds its repeat counts this way).
+func (s *shapes) intsExpand(n *onnxpb.NodeProto, out []int64) {
+	x, ok := s.ints[input(n, 0)]
+	if !ok || len(out) != 1 || !isStatic(out[0]) || out[0] > maxIntValues || (len(x.v) != 1 && int64(len(x.v)) != out[0]) {
+		return
+	}
+	idx := make([]int, out[0])
+	for i := range idx {
+		idx[i] = min(i, len(x.v)-1)
+	}
+	s.ints[output(n, 0)] = x.pick(idx)
+}
+
+// intsSplit folds a Split of a known integer vector into its pieces.
+func (s *shapes) intsSplit(n *onnxpb.NodeProto, sizes []int64) {
+	x, ok := s.ints[input(n, 0)]
+	if !ok {
+		return
+	}
+	var start int64
+	for j, sz := range sizes {
+		if sz < 0 || start+sz > int64(len(x.v)) {
+			return
+		}
+		idx := make([]int, sz)
+		for i := range idx {
+			idx[i] = int(start) + i
+		}
+		if o := output(n, j); o != "" {
+			s.ints[o] = x.pick(idx)
+		}
+		start += sz
+	}
+}

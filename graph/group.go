@@ -33,6 +33,13 @@ type WeightSite struct {
 	// convolution, which every block reads alike); it moves by the
 	// within-block permutation, which all blocks share (SharedWithin).
 	Within bool `json:"within,omitempty"`
+	// Repeat, when above 1, says that the axis holds every block of the
+	// group Repeat times in a row (the query heads of grouped-query
+	// attention that share a K/V head): unit b·d+i (d = Size/Blocks
+	// units per block, all of them when Blocks < 2) has copies j <
+	// Repeat at index Offset + ((b·Repeat+j)·d+i)·Block, each of Block
+	// indices, which all move with the unit.
+	Repeat int `json:"repeat,omitempty"`
 }
 
 // ActivationSite is one axis of an intermediate value (a node output) that a
@@ -41,6 +48,8 @@ type ActivationSite struct {
 	Value         string
 	Axis          int
 	Block, Offset int
+	// Repeat is as for WeightSite.
+	Repeat int `json:"repeat,omitempty"`
 }
 
 // Group is one class of channel dimensions that must be permuted together.
@@ -63,6 +72,10 @@ type Group struct {
 	// permutation τ (the input channels of a grouped convolution: its
 	// weight's Within site moves by τ).
 	SharedWithin bool `json:"shared_within,omitempty"`
+	// Repeated counts the units of other layers that move as copies of
+	// this group's units (sites with Repeat > 1: the query heads of
+	// grouped-query attention move with their K/V head, in order).
+	Repeated int `json:"repeated,omitempty"`
 	// Reasons lists what tied the members together, e.g.
 	// `Add "/layer1/Add" ties its inputs (residual stream)`.
 	Reasons []string
@@ -90,7 +103,7 @@ func (a *Analysis) Restrict(keep func(g Group) bool) *Analysis {
 		newID[g.ID] = len(r.Groups)
 		g.ID = len(r.Groups)
 		r.Groups = append(r.Groups, g)
-		r.PermutableUnits += g.Size
+		r.PermutableUnits += g.Size + g.Repeated
 	}
 	for _, set := range a.BlockSets {
 		var s []int

@@ -101,6 +101,11 @@ func (c *nodeCtx) mergeHeadsAs(ph, pd, o port, h, d int64) bool {
 		isHeads = isHeads || u.find(r.heads) == u.find(lh[0].elem)
 		isWithin = isWithin || u.find(r.within) == u.find(ld[0].elem)
 	}
+	for _, r := range c.a.repeats {
+		// Repeated heads of one K/V head (multi-query attention): its
+		// units per head were never split from a flat axis.
+		isWithin = isWithin || u.find(r.dst) == u.find(lh[0].elem)
+	}
 	if !isHeads || !isWithin || !isStatic(h) || !isStatic(d) || !sameDim(c.dim(o), h*d) {
 		return false
 	}
@@ -232,9 +237,10 @@ func (a *analyzer) splitClass(r int, tiles []axisPart) {
 	}
 }
 
-// resolveHeads checks the recorded head splits and merges (see headRec):
-// valid ones join their flat classes into block groups, the others freeze
-// them. It fills a.blocks and a.blockSet.
+// resolveHeads checks the recorded head splits and merges (see headRec)
+// and the repeated heads (see repeatRec): valid ones join their flat
+// classes into block groups, the others freeze them. It fills a.ties and
+// a.expansions.
 func (a *analyzer) resolveHeads() {
 	u := &a.u
 	if len(a.heads) == 0 {
@@ -245,20 +251,77 @@ func (a *analyzer) resolveHeads() {
 	// within them: whatever reads the units, e.g. rotary embeddings that
 	// mix pairs of them, then reads them where they were).
 	headsBad, withinBad := map[int]string{}, map[int]string{}
-	pairOf := map[int]int{} // within-head root -> its heads root
+	// Repeated heads: the query heads of grouped-query attention repeat
+	// the K/V heads (repOf: query heads root -> the repeat). base maps a
+	// heads class to the heads its permutation derives from: one
+	// permutation σ per base (a family of heads).
+	repOf := map[int]repeatRec{}
+	isSrc := map[int]bool{}
+	for _, r := range a.repeats {
+		// K and V are repeated into the same query heads: their heads
+		// are one (as the score and value MatMuls make them in
+		// multi-head attention).
+		sr, tr := u.find(r.src), u.find(r.dst)
+		if p, ok := repOf[tr]; ok && p.times == r.times && u.root(p.src).size == u.root(sr).size {
+			if err := u.union(p.src, r.src, r.label); err != nil && a.err == nil {
+				a.err = err
+			}
+		}
+		repOf[tr] = r
+	}
+	clear(repOf)
 	isHeads := map[int]bool{}
 	for _, r := range a.heads {
+		isHeads[u.find(r.heads)] = true
+	}
+	for _, r := range a.repeats {
+		sr, tr := u.find(r.src), u.find(r.dst)
+		isSrc[sr] = true
+		if p, ok := repOf[tr]; (ok && (u.find(p.src) != sr || p.times != r.times)) || sr == tr {
+			note(headsBad, tr, r.label+", but the repeated heads are other heads too")
+			note(headsBad, sr, r.label+", but the repeated heads are other heads too")
+		}
+		repOf[tr] = r
+	}
+	base := func(h int) int {
+		if r, ok := repOf[h]; ok {
+			return u.find(r.src)
+		}
+		return h
+	}
+	for _, r := range a.repeats {
+		sr, tr := u.find(r.src), u.find(r.dst)
+		switch {
+		case !isHeads[tr]:
+			note(headsBad, sr, r.label+", but the repeated heads meet no query heads")
+		case !isHeads[sr] && u.root(sr).size != 1:
+			note(headsBad, tr, r.label+", but what it repeats are not heads")
+		case isSrc[tr]:
+			note(headsBad, sr, r.label+", but the heads are repeated twice")
+		}
+	}
+	// One heads class (with its repeats) per within-head class.
+	pairOf := map[int]int{} // within-head root -> the base of its heads
+	for _, r := range a.heads {
 		hr, dr := u.find(r.heads), u.find(r.within)
-		isHeads[hr] = true
-		if p, ok := pairOf[dr]; ok && p != hr {
+		if p, ok := pairOf[dr]; ok && p != base(hr) {
 			why := r.label + ", but its units per head meet another heads axis"
-			note(headsBad, hr, why)
+			note(headsBad, base(hr), why)
 			note(headsBad, p, why)
 		}
-		pairOf[dr] = hr
+		pairOf[dr] = base(hr)
 		if hr == dr {
 			note(headsBad, hr, r.label+", but the heads and the units per head are tied together")
 		}
+	}
+	// A single K/V head (multi-query attention): its units per head are
+	// the flat K/V units, and values may hold them without a heads axis.
+	single := func(dr int) bool {
+		b, ok := pairOf[dr]
+		return ok && !isHeads[b] && u.root(b).size == 1
+	}
+	for _, r := range a.heads {
+		hr, dr := u.find(r.heads), u.find(r.within)
 		for _, x := range []struct {
 			root int
 			bad  map[int]string
@@ -266,14 +329,15 @@ func (a *analyzer) resolveHeads() {
 			switch el := u.root(x.root); {
 			case el.frozen:
 				note(x.bad, x.root, el.why)
-			case el.hasSite:
+			case el.hasSite && !(x.root == dr && single(dr)):
 				note(x.bad, x.root, r.label+", but a weight is laid out along them")
 			case a.cut[x.root]:
 				note(x.bad, x.root, r.label+", but a Slice or Split cuts them into parts")
 			}
 		}
 	}
-	// Every value with a within-head axis must hold its heads axis once.
+	// Every value with a within-head axis must hold its heads axis (or a
+	// repeat of it) once.
 	type seen struct{ heads, within []int }
 	perValue := map[string]*seen{}
 	var values []string
@@ -282,7 +346,9 @@ func (a *analyzer) resolveHeads() {
 		for _, pt := range l {
 			r := u.find(pt.elem)
 			_, w := pairOf[r]
-			if !isHeads[r] && !w {
+			_, rep := repOf[r]
+			heads := isHeads[r] || rep || isSrc[r]
+			if !heads && !w {
 				continue
 			}
 			s := perValue[k.value]
@@ -292,10 +358,10 @@ func (a *analyzer) resolveHeads() {
 				values = append(values, k.value)
 			}
 			plain := len(l) == 1 && pt.block == 1 && pt.offset == 0
-			if isHeads[r] {
-				s.heads = append(s.heads, r)
+			if heads {
+				s.heads = append(s.heads, base(r))
 				if !plain {
-					note(headsBad, r, fmt.Sprintf("%q lays out heads in blocks", k.value))
+					note(headsBad, base(r), fmt.Sprintf("%q lays out heads in blocks", k.value))
 				}
 			} else {
 				s.within = append(s.within, r)
@@ -308,7 +374,8 @@ func (a *analyzer) resolveHeads() {
 	for _, v := range values {
 		s := perValue[v]
 		for _, d := range s.within {
-			if countOf(s.heads, pairOf[d]) != 1 || countOf(s.within, d) != 1 {
+			n := countOf(s.heads, pairOf[d])
+			if (n != 1 && !(n == 0 && single(d))) || countOf(s.within, d) != 1 {
 				note(withinBad, d, fmt.Sprintf("%q has units per head without their heads axis", v))
 			}
 		}
@@ -318,31 +385,65 @@ func (a *analyzer) resolveHeads() {
 			}
 		}
 	}
-	// Records on a bad heads class freeze, with their within-head class
-	// and every other heads class it meets.
+	// Query heads move with the flat units of their K/V heads: there must
+	// be such units.
+	hasFlat := map[int]bool{} // within-head root
+	for _, r := range a.heads {
+		if hr := u.find(r.heads); base(hr) == hr {
+			hasFlat[u.find(r.within)] = true
+		}
+	}
+	for _, r := range a.heads {
+		hr, dr := u.find(r.heads), u.find(r.within)
+		if base(hr) != hr && !hasFlat[dr] && !single(dr) {
+			note(headsBad, base(hr), r.label+", but the heads it repeats are never a flat axis")
+		}
+	}
+	// A bad heads class makes its family bad. Records on a bad family
+	// freeze, with their within-head class and every other family it
+	// meets.
+	famBad := map[int]string{}
+	var heads []int
+	for _, r := range a.heads {
+		heads = append(heads, u.find(r.heads))
+	}
+	for _, r := range a.repeats {
+		heads = append(heads, u.find(r.src), u.find(r.dst))
+	}
+	for _, h := range heads {
+		if why, ok := headsBad[h]; ok {
+			note(famBad, base(h), why)
+		}
+	}
 	for changed := true; changed; {
 		changed = false
 		for _, r := range a.heads {
-			hr, dr := u.find(r.heads), u.find(r.within)
-			why, ok := headsBad[hr]
+			hb, dr := base(u.find(r.heads)), u.find(r.within)
+			why, ok := famBad[hb]
 			if !ok {
 				continue
 			}
-			if ph := pairOf[dr]; ph != hr {
-				if _, done := headsBad[ph]; !done {
-					headsBad[ph], changed = why, true
+			if ph := pairOf[dr]; ph != hb {
+				if _, done := famBad[ph]; !done {
+					famBad[ph], changed = why, true
 				}
 			}
 		}
 	}
 	// The others: one flat class per within-head class (fixed within the
-	// heads if the within-head class is bad), one block set per heads class.
+	// heads if the within-head class is bad), one block set per family;
+	// the query side's flat classes move with the K/V side's.
 	firstFlat := map[int]int{} // within-head root -> flat element
 	byHeads := map[int]*blockTie{}
 	var order []int
+	type querySide struct {
+		rec    headRec
+		within int
+	}
+	var queries []querySide
 	for _, r := range a.heads {
 		hr, dr := u.find(r.heads), u.find(r.within)
-		if why, ok := headsBad[hr]; ok {
+		if why, ok := famBad[base(hr)]; ok {
 			why = r.label + ": " + why
 			u.freeze(r.flat, "", 0, why, false)
 			u.freeze(hr, "", 0, why, false)
@@ -352,6 +453,10 @@ func (a *analyzer) resolveHeads() {
 		why, fixed := withinBad[dr]
 		if fixed {
 			u.freeze(dr, "", 0, r.label+": units stay in place within the heads: "+why, false)
+		}
+		if base(hr) != hr {
+			queries = append(queries, querySide{r, dr})
+			continue
 		}
 		if f, ok := firstFlat[dr]; ok {
 			if err := u.union(f, r.flat, r.label); err != nil && a.err == nil {
@@ -372,6 +477,17 @@ func (a *analyzer) resolveHeads() {
 	}
 	for _, hr := range order {
 		a.ties = append(a.ties, *byHeads[hr])
+	}
+	for _, q := range queries {
+		into, ok := firstFlat[q.within]
+		if !ok {
+			into = q.within // a single K/V head: its units per head are its flat units
+		}
+		rep := repOf[u.find(q.rec.heads)]
+		why := fmt.Sprintf("%s, which %s: query heads move with their K/V head, in order", q.rec.label, rep.label)
+		u.root(into).reasons = append(u.root(into).reasons, why)
+		a.expansions = append(a.expansions, expansion{flat: q.rec.flat, into: into, times: rep.times})
+		a.repeatUsed[u.find(rep.dst)] = true
 	}
 }
 

@@ -185,7 +185,10 @@ func TestLargeModels(t *testing.T) {
 // of the multi-head forms (separate q/k/v, torch's MultiheadAttention and
 // TransformerEncoder with packed in_proj) is a Q·K and a V·O group of 4
 // heads × 8 sharing σ; rotary embeddings keep the Q·K units in place
-// within the heads; grouped-query attention stays frozen; a grouped conv's
+// within the heads; grouped-query attention is a K·Q and a V·O group of
+// 2 K/V heads × 8 whose query sites repeat every K/V head twice, and
+// multi-query attention two plain groups of 8 (one K/V head) whose query
+// sites repeat it 4 times (TestRepeatedSites); a grouped conv's
 // input channels (and a grouped ConvTranspose's output channels) move alike
 // in every block.
 func TestBlockModels(t *testing.T) {
@@ -199,7 +202,8 @@ func TestBlockModels(t *testing.T) {
 		{"attn_mha", "groups: 7 (256 permutable units / 256 hidden units), frozen: 3 axes", 4, 0, 0, 2},
 		{"attn_encoder", "groups: 7 (256 permutable units / 256 hidden units), frozen: 2 axes", 4, 0, 0, 2},
 		{"attn_rotary", "groups: 7 (256 permutable units / 256 hidden units), frozen: 9 axes", 4, 2, 0, 2},
-		{"attn_gqa", "groups: 3 (128 permutable units / 256 hidden units), frozen: 29 axes", 0, 0, 0, 0},
+		{"attn_gqa", "groups: 7 (256 permutable units / 256 hidden units), frozen: 19 axes", 4, 0, 0, 2},
+		{"attn_mqa", "groups: 7 (224 permutable units / 224 hidden units), frozen: 11 axes", 0, 0, 0, 0},
 		{"gconv", "groups: 4 (76 permutable units / 76 hidden units), frozen: 2 axes", 4, 0, 2, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -228,6 +232,70 @@ func TestBlockModels(t *testing.T) {
 			if blocks != tc.blockGroups || fixed != tc.fixed || shared != tc.shared || len(a.BlockSets) != tc.sets {
 				t.Errorf("%d block groups (%d fixed within, %d shared) in %d sets, want %d (%d, %d) in %d",
 					blocks, fixed, shared, len(a.BlockSets), tc.blockGroups, tc.fixed, tc.shared, tc.sets)
+			}
+		})
+	}
+}
+
+// TestRepeatedSites checks where the query side of grouped-query (attn_gqa:
+// 4 query heads, 2 K/V heads of 8) and multi-query attention (attn_mqa: 1
+// K/V head) goes: in each attention the query projection (weight and bias,
+// its output values) is in the K group with every K/V head repeated g
+// times, the output projection's input in the V group likewise, and the
+// query units count as permutable units (Group.Repeated).
+func TestRepeatedSites(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		repeat int
+	}{{"attn_gqa", 2}, {"attn_mqa", 4}} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, err := graph.Analyze(loadModel(t, filepath.Join("..", "testmodels", tc.name+".onnx")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, layer := range []string{"attn.0", "attn.1"} {
+				// group of each site's tensor (or value), and its Repeat
+				where := func(node string, weight bool) (int, int) {
+					for _, g := range a.Groups {
+						if weight {
+							for _, s := range g.Weights {
+								if s.Tensor == layer+"."+node+".bias" {
+									return g.ID, s.Repeat
+								}
+							}
+							continue
+						}
+						for _, s := range g.Activations {
+							if s.Value == "/"+layer+"/"+node+"/MatMul_output_0" {
+								return g.ID, s.Repeat
+							}
+						}
+					}
+					return -1, 0
+				}
+				qg, qr := where("q", true)
+				kg, kr := where("k", true)
+				qa, qar := where("q", false)
+				if qg < 0 || qg != kg || qa != kg || qr != tc.repeat || qar != tc.repeat || kr > 1 {
+					t.Errorf("%s: q bias in group %d (repeat %d), its output in %d (repeat %d), k bias in %d (repeat %d); want one group, q repeated %d times",
+						layer, qg, qr, qa, qar, kg, kr, tc.repeat)
+					continue
+				}
+				if g := a.Groups[kg]; g.Repeated != 32 || !slices.ContainsFunc(g.Reasons, func(r string) bool {
+					return strings.Contains(r, "query heads move with their K/V head, in order")
+				}) {
+					t.Errorf("%s: K group %d: %d repeated units, reasons %q", layer, kg, g.Repeated, g.Reasons)
+				}
+				vg, _ := where("v", true)
+				og := -1
+				for _, s := range a.Groups[vg].Weights {
+					if s.Repeat == tc.repeat && s.Axis == 0 {
+						og = vg // the output projection's input rows
+					}
+				}
+				if og < 0 {
+					t.Errorf("%s: V group %d has no repeated output-projection rows", layer, vg)
+				}
 			}
 		})
 	}

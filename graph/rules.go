@@ -75,6 +75,9 @@ type analyzer struct {
 	fixedWithin map[int]bool         // class root -> units keep their place in their block
 	withinSites map[int][]WeightSite // class root -> sites of one block's units (grouped conv weights)
 	blockSet    map[int]int          // class root -> root that names its block set
+	repeats     []repeatRec          // repeated heads (repeat.go)
+	expansions  []expansion          // query-side flat classes that move with K/V classes (repeat.go)
+	repeatUsed  map[int]bool         // repeated heads roots resolveHeads gave a meaning
 }
 
 // port is one axis of one input or output of the node under analysis.

@@ -195,6 +195,30 @@ func ruleCases() []ruleCase {
 		attentionCase("a query scaled per unit keeps Q·K units in place within the heads", "ScaleQ",
 			[]string{residual6, "4 (2 blocks, fixed within): Wq#1 Wk#1", "4 (2 blocks): Wv#1 Wo#0"},
 			[]string{`q4#3(2)~units stay in place within the heads`}),
+		// Grouped-query attention in the hand-written form (Hugging Face's
+		// repeat_kv: Unsqueeze, Expand, Reshape): the query rows and the
+		// output projection's inputs move with their K/V head, each K/V
+		// unit standing for its copies.
+		repeatKVCase("grouped-query attention (repeat_kv): query heads move with their K/V head", 2,
+			[]string{residual8, "4 (2 blocks): Wq#1/r2 Wk#1", "4 (2 blocks): Wv#1 Wo#0/r2"}),
+		repeatKVCase("multi-query attention (repeat_kv): one K/V head, plain groups", 1,
+			[]string{residual8, "2: Wq#1/r4 Wk#1", "2: Wv#1 Wo#0/r4"}),
+		{
+			// Copies of channels that are not attention heads: the copies
+			// could not follow a permutation of the channels.
+			name: "channels repeated outside attention freeze",
+			build: func() *builder {
+				return newBuilder(17).in("x", -1, 4).out("y").
+					w("W1", 4, 3).w("W2", 6, 5).ints("ax2", 2).ints("ex", 1, 3, 2).ints("flat", 0, 6).
+					node("MatMul", "x,W1", "h").
+					node("Unsqueeze", "h,ax2", "hu").
+					node("Expand", "hu,ex", "he").
+					node("Reshape", "he,flat", "hr").
+					node("MatMul", "hr,W2", "y")
+			},
+			frozen: []string{`x#1(4)~graph input`, `h#1(3)~which only attention heads may be`,
+				`hr#1(6)~which only attention heads may be`, `y#1(5)~graph output`},
+		},
 		attentionCase("a query averaged over the heads freezes them", "ReduceMeanQ",
 			[]string{residual6}, []string{`qa#2(4)~meet another heads axis`, `ka#2(4)~meet another heads axis`,
 				`va#2(4)~meet another heads axis`, `vo#2(4)~meet another heads axis`}),
@@ -781,7 +805,7 @@ func checkCounts(t *testing.T, a *graph.Analysis) {
 	t.Helper()
 	sum := 0
 	for i, g := range a.Groups {
-		sum += g.Size
+		sum += g.Size + g.Repeated
 		if g.ID != i {
 			t.Errorf("group %d has ID %d", i, g.ID)
 		}
@@ -836,6 +860,51 @@ func checkInvariance(t *testing.T, ort *ortref.Runner, m *onnx.Model, a *graph.A
 			t.Fatalf("seed %d: the permuted model computes something else: %v", seed, err)
 		}
 	}
+}
+
+// residual8 is repeatKVCase's residual stream.
+const residual8 = "8: Wi#1 Wq#0 Wk#0 Wv#0 Wo#1 Wy#0"
+
+// repeatKVCase is attention with 4 query heads of 2 units and kv K/V heads
+// (x: N×3×8), the K/V heads repeated for the query heads as Hugging Face's
+// repeat_kv writes it: Unsqueeze a new axis after the heads, Expand it to
+// the number of query heads per K/V head, Reshape the two into one.
+func repeatKVCase(name string, kv int64, groups []string) ruleCase {
+	g := 4 / kv
+	build := func() *builder {
+		return newBuilder(17).in("x", -1, 3, 8).out("y").
+			w("Wi", 8, 8).w("Wq", 8, 8).w("Wk", 8, 2*kv).w("Wv", 8, 2*kv).w("Wo", 8, 8).w("Wy", 8, 8).
+			ints("shq", 0, 3, 4, 2).ints("shkv", 0, 3, kv, 2).ints("ax2", 2).ints("ex", 1, kv, g, 3, 2).
+			ints("rep", 0, 4, 3, 2).ints("sm", 0, 3, 8).scalar("scale", 0.5).
+			node("MatMul", "x,Wi", "h").
+			node("MatMul", "h,Wq", "qa").
+			node("MatMul", "h,Wk", "ka").
+			node("MatMul", "h,Wv", "va").
+			node("Reshape", "qa,shq", "q4").
+			node("Reshape", "ka,shkv", "k4").
+			node("Reshape", "va,shkv", "v4").
+			node("Transpose", "q4", "qh", ais("perm", 0, 2, 1, 3)).
+			node("Transpose", "k4", "kh", ais("perm", 0, 2, 1, 3)).
+			node("Transpose", "v4", "vh", ais("perm", 0, 2, 1, 3)).
+			node("Unsqueeze", "kh,ax2", "ku").
+			node("Expand", "ku,ex", "ke").
+			node("Reshape", "ke,rep", "kr").
+			node("Unsqueeze", "vh,ax2", "vu").
+			node("Expand", "vu,ex", "ve").
+			node("Reshape", "ve,rep", "vr").
+			node("Transpose", "kr", "kt", ais("perm", 0, 1, 3, 2)).
+			node("MatMul", "qh,kt", "s0").
+			node("Mul", "s0,scale", "s1").
+			node("Softmax", "s1", "p", ai("axis", -1)).
+			node("MatMul", "p,vr", "o4").
+			node("Transpose", "o4", "ot", ais("perm", 0, 2, 1, 3)).
+			node("Reshape", "ot,sm", "vo").
+			node("MatMul", "vo,Wo", "ao").
+			node("Add", "h,ao", "r").
+			node("MatMul", "r,Wy", "y")
+	}
+	return ruleCase{name: name, build: build, groups: groups,
+		frozen: []string{`x#2(8)~graph input`, `y#2(8)~graph output`}}
 }
 
 // residual6 is attentionCase's residual stream.

@@ -1252,6 +1252,9 @@ func (s *shapes) split(n *onnxpb.NodeProto, x []int64, xok bool) error {
 	if ok && isStatic(x[a]) && total != x[a] {
 		return fmt.Errorf("%w: split sizes %v do not add up to %d", ErrShape, sp, x[a])
 	}
+	if ok && len(x) == 1 {
+		s.intsSplit(n, sp)
+	}
 	return nil
 }
 
@@ -1527,6 +1530,9 @@ func (s *shapes) expand(n *onnxpb.NodeProto, x []int64, xok bool) error {
 	out, err := broadcastShapes(x, target)
 	if err != nil {
 		return err
+	}
+	if len(x) <= 1 {
+		s.intsExpand(n, out)
 	}
 	return s.set(output(n, 0), out)
 }

@@ -76,10 +76,17 @@ type matchSite struct {
 	// holds one block's units and moves by the group's shared
 	// within-block permutation; it is in no group's cost (see blockStep).
 	within int
+	// repeat, when above 1, says that the axis holds every block of
+	// perBlock units repeat times (graph.WeightSite.Repeat): row u is
+	// copy 0 of unit u and the copies are columns.
+	repeat, perBlock int
 	// rowOff[r] is the offset of row r in the tensor, in A and B alike:
-	// rowOff[0] + r·rowStride.
+	// rows come in chunks of chunk rows (all of them unless repeat > 1),
+	// evenly spaced within one: rowOff[c] + r·rowStride for the r-th row
+	// of the chunk that starts at row c.
 	rowOff    []int
 	rowStride int
+	chunk     int
 	// aCol and aRuns are A's column offsets and their runs.
 	aCol  []int
 	aRuns []simd.Run
@@ -414,12 +421,21 @@ func newMatcher(a, b *onnx.Model, ga *graph.Analysis) (*matcher, error) {
 				rows = grp.Size / grp.Blocks
 				within = rows
 			}
-			if s.Offset < 0 || s.Offset+rows*block > u.dims[s.Axis] {
+			repeat, perBlock := max(s.Repeat, 1), grp.Size/max(grp.Blocks, 1)
+			if repeat > 1 && within > 0 || perBlock == 0 || grp.Size%perBlock != 0 {
+				return nil, fmt.Errorf("weight %q axis %d: group %d's blocks cannot be repeated", s.Tensor, s.Axis, gi)
+			}
+			if s.Offset < 0 || s.Offset+rows*block*repeat > u.dims[s.Axis] {
 				return nil, fmt.Errorf("weight %q axis %d: group %d does not fit", s.Tensor, s.Axis, gi)
+			}
+			chunk := rows
+			if repeat > 1 {
+				chunk = perBlock
 			}
 			si := len(mt.sites)
 			mt.sites = append(mt.sites, matchSite{use: ui, group: gi, axis: s.Axis, block: block, off: s.Offset, rows: rows,
-				within: within, rowOff: sitelayout.RowOffsets(u.dims, s.Axis, block, s.Offset, rows)})
+				within: within, repeat: repeat, perBlock: perBlock, chunk: chunk,
+				rowOff: sitelayout.RepeatRowOffsets(u.dims, s.Axis, block, s.Offset, rows, perBlock, repeat)})
 			u.sites = append(u.sites, si)
 			if within > 0 {
 				mt.withinOf[gi] = append(mt.withinOf[gi], si)
@@ -454,7 +470,7 @@ func newMatcher(a, b *onnx.Model, ga *graph.Analysis) (*matcher, error) {
 	for i := range mt.sites {
 		s := &mt.sites[i]
 		use := &mt.uses[s.use]
-		s.colOff = sitelayout.ColOffsets(use.dims, s.axis, s.block, use.maps, nil)
+		s.colOff = s.colOffsets(use, nil)
 		s.cols = len(s.colOff)
 		s.runs = sitelayout.RunsOf(s.colOff, nil)
 		s.aCol = slices.Clone(s.colOff)
@@ -498,8 +514,11 @@ func (mt *matcher) setMaps(use *matchUse, perms permute.Perms) {
 			continue
 		}
 		for i, j := range perms[s.group] {
-			for k := 0; k < s.block; k++ {
-				m[s.off+i*s.block+k] = s.off + j*s.block + k
+			for c := 0; c < s.repeat; c++ {
+				to, from := sitelayout.UnitIndex(i, c, s.perBlock, s.repeat, s.block, s.off), sitelayout.UnitIndex(j, c, s.perBlock, s.repeat, s.block, s.off)
+				for k := 0; k < s.block; k++ {
+					m[to+k] = from + k
+				}
 			}
 		}
 	}
@@ -516,7 +535,19 @@ func scratch(buf *[]float32, n int) []float32 {
 // runMatrix is site s's matrix in data (A's or B's tensor) with column
 // runs runs, read in place.
 func (s *matchSite) runMatrix(data []float32, runs []simd.Run) simd.RunMatrix {
-	return simd.RunMatrix{Data: data[s.rowOff[0]:], RowStride: s.rowStride, Runs: runs}
+	return s.chunkMatrix(data, runs, 0)
+}
+
+// chunkMatrix is the rows of site s's matrix from row r on, up to the end
+// of their chunk (see matchSite.rowOff).
+func (s *matchSite) chunkMatrix(data []float32, runs []simd.Run, r int) simd.RunMatrix {
+	return simd.RunMatrix{Data: data[s.rowOff[r]:], RowStride: s.rowStride, Runs: runs}
+}
+
+// colOffsets returns the site's column offsets with use's current maps
+// (see sitelayout.RepeatColOffsets), written into dst.
+func (s *matchSite) colOffsets(use *matchUse, dst []int) []int {
+	return sitelayout.RepeatColOffsets(use.dims, s.axis, s.block, s.repeat, s.perBlock*s.block, use.maps, dst)
 }
 
 // groupCost returns the n×n matrix whose entry (i, j) is the gain of
@@ -532,7 +563,7 @@ func (mt *matcher) groupCost(g int, perms permute.Perms) []float64 {
 		s := &mt.sites[si]
 		use := &mt.uses[s.use]
 		mt.setMaps(use, perms)
-		s.next = sitelayout.ColOffsets(use.dims, s.axis, s.block, use.maps, s.next)
+		s.next = s.colOffsets(use, s.next)
 		q := 0
 		for c, o := range s.next {
 			if o != s.colOff[c] {
@@ -573,8 +604,14 @@ func (mt *matcher) groupCost(g int, perms permute.Perms) []float64 {
 		s.colOff, s.next = s.next, s.colOff
 		s.runs = sitelayout.RunsOf(s.colOff, s.runs)
 		use := &mt.uses[s.use]
+		// One product, or one per pair of chunks when rows are not evenly
+		// spaced (repeated blocks).
 		workers := mt.gemmWorkers()
-		simd.GemmRuns(workers, n, n, s.cols, s.runMatrix(use.a, s.aRuns), s.runMatrix(use.b, s.runs), tmp, n)
+		for r := 0; r < n; r += s.chunk {
+			for c := 0; c < n; c += s.chunk {
+				simd.GemmRuns(workers, s.chunk, s.chunk, s.cols, s.chunkMatrix(use.a, s.aRuns, r), s.chunkMatrix(use.b, s.runs, c), tmp[r*n+c:], n)
+			}
+		}
 		addWidened(cost, tmp, workers)
 	}
 	return cost
@@ -633,8 +670,10 @@ func (mt *matcher) updateSite(s *matchSite, cost []float64) {
 			}
 		}
 	})
-	simd.GemmF64AccRuns(mt.gemmWorkers(), n, n, k, s.runMatrix(a, aRuns),
-		simd.RunMatrix{Data: r, RowStride: k, Runs: []simd.Run{{Col: 0, Off: 0, Len: k}}}, cost, n)
+	for c := 0; c < n; c += s.chunk {
+		simd.GemmF64AccRuns(mt.gemmWorkers(), s.chunk, n, k, s.chunkMatrix(a, aRuns, c),
+			simd.RunMatrix{Data: r, RowStride: k, Runs: []simd.Run{{Col: 0, Off: 0, Len: k}}}, cost[c*n:], n)
+	}
 	s.colOff, s.next = s.next, s.colOff
 	s.runs = sitelayout.RunsOf(s.colOff, s.runs)
 }

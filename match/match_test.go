@@ -4,10 +4,13 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/internal/sitelayout"
 	"github.com/onnx-rebasin/onnx-rebasin/internal/testkit"
+	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/permute"
 
 	"github.com/onnx-rebasin/onnx-rebasin/lap"
@@ -18,11 +21,24 @@ import (
 // reshuffles them (recomputed), and compares every group's cost matrix with
 // a float64 evaluation of its definition, Σ over the group's sites of
 // ⟨row i of A, row j of B with the other groups' permutations applied⟩.
+// The grouped-query and multi-query models (B: a permuted copy of A) have
+// sites whose rows are not evenly spaced (repeated K/V heads), multiplied
+// per pair of blocks.
 func TestGroupCostUpToDate(t *testing.T) {
-	for _, name := range []string{"mlp32", "cnn_bn", "cnn_fold", "resnet", "transformer"} {
+	for _, name := range []string{"mlp32", "cnn_bn", "cnn_fold", "resnet", "transformer", "attn_gqa", "attn_mqa"} {
 		t.Run(name, func(t *testing.T) {
-			a, ga := testkit.LoadAnalyze(t, "../testmodels/"+name+"_s0.onnx")
-			b, _ := testkit.LoadAnalyze(t, "../testmodels/"+name+"_s1.onnx")
+			var a, b *onnx.Model
+			var ga *graph.Analysis
+			if strings.HasPrefix(name, "attn_") {
+				a, ga = testkit.LoadAnalyze(t, "../testmodels/"+name+".onnx")
+				b = a.Clone()
+				if err := permute.Apply(b, ga, permute.Random(ga, 9)); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				a, ga = testkit.LoadAnalyze(t, "../testmodels/"+name+"_s0.onnx")
+				b, _ = testkit.LoadAnalyze(t, "../testmodels/"+name+"_s1.onnx")
+			}
 			mt, err := newMatcher(a, b, ga)
 			if err != nil {
 				t.Fatal(err)
@@ -67,9 +83,9 @@ func exactGroupCost(mt *matcher, g int, perms permute.Perms) (cost, scale []floa
 	for _, si := range mt.byGroup[g] {
 		s := &mt.sites[si]
 		use := &mt.uses[s.use]
-		plain := sitelayout.ColOffsets(use.dims, s.axis, s.block, make([][]int, len(use.dims)), nil)
+		plain := sitelayout.RepeatColOffsets(use.dims, s.axis, s.block, s.repeat, s.perBlock*s.block, make([][]int, len(use.dims)), nil)
 		mt.setMaps(use, perms)
-		moved := sitelayout.ColOffsets(use.dims, s.axis, s.block, use.maps, nil)
+		moved := sitelayout.RepeatColOffsets(use.dims, s.axis, s.block, s.repeat, s.perBlock*s.block, use.maps, nil)
 		for i := 0; i < n; i++ {
 			for j := 0; j < n; j++ {
 				for c := range plain {

@@ -116,6 +116,7 @@ func Apply(m *onnx.Model, a *graph.Analysis, p Perms) error {
 	type siteOnAxis struct {
 		group, block, offset int
 		within               bool // one block's units (graph.WeightSite.Within)
+		repeat, perBlock     int  // every block perBlock units, repeat times (graph.WeightSite.Repeat)
 		perm                 []int
 	}
 	byUse := map[sitelayout.NodeInput]map[int][]siteOnAxis{}
@@ -126,7 +127,11 @@ func Apply(m *onnx.Model, a *graph.Analysis, p Perms) error {
 			if byUse[u] == nil {
 				byUse[u] = map[int][]siteOnAxis{}
 			}
-			byUse[u][s.Axis] = append(byUse[u][s.Axis], siteOnAxis{gi, s.Block, s.Offset, s.Within, p[gi]})
+			perBlock := grp.Size / max(grp.Blocks, 1)
+			if s.Repeat > 1 && (s.Within || perBlock == 0 || grp.Size%perBlock != 0) {
+				return fmt.Errorf("group member %q: group %d's blocks cannot be repeated", s.Tensor, gi)
+			}
+			byUse[u][s.Axis] = append(byUse[u][s.Axis], siteOnAxis{gi, s.Block, s.Offset, s.Within, max(s.Repeat, 1), perBlock, p[gi]})
 			if s.Node < 0 || s.Node >= len(g.GetNode()) || s.Input < 0 || s.Input >= len(g.Node[s.Node].Input) {
 				return fmt.Errorf("group member %q: node %d input %d is not in the model", s.Tensor, s.Node, s.Input)
 			}
@@ -150,7 +155,7 @@ func Apply(m *onnx.Model, a *graph.Analysis, p Perms) error {
 				continue
 			}
 			for _, s := range sites {
-				shapeKey[u] += fmt.Sprintf("%d:%d/%d/%d/%v;", axis, s.group, s.block, s.offset, s.within)
+				shapeKey[u] += fmt.Sprintf("%d:%d/%d/%d/%v/%d;", axis, s.group, s.block, s.offset, s.within, s.repeat)
 			}
 			idx := sitelayout.IdentityPerm(int(t.Dims[axis]))
 			covered := make([]bool, len(idx))
@@ -169,14 +174,21 @@ func Apply(m *onnx.Model, a *graph.Analysis, p Perms) error {
 						perm[i] = s.perm[i] % d
 					}
 				}
+				d := s.perBlock
+				if s.within {
+					d = len(perm)
+				}
 				for c, from := range perm {
-					for j := 0; j < block; j++ {
-						i := s.offset + c*block + j
-						if i >= len(idx) || covered[i] {
-							return fmt.Errorf("weight %q axis %d: group sites overlap or exceed the axis (%d)", t.GetName(), axis, t.Dims[axis])
+					for r := 0; r < s.repeat; r++ {
+						to, fromIdx := sitelayout.UnitIndex(c, r, d, s.repeat, block, s.offset), sitelayout.UnitIndex(from, r, d, s.repeat, block, s.offset)
+						for j := 0; j < block; j++ {
+							i := to + j
+							if i < 0 || i >= len(idx) || covered[i] {
+								return fmt.Errorf("weight %q axis %d: group sites overlap or exceed the axis (%d)", t.GetName(), axis, t.Dims[axis])
+							}
+							covered[i] = true
+							idx[i] = fromIdx + j
 						}
-						covered[i] = true
-						idx[i] = s.offset + from*block + j
 					}
 				}
 			}

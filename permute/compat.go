@@ -45,7 +45,7 @@ func SameArchitecture(a, b *onnx.Model, ga, gb *graph.Analysis) error {
 func groupKey(g graph.Group) string {
 	sites := make([]string, len(g.Weights))
 	for i, w := range g.Weights {
-		sites[i] = fmt.Sprintf("%d/%d/%d/%d/%d", w.Node, w.Input, w.Axis, w.Block, w.Offset)
+		sites[i] = fmt.Sprintf("%d/%d/%d/%d/%d/%d", w.Node, w.Input, w.Axis, w.Block, w.Offset, w.Repeat)
 	}
 	slices.Sort(sites)
 	return fmt.Sprint(g.Size, sites)

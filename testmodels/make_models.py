@@ -602,7 +602,8 @@ class SeparateQKV(nn.Module):
 
 class GroupedQuery(nn.Module):
     """Grouped-query attention: 4 query heads, 2 key/value heads, each shared
-    by two query heads (repeat_interleave)."""
+    by two query heads (repeat_interleave); with kv_heads=1 multi-query
+    attention, one key/value head shared by all four."""
 
     def __init__(self, d=32, heads=4, kv_heads=2):
         super().__init__()
@@ -723,6 +724,7 @@ def make_attention():
     for name, ctor in (("attn_qkv", lambda: AttnNet(SeparateQKV)),
                        ("attn_mha", lambda: AttnNet(TorchMHA)),
                        ("attn_gqa", lambda: AttnNet(GroupedQuery)),
+                       ("attn_mqa", lambda: AttnNet(lambda: GroupedQuery(kv_heads=1))),
                        ("attn_rotary", lambda: AttnNet(Rotary)),
                        ("attn_encoder", TorchEncoder)):
         torch.manual_seed(0)

@@ -62,6 +62,9 @@ func runGroups(c *cmdContext, args []string) error {
 			if s.Within {
 				extra += " (one block)"
 			}
+			if s.Repeat > 1 {
+				extra += fmt.Sprintf(" (query heads: each unit %d times)", s.Repeat)
+			}
 			fmt.Fprintf(w, "  weight %s axis %d%s\n", s.Tensor, s.Axis, extra)
 		}
 		for _, r := range g.Reasons {
@@ -94,7 +97,18 @@ func checkModelOutput(out string) error {
 // shares their permutation with, e.g. " (4 blocks × 16: blocks move whole,
 // with group 5)".
 func blockNote(g graph.Group, set []int) string {
+	repeat := 0
+	for _, s := range g.Weights {
+		repeat = max(repeat, s.Repeat)
+	}
+	query := ""
+	if repeat > 1 {
+		query = fmt.Sprintf("%d query heads per K/V head move with it, in order", repeat)
+	}
 	if g.Blocks < 2 {
+		if query != "" {
+			return " (" + query + ")"
+		}
 		return ""
 	}
 	var others []string
@@ -112,6 +126,9 @@ func blockNote(g graph.Group, set []int) string {
 	}
 	if len(others) > 0 {
 		note += ", with group " + strings.Join(others, ", ")
+	}
+	if query != "" {
+		note += "; " + query
 	}
 	return note + ")"
 }

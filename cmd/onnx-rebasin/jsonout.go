@@ -133,6 +133,9 @@ type groupJSON struct {
 	Blocks       int  `json:"blocks"`
 	FixedWithin  bool `json:"fixed_within"`
 	SharedWithin bool `json:"shared_within"`
+	// Repeated: units of other layers that move as copies of the group's
+	// units (the query heads of grouped-query attention).
+	Repeated int `json:"repeated"`
 }
 
 type weightSiteJSON struct {
@@ -149,6 +152,9 @@ type weightSiteJSON struct {
 	// Within: the axis holds one block's units only (a grouped
 	// convolution's weight), moved by the shared within-block permutation.
 	Within bool `json:"within"`
+	// Repeat: the axis holds every block of the group this many times in
+	// a row (query heads sharing a K/V head); 1 for most sites.
+	Repeat int `json:"repeat"`
 }
 
 type activationJSON struct {
@@ -156,6 +162,7 @@ type activationJSON struct {
 	Axis   int    `json:"axis"`
 	Block  int    `json:"block"`
 	Offset int    `json:"offset"`
+	Repeat int    `json:"repeat"`
 }
 
 type frozenJSON struct {
@@ -171,12 +178,12 @@ func newGroupsJSON(path string, a *graph.Analysis) groupsJSON {
 	out.BlockSets = append(out.BlockSets, a.BlockSets...)
 	for _, g := range a.Groups {
 		gj := groupJSON{ID: g.ID, Size: g.Size, Weights: []weightSiteJSON{}, Activations: []activationJSON{}, Reasons: []string{},
-			Blocks: max(g.Blocks, 1), FixedWithin: g.FixedWithin, SharedWithin: g.SharedWithin}
+			Blocks: max(g.Blocks, 1), FixedWithin: g.FixedWithin, SharedWithin: g.SharedWithin, Repeated: g.Repeated}
 		for _, s := range g.Weights {
-			gj.Weights = append(gj.Weights, weightSiteJSON{s.Node, s.Input, s.Value, s.Tensor, s.Axis, s.Block, s.Offset, s.Statistic, s.Within})
+			gj.Weights = append(gj.Weights, weightSiteJSON{s.Node, s.Input, s.Value, s.Tensor, s.Axis, s.Block, s.Offset, s.Statistic, s.Within, max(s.Repeat, 1)})
 		}
 		for _, s := range g.Activations {
-			gj.Activations = append(gj.Activations, activationJSON{s.Value, s.Axis, s.Block, s.Offset})
+			gj.Activations = append(gj.Activations, activationJSON{s.Value, s.Axis, s.Block, s.Offset, max(s.Repeat, 1)})
 		}
 		gj.Reasons = append(gj.Reasons, g.Reasons...)
 		out.Groups = append(out.Groups, gj)

@@ -28,10 +28,26 @@ func Strides(dims []int) []int {
 // RowOffsets returns the offset of each of rows units of size block that
 // start at index off of axis.
 func RowOffsets(dims []int, axis, block, off, rows int) []int {
+	return RepeatRowOffsets(dims, axis, block, off, rows, rows, 1)
+}
+
+// UnitIndex is the first index on its axis of copy j of unit u of a site
+// whose axis holds every block of d units rep times in a row, each unit
+// block indices wide, from index off on (graph.WeightSite.Repeat): with
+// rep 1, off + u·block.
+func UnitIndex(u, j, d, rep, block, off int) int {
+	return off + ((u/d*rep+j)*d+u%d)*block
+}
+
+// RepeatRowOffsets is RowOffsets for a site that holds every block of d
+// units rep times (see UnitIndex): row u starts at its copy 0, and the
+// other copies are columns (RepeatColOffsets). Rows are evenly spaced
+// within a block, not across blocks when rep > 1.
+func RepeatRowOffsets(dims []int, axis, block, off, rows, d, rep int) []int {
 	st := Strides(dims)[axis]
 	r := make([]int, rows)
 	for i := range r {
-		r[i] = (off + i*block) * st
+		r[i] = UnitIndex(i, 0, d, rep, block, off) * st
 	}
 	return r
 }
@@ -43,8 +59,15 @@ func RowOffsets(dims []int, axis, block, off, rows int) []int {
 // each index reads (a permutation of the other groups); maps[axis] is
 // ignored.
 func ColOffsets(dims []int, axis, block int, maps [][]int, dst []int) []int {
+	return RepeatColOffsets(dims, axis, block, 1, 0, maps, dst)
+}
+
+// RepeatColOffsets is ColOffsets for a site whose units have rep copies
+// repStride indices apart on axis (see UnitIndex): the copy is a column
+// index, after the axes before axis and before the index within the block.
+func RepeatColOffsets(dims []int, axis, block, rep, repStride int, maps [][]int, dst []int) []int {
 	st := Strides(dims)
-	cols := block
+	cols := block * rep
 	for k, d := range dims {
 		if k != axis {
 			cols *= d
@@ -80,6 +103,7 @@ func ColOffsets(dims []int, axis, block int, maps [][]int, dst []int) []int {
 	for k := 0; k < axis; k++ {
 		expand(dims[k], st[k], maps[k])
 	}
+	expand(rep, repStride*st[axis], nil)
 	expand(block, st[axis], nil)
 	for k := axis + 1; k < len(dims); k++ {
 		expand(dims[k], st[k], maps[k])

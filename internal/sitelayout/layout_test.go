@@ -113,3 +113,44 @@ func BenchmarkGatherConvOutPermuted(b *testing.B) {
 		GatherMatrix(dst, data, rowOff, runs, len(colOff))
 	}
 }
+
+// TestRepeatLayout: a site that holds every block of its group several
+// times (graph.WeightSite.Repeat) is read as rows = units (copy 0) and
+// columns = (axes before, copy, index within the unit's block, axes
+// after); element (u, c) must be at the copy's index on the axis,
+// ((b·rep + j)·d + i)·block + k for unit u = b·d + i.
+func TestRepeatLayout(t *testing.T) {
+	const n, d, rep, block, off = 6, 3, 2, 2, 4
+	dims := []int{2, off + n*rep*block + 1, 3}
+	rows := RepeatRowOffsets(dims, 1, block, off, n, d, rep)
+	cols := RepeatColOffsets(dims, 1, block, rep, d*block, make([][]int, len(dims)), nil)
+	if len(cols) != dims[0]*rep*block*dims[2] {
+		t.Fatalf("%d columns", len(cols))
+	}
+	seen := map[int]bool{}
+	for u := range n {
+		b, i := u/d, u%d
+		c := 0
+		for i0 := range dims[0] {
+			for j := range rep {
+				for k := range block {
+					for i2 := range dims[2] {
+						axis := off + ((b*rep+j)*d+i)*block + k
+						want := (i0*dims[1]+axis)*dims[2] + i2
+						if got := rows[u] + cols[c]; got != want {
+							t.Fatalf("unit %d column %d: offset %d, want %d", u, c, got, want)
+						}
+						if UnitIndex(u, j, d, rep, block, off)+k != axis {
+							t.Fatalf("UnitIndex(%d, %d) = %d, want %d", u, j, UnitIndex(u, j, d, rep, block, off), axis-k)
+						}
+						seen[want] = true
+						c++
+					}
+				}
+			}
+		}
+	}
+	if len(seen) != n*len(cols) {
+		t.Fatalf("%d distinct elements for %d units × %d columns", len(seen), n, len(cols))
+	}
+}

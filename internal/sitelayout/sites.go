@@ -61,7 +61,7 @@ func CheckFit(ga *graph.Analysis, models ...*onnx.Model) error {
 					units = grp.Size / max(grp.Blocks, 1) // one block's units (a grouped convolution's weight)
 				}
 				if s.Axis < 0 || s.Axis >= len(t.Dims) || s.Offset < 0 ||
-					int64(s.Offset)+int64(units)*int64(max(s.Block, 1)) > t.Dims[s.Axis] {
+					int64(s.Offset)+int64(units)*int64(max(s.Block, 1))*int64(max(s.Repeat, 1)) > t.Dims[s.Axis] {
 					return fmt.Errorf("%s: weight %q %v does not hold permutation group %d (%d units) on axis %d", m.Name, t.GetName(), t.Dims, gi, units, s.Axis)
 				}
 				if first == nil {
