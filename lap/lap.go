@@ -31,6 +31,14 @@
 // rows assigned so far; the whole solve is O(n³) in the worst case and far
 // less on typical inputs.
 //
+// When column reduction leaves more than half of the rows free (n ≥ 64),
+// as on matrices whose rows all rank the columns alike, phases 2 and 3 stall
+// and nearly every row needs a long search. An ε-scaling auction then takes
+// over instead (see auction.go): it assigns every row ε-optimally in a few
+// row passes per row, the prices are lowered until each row's column is
+// again a best one, and the Dijkstra search assigns the few rows for which
+// that fails. The result is the same exact optimum.
+//
 // The implementation works in "maximisation form": it keeps column prices
 // v[j]; row i values column j at cost[i*n+j] − v[j], and an assigned row
 // always holds a column it values most. At the end the row duals are
@@ -57,9 +65,10 @@
 // it keeps the old prices, seeds every row whose previous column is still
 // one it values most (within 4 ulps, the rounding left by the previous
 // solve), runs one augmenting row reduction pass over the rest and augments
-// whatever is still free. If the matrix changed so much that fewer than 70%
-// of the rows can be seeded, it falls back to a cold start, which is then
-// cheaper. The result is an exact optimum either way; only the work changes.
+// whatever is still free. If the matrix changed so much that fewer than half
+// of the rows can be seeded, the auction starts from the old prices instead
+// (below n = 64, or without prevPerm: fewer than 70%, a cold start). The
+// result is an exact optimum either way; only the work changes.
 //
 // # Numerics and determinism
 //
@@ -115,6 +124,9 @@ type Stats struct {
 	Seeded int
 	// ARRSteps is the number of row steps of augmenting row reduction.
 	ARRSteps int
+	// AuctionPhases is the number of ε-scaling auction phases run (0 when
+	// the JV initialisation or the warm start sufficed).
+	AuctionPhases int
 	// Augmentations is the number of Dijkstra searches (one per row that was
 	// still free after augmenting row reduction).
 	Augmentations int
@@ -193,8 +205,10 @@ func (s *Solver) Solve(n int, cost []float64) (perm []int, total float64, err er
 // only the rows whose preference changed are augmented; on a slightly
 // changed matrix that costs a fraction of a cold solve. The result is an
 // exact optimum whatever the warm start; a poor one only costs time, and
-// one that leaves more than 30% of the rows unassigned is abandoned for a
-// cold start (measured to be cheaper then).
+// one that leaves more than half of the rows unassigned continues as an
+// auction from the old prices (for n ≥ 64 with prevPerm; otherwise one that
+// leaves more than 30% is abandoned for a cold start), measured to be
+// cheaper then.
 //
 // Either argument may be nil. Without prevPerm each row is seeded with its
 // best column alone. A permutation without duals gives no usable prices (a
@@ -309,10 +323,25 @@ func (s *Solver) solve(n int, cost []float64, prevPerm []int, prevV []float64) (
 		nfree int
 		err   error
 	)
-	warm := prevV != nil
+	warm, auction := prevV != nil, false
 	if warm {
-		nfree, err = s.warmInit(cost, prevPerm, prevV)
-		if err == nil && nfree*10 > n*warmGiveUp {
+		var slack float64
+		nfree, slack, err = s.warmInit(cost, prevPerm, prevV)
+		withAuction := coldAuction && n >= auctionMin && prevPerm != nil
+		switch {
+		case err != nil || nfree*10 <= n*warmGiveUp:
+		case withAuction && nfree*10 <= n*warmAuctionGiveUp:
+		case withAuction:
+			// Too far from the previous solution for augmenting,
+			// but its prices are still a start for the auction, at
+			// an ε of the order of the rows' mean slack under them.
+			auction = true
+			for i := range s.x {
+				s.x[i] = -1
+				s.y[i] = -1
+			}
+			nfree = s.auctionInit(cost, slack)
+		default:
 			// Too far from the previous solution: a cold start's
 			// initialisation is cheaper than augmenting this many rows.
 			warm = false
@@ -325,13 +354,17 @@ func (s *Solver) solve(n int, cost []float64, prevPerm []int, prevV []float64) (
 	}
 	if !warm && err == nil {
 		nfree, err = s.coldInit(cost)
+		if err == nil && coldAuction && n >= auctionMin && nfree*10 > n*auctionFree {
+			auction = true
+			nfree = s.auctionInit(cost, 0)
+		}
 	}
 	if err != nil {
 		return nil, 0, err
 	}
 	s.stats.Seeded = n - nfree
 	passes := arrPasses
-	if warm {
+	if warm || auction {
 		passes = warmARRPasses
 	}
 	for pass := 0; pass < passes && nfree > 0; pass++ {
@@ -477,22 +510,26 @@ func (s *Solver) coldInit(cost []float64) (int, error) {
 // warmInit keeps the given prices, validates
 // the matrix while finding each row's best value, and seeds the assignment
 // with rows whose previous column, or else best column, is still a best one.
-func (s *Solver) warmInit(cost []float64, prevPerm []int, prevV []float64) (int, error) {
+// It returns the number of free rows and the rows' mean slack: how much less
+// than its best column each values its previous one (0 without prevPerm).
+func (s *Solver) warmInit(cost []float64, prevPerm []int, prevV []float64) (int, float64, error) {
 	n := s.n
 	v, x, y := s.v, s.x, s.y
 	copy(v, prevV)
 	bestJ := s.cnt // per-row best column
+	slack := 0.0
 	for i := 0; i < n; i++ {
 		row := cost[i*n : i*n+n]
 		vv := v[:len(row)]
 		b, bj, sq := rowMin(row, vv)
 		if !rowSquaresOK(sq) {
 			if err := badEntry(n, cost, i); err != nil {
-				return 0, err
+				return 0, 0, err
 			}
 		}
 		bestJ[i] = int32(bj)
 		if len(prevPerm) > 0 {
+			slack += (v[prevPerm[i]] - row[prevPerm[i]]) - b
 			// Duals computed in floating point leave the optimal
 			// column up to about 1.5 ulps (of the larger of price and
 			// entry) short of the row's best, so demanding equality
@@ -521,7 +558,7 @@ func (s *Solver) warmInit(cost []float64, prevPerm []int, prevV []float64) (int,
 		s.free[nfree] = int32(i)
 		nfree++
 	}
-	return nfree, nil
+	return nfree, slack / float64(n), nil
 }
 
 // augmentingRowReduction runs one JV augmenting row reduction pass over the

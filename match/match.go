@@ -606,14 +606,13 @@ func (mt *matcher) groupCost(g int, perms permute.Perms) []float64 {
 		use := &mt.uses[s.use]
 		// One product, or one per pair of chunks when rows are not evenly
 		// spaced (repeated blocks).
+		workers := mt.gemmWorkers()
 		for r := 0; r < n; r += s.chunk {
 			for c := 0; c < n; c += s.chunk {
-				simd.GemmRuns(mt.gemmWorkers(), s.chunk, s.chunk, s.cols, s.chunkMatrix(use.a, s.aRuns, r), s.chunkMatrix(use.b, s.runs, c), tmp[r*n+c:], n)
+				simd.GemmRuns(workers, s.chunk, s.chunk, s.cols, s.chunkMatrix(use.a, s.aRuns, r), s.chunkMatrix(use.b, s.runs, c), tmp[r*n+c:], n)
 			}
 		}
-		for i, v := range tmp {
-			cost[i] += float64(v)
-		}
+		addWidened(cost, tmp, workers)
 	}
 	return cost
 }

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/onnx-rebasin/onnx-rebasin/internal/sitelayout"
 	"github.com/onnx-rebasin/onnx-rebasin/permute"
@@ -38,59 +39,37 @@ func (mt *matcher) signatureStart() (permute.Perms, error) {
 		largest = max(largest, mt.sites[i].rows*mt.sites[i].cols)
 	}
 	scratch(&mt.rBuf, largest/2+1)
-	// The assignments are independent and the solver runs on one core:
-	// each starts as soon as its cost is ready, largest groups first, so
-	// that they overlap the signatures of the others.
+	// Groups are independent: each of up to GOMAXPROCS goroutines takes
+	// the next group, largest first (so that the last to finish are
+	// small), builds its signatures and cost and solves its assignment.
+	// Products and sorts of a group use the cores that no other group
+	// holds, which only changes who computes what: every result is the
+	// same for any number of threads.
 	order := sitelayout.IdentityPerm(len(mt.groups))
 	slices.SortStableFunc(order, func(g, h int) int { return cmp.Compare(mt.groups[h].Size, mt.groups[g].Size) })
-	var wg sync.WaitGroup
 	errs := make([]error, len(mt.groups))
 	sigCost := make([][]float64, len(mt.groups))
-	for _, g := range order {
-		n := mt.groups[g].Size
-		assign := n <= maxSignatureAssign
-		keyA, keyB := make([]float64, n), make([]float64, n)
-		var cost []float64
-		if assign {
-			cost = hugepage.Make[float64](n * n)
+	procs := runtime.GOMAXPROCS(0)
+	var next, busy atomic.Int32
+	var wg sync.WaitGroup
+	for w := 0; w < min(procs, len(order)); w++ {
+		// The first goroutine uses the matcher's scratch, which the
+		// descent reuses; the others their own.
+		sc := &sigScratch{sa: &mt.lBuf, sb: &mt.rBuf, tmp: &mt.tmp32}
+		if w > 0 {
+			sc = &sigScratch{sa: new([]float32), sb: new([]float32), tmp: new([]float32)}
 		}
-		for _, si := range mt.byGroup[g] {
-			s := &mt.sites[si]
-			l := min(sigBlocks, s.cols)
-			sa, sb := scratch(&mt.lBuf, n*l), scratch(&mt.rBuf, n*l)
-			mt.siteSignatures(s, sa, sb, l, keyA, keyB)
-			if assign {
-				tmp := scratch(&mt.tmp32, n*n)
-				one := []simd.Run{{Col: 0, Off: 0, Len: l}}
-				simd.GemmRuns(mt.gemmWorkers(), n, n, l, simd.RunMatrix{Data: sa, RowStride: l, Runs: one}, simd.RunMatrix{Data: sb, RowStride: l, Runs: one}, tmp, n)
-				for i, v := range tmp {
-					cost[i] += float64(v)
-				}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := int(next.Add(1) - 1); k < len(order); k = int(next.Add(1) - 1) {
+				g := order[k]
+				// Cores not held by the other groups in progress.
+				threads := max(1, procs-int(busy.Add(1))+1)
+				sigCost[g], perms[g], errs[g] = mt.groupSignature(g, sc, threads)
+				busy.Add(-1)
 			}
-		}
-		if mt.setOf[g] >= 0 {
-			// Solved with its block set below; too large a group starts
-			// its set at the identity.
-			sigCost[g] = cost
-			continue
-		}
-		if assign {
-			wg.Add(1)
-			mt.solving.Add(1)
-			go func() {
-				defer wg.Done()
-				defer mt.solving.Add(-1)
-				var solver lap.Solver
-				perms[g], _, errs[g] = solver.Solve(n, cost)
-			}()
-			continue
-		}
-		ra, rb := rankOrder(keyA), rankOrder(keyB)
-		p := make([]int, n)
-		for r := range ra {
-			p[ra[r]] = rb[r]
-		}
-		perms[g] = p
+		}()
 	}
 	wg.Wait()
 	for g, err := range errs {
@@ -102,6 +81,50 @@ func (mt *matcher) signatureStart() (permute.Perms, error) {
 		return nil, err
 	}
 	return perms, nil
+}
+
+// sigScratch is the scratch of one goroutine of signatureStart.
+type sigScratch struct{ sa, sb, tmp *[]float32 }
+
+// groupSignature builds group g's signature start on up to threads
+// goroutines: its permutation, unless g belongs to a block set, for which it
+// returns the signature cost instead (nil for a group too large for an
+// assignment).
+func (mt *matcher) groupSignature(g int, sc *sigScratch, threads int) (cost []float64, perm []int, err error) {
+	n := mt.groups[g].Size
+	assign := n <= maxSignatureAssign
+	keyA, keyB := make([]float64, n), make([]float64, n)
+	if assign {
+		cost = hugepage.Make[float64](n * n)
+	}
+	for _, si := range mt.byGroup[g] {
+		s := &mt.sites[si]
+		l := min(sigBlocks, s.cols)
+		sa, sb := scratch(sc.sa, n*l), scratch(sc.sb, n*l)
+		mt.siteSignatures(s, sa, sb, l, keyA, keyB, threads)
+		if assign {
+			tmp := scratch(sc.tmp, n*n)
+			one := []simd.Run{{Col: 0, Off: 0, Len: l}}
+			simd.GemmRuns(threads, n, n, l, simd.RunMatrix{Data: sa, RowStride: l, Runs: one}, simd.RunMatrix{Data: sb, RowStride: l, Runs: one}, tmp, n)
+			addWidened(cost, tmp, threads)
+		}
+	}
+	if mt.setOf[g] >= 0 {
+		// Solved with its block set (signatureSets); too large a group
+		// starts its set at the identity.
+		return cost, nil, nil
+	}
+	if assign {
+		var solver lap.Solver
+		perm, _, err = solver.Solve(n, cost)
+		return nil, perm, err
+	}
+	ra, rb := rankOrder(keyA), rankOrder(keyB)
+	perm = make([]int, n)
+	for r := range ra {
+		perm[ra[r]] = rb[r]
+	}
+	return nil, perm, nil
 }
 
 // signatureSets gives the groups of every block set their block-structured
@@ -142,9 +165,9 @@ const sigBlocks = 256
 
 // siteSignatures writes the rank signatures (rows × l) of site s's units
 // in A and B into sa and sb, and adds their energies to energyA and
-// energyB. B is read unpermuted: the signatures do not depend on columns'
+// energyB, on up to threads goroutines. B is read unpermuted: the signatures do not depend on columns'
 // order.
-func (mt *matcher) siteSignatures(s *matchSite, sa, sb []float32, l int, energyA, energyB []float64) {
+func (mt *matcher) siteSignatures(s *matchSite, sa, sb []float32, l int, energyA, energyB []float64, threads int) {
 	use := &mt.uses[s.use]
 	do := func(r0, r1 int) {
 		keys, tmp := make([]uint16, s.cols), make([]uint16, s.cols)
@@ -153,7 +176,7 @@ func (mt *matcher) siteSignatures(s *matchSite, sa, sb []float32, l int, energyA
 			energyB[i] += rankSignatureRuns(use.b, s.rowOff[i], s.aRuns, s.cols, sb[i*l:(i+1)*l], keys, tmp)
 		}
 	}
-	sitelayout.InParallel(s.rows, min(runtime.GOMAXPROCS(0), s.rows, s.rows*s.cols>>15+1), do)
+	sitelayout.InParallel(s.rows, min(threads, s.rows, s.rows*s.cols>>15+1), do)
 }
 
 // rankSignature writes a unit's signature into sig: the unit's values x,

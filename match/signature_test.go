@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -100,5 +101,44 @@ func BenchmarkRankSignature(b *testing.B) {
 		for i := 0; i < rows; i++ {
 			rankSignature(src[i*cols:(i+1)*cols], sig, keys, tmp)
 		}
+	}
+}
+
+// TestSignatureStartSameOnAnyThreads builds the signature start with 1, 2
+// and 4 threads (groups built concurrently, each on the threads no other
+// holds) and checks that the permutations are the same: who computes what
+// must not change any result. Under -race it also checks the concurrent
+// groups for data races.
+func TestSignatureStartSameOnAnyThreads(t *testing.T) {
+	for _, name := range []string{"mlp", "cnn_bn", "resnet", "transformer"} {
+		t.Run(name, func(t *testing.T) {
+			a, ga := testkit.LoadAnalyze(t, "../testmodels/"+name+"_s0.onnx")
+			b, _ := testkit.LoadAnalyze(t, "../testmodels/"+name+"_s1.onnx")
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+			var first [][]int
+			for _, procs := range []int{1, 2, 4} {
+				runtime.GOMAXPROCS(procs)
+				mt, err := newMatcher(a, b, ga)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sig, err := mt.signatureStart()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := sig.Check(ga); err != nil {
+					t.Fatal(err)
+				}
+				if first == nil {
+					first = sig
+					continue
+				}
+				for g := range sig {
+					if !slices.Equal(sig[g], first[g]) {
+						t.Fatalf("GOMAXPROCS %d: group %d's start differs from the one built on 1 thread", procs, g)
+					}
+				}
+			}
+		})
 	}
 }

@@ -3,12 +3,26 @@ package match
 import (
 	"sync/atomic"
 
+	"github.com/onnx-rebasin/onnx-rebasin/internal/sitelayout"
 	"github.com/onnx-rebasin/onnx-rebasin/lap"
 	"github.com/onnx-rebasin/onnx-rebasin/simd"
 )
 
 // dot64 is Σ a[i]·b[i] in float64.
 func dot64(a, b []float32) float64 { return simd.DotF64(a, b) }
+
+// addWidened adds src to dst element by element in float64, on up to
+// threads goroutines for long slices (a group's n×n cost is summed over its
+// sites this way; on one core that was a serial stretch of every product).
+func addWidened(dst []float64, src []float32, threads int) {
+	dst = dst[:len(src)]
+	sitelayout.InParallel(len(src), min(threads, len(src)>>18+1), func(lo, hi int) {
+		d := dst[lo:hi]
+		for i, v := range src[lo:hi] {
+			d[i] += float64(v)
+		}
+	})
+}
 
 // assignment is the outcome of one assignment solve.
 type assignment struct {

@@ -5,6 +5,7 @@ Usage (from the repository root):
 
     /usr/bin/python3 testmodels/make_models.py          # small trained models + data slices
     /usr/bin/python3 testmodels/make_models.py --large  # random-init structure models -> testmodels/large/
+    /usr/bin/python3 testmodels/make_models.py --zoo bench/zoo/models  # torchvision pairs for bench/zoo
     /usr/bin/python3 testmodels/make_models.py --soup   # soup ingredients -> testmodels/soup/
     /usr/bin/python3 testmodels/make_models.py --attention  # small random-init attention and grouped-conv models
 
@@ -455,6 +456,30 @@ def make_large():
               f"ops={op_histogram(m)}", flush=True)
 
 
+ZOO = ("resnet18", "resnet50", "mobilenet_v2", "efficientnet_b0", "convnext_tiny", "densenet121", "vgg11_bn")
+
+
+def make_zoo(out, only=None):
+    """Writes <arch>_s0.onnx and <arch>_s1.onnx (random init, seeds 0 and 1) for every torchvision
+    architecture of ZOO, exported as make_large exports them; files already there are kept."""
+    import torchvision
+    os.makedirs(out, exist_ok=True)
+    for arch in only or ZOO:
+        for seed in SEEDS:
+            path = os.path.join(out, f"{arch}_s{seed}.onnx")
+            if os.path.exists(path):
+                continue
+            torch.manual_seed(seed)
+            model = getattr(torchvision.models, arch)(weights=None).eval()
+            # VGG's adaptive pooling to 7×7 exports only from a multiple of 7 (224/32); BatchNorm
+            # before a conv (DenseNet's BN-ReLU-Conv) cannot be folded.
+            side = 224 if arch.startswith("vgg") else 64
+            m = export(model, path + ".tmp", torch.randn(1, 3, side, side), allow_bn=(arch == "densenet121"))
+            os.replace(path + ".tmp", path)
+            print(f"wrote {path} ({os.path.getsize(path)} bytes) params={param_count(model)} "
+                  f"ops={op_histogram(m)}", flush=True)
+
+
 # --------------------------------------------------------------------------
 # --soup: a base model, fine-tunes of it, and fine-tunes on two shifted tasks
 
@@ -723,8 +748,13 @@ def main():
                     help="only write the exports that differ from the small ResNet in form (needs resnet_s0.onnx)")
     ap.add_argument("--attention", action="store_true",
                     help="only write the small random-init attention models (attn_*.onnx) and gconv.onnx")
+    ap.add_argument("--zoo", metavar="DIR",
+                    help="only write random-init torchvision pairs (seeds 0 and 1) for bench/zoo to DIR")
+    ap.add_argument("--arch", action="append", help="with --zoo: only this architecture (repeatable)")
     args = ap.parse_args()
-    if args.soup:
+    if args.zoo:
+        make_zoo(args.zoo, args.arch)
+    elif args.soup:
         make_soup()
     elif args.attention:
         make_attention()

@@ -1,19 +1,22 @@
 #!/bin/bash
 # Weight-matching benchmark: numpy/scipy reference (wm.py) vs onnx-rebasin.
 #
-#   bench/wm/run.sh                      all pairs: mlp resnet mlp4096 resnet-wide
+#   bench/wm/run.sh                      all pairs: mlp cnn_bn resnet mlp4096 resnet-wide
 #   bench/wm/run.sh mlp resnet           only these pairs
+#   bench/wm/run.sh small                the three small trained pairs: mlp cnn_bn resnet
 #   bench/wm/run.sh --selftest           only the reference's self-recovery test
 #   bench/wm/run.sh --ref-only [pairs]   skip onnx-rebasin
 #
 # Environment:
-#   ONNX_REBASIN=/path/to/binary   use this binary instead of building /tmp/onnx-rebasin
+#   BIN=/path/to/binary            use this binary instead of building /tmp/onnx-rebasin
+#                                  (ONNX_REBASIN= is the older name of the same setting)
 #   WM_DTYPE=float64               reference product precision (default float32)
 #   WM_SEED=0                      seed for both tools (visiting order of the groups)
 #   WM_MAX_ITER=100                sweep cap for both tools (the paper's max_iter)
 #   WM_VERBOSE=1                   reference prints newL - oldL per step (as the paper's code)
 #   WM_RUNS=1                      timed runs of each tool per pair; the table gives the median
 #                                  (this VM's timings vary by ±20% from run to run)
+#   WM_KEEP_OUTPUT=1               keep out/<pair>_aligned.onnx (its sha256 is always in the notes)
 #   WM_ORDER=alternate             alternate the two tools' runs, or "grouped": all of the reference's
 #                                  runs, then all of onnx-rebasin's
 #
@@ -38,16 +41,18 @@ for a in "$@"; do
   case "$a" in
     --selftest) exec $PY $WM/wm.py --selftest --testmodels testmodels ;;
     --ref-only) REF_ONLY=1 ;;
-    mlp|resnet|mlp4096|resnet-wide) PAIRS+=("$a") ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    mlp|cnn_bn|resnet|mlp4096|resnet-wide) PAIRS+=("$a") ;;
+    small) PAIRS+=(mlp cnn_bn resnet) ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "unknown argument: $a" >&2; exit 2 ;;
   esac
 done
-[ ${#PAIRS[@]} -eq 0 ] && PAIRS=(mlp resnet mlp4096 resnet-wide)
+[ ${#PAIRS[@]} -eq 0 ] && PAIRS=(mlp cnn_bn resnet mlp4096 resnet-wide)
 
 pair_files() {
   case "$1" in
     mlp) echo testmodels/mlp_s0.onnx testmodels/mlp_s1.onnx ;;
+    cnn_bn) echo testmodels/cnn_bn_s0.onnx testmodels/cnn_bn_s1.onnx ;;
     resnet) echo testmodels/resnet_s0.onnx testmodels/resnet_s1.onnx ;;
     mlp4096) echo $OUT/mlp4096_s0.onnx $OUT/mlp4096_s1.onnx ;;
     resnet-wide) echo $OUT/resnetwide_s0.onnx $OUT/resnetwide_s1.onnx ;;
@@ -69,7 +74,7 @@ for p in "${PAIRS[@]}"; do
 done
 
 # onnx-rebasin binary
-BIN=${ONNX_REBASIN:-}
+BIN=${BIN:-${ONNX_REBASIN:-}}
 if [ $REF_ONLY -eq 0 ] && [ -z "$BIN" ]; then
   BIN=/tmp/onnx-rebasin
   echo "building $BIN ..." >&2
@@ -125,7 +130,9 @@ for p in "${PAIRS[@]}"; do
   fi
 
   if [ $REF_ONLY -eq 0 ]; then
-    rm -f "$OUT/${p}_aligned.onnx"
+    # the output's digest, so that two binaries' outputs can be compared (WM_KEEP_OUTPUT=1 keeps the file)
+    sha256sum "$OUT/${p}_aligned.onnx" 2>/dev/null | cut -d' ' -f1 >"$OUT/${p}_aligned.sha256"
+    [ -n "${WM_KEEP_OUTPUT:-}" ] || rm -f "$OUT/${p}_aligned.onnx"
     # cross-check (not timed): onnx-rebasin's groups vs the spec, its objective recomputed by the
     # reference, and whether its result is a fixed point of the coordinate descent
     rm -f "$OUT/check_$p.json"
@@ -171,23 +178,26 @@ def spread(xs):
 def f(x, fmt):
     return "—" if x is None else format(x, fmt)
 
-print(f"| pair | reference time | reference sweeps | reference objective | onnx-rebasin time | sweeps | objective | speed-up | objective ratio |")
-print(f"|---|---|---|---|---|---|---|---|---|")
+print(f"| pair | reference time | reference sweeps | reference objective | onnx-rebasin time | sweeps | objective | speed-up | objective ratio | reference process | whole-process speed-up |")
+print(f"|---|---|---|---|---|---|---|---|---|---|---|")
 notes = []
 for p in pairs:
     r, g, w = load(os.path.join(out, f"ref_{p}.json")), load(os.path.join(out, f"rebasin_{p}.json")), wall(p)
     gws = [float(t) for t, rc in zip(w.get("go_wall", []), w.get("go_rc", [])) if rc == "0"] if g is not None else []
     rts = [float(t) for t in w.get("ref_total", []) if t != "nan"]
     gw, rt = median(gws), median(rts)
+    rws = [float(t) for t, rc in zip(w.get("ref_wall", []), w.get("ref_rc", [])) if rc == "0"]
     ref_t = f"{rt:.2f} s{spread(rts)} (match {r['match_seconds']:.2f} s)" if r and rt else "failed"
     go_t = f"{gw:.2f} s{spread(gws)}" if gw is not None else "—"
     speed = f"{rt / gw:.1f}×" if rt and gw else "—"
     ratio = f"{g['objective_after'] / r['objective_after']:.6f}" if r and g else "—"
     print(f"| {p} | {ref_t} | {r['sweeps'] if r else '—'} | {f(r and r['objective_after'], '.8g')} "
-          f"| {go_t} | {len(g['sweeps']) if g else '—'} | {f(g and g['objective_after'], '.8g')} | {speed} | {ratio} |")
+          f"| {go_t} | {len(g['sweeps']) if g else '—'} | {f(g and g['objective_after'], '.8g')} | {speed} | {ratio} "
+          f"| {f(median(rws), '.2f') + ' s' + spread(rws) if rws else '—'} "
+          f"| {f'{median(rws) / gw:.1f}×' if rws and gw else '—'} |")
     if r:
         rws = [float(t) for t in w.get("ref_wall", [])]
-        s = (f"- {p}: reference {r['dtype']} products, load {r['load_seconds']:.2f} s (last run), process wall "
+        s = (f"- {p}: reference {r['dtype']} products, LAP {r.get('lap', '?')}, load {r['load_seconds']:.2f} s (last run), process wall "
              f"{median(rws) or float('nan'):.2f} s (median), load avg {' '.join(w.get('ref_load', ['?']))}; objective at identity "
              f"{r['objective_before']:.10g}")
         if g:
@@ -204,15 +214,21 @@ for p in pairs:
                       + ("coordinate-optimal (no single group's LAP improves it)" if c["coordinate_optimal"] else
                          f"NOT coordinate-optimal: re-solving {c['max_gain_perm']} alone gains {c['max_gain_perm'] and c['max_single_perm_gain']:.6g}"))
         if g:
-            obj = [s_["Objective"] for s_ in g["sweeps"]]
+            obj = [s_.get("objective", s_.get("Objective")) for s_ in g["sweeps"]]
             drops = [i + 2 for i in range(len(obj) - 1) if obj[i + 1] < obj[i] - 1e-9 * abs(obj[i])]
             if drops:
                 s += f"; onnx-rebasin objective DECREASED at sweeps {drops[:10]}{'...' if len(drops) > 10 else ''}"
+        try:
+            s += f"; output sha256 {open(os.path.join(out, p + '_aligned.sha256')).read().strip()[:16]}"
+        except OSError:
+            pass
         notes.append(s)
 print()
 print("reference time = load + match (wm.py); onnx-rebasin time = wall time of the whole `align` command "
       "(load, analysis, match, apply, save); medians over the runs (order: " + os.environ.get("WM_ORDER", "alternate") + "); "
-      "speed-up = reference time / onnx-rebasin time; "
+      "speed-up = reference time / onnx-rebasin time; reference process = wall time of the whole "
+      "`wm.py` process (Python start-up, imports, load, match, objectives); "
+      "whole-process speed-up = reference process / onnx-rebasin time; "
       "objective ratio = onnx-rebasin / reference (objective_after).")
 print()
 print("\n".join(notes))

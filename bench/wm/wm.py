@@ -421,6 +421,7 @@ def run_pair(path_a, path_b, seed, max_iter, dtype, verbose, score_stats=False):
         objective_all_after=objective(ps, perm, params_a, params_b, restrict=False),
         moved={p: int((v != np.arange(len(v))).sum()) for p, v in perm.items()},
         load_seconds=t_load, match_seconds=t_match, total_seconds=t_load + t_match,
+        lap="lsa_numpy" if linear_sum_assignment is lsa_numpy else "scipy",
     )
     return res, perm
 
@@ -576,7 +577,7 @@ def main():
     print(f"sweeps {res['sweeps']}  objective {res['objective_before']:.10g} -> {res['objective_after']:.10g} "
           f"(all spec params incl. unpermuted: {res['objective_all_after']:.10g})")
     print(f"load {res['load_seconds']:.3f}s  match {res['match_seconds']:.3f}s  total {res['total_seconds']:.3f}s  "
-          f"[{res['dtype']} products]")
+          f"[{res['dtype']} products, LAP {res['lap']}]")
     if args.json:
         out = dict(res, perm={p: v.tolist() for p, v in perm.items()})
         with open(args.json, "w") as f:

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"runtime/trace"
 	"syscall"
 	"time"
 
@@ -41,6 +42,27 @@ func mainExit() (status int) {
 			pprof.StopCPUProfile()
 			if err := f.Close(); err != nil {
 				fmt.Fprintf(os.Stderr, "onnx-rebasin: ONNX_REBASIN_CPUPROFILE: %v\n", err)
+				status = max(status, 1)
+			}
+		}()
+	}
+	// ONNX_REBASIN_TRACE=file writes an execution trace of the whole
+	// command (go tool trace reads it): which goroutines ran when, to see
+	// how many cores each phase keeps busy.
+	if path := os.Getenv("ONNX_REBASIN_TRACE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "onnx-rebasin: ONNX_REBASIN_TRACE: %v\n", err)
+			return 1
+		}
+		if err := trace.Start(f); err != nil {
+			fmt.Fprintf(os.Stderr, "onnx-rebasin: ONNX_REBASIN_TRACE: %v\n", err)
+			return 1
+		}
+		defer func() {
+			trace.Stop()
+			if err := f.Close(); err != nil {
+				fmt.Fprintf(os.Stderr, "onnx-rebasin: ONNX_REBASIN_TRACE: %v\n", err)
 				status = max(status, 1)
 			}
 		}()
