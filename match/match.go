@@ -315,10 +315,12 @@ func Weights(a, b *onnx.Model, ga *graph.Analysis, opts Options) (*Result, error
 // plain order.
 var lookAhead = true
 
-// maxAhead bounds the assignments solved ahead of the current group's: the
-// machine has few cores, and a solve started too early is more likely to
-// be stale by its turn.
-const maxAhead = 2
+// maxAhead bounds the assignments solved ahead of the current group's. A
+// solve started too early is more likely to be stale by its turn, but since
+// the auction start (lap) solves are short next to the cost products, and
+// two in flight left a core idle between them on 2-core machines (issue
+// 18); a variable so that tests can try other depths.
+var maxAhead = 4
 
 // aheadOf returns the groups whose costs to compute and assignments to
 // start now, while group g is visited: among the next few unsettled groups

@@ -1,6 +1,7 @@
 package match
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -179,27 +180,33 @@ func TestLookAheadSameDescent(t *testing.T) {
 		a, ga := testkit.LoadAnalyze(t, "../testmodels/"+name+"_s0.onnx")
 		b, _ := testkit.LoadAnalyze(t, "../testmodels/"+name+"_s1.onnx")
 		for seed := uint64(0); seed < 3; seed++ {
-			run := func(ahead bool) *Result {
-				defer func(old bool) { lookAhead = old }(lookAhead)
-				lookAhead = ahead
+			run := func(ahead bool, depth int) *Result {
+				defer func(old bool, depth int) { lookAhead, maxAhead = old, depth }(lookAhead, maxAhead)
+				lookAhead, maxAhead = ahead, depth
 				res, err := Weights(a, b, ga, Options{Seed: seed})
 				if err != nil {
 					t.Fatal(err)
 				}
 				return res
 			}
-			plain, ahead := run(false), run(true)
-			if len(plain.Sweeps) != len(ahead.Sweeps) {
-				t.Fatalf("%s seed %d: %d sweeps with look-ahead, %d without", name, seed, len(ahead.Sweeps), len(plain.Sweeps))
-			}
-			for i := range plain.Sweeps {
-				if plain.Sweeps[i].Objective != ahead.Sweeps[i].Objective {
-					t.Fatalf("%s seed %d sweep %d: objective %v with look-ahead, %v without", name, seed, i+1, ahead.Sweeps[i].Objective, plain.Sweeps[i].Objective)
+			plain := run(false, maxAhead)
+			// The default depth and others: how many solves are in flight
+			// changes which are stale, never the descent.
+			for _, depth := range []int{maxAhead, 1, 2, 8} {
+				ahead := run(true, depth)
+				name := fmt.Sprintf("%s depth %d", name, depth)
+				if len(plain.Sweeps) != len(ahead.Sweeps) {
+					t.Fatalf("%s seed %d: %d sweeps with look-ahead, %d without", name, seed, len(ahead.Sweeps), len(plain.Sweeps))
 				}
-			}
-			for g := range plain.Perms {
-				if !slices.Equal(plain.Perms[g], ahead.Perms[g]) {
-					t.Fatalf("%s seed %d: group %d differs with look-ahead", name, seed, g)
+				for i := range plain.Sweeps {
+					if plain.Sweeps[i].Objective != ahead.Sweeps[i].Objective {
+						t.Fatalf("%s seed %d sweep %d: objective %v with look-ahead, %v without", name, seed, i+1, ahead.Sweeps[i].Objective, plain.Sweeps[i].Objective)
+					}
+				}
+				for g := range plain.Perms {
+					if !slices.Equal(plain.Perms[g], ahead.Perms[g]) {
+						t.Fatalf("%s seed %d: group %d differs with look-ahead", name, seed, g)
+					}
 				}
 			}
 		}
