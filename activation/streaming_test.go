@@ -41,7 +41,11 @@ func capturedStats(t *testing.T, a, b *onnx.Model, sites []*channelStats, ds *ev
 	}
 	input := sa.Inputs()[0].Name
 	for from := 0; from < ds.N(); from += batch {
-		x := map[string]*infer.Tensor{input: ds.Batch(from, min(from+batch, ds.N()))}
+		xt, err := ds.Batch(from, min(from+batch, ds.N()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := map[string]*infer.Tensor{input: xt}
 		oa, err := sa.Run(x, infer.Capture(namesA...))
 		if err != nil {
 			t.Fatal(err)

@@ -81,7 +81,10 @@ func TestMeasureBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	unlabelled := &eval.Dataset{X: labelled.X, Shape: labelled.Shape}
+	defer labelled.Close()
+	unlabelledCopy := *labelled // the same samples, read from the same file
+	unlabelledCopy.Y = nil
+	unlabelled := &unlabelledCopy
 	for _, c := range []struct {
 		name  string
 		test  *eval.Dataset

@@ -780,6 +780,7 @@ func (p *plan) buildInMemory(out string, meta []*onnxpb.StringStringEntryProto, 
 			if err != nil {
 				return err
 			}
+			defer ds.Close()
 			if perms[i], err = activation.Match(ref.m, m.m, ref.a, ds, dopts); err != nil {
 				return fmt.Errorf("aligning %s to %s: %w", m.m.Name, ref.m.Name, err)
 			}
@@ -809,6 +810,7 @@ func (p *plan) buildInMemory(out string, meta []*onnxpb.StringStringEntryProto, 
 		if err != nil {
 			return err
 		}
+		defer fit.Close()
 		rep, err := activation.PrepareRepair(aligned[0], aligned[1], ref.a, fit, dopts)
 		if err != nil {
 			return err
@@ -822,6 +824,7 @@ func (p *plan) buildInMemory(out string, meta []*onnxpb.StringStringEntryProto, 
 		if err != nil {
 			return err
 		}
+		defer fit.Close()
 		if err := activation.ResetBatchNorm(merged, fit, dopts); err != nil {
 			return err
 		}
@@ -876,6 +879,7 @@ func (p *plan) greedy(models []*onnx.Model, opts Options, res *Result) (*onnx.Mo
 	if err != nil {
 		return nil, err
 	}
+	defer ds.Close()
 	batch := opts.Batch
 	if batch <= 0 {
 		batch = 256

@@ -151,6 +151,7 @@ func runAlign(c *cmdContext, args []string) error {
 	if o.fit, err = loadData(*data, ""); err != nil {
 		return err
 	}
+	defer o.fit.Close()
 	_, mb, ga, res, err := alignModels(c, pos[0], pos[1], o)
 	if err != nil {
 		return err

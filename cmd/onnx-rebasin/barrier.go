@@ -70,16 +70,20 @@ func runBarrier(c *cmdContext, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer test.Close()
 	fit := test
 	if *alignData != "" {
 		if fit, err = loadData(*alignData, ""); err != nil {
 			return err
 		}
+		defer fit.Close()
 	}
 	bnData, repairData, err := loadFixData(*resetBN, *repair)
 	if err != nil {
 		return err
 	}
+	defer bnData.Close()
+	defer repairData.Close()
 	ma, mb, ga, res, err := alignModels(c, pos[0], pos[1], alignOptions{method: *method, fit: fit, batch: *batch, seed: *seed, maxIter: *maxIter, quiet: *quiet})
 	if err != nil {
 		return err

@@ -105,10 +105,13 @@ func runMerge(c *cmdContext, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer fit.Close()
 	bnData, repairData, err := loadFixData(*resetBN, *repair)
 	if err != nil {
 		return err
 	}
+	defer bnData.Close()
+	defer repairData.Close()
 	models, analyses, err := loadForMerge(pos, "cannot merge")
 	if err != nil {
 		return err

@@ -169,6 +169,7 @@ func LoadData(t testing.TB, x, y string) *eval.Dataset {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = ds.Close() })
 	return ds
 }
 
