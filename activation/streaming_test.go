@@ -10,14 +10,13 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/onnx-rebasin/onnx-rebasin/eval"
+	"github.com/onnx-rebasin/onnx-rebasin/infer"
 	"github.com/onnx-rebasin/onnx-rebasin/internal/testkit"
 	"github.com/onnx-rebasin/onnx-rebasin/match"
 	"github.com/onnx-rebasin/onnx-rebasin/merge"
-	"github.com/onnx-rebasin/onnx-rebasin/permute"
-
-	"github.com/onnx-rebasin/onnx-rebasin/eval"
-	"github.com/onnx-rebasin/onnx-rebasin/infer"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
+	"github.com/onnx-rebasin/onnx-rebasin/permute"
 )
 
 // capturedStats is the reference for the streamed activation statistics:

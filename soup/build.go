@@ -23,15 +23,14 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/onnx-rebasin/onnx-rebasin/activation"
-	"github.com/onnx-rebasin/onnx-rebasin/match"
-	"github.com/onnx-rebasin/onnx-rebasin/merge"
-
 	"google.golang.org/protobuf/proto"
 
+	"github.com/onnx-rebasin/onnx-rebasin/activation"
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/infer"
+	"github.com/onnx-rebasin/onnx-rebasin/match"
+	"github.com/onnx-rebasin/onnx-rebasin/merge"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
 	"github.com/onnx-rebasin/onnx-rebasin/permute"

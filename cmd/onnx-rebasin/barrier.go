@@ -8,12 +8,11 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/onnx-rebasin/onnx-rebasin/activation"
-
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 
+	"github.com/onnx-rebasin/onnx-rebasin/activation"
 	"github.com/onnx-rebasin/onnx-rebasin/barrier"
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/internal/atomicfile"
