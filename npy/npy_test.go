@@ -537,3 +537,45 @@ func TestDTypeName(t *testing.T) {
 		}
 	}
 }
+
+// OpenIn opens files inside its folder only (os.Root), and Open and OpenIn
+// refuse what is not a regular file.
+func TestOpenInStaysInFolder(t *testing.T) {
+	dir := t.TempDir()
+	inner := filepath.Join(dir, "inner")
+	if err := os.Mkdir(inner, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join("testdata", "f4_2x3.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{filepath.Join(dir, "out.npy"), filepath.Join(inner, "in.npy")} {
+		if err := os.WriteFile(p, raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(filepath.Join(dir, "out.npy"), filepath.Join(inner, "link.npy")); err != nil {
+		t.Fatal(err)
+	}
+	root, err := os.OpenRoot(inner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	f, err := OpenIn(root, "in.npy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"../out.npy", "link.npy"} {
+		if _, err := OpenIn(root, name); err == nil {
+			t.Errorf("%s: opened outside the folder", name)
+		}
+	}
+	if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("directory: %v", err)
+	}
+}
