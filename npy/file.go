@@ -38,20 +38,7 @@ func Open(path string) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return fromOSFile(f, path)
-}
-
-// OpenIn opens the .npy file name inside root (os.Root refuses a path or
-// link that leads out of it); otherwise as Open.
-func OpenIn(root *os.Root, name string) (*File, error) {
-	f, err := root.OpenFile(name, os.O_RDONLY|openNonblock, 0)
-	if err != nil {
-		return nil, err
-	}
-	return fromOSFile(f, name)
-}
-
-func fromOSFile(f *os.File, name string) (*File, error) {
+	name := path
 	st, err := f.Stat()
 	if err == nil && !st.Mode().IsRegular() {
 		err = errors.New("not a regular file")
@@ -141,7 +128,7 @@ func (f *File) ReadFloat32(dst []float32, off int) error {
 	return nil
 }
 
-// Close closes the file opened by Open or OpenIn.
+// Close closes the file opened by Open.
 func (f *File) Close() error {
 	if f.closer == nil {
 		return nil
