@@ -12,14 +12,13 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/onnx-rebasin/onnx-rebasin/internal/sitelayout"
-	"github.com/onnx-rebasin/onnx-rebasin/permute"
-
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/infer"
+	"github.com/onnx-rebasin/onnx-rebasin/internal/sitelayout"
 	"github.com/onnx-rebasin/onnx-rebasin/lap"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
+	"github.com/onnx-rebasin/onnx-rebasin/permute"
 	"github.com/onnx-rebasin/onnx-rebasin/simd"
 )
 
@@ -315,12 +314,17 @@ func pairedPasses(sa, sb *infer.Session, nameA, nameB, input string, sites []*ch
 		}
 	}
 	batch := opts.batch()
+	rd := ds.NewReader()
 	for from := 0; from < ds.N(); from += batch {
 		if err := sitelayout.ContextErr(opts.Context); err != nil {
 			return err
 		}
 		to := min(from+batch, ds.N())
-		x := map[string]*infer.Tensor{input: ds.Batch(from, to)}
+		xt, err := rd.Batch(from, to)
+		if err != nil {
+			return err
+		}
+		x := map[string]*infer.Tensor{input: xt}
 		p := newSitePairing(sites)
 		var errB error
 		done := make(chan struct{})

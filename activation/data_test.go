@@ -4,16 +4,15 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/onnx-rebasin/onnx-rebasin/internal/testkit"
-	"github.com/onnx-rebasin/onnx-rebasin/match"
-	"github.com/onnx-rebasin/onnx-rebasin/merge"
-	"github.com/onnx-rebasin/onnx-rebasin/permute"
-
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/infer"
+	"github.com/onnx-rebasin/onnx-rebasin/internal/testkit"
+	"github.com/onnx-rebasin/onnx-rebasin/match"
+	"github.com/onnx-rebasin/onnx-rebasin/merge"
 	"github.com/onnx-rebasin/onnx-rebasin/npy"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
+	"github.com/onnx-rebasin/onnx-rebasin/permute"
 )
 
 // testLoss is the mean cross-entropy of m on the committed test slice,

@@ -8,13 +8,12 @@ import (
 	"strconv"
 	"sync"
 
-	"github.com/onnx-rebasin/onnx-rebasin/internal/sitelayout"
-
 	"google.golang.org/protobuf/proto"
 
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/infer"
+	"github.com/onnx-rebasin/onnx-rebasin/internal/sitelayout"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
 	"github.com/onnx-rebasin/onnx-rebasin/simd"
@@ -38,12 +37,17 @@ func ResetBatchNorm(m *onnx.Model, ds *eval.Dataset, opts Options) error {
 	input := sess.Inputs()[0].Name
 	var acc infer.BatchNormAccumulator
 	batch := opts.batch()
+	rd := ds.NewReader()
 	for from := 0; from < ds.N(); from += batch {
 		if err := sitelayout.ContextErr(opts.Context); err != nil {
 			return err
 		}
 		to := min(from+batch, ds.N())
-		if _, err := sess.Run(map[string]*infer.Tensor{input: ds.Batch(from, to)}, infer.BatchNormStatistics(acc.Add)); err != nil {
+		x, err := rd.Batch(from, to)
+		if err != nil {
+			return err
+		}
+		if _, err := sess.Run(map[string]*infer.Tensor{input: x}, infer.BatchNormStatistics(acc.Add)); err != nil {
 			return fmt.Errorf("%s: %w", m.Name, err)
 		}
 		if opts.Progress != nil {
@@ -359,12 +363,17 @@ func (r *Repair) measure(m *onnx.Model, c *graph.Correspondence, progress func(d
 		return moments[siteOf[v]].add(t, nil, nil)
 	})
 	batch := r.opts.batch()
+	rd := r.data.NewReader()
 	for from := 0; from < r.data.N(); from += batch {
 		if err := sitelayout.ContextErr(r.opts.Context); err != nil {
 			return nil, nil, err
 		}
 		to := min(from+batch, r.data.N())
-		if _, err := sess.Run(map[string]*infer.Tensor{input: r.data.Batch(from, to)}, observe); err != nil {
+		x, err := rd.Batch(from, to)
+		if err != nil {
+			return nil, nil, err
+		}
+		if _, err := sess.Run(map[string]*infer.Tensor{input: x}, observe); err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", m.Name, err)
 		}
 		if progress != nil {
@@ -438,12 +447,17 @@ func (r *Repair) Apply(m *onnx.Model, lambda float64) error {
 	// correct the layers after it with poorly estimated statistics.
 	n := r.data.N()
 	batches := (n + r.opts.batch() - 1) / r.opts.batch()
+	rd := r.data.NewReader()
 	for k := 0; k < batches; k++ {
 		if err := sitelayout.ContextErr(r.opts.Context); err != nil {
 			return err
 		}
 		from, to := k*n/batches, (k+1)*n/batches
-		if _, err := sess.Run(map[string]*infer.Tensor{input: r.data.Batch(from, to)}, observe); err != nil {
+		x, err := rd.Batch(from, to)
+		if err != nil {
+			return err
+		}
+		if _, err := sess.Run(map[string]*infer.Tensor{input: x}, observe); err != nil {
 			return fmt.Errorf("%s: %w", m.Name, err)
 		}
 		if r.opts.Progress != nil {

@@ -10,14 +10,13 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/onnx-rebasin/onnx-rebasin/eval"
+	"github.com/onnx-rebasin/onnx-rebasin/infer"
 	"github.com/onnx-rebasin/onnx-rebasin/internal/testkit"
 	"github.com/onnx-rebasin/onnx-rebasin/match"
 	"github.com/onnx-rebasin/onnx-rebasin/merge"
-	"github.com/onnx-rebasin/onnx-rebasin/permute"
-
-	"github.com/onnx-rebasin/onnx-rebasin/eval"
-	"github.com/onnx-rebasin/onnx-rebasin/infer"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
+	"github.com/onnx-rebasin/onnx-rebasin/permute"
 )
 
 // capturedStats is the reference for the streamed activation statistics:
@@ -41,7 +40,11 @@ func capturedStats(t *testing.T, a, b *onnx.Model, sites []*channelStats, ds *ev
 	}
 	input := sa.Inputs()[0].Name
 	for from := 0; from < ds.N(); from += batch {
-		x := map[string]*infer.Tensor{input: ds.Batch(from, min(from+batch, ds.N()))}
+		xt, err := ds.Batch(from, min(from+batch, ds.N()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := map[string]*infer.Tensor{input: xt}
 		oa, err := sa.Run(x, infer.Capture(namesA...))
 		if err != nil {
 			t.Fatal(err)

@@ -4,11 +4,10 @@ import (
 	"math"
 	"testing"
 
-	"github.com/onnx-rebasin/onnx-rebasin/match"
-
 	"github.com/onnx-rebasin/onnx-rebasin/barrier"
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
+	"github.com/onnx-rebasin/onnx-rebasin/match"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 )
 
@@ -81,7 +80,10 @@ func TestMeasureBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	unlabelled := &eval.Dataset{X: labelled.X, Shape: labelled.Shape}
+	defer labelled.Close()
+	unlabelledCopy := *labelled // the same samples, read from the same file
+	unlabelledCopy.Y = nil
+	unlabelled := &unlabelledCopy
 	for _, c := range []struct {
 		name  string
 		test  *eval.Dataset

@@ -13,36 +13,50 @@ import (
 	"github.com/onnx-rebasin/onnx-rebasin/npy"
 )
 
-// Dataset is a set of float32 inputs with optional integer labels.
+// Dataset is a set of float32 inputs with optional integer labels. The
+// inputs are either in memory (X) or read from an .npy file batch by batch
+// when a pass needs them (Load), so that memory does not grow with the
+// number of samples.
 type Dataset struct {
-	// X holds N samples; Shape[0] is N.
+	// X holds N samples in memory, or is nil when they are read from a
+	// file; Shape[0] is N.
 	X     []float32
 	Shape []int
 	// Y holds one class label per sample, or is nil.
 	Y []int64
+
+	file *npy.File // the samples when X is nil
+	rows []int     // the samples' rows in X or file; nil: 0..N-1
 }
 
-// Load reads inputs from an .npy file and, if labelsPath is not empty,
-// integer class labels from another. Inputs must be floating point (float16
-// and float64 are converted to float32): integer data such as raw uint8
-// pixels is an error rather than cast, since the model expects it
-// preprocessed (the shipped test models: float32 pixels/255).
+// Load opens inputs in an .npy file and, if labelsPath is not empty,
+// reads integer class labels from another. The inputs are read batch by
+// batch when needed, from the file opened here: Close it when done.
+// Inputs must be floating point (float16 and float64 are converted to
+// float32): integer data such as raw uint8 pixels is an error rather than
+// cast, since the model expects it preprocessed (the shipped test models:
+// float32 pixels/255).
 func Load(dataPath, labelsPath string) (*Dataset, error) {
-	xa, err := npy.ReadFile(dataPath) // its errors name the file
+	f, err := npy.Open(dataPath) // its errors name the file
 	if err != nil {
 		return nil, err
 	}
-	if xa.DType != npy.Float32 && xa.DType != npy.Float16 && xa.DType != npy.Float64 {
-		return nil, fmt.Errorf("%s: inputs of dtype %s are not converted: save them preprocessed as floats, as the model expects (for image models usually x.astype(np.float32) / 255)", dataPath, xa.DType.Name())
-	}
-	if len(xa.Shape) == 0 || xa.Shape[0] == 0 {
-		return nil, fmt.Errorf("%s: expected an array of samples, got shape %v", dataPath, xa.Shape)
-	}
-	x, err := xa.Float32()
+	ds, err := fromFile(f, dataPath, labelsPath)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", dataPath, err)
+		f.Close()
+		return nil, err
 	}
-	ds := &Dataset{X: x, Shape: xa.Shape}
+	return ds, nil
+}
+
+func fromFile(f *npy.File, dataPath, labelsPath string) (*Dataset, error) {
+	if f.DType != npy.Float32 && f.DType != npy.Float16 && f.DType != npy.Float64 {
+		return nil, fmt.Errorf("%s: inputs of dtype %s are not converted: save them preprocessed as floats, as the model expects (for image models usually x.astype(np.float32) / 255)", dataPath, f.DType.Name())
+	}
+	if len(f.Shape) == 0 || f.Shape[0] == 0 {
+		return nil, fmt.Errorf("%s: expected an array of samples, got shape %v", dataPath, f.Shape)
+	}
+	ds := &Dataset{Shape: f.Shape, file: f}
 	if labelsPath == "" {
 		return ds, nil
 	}
@@ -53,20 +67,106 @@ func Load(dataPath, labelsPath string) (*Dataset, error) {
 	if ds.Y, err = ya.Int64(); err != nil {
 		return nil, fmt.Errorf("%s: %w", labelsPath, err)
 	}
-	if len(ya.Shape) != 1 || ya.Shape[0] != xa.Shape[0] {
-		return nil, fmt.Errorf("%s: %d labels of shape %v for %d samples", labelsPath, len(ds.Y), ya.Shape, xa.Shape[0])
+	if len(ya.Shape) != 1 || ya.Shape[0] != f.Shape[0] {
+		return nil, fmt.Errorf("%s: %d labels of shape %v for %d samples", labelsPath, len(ds.Y), ya.Shape, f.Shape[0])
 	}
 	return ds, nil
+}
+
+// Close closes the file the samples are read from (nothing for data in
+// memory). Datasets derived by Head and Select share the file.
+func (d *Dataset) Close() error {
+	if d == nil || d.file == nil {
+		return nil
+	}
+	return d.file.Close()
 }
 
 // N is the number of samples.
 func (d *Dataset) N() int { return d.Shape[0] }
 
-// Batch returns samples [from, to) as a tensor (sharing d's memory).
-func (d *Dataset) Batch(from, to int) *infer.Tensor {
-	per := len(d.X) / d.Shape[0]
+// sampleLen is the number of values of one sample.
+func (d *Dataset) sampleLen() int {
+	n := 1
+	for _, v := range d.Shape[1:] {
+		n *= v
+	}
+	return n
+}
+
+// Batch returns samples [from, to) as a tensor of its own memory (or
+// sharing X's); a pass over the data should use a Reader, which reuses it.
+func (d *Dataset) Batch(from, to int) (*infer.Tensor, error) {
+	return d.NewReader().Batch(from, to)
+}
+
+// Reader reads batches of a Dataset into one buffer, reused from batch to
+// batch: a tensor it returns is valid until its next Batch. It is not
+// safe for concurrent use (a tensor it returned is, for reading).
+type Reader struct {
+	d   *Dataset
+	buf []float32
+}
+
+// NewReader returns a Reader of d's samples.
+func (d *Dataset) NewReader() *Reader { return &Reader{d: d} }
+
+// Batch returns samples [from, to) as a tensor; errors (a file changed or
+// cut short since it was opened) name the file.
+func (r *Reader) Batch(from, to int) (*infer.Tensor, error) {
+	d := r.d
+	if from < 0 || to > d.N() || from > to {
+		return nil, fmt.Errorf("samples %d-%d of %d", from, to-1, d.N())
+	}
+	per := d.sampleLen()
 	shape := append([]int{to - from}, d.Shape[1:]...)
-	return infer.NewFloat32(shape, d.X[from*per:to*per])
+	if d.X != nil && d.rows == nil {
+		return infer.NewFloat32(shape, d.X[from*per:to*per]), nil
+	}
+	n := (to - from) * per
+	if cap(r.buf) < n {
+		r.buf = make([]float32, n)
+	}
+	buf := r.buf[:n]
+	// Runs of consecutive rows are read at once.
+	for i := from; i < to; {
+		row, j := d.row(i), i+1
+		for j < to && d.row(j) == row+(j-i) {
+			j++
+		}
+		dst := buf[(i-from)*per : (j-from)*per]
+		if d.X != nil {
+			copy(dst, d.X[row*per:])
+		} else if err := d.file.ReadFloat32(dst, row*per); err != nil {
+			return nil, err
+		}
+		i = j
+	}
+	return infer.NewFloat32(shape, buf), nil
+}
+
+// row is the row of sample i in X or the file.
+func (d *Dataset) row(i int) int {
+	if d.rows == nil {
+		return i
+	}
+	return d.rows[i]
+}
+
+// Select returns the samples of d at the given indices, in order, sharing
+// d's memory or file.
+func (d *Dataset) Select(samples []int) *Dataset {
+	s := &Dataset{X: d.X, Shape: append([]int{len(samples)}, d.Shape[1:]...), file: d.file, rows: make([]int, len(samples))}
+	for k, i := range samples {
+		s.rows[k] = d.row(i)
+	}
+	if d.Y != nil {
+		s.Y = make([]int64, len(samples))
+		for k, i := range samples {
+			s.Y[k] = d.Y[i]
+		}
+	}
+	return s
 }
 
 // Result is a model's score on a data set.
@@ -94,9 +194,14 @@ func Run(sess *infer.Session, d *Dataset, batch int, progress func(done, total i
 	res := Result{Samples: d.N(), HaveLabels: d.Y != nil}
 	var correct int
 	var lossSum float64
+	rd := d.NewReader()
 	for from := 0; from < d.N(); from += batch {
 		to := min(from+batch, d.N())
-		out, err := sess.Run(map[string]*infer.Tensor{ins[0].Name: d.Batch(from, to)})
+		x, err := rd.Batch(from, to)
+		if err != nil {
+			return Result{}, err
+		}
+		out, err := sess.Run(map[string]*infer.Tensor{ins[0].Name: x})
 		if err != nil {
 			return Result{}, fmt.Errorf("samples %d-%d: %w", from, to-1, err)
 		}
@@ -159,15 +264,19 @@ func score(logits *infer.Tensor, labels []int64) (correct int, loss float64, err
 	return correct, loss, nil
 }
 
-// Head returns the first n samples of d (all of them if n ≥ N), sharing memory.
+// Head returns the first n samples of d (all of them if n ≥ N), sharing
+// memory or file.
 func (d *Dataset) Head(n int) *Dataset {
 	if n >= d.N() || n < 0 {
 		return d
 	}
-	per := len(d.X) / d.Shape[0]
-	h := &Dataset{X: d.X[:n*per], Shape: append([]int{n}, d.Shape[1:]...)}
+	h := *d
+	h.Shape = append([]int{n}, d.Shape[1:]...)
+	if d.rows != nil {
+		h.rows = d.rows[:n]
+	}
 	if d.Y != nil {
 		h.Y = d.Y[:n]
 	}
-	return h
+	return &h
 }

@@ -20,9 +20,10 @@ import (
 	"fmt"
 	"sort"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
-	"google.golang.org/protobuf/proto"
 )
 
 // Analysis is the result of Analyze.

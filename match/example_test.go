@@ -6,9 +6,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/onnx-rebasin/onnx-rebasin/match"
-
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
+	"github.com/onnx-rebasin/onnx-rebasin/match"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/permute"
 )

@@ -1,15 +1,9 @@
 package match
 
 import (
-	"os"
 	"testing"
 
-	"github.com/onnx-rebasin/onnx-rebasin/internal/ortref"
+	"github.com/onnx-rebasin/onnx-rebasin/internal/testkit"
 )
 
-// TestMain stops the ONNX Runtime process the tests started.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	ortref.Shutdown()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testkit.Main(m) }

@@ -17,13 +17,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/onnx-rebasin/onnx-rebasin/internal/sitelayout"
-	"github.com/onnx-rebasin/onnx-rebasin/permute"
-
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/internal/hugepage"
+	"github.com/onnx-rebasin/onnx-rebasin/internal/sitelayout"
 	"github.com/onnx-rebasin/onnx-rebasin/lap"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
+	"github.com/onnx-rebasin/onnx-rebasin/permute"
 	"github.com/onnx-rebasin/onnx-rebasin/simd"
 )
 

@@ -11,10 +11,9 @@ import (
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/internal/sitelayout"
 	"github.com/onnx-rebasin/onnx-rebasin/internal/testkit"
+	"github.com/onnx-rebasin/onnx-rebasin/lap"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/permute"
-
-	"github.com/onnx-rebasin/onnx-rebasin/lap"
 )
 
 // TestGroupCostUpToDate moves a few units of some groups at a time (the

@@ -9,11 +9,10 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/onnx-rebasin/onnx-rebasin/internal/sitelayout"
-	"github.com/onnx-rebasin/onnx-rebasin/permute"
-
 	"github.com/onnx-rebasin/onnx-rebasin/internal/hugepage"
+	"github.com/onnx-rebasin/onnx-rebasin/internal/sitelayout"
 	"github.com/onnx-rebasin/onnx-rebasin/lap"
+	"github.com/onnx-rebasin/onnx-rebasin/permute"
 	"github.com/onnx-rebasin/onnx-rebasin/simd"
 )
 

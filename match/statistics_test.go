@@ -6,13 +6,12 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/onnx-rebasin/onnx-rebasin/internal/sitelayout"
-	"github.com/onnx-rebasin/onnx-rebasin/internal/testkit"
-	"github.com/onnx-rebasin/onnx-rebasin/permute"
-
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/internal/ortref"
+	"github.com/onnx-rebasin/onnx-rebasin/internal/sitelayout"
+	"github.com/onnx-rebasin/onnx-rebasin/internal/testkit"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
+	"github.com/onnx-rebasin/onnx-rebasin/permute"
 )
 
 // batchNormStatistics returns the (node, input) of every BatchNormalization

@@ -6,10 +6,9 @@ import (
 	"testing"
 
 	"github.com/onnx-rebasin/onnx-rebasin/activation"
-	"github.com/onnx-rebasin/onnx-rebasin/match"
-
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
+	"github.com/onnx-rebasin/onnx-rebasin/match"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 )
 

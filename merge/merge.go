@@ -12,9 +12,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/onnx-rebasin/onnx-rebasin/internal/sitelayout"
-
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
+	"github.com/onnx-rebasin/onnx-rebasin/internal/sitelayout"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
 )

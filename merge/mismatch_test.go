@@ -7,14 +7,13 @@ import (
 	"testing"
 
 	"github.com/onnx-rebasin/onnx-rebasin/activation"
-	"github.com/onnx-rebasin/onnx-rebasin/internal/testkit"
-	"github.com/onnx-rebasin/onnx-rebasin/match"
-	"github.com/onnx-rebasin/onnx-rebasin/permute"
-
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
+	"github.com/onnx-rebasin/onnx-rebasin/internal/testkit"
+	"github.com/onnx-rebasin/onnx-rebasin/match"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
+	"github.com/onnx-rebasin/onnx-rebasin/permute"
 )
 
 // noPanic calls fn and turns a panic into a test failure naming what was called.

@@ -6,15 +6,14 @@ import (
 	"testing"
 
 	"github.com/onnx-rebasin/onnx-rebasin/activation"
-	"github.com/onnx-rebasin/onnx-rebasin/internal/testkit"
-	"github.com/onnx-rebasin/onnx-rebasin/match"
-	"github.com/onnx-rebasin/onnx-rebasin/permute"
-
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/internal/ortref"
+	"github.com/onnx-rebasin/onnx-rebasin/internal/testkit"
+	"github.com/onnx-rebasin/onnx-rebasin/match"
 	"github.com/onnx-rebasin/onnx-rebasin/npy"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
+	"github.com/onnx-rebasin/onnx-rebasin/permute"
 )
 
 // ortAccuracy is the top-1 accuracy of m on the committed Fashion-MNIST test

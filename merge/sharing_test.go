@@ -6,16 +6,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/onnx-rebasin/onnx-rebasin/match"
-
-	"github.com/onnx-rebasin/onnx-rebasin/internal/testkit"
-	"github.com/onnx-rebasin/onnx-rebasin/permute"
-
 	"google.golang.org/protobuf/proto"
 
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
+	"github.com/onnx-rebasin/onnx-rebasin/internal/testkit"
+	"github.com/onnx-rebasin/onnx-rebasin/match"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
+	"github.com/onnx-rebasin/onnx-rebasin/permute"
 )
 
 // twoHiddenMLP builds X(1×3) → Gemm(W1, b1) → Relu → Gemm(W2, b2) → Relu →

@@ -389,70 +389,11 @@ func ReadFile(path string) (*Array, error) {
 // unknown; it is used to reject oversized claims before allocating. read
 // returns the number of bytes consumed.
 func read(r io.Reader, remaining int64) (*Array, int64, error) {
-	var pre [12]byte
-	if _, err := io.ReadFull(r, pre[:8]); err != nil {
-		if err == io.EOF {
-			return nil, 0, fmt.Errorf("npy: empty input: %w", io.ErrUnexpectedEOF)
-		}
-		return nil, 0, fmt.Errorf("npy: reading magic: %w", eof(err))
-	}
-	if string(pre[:6]) != magic {
-		return nil, 0, errors.New("npy: not a .npy file (bad magic)")
-	}
-	major, minor := pre[6], pre[7]
-	var hlen, used int64
-	switch major {
-	case 1:
-		if _, err := io.ReadFull(r, pre[8:10]); err != nil {
-			return nil, 0, fmt.Errorf("npy: reading header length: %w", eof(err))
-		}
-		hlen, used = int64(binary.LittleEndian.Uint16(pre[8:])), 10
-	case 2, 3:
-		if _, err := io.ReadFull(r, pre[8:12]); err != nil {
-			return nil, 0, fmt.Errorf("npy: reading header length: %w", eof(err))
-		}
-		hlen, used = int64(binary.LittleEndian.Uint32(pre[8:])), 12
-	default:
-		return nil, 0, fmt.Errorf("npy: unsupported format version %d.%d", major, minor)
-	}
-	if minor != 0 {
-		return nil, 0, fmt.Errorf("npy: unsupported format version %d.%d", major, minor)
-	}
-	if hlen > MaxHeaderLen {
-		return nil, 0, fmt.Errorf("npy: header length %d exceeds limit %d", hlen, MaxHeaderLen)
-	}
-	if remaining >= 0 && used+hlen > remaining {
-		return nil, 0, fmt.Errorf("npy: header length %d exceeds input size: %w", hlen, io.ErrUnexpectedEOF)
-	}
-	hbuf := make([]byte, hlen)
-	if _, err := io.ReadFull(r, hbuf); err != nil {
-		return nil, 0, fmt.Errorf("npy: reading header: %w", eof(err))
-	}
-	used += hlen
-	hs := string(hbuf)
-	if major < 3 && strings.ContainsFunc(hs, func(c rune) bool { return c >= 0x80 }) {
-		// Versions 1 and 2 are latin-1; nothing valid needs non-ASCII.
-		return nil, 0, errors.New("npy: non-ASCII header")
-	}
-	h, err := parseHeader(hs)
+	hi, err := readHeader(r, remaining)
 	if err != nil {
 		return nil, 0, err
 	}
-	if h.fortranOrder {
-		return nil, 0, ErrFortranOrder
-	}
-	d, bigEndian, err := parseDescr(h.descr)
-	if err != nil {
-		return nil, 0, err
-	}
-	nbytes, err := byteSize(d, h.shape)
-	if err != nil {
-		return nil, 0, err
-	}
-	if remaining >= 0 && int64(nbytes) > remaining-used {
-		return nil, 0, fmt.Errorf("npy: header promises %d data bytes (%s%v) but only %d remain: %w",
-			nbytes, d, h.shape, remaining-used, io.ErrUnexpectedEOF)
-	}
+	d, h, bigEndian, nbytes, used := hi.dtype, hi, hi.bigEndian, hi.nbytes, hi.offset
 	data, err := readData(r, nbytes, remaining >= 0)
 	if err != nil {
 		return nil, 0, fmt.Errorf("npy: reading %d data bytes (%s%v): %w", nbytes, d, h.shape, err)
@@ -462,6 +403,85 @@ func read(r io.Reader, remaining int64) (*Array, int64, error) {
 		swapBytes(data, d.ItemSize())
 	}
 	return &Array{Shape: h.shape, DType: d, Data: data}, used, nil
+}
+
+// readHeader reads the magic, version and header of one array and checks
+// that the data it promises fits in remaining bytes (if known, ≥ 0).
+func readHeader(r io.Reader, remaining int64) (*headerInfo, error) {
+	var pre [12]byte
+	if _, err := io.ReadFull(r, pre[:8]); err != nil {
+		if err == io.EOF {
+			return nil, fmt.Errorf("npy: empty input: %w", io.ErrUnexpectedEOF)
+		}
+		return nil, fmt.Errorf("npy: reading magic: %w", eof(err))
+	}
+	if string(pre[:6]) != magic {
+		return nil, errors.New("npy: not a .npy file (bad magic)")
+	}
+	major, minor := pre[6], pre[7]
+	var hlen, used int64
+	switch major {
+	case 1:
+		if _, err := io.ReadFull(r, pre[8:10]); err != nil {
+			return nil, fmt.Errorf("npy: reading header length: %w", eof(err))
+		}
+		hlen, used = int64(binary.LittleEndian.Uint16(pre[8:])), 10
+	case 2, 3:
+		if _, err := io.ReadFull(r, pre[8:12]); err != nil {
+			return nil, fmt.Errorf("npy: reading header length: %w", eof(err))
+		}
+		hlen, used = int64(binary.LittleEndian.Uint32(pre[8:])), 12
+	default:
+		return nil, fmt.Errorf("npy: unsupported format version %d.%d", major, minor)
+	}
+	if minor != 0 {
+		return nil, fmt.Errorf("npy: unsupported format version %d.%d", major, minor)
+	}
+	if hlen > MaxHeaderLen {
+		return nil, fmt.Errorf("npy: header length %d exceeds limit %d", hlen, MaxHeaderLen)
+	}
+	if remaining >= 0 && used+hlen > remaining {
+		return nil, fmt.Errorf("npy: header length %d exceeds input size: %w", hlen, io.ErrUnexpectedEOF)
+	}
+	hbuf := make([]byte, hlen)
+	if _, err := io.ReadFull(r, hbuf); err != nil {
+		return nil, fmt.Errorf("npy: reading header: %w", eof(err))
+	}
+	used += hlen
+	hs := string(hbuf)
+	if major < 3 && strings.ContainsFunc(hs, func(c rune) bool { return c >= 0x80 }) {
+		// Versions 1 and 2 are latin-1; nothing valid needs non-ASCII.
+		return nil, errors.New("npy: non-ASCII header")
+	}
+	h, err := parseHeader(hs)
+	if err != nil {
+		return nil, err
+	}
+	if h.fortranOrder {
+		return nil, ErrFortranOrder
+	}
+	d, bigEndian, err := parseDescr(h.descr)
+	if err != nil {
+		return nil, err
+	}
+	nbytes, err := byteSize(d, h.shape)
+	if err != nil {
+		return nil, err
+	}
+	if remaining >= 0 && int64(nbytes) > remaining-used {
+		return nil, fmt.Errorf("npy: header promises %d data bytes (%s%v) but only %d remain: %w",
+			nbytes, d, h.shape, remaining-used, io.ErrUnexpectedEOF)
+	}
+	return &headerInfo{shape: h.shape, dtype: d, bigEndian: bigEndian, nbytes: nbytes, offset: used}, nil
+}
+
+// headerInfo is what the header of a .npy file says about its data.
+type headerInfo struct {
+	shape     []int
+	dtype     DType
+	bigEndian bool
+	nbytes    int   // data size
+	offset    int64 // where the data starts
 }
 
 func eof(err error) error {

@@ -468,6 +468,39 @@ func FuzzRead(f *testing.F) {
 		if (err == nil) != (err2 == nil) {
 			t.Fatalf("known-size and unknown-size reads disagree: %v vs %v", err, err2)
 		}
+		// A File (read in pieces) opens exactly when the whole input is
+		// one array, and gives the same values.
+		file, errF := NewFile(bytes.NewReader(in), int64(len(in)), "fuzz")
+		_, used, errR := read(bytes.NewReader(in), int64(len(in)))
+		if (errF == nil) != (errR == nil && used == int64(len(in))) {
+			t.Fatalf("NewFile: %v, but read: %v with %d of %d bytes", errF, errR, used, len(in))
+		}
+		if errF == nil {
+			got := make([]float32, file.Len())
+			if err := file.ReadFloat32(got, 0); err != nil {
+				t.Fatal(err)
+			}
+			want, err := a.Float32()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range want {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("element %d: File %v, Read %v", i, got[i], want[i])
+				}
+			}
+			if len(got) > 1 {
+				part := got[:len(got)/2]
+				if err := file.ReadFloat32(part, len(got)-len(part)); err != nil {
+					t.Fatal(err)
+				}
+				for i, v := range part {
+					if math.Float32bits(v) != math.Float32bits(want[len(want)-len(part)+i]) {
+						t.Fatalf("element %d read at an offset differs", len(want)-len(part)+i)
+					}
+				}
+			}
+		}
 		if err != nil {
 			return
 		}

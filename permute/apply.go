@@ -11,9 +11,8 @@ import (
 	"runtime"
 	"strconv"
 
-	"github.com/onnx-rebasin/onnx-rebasin/internal/sitelayout"
-
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
+	"github.com/onnx-rebasin/onnx-rebasin/internal/sitelayout"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
 )

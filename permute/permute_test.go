@@ -2,21 +2,15 @@ package permute
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/onnx-rebasin/onnx-rebasin/internal/testkit"
-
 	"github.com/onnx-rebasin/onnx-rebasin/internal/ortref"
+	"github.com/onnx-rebasin/onnx-rebasin/internal/testkit"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	ortref.Shutdown()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 // TestPermuteKeepsFunction is the central correctness check: a random
 // permutation of every inferred group leaves the outputs unchanged, as

@@ -5,12 +5,11 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/onnx-rebasin/onnx-rebasin/internal/sitelayout"
-	"github.com/onnx-rebasin/onnx-rebasin/internal/testkit"
-
 	"google.golang.org/protobuf/proto"
 
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
+	"github.com/onnx-rebasin/onnx-rebasin/internal/sitelayout"
+	"github.com/onnx-rebasin/onnx-rebasin/internal/testkit"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
 )

@@ -23,15 +23,14 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/onnx-rebasin/onnx-rebasin/activation"
-	"github.com/onnx-rebasin/onnx-rebasin/match"
-	"github.com/onnx-rebasin/onnx-rebasin/merge"
-
 	"google.golang.org/protobuf/proto"
 
+	"github.com/onnx-rebasin/onnx-rebasin/activation"
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/infer"
+	"github.com/onnx-rebasin/onnx-rebasin/match"
+	"github.com/onnx-rebasin/onnx-rebasin/merge"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
 	"github.com/onnx-rebasin/onnx-rebasin/permute"
@@ -780,6 +779,7 @@ func (p *plan) buildInMemory(out string, meta []*onnxpb.StringStringEntryProto, 
 			if err != nil {
 				return err
 			}
+			defer ds.Close()
 			if perms[i], err = activation.Match(ref.m, m.m, ref.a, ds, dopts); err != nil {
 				return fmt.Errorf("aligning %s to %s: %w", m.m.Name, ref.m.Name, err)
 			}
@@ -809,6 +809,7 @@ func (p *plan) buildInMemory(out string, meta []*onnxpb.StringStringEntryProto, 
 		if err != nil {
 			return err
 		}
+		defer fit.Close()
 		rep, err := activation.PrepareRepair(aligned[0], aligned[1], ref.a, fit, dopts)
 		if err != nil {
 			return err
@@ -822,6 +823,7 @@ func (p *plan) buildInMemory(out string, meta []*onnxpb.StringStringEntryProto, 
 		if err != nil {
 			return err
 		}
+		defer fit.Close()
 		if err := activation.ResetBatchNorm(merged, fit, dopts); err != nil {
 			return err
 		}
@@ -876,6 +878,7 @@ func (p *plan) greedy(models []*onnx.Model, opts Options, res *Result) (*onnx.Mo
 	if err != nil {
 		return nil, err
 	}
+	defer ds.Close()
 	batch := opts.Batch
 	if batch <= 0 {
 		batch = 256

@@ -12,12 +12,11 @@ import (
 	"testing"
 
 	"github.com/onnx-rebasin/onnx-rebasin/activation"
-	"github.com/onnx-rebasin/onnx-rebasin/match"
-	"github.com/onnx-rebasin/onnx-rebasin/merge"
-
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/internal/ortref"
+	"github.com/onnx-rebasin/onnx-rebasin/match"
+	"github.com/onnx-rebasin/onnx-rebasin/merge"
 	"github.com/onnx-rebasin/onnx-rebasin/npy"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"

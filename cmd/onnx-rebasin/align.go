@@ -6,10 +6,9 @@ import (
 	"time"
 
 	"github.com/onnx-rebasin/onnx-rebasin/activation"
-	"github.com/onnx-rebasin/onnx-rebasin/match"
-
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
+	"github.com/onnx-rebasin/onnx-rebasin/match"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/permute"
 )
@@ -151,6 +150,7 @@ func runAlign(c *cmdContext, args []string) error {
 	if o.fit, err = loadData(*data, ""); err != nil {
 		return err
 	}
+	defer o.fit.Close()
 	_, mb, ga, res, err := alignModels(c, pos[0], pos[1], o)
 	if err != nil {
 		return err

@@ -8,12 +8,11 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/onnx-rebasin/onnx-rebasin/activation"
-
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 
+	"github.com/onnx-rebasin/onnx-rebasin/activation"
 	"github.com/onnx-rebasin/onnx-rebasin/barrier"
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/internal/atomicfile"
@@ -70,16 +69,20 @@ func runBarrier(c *cmdContext, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer test.Close()
 	fit := test
 	if *alignData != "" {
 		if fit, err = loadData(*alignData, ""); err != nil {
 			return err
 		}
+		defer fit.Close()
 	}
 	bnData, repairData, err := loadFixData(*resetBN, *repair)
 	if err != nil {
 		return err
 	}
+	defer bnData.Close()
+	defer repairData.Close()
 	ma, mb, ga, res, err := alignModels(c, pos[0], pos[1], alignOptions{method: *method, fit: fit, batch: *batch, seed: *seed, maxIter: *maxIter, quiet: *quiet})
 	if err != nil {
 		return err

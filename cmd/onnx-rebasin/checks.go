@@ -91,10 +91,11 @@ func flagGiven(f *flags, name string) bool {
 	return given
 }
 
-// loadData loads inputs (and labels if given) that a command computes
-// statistics or losses on, and refuses data with NaN or infinite values,
-// which would otherwise turn into NaN weights or NaN losses. An empty
-// dataPath (a flag not given) gives nil.
+// loadData opens inputs (and loads labels if given) that a command
+// computes statistics or losses on, and refuses data with NaN or infinite
+// values, which would otherwise turn into NaN weights or NaN losses. An
+// empty dataPath (a flag not given) gives nil. The inputs are read batch
+// by batch by each pass (here the check): Close the data set when done.
 func loadData(dataPath, labelsPath string) (*eval.Dataset, error) {
 	if dataPath == "" {
 		return nil, nil
@@ -103,8 +104,13 @@ func loadData(dataPath, labelsPath string) (*eval.Dataset, error) {
 	if err != nil {
 		return nil, err
 	}
-	if rows, first := nonFiniteRows(ds); rows > 0 {
-		return nil, fmt.Errorf("%s: %s with NaN or infinite values (the first is sample %d)", dataPath, plural(rows, "sample", "samples"), first)
+	bad, err := nonFiniteRows(ds)
+	if err == nil && len(bad) > 0 {
+		err = fmt.Errorf("%s: %s with NaN or infinite values (the first is sample %d)", dataPath, plural(len(bad), "sample", "samples"), bad[0])
+	}
+	if err != nil {
+		_ = ds.Close()
+		return nil, err
 	}
 	return ds, nil
 }
@@ -116,56 +122,52 @@ func loadFixData(resetBN, repair string) (bn, rep *eval.Dataset, err error) {
 		return nil, nil, err
 	}
 	if rep, err = loadData(repair, ""); err != nil {
+		_ = bn.Close()
 		return nil, nil, err
 	}
 	return bn, rep, nil
 }
 
-// nonFiniteRows counts the samples of ds with a NaN or infinite value and
-// gives the index of the first (-1 if none).
-func nonFiniteRows(ds *eval.Dataset) (rows, first int) {
-	first = -1
-	per := len(ds.X) / ds.N()
-	for i := range ds.N() {
-		for _, v := range ds.X[i*per : (i+1)*per] {
-			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				if first < 0 {
-					first = i
+// nonFiniteRows returns the indices of the samples of ds with a NaN or
+// infinite value, reading the data in batches.
+func nonFiniteRows(ds *eval.Dataset) ([]int, error) {
+	const batch = 256
+	var bad []int
+	rd := ds.NewReader()
+	for from := 0; from < ds.N(); from += batch {
+		to := min(from+batch, ds.N())
+		x, err := rd.Batch(from, to)
+		if err != nil {
+			return nil, err
+		}
+		per := len(x.F) / (to - from)
+		for i := range to - from {
+			for _, v := range x.F[i*per : (i+1)*per] {
+				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+					bad = append(bad, from+i)
+					break
 				}
-				rows++
-				break
 			}
 		}
 	}
-	return rows, first
+	return bad, nil
 }
 
-// finiteRows returns the samples of ds without NaN or infinite values (ds
-// itself when all are finite).
-func finiteRows(ds *eval.Dataset) *eval.Dataset {
-	if n, _ := nonFiniteRows(ds); n == 0 {
+// finiteRows returns the samples of ds but those listed in bad (ds itself
+// when bad is empty), sharing ds's file.
+func finiteRows(ds *eval.Dataset, bad []int) *eval.Dataset {
+	if len(bad) == 0 {
 		return ds
 	}
-	per := len(ds.X) / ds.N()
-	out := &eval.Dataset{Shape: append([]int{0}, ds.Shape[1:]...)}
+	keep := make([]int, 0, ds.N()-len(bad))
 	for i := range ds.N() {
-		row := ds.X[i*per : (i+1)*per]
-		ok := true
-		for _, v := range row {
-			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				ok = false
-				break
-			}
+		if len(bad) > 0 && bad[0] == i {
+			bad = bad[1:]
+			continue
 		}
-		if ok {
-			out.X = append(out.X, row...)
-			out.Shape[0]++
-			if ds.Y != nil {
-				out.Y = append(out.Y, ds.Y[i])
-			}
-		}
+		keep = append(keep, i)
 	}
-	return out
+	return ds.Select(keep)
 }
 
 // checkFiniteWeights refuses a model with a NaN weight, or an infinite one

@@ -44,11 +44,16 @@ func runEval(c *cmdContext, args []string) error {
 	if err != nil {
 		return err
 	}
-	nonFinite, _ := nonFiniteRows(ds)
+	defer ds.Close()
+	bad, err := nonFiniteRows(ds)
+	if err != nil {
+		return err
+	}
+	nonFinite := len(bad)
 	if nonFinite == ds.N() {
 		return fmt.Errorf("%s: every sample has NaN or infinite values", *data)
 	}
-	ds = finiteRows(ds)
+	ds = finiteRows(ds, bad)
 	res, err := eval.Run(sess, ds, *batch, c.progressBar(*quiet, "eval"))
 	if err != nil {
 		return fmt.Errorf("%s: %w", pos[0], err)
@@ -138,10 +143,15 @@ func verifySame(orig, rewritten *onnx.Model, data string, seed uint64) error {
 		if err != nil {
 			return err
 		}
+		defer ds.Close()
 		if len(so.Inputs()) != 1 {
 			return fmt.Errorf("--verify-data needs a model with one input")
 		}
-		inputs[so.Inputs()[0].Name] = ds.Batch(0, min(64, ds.N()))
+		x, err := ds.Batch(0, min(64, ds.N()))
+		if err != nil {
+			return err
+		}
+		inputs[so.Inputs()[0].Name] = x
 	} else {
 		r := rand.New(rand.NewPCG(seed, 11))
 		total := 0

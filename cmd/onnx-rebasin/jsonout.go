@@ -7,12 +7,11 @@ import (
 	"maps"
 	"strconv"
 
-	"github.com/onnx-rebasin/onnx-rebasin/match"
-
 	"github.com/onnx-rebasin/onnx-rebasin/barrier"
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/internal/atomicfile"
+	"github.com/onnx-rebasin/onnx-rebasin/match"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/permute"
 )

@@ -7,10 +7,9 @@ import (
 	"strings"
 
 	"github.com/onnx-rebasin/onnx-rebasin/activation"
+	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/match"
 	"github.com/onnx-rebasin/onnx-rebasin/merge"
-
-	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/permute"
 )
@@ -105,10 +104,13 @@ func runMerge(c *cmdContext, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer fit.Close()
 	bnData, repairData, err := loadFixData(*resetBN, *repair)
 	if err != nil {
 		return err
 	}
+	defer bnData.Close()
+	defer repairData.Close()
 	models, analyses, err := loadForMerge(pos, "cannot merge")
 	if err != nil {
 		return err

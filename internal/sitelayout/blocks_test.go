@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/onnx-rebasin/onnx-rebasin/internal/testkit"
-
 	"github.com/onnx-rebasin/onnx-rebasin/lap"
 )
 

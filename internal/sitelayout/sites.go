@@ -12,10 +12,11 @@ import (
 	"slices"
 	"strconv"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
-	"google.golang.org/protobuf/proto"
 )
 
 // NodeInput is one node input that reads a weight tensor (Node -1: a

@@ -7,15 +7,18 @@ import (
 	"bytes"
 	"math"
 	"math/rand/v2"
+	"os"
 	"testing"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
+	"github.com/onnx-rebasin/onnx-rebasin/internal/ortref"
 	"github.com/onnx-rebasin/onnx-rebasin/internal/testreq"
 	"github.com/onnx-rebasin/onnx-rebasin/npy"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
-	"google.golang.org/protobuf/proto"
 )
 
 // Models lists the committed test models and, when they have been
@@ -64,6 +67,14 @@ func RandomInputs(t testing.TB, m *onnx.Model, batch int, seed uint64) map[strin
 		in[v.GetName()] = a
 	}
 	return in
+}
+
+// Main runs a package's tests, then stops the ONNX Runtime process they
+// may have started (TestMain of the packages that use internal/ortref).
+func Main(m *testing.M) {
+	code := m.Run()
+	ortref.Shutdown()
+	os.Exit(code)
 }
 
 // LoadAnalyze loads the model at path and infers its permutation groups.
@@ -169,6 +180,7 @@ func LoadData(t testing.TB, x, y string) *eval.Dataset {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = ds.Close() })
 	return ds
 }
 
