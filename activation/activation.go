@@ -313,17 +313,7 @@ func pairedPasses(sa, sb *infer.Session, nameA, nameB, input string, sites []*ch
 			names[side] = append(names[side], v)
 		}
 	}
-	batch := opts.batch()
-	rd := ds.NewReader()
-	for from := 0; from < ds.N(); from += batch {
-		if err := sitelayout.ContextErr(opts.Context); err != nil {
-			return err
-		}
-		to := min(from+batch, ds.N())
-		xt, err := rd.Batch(from, to)
-		if err != nil {
-			return err
-		}
+	return eachBatch(opts.Context, ds, opts.batch(), false, opts.Progress, func(xt *infer.Tensor) error {
 		x := map[string]*infer.Tensor{input: xt}
 		p := newSitePairing(sites)
 		var errB error
@@ -350,8 +340,36 @@ func pairedPasses(sa, sb *infer.Session, nameA, nameB, input string, sites []*ch
 				return fmt.Errorf("activation %s was not computed", s.value)
 			}
 		}
-		if opts.Progress != nil {
-			opts.Progress(to, ds.N())
+		return nil
+	})
+}
+
+// eachBatch runs fn on the batches of ds in order: batches of size
+// samples (the last one smaller), or, with equalSizes, ⌈N/size⌉ batches
+// whose sizes differ by at most one sample. It checks ctx before each
+// batch and reports progress after it. Each batch is read from ds into one
+// reused buffer, so fn must not keep x.
+func eachBatch(ctx context.Context, ds *eval.Dataset, size int, equalSizes bool, progress func(done, total int), fn func(x *infer.Tensor) error) error {
+	n := ds.N()
+	batches := (n + size - 1) / size
+	rd := ds.NewReader()
+	for k := 0; k < batches; k++ {
+		if err := sitelayout.ContextErr(ctx); err != nil {
+			return err
+		}
+		from, to := k*size, min((k+1)*size, n)
+		if equalSizes {
+			from, to = k*n/batches, (k+1)*n/batches
+		}
+		x, err := rd.Batch(from, to)
+		if err != nil {
+			return err
+		}
+		if err := fn(x); err != nil {
+			return err
+		}
+		if progress != nil {
+			progress(to, n)
 		}
 	}
 	return nil

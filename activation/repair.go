@@ -36,23 +36,14 @@ func ResetBatchNorm(m *onnx.Model, ds *eval.Dataset, opts Options) error {
 	}
 	input := sess.Inputs()[0].Name
 	var acc infer.BatchNormAccumulator
-	batch := opts.batch()
-	rd := ds.NewReader()
-	for from := 0; from < ds.N(); from += batch {
-		if err := sitelayout.ContextErr(opts.Context); err != nil {
-			return err
-		}
-		to := min(from+batch, ds.N())
-		x, err := rd.Batch(from, to)
-		if err != nil {
-			return err
-		}
+	err = eachBatch(opts.Context, ds, opts.batch(), false, opts.Progress, func(x *infer.Tensor) error {
 		if _, err := sess.Run(map[string]*infer.Tensor{input: x}, infer.BatchNormStatistics(acc.Add)); err != nil {
 			return fmt.Errorf("%s: %w", m.Name, err)
 		}
-		if opts.Progress != nil {
-			opts.Progress(to, ds.N())
-		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	nodes := m.Proto.Graph.Node
 	for _, name := range acc.Nodes() {
@@ -362,23 +353,14 @@ func (r *Repair) measure(m *onnx.Model, c *graph.Correspondence, progress func(d
 	observe := infer.Observe(names, func(v string, t *infer.Tensor) error {
 		return moments[siteOf[v]].add(t, nil, nil)
 	})
-	batch := r.opts.batch()
-	rd := r.data.NewReader()
-	for from := 0; from < r.data.N(); from += batch {
-		if err := sitelayout.ContextErr(r.opts.Context); err != nil {
-			return nil, nil, err
-		}
-		to := min(from+batch, r.data.N())
-		x, err := rd.Batch(from, to)
-		if err != nil {
-			return nil, nil, err
-		}
+	err = eachBatch(r.opts.Context, r.data, r.opts.batch(), false, progress, func(x *infer.Tensor) error {
 		if _, err := sess.Run(map[string]*infer.Tensor{input: x}, observe); err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", m.Name, err)
+			return fmt.Errorf("%s: %w", m.Name, err)
 		}
-		if progress != nil {
-			progress(to, r.data.N())
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	mean = make([][]float64, len(r.sites))
 	std = make([][]float64, len(r.sites))
@@ -445,24 +427,14 @@ func (r *Repair) Apply(m *onnx.Model, lambda float64) error {
 	})
 	// Batches of equal size (to one sample): a small last batch would
 	// correct the layers after it with poorly estimated statistics.
-	n := r.data.N()
-	batches := (n + r.opts.batch() - 1) / r.opts.batch()
-	rd := r.data.NewReader()
-	for k := 0; k < batches; k++ {
-		if err := sitelayout.ContextErr(r.opts.Context); err != nil {
-			return err
-		}
-		from, to := k*n/batches, (k+1)*n/batches
-		x, err := rd.Batch(from, to)
-		if err != nil {
-			return err
-		}
+	err = eachBatch(r.opts.Context, r.data, r.opts.batch(), true, r.opts.Progress, func(x *infer.Tensor) error {
 		if _, err := sess.Run(map[string]*infer.Tensor{input: x}, observe); err != nil {
 			return fmt.Errorf("%s: %w", m.Name, err)
 		}
-		if r.opts.Progress != nil {
-			r.opts.Progress(to, n)
-		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	for i, s := range r.sites {
 		if moments[i].count == 0 {

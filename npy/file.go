@@ -1,15 +1,11 @@
 package npy
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"sync"
-
-	"github.com/onnx-rebasin/onnx-rebasin/internal/half"
 )
 
 // File is a .npy file whose header has been read and whose elements are
@@ -100,31 +96,7 @@ func (f *File) ReadFloat32(dst []float32, off int) error {
 	if f.bigEndian {
 		swapBytes(b, size)
 	}
-	le := binary.LittleEndian
-	switch f.DType {
-	case Float32:
-		for i := range dst {
-			dst[i] = math.Float32frombits(le.Uint32(b[4*i:]))
-		}
-	case Float16:
-		for i := range dst {
-			dst[i] = half.Float16ToFloat32(le.Uint16(b[2*i:]))
-		}
-	case Float64:
-		for i := range dst {
-			dst[i] = float32(math.Float64frombits(le.Uint64(b[8*i:])))
-		}
-	default:
-		a := Array{DType: f.DType, Data: b}
-		for i := range dst {
-			iv, uv, signed := a.intAt(i)
-			if signed {
-				dst[i] = float32(iv)
-			} else {
-				dst[i] = float32(uv)
-			}
-		}
-	}
+	decodeFloat32(dst, f.DType, b)
 	return nil
 }
 

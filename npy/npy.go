@@ -271,38 +271,39 @@ func (a *Array) Float32() ([]float32, error) {
 	if err := a.Validate(); err != nil {
 		return nil, err
 	}
-	le := binary.LittleEndian
-	switch a.DType {
-	case Float32:
-		out := make([]float32, a.Len())
-		for i := range out {
-			out[i] = math.Float32frombits(le.Uint32(a.Data[4*i:]))
-		}
-		return out, nil
-	case Float16:
-		out := make([]float32, a.Len())
-		for i := range out {
-			out[i] = half.Float16ToFloat32(le.Uint16(a.Data[2*i:]))
-		}
-		return out, nil
-	case Float64:
-		out := make([]float32, a.Len())
-		for i := range out {
-			out[i] = float32(math.Float64frombits(le.Uint64(a.Data[8*i:])))
-		}
-		return out, nil
-	}
-	// Integers and booleans, rounded directly to float32.
 	out := make([]float32, a.Len())
-	for i := range out {
-		iv, uv, signed := a.intAt(i)
-		if signed {
-			out[i] = float32(iv)
-		} else {
-			out[i] = float32(uv)
+	decodeFloat32(out, a.DType, a.Data)
+	return out, nil
+}
+
+// decodeFloat32 converts len(dst) little-endian elements of dtype d in b
+// to float32; float64 and large integers round to the nearest float32.
+func decodeFloat32(dst []float32, d DType, b []byte) {
+	le := binary.LittleEndian
+	switch d {
+	case Float32:
+		for i := range dst {
+			dst[i] = math.Float32frombits(le.Uint32(b[4*i:]))
+		}
+	case Float16:
+		for i := range dst {
+			dst[i] = half.Float16ToFloat32(le.Uint16(b[2*i:]))
+		}
+	case Float64:
+		for i := range dst {
+			dst[i] = float32(math.Float64frombits(le.Uint64(b[8*i:])))
+		}
+	default: // integers and booleans
+		a := Array{DType: d, Data: b}
+		for i := range dst {
+			iv, uv, signed := a.intAt(i)
+			if signed {
+				dst[i] = float32(iv)
+			} else {
+				dst[i] = float32(uv)
+			}
 		}
 	}
-	return out, nil
 }
 
 // Int64 returns the elements of an integer or boolean array as int64. It
