@@ -268,13 +268,6 @@ func batchNormScales(m *onnx.Model, src *graph.Sources, ni, c int) ([]float64, e
 // Each channel's sums are computed by one goroutine in a fixed order, so
 // the result does not depend on the number of cores.
 func addChannelSums(x []float32, outer, c, inner int, sum, sq []float64) {
-	var ones []float32
-	if inner > 1 {
-		ones = make([]float32, inner)
-		for i := range ones {
-			ones[i] = 1
-		}
-	}
 	parts := min(c, 4*runtime.GOMAXPROCS(0))
 	simd.Parallel(runtime.GOMAXPROCS(0), parts, func(p int) {
 		lo, hi := p*c/parts, (p+1)*c/parts
@@ -287,9 +280,9 @@ func addChannelSums(x []float32, outer, c, inner int, sum, sq []float64) {
 				continue
 			}
 			for ch := lo; ch < hi; ch++ {
-				row := x[(o*c+ch)*inner : (o*c+ch+1)*inner]
-				sum[ch] += simd.DotF64(row, ones)
-				sq[ch] += simd.DotF64(row, row)
+				s, q := simd.SumSqF64(x[(o*c+ch)*inner : (o*c+ch+1)*inner])
+				sum[ch] += s
+				sq[ch] += q
 			}
 		}
 	})

@@ -17,7 +17,10 @@ type impl struct {
 	sgemm  *microKernel[float32]
 	dgemm  *microKernel[float64] // float64 accumulation for GemmF64Acc
 
-	transpose transposeFunc // packing helper; nil: pure Go
+	transpose transposers // packing helpers; nil fields: pure Go
+	// sumSq returns Σx and Σx² in float64, bit for bit dotF64(x, ones) and
+	// dotF64(x, x) (nil: those two calls).
+	sumSq func(x []float32) (sum, sq float64)
 
 	strided    []*stridedKernel // PackedA kernels, at least one
 	relu       func(dst, src []float32)

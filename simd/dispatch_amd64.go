@@ -21,7 +21,8 @@ var avx2Impl = &impl{
 	sgemm:  newMicroKernel(6, 16, kcAVX, sgemmKernelAVX2),
 	dgemm:  newMicroKernel(6, 8, kcAVX, dgemmKernelAVX2),
 
-	transpose: transposeAVX,
+	transpose: transposers{f32: transposeAVX, f64: transposeF64AVX},
+	sumSq:     sumSqF64AVX2,
 
 	strided:    []*stridedKernel{{mr: 6, nr: 16, kc: kcAVX, cost: 1, fn: sgemmStridedAVX2, ind: sgemmIndirectAVX2}},
 	relu:       reluAVX2,

@@ -169,7 +169,7 @@ func split(n, parts, id int) (lo, hi int) {
 // one struct keeps small products at a couple of allocations.
 type gemmJob[T float32 | float64] struct {
 	mk     *microKernel[T]
-	tr     transposeFunc
+	tr     transposers
 	transA bool
 	transB bool
 	m, n   int
@@ -209,7 +209,7 @@ const (
 	phasePackAndCompute
 )
 
-func gemmDriver[T float32 | float64](mk *microKernel[T], tr transposeFunc, workers int, transA, transB bool, m, n, k int, alpha T, a []float32, lda int, aRuns []Run, b []float32, ldb int, bRuns []Run, beta T, c []T, ldc int) {
+func gemmDriver[T float32 | float64](mk *microKernel[T], tr transposers, workers int, transA, transB bool, m, n, k int, alpha T, a []float32, lda int, aRuns []Run, b []float32, ldb int, bRuns []Run, beta T, c []T, ldc int) {
 	j := &gemmJob[T]{mk: mk, tr: tr, transA: transA, transB: transB, m: m, n: n, k: k,
 		alpha: alpha, beta: beta, a: a, lda: lda, aRuns: aRuns, b: b, ldb: ldb, bRuns: bRuns, c: c, ldc: ldc}
 	mr, nr := mk.mr, mk.nr
@@ -386,14 +386,18 @@ func (j *gemmJob[T]) computeBlock(abuf []T, q, r0, r1, s0, s1 int) {
 	}
 }
 
-// transposeFunc sets dst[p*stride+r] = src[r*ld+p] for r < rows, p < k;
-// the assembly paths provide one (packing A, and B for A·Bᵀ, is a
-// transpose, which costs Go about 1.5 cycles an element).
-type transposeFunc func(dst, src []float32, ld, rows, k, stride int)
+// transposers set dst[p*stride+r] = src[r*ld+p] for r < rows, p < k, into
+// float32 or (widened) float64 packing buffers; the assembly paths provide
+// them (packing A, and B for A·Bᵀ, is a transpose, which costs Go about 1.5
+// cycles an element). A nil field means pure Go.
+type transposers struct {
+	f32 func(dst, src []float32, ld, rows, k, stride int)
+	f64 func(dst []float64, src []float32, ld, rows, k, stride int)
+}
 
 // packA copies rows [i0, i0+rows) and columns [p0, p0+kc) of op(A) into dst
 // as dst[p*mr+r], padding rows beyond `rows` with zeros.
-func packA[T float32 | float64](tr transposeFunc, dst []T, a []float32, lda int, trans bool, i0, rows, p0, kc, mr int) {
+func packA[T float32 | float64](tr transposers, dst []T, a []float32, lda int, trans bool, i0, rows, p0, kc, mr int) {
 	dst = dst[:kc*mr]
 	if trans {
 		// op(A)[i][p] = a[p*lda+i]: each k step is a contiguous run.
@@ -405,7 +409,7 @@ func packA[T float32 | float64](tr transposeFunc, dst []T, a []float32, lda int,
 
 // packB copies rows [p0, p0+kc) and columns [j0, j0+cols) of op(B) into dst
 // as dst[p*nr+j], padding columns beyond `cols` with zeros.
-func packB[T float32 | float64](tr transposeFunc, dst []T, b []float32, ldb int, trans bool, p0, kc, j0, cols, nr int) {
+func packB[T float32 | float64](tr transposers, dst []T, b []float32, ldb int, trans bool, p0, kc, j0, cols, nr int) {
 	dst = dst[:kc*nr]
 	if !trans {
 		// op(B)[p][j] = b[p*ldb+j]: each k step is a contiguous run.
@@ -436,17 +440,25 @@ func packRuns[T float32 | float64](dst []T, src []float32, ld, off, runs, n, w i
 
 // packTransposed sets dst[p*w+r] = src[off+r*ld+p] for r < rows, p < k and
 // zeroes dst[p*w+r] for rows <= r < w.
-func packTransposed[T float32 | float64](tr transposeFunc, dst []T, src []float32, ld, off, rows, k, w int) {
+func packTransposed[T float32 | float64](tr transposers, dst []T, src []float32, ld, off, rows, k, w int) {
 	if rows < w {
 		for p := 0; p < k; p++ {
 			clear(dst[p*w+rows : p*w+w])
 		}
 	}
-	if d32, ok := any(dst).([]float32); ok && tr != nil {
-		// Exact bounds, so that a wrong index panics here rather than
-		// letting the assembly touch memory it should not.
-		tr(d32[:(k-1)*w+rows], src[off:off+(rows-1)*ld+k], ld, rows, k, w)
-		return
+	// Exact bounds, so that a wrong index panics here rather than letting
+	// the assembly touch memory it should not.
+	switch d := any(dst).(type) {
+	case []float32:
+		if tr.f32 != nil {
+			tr.f32(d[:(k-1)*w+rows], src[off:off+(rows-1)*ld+k], ld, rows, k, w)
+			return
+		}
+	case []float64:
+		if tr.f64 != nil {
+			tr.f64(d[:(k-1)*w+rows], src[off:off+(rows-1)*ld+k], ld, rows, k, w)
+			return
+		}
 	}
 	// Four rows at a time so that each group of four writes is contiguous.
 	r := 0

@@ -555,3 +555,46 @@ func TestGemmPanics(t *testing.T) {
 		t.Errorf("k=0: C = %v, want [3 6]", c)
 	}
 }
+
+// TestPackTransposed checks every path's packing transposes (float32 and
+// widening float64) against the Go loop, element for element, with guards
+// around the destination.
+func TestPackTransposed(t *testing.T) {
+	forEachImpl(t, func(t *testing.T, im *impl) {
+		for rows := 1; rows <= 9; rows++ {
+			for k := 1; k <= 13; k++ {
+				for _, w := range []int{rows, rows + 3, 16} {
+					if w < rows {
+						continue
+					}
+					ld := k + rows%3
+					vals := randVals(uint64(rows*100 + k))
+					src := layout(rows, k, ld, k%3, func(int, int) float32 { return vals(0) })
+					n := k * w
+					what := fmt.Sprintf("rows=%d k=%d w=%d", rows, k, w)
+
+					want32 := make([]float32, n)
+					packTransposed(transposers{}, want32, src.data, ld, 0, rows, k, w)
+					got32 := newGuarded(n, rows%3, func(int) float32 { return guard32 })
+					packTransposed(im.transpose, got32.data, src.data, ld, 0, rows, k, w)
+					for i := range want32 {
+						if math.Float32bits(got32.data[i]) != math.Float32bits(want32[i]) {
+							t.Fatalf("%s float32: element %d = %v, want %v", what, i, got32.data[i], want32[i])
+						}
+					}
+					got32.check(t, what+" float32")
+
+					got64 := newGuarded64(n, k%3, func(int) float64 { return guardF })
+					packTransposed(im.transpose, got64.data, src.data, ld, 0, rows, k, w)
+					for i, v := range want32 {
+						if math.Float64bits(got64.data[i]) != math.Float64bits(float64(v)) {
+							t.Fatalf("%s float64: element %d = %v, want %v", what, i, got64.data[i], v)
+						}
+					}
+					got64.check(t, what+" float64")
+					src.check(t, what+" source")
+				}
+			}
+		}
+	})
+}

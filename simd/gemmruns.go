@@ -112,7 +112,7 @@ func checkRuns(name string, x RunMatrix, rows, k int) {
 // to w. Each run's piece is one packTransposed (rows stride apart), or, for
 // rows that are adjacent in memory (stride 1), one contiguous copy per
 // column.
-func packFromRuns[T float32 | float64](tr transposeFunc, dst []T, src []float32, stride int, runs []Run, i0, rows, p0, kc, w int) {
+func packFromRuns[T float32 | float64](tr transposers, dst []T, src []float32, stride int, runs []Run, i0, rows, p0, kc, w int) {
 	dst = dst[:kc*w]
 	x := sort.Search(len(runs), func(x int) bool { return runs[x].Col+runs[x].Len > p0 })
 	base := i0 * stride
@@ -137,7 +137,7 @@ func packFromRuns[T float32 | float64](tr transposeFunc, dst []T, src []float32,
 			}
 		case n < 4:
 			// Too short for the transpose kernel's setup to pay.
-			packTransposed(nil, d, src, stride, off, rows, n, w)
+			packTransposed(transposers{}, d, src, stride, off, rows, n, w)
 		default:
 			packTransposed(tr, d, src, stride, off, rows, n, w)
 		}

@@ -25,6 +25,36 @@ func DotF64(x, y []float32) float64 {
 	return active.dotF64(x, y)
 }
 
+// SumSqF64 returns Σ x[i] and Σ x[i]² in float64, equal bit for bit to
+// DotF64(x, ones) and DotF64(x, x) (one pass over x instead of two).
+func SumSqF64(x []float32) (sum, sq float64) {
+	return sumSqF64(active, x)
+}
+
+func sumSqF64(im *impl, x []float32) (sum, sq float64) {
+	if im.sumSq != nil {
+		return im.sumSq(x)
+	}
+	ones := sharedOnes[:min(len(x), len(sharedOnes))]
+	if len(x) > len(ones) {
+		ones = make([]float32, len(x))
+		for i := range ones {
+			ones[i] = 1
+		}
+	}
+	return im.dotF64(x, ones), im.dotF64(x, x)
+}
+
+// sharedOnes serves sumSqF64's fallback (read only, so shared by every
+// goroutine).
+var sharedOnes = func() []float32 {
+	ones := make([]float32, 4096)
+	for i := range ones {
+		ones[i] = 1
+	}
+	return ones
+}()
+
 // Axpy sets y[i] += alpha*x[i]. It panics if the lengths differ.
 func Axpy(alpha float32, x, y []float32) {
 	if len(x) != len(y) {

@@ -32,6 +32,18 @@ func scaleAVX2(alpha float32, x []float32)
 //go:noescape
 func transposeAVX(dst []float32, src []float32, ld int, rows int, k int, stride int)
 
+// transposeF64AVX sets dst[p*stride+r] = float64(src[r*ld+p]) for r < rows and p < k.
+// The Go caller checks that both slices are long enough.
+//
+//go:noescape
+func transposeF64AVX(dst []float64, src []float32, ld int, rows int, k int, stride int)
+
+// sumSqF64AVX2 returns Σ float64(x[i]) and Σ float64(x[i])² over i < len(x),
+// bit for bit dotF64AVX2(x, ones) and dotF64AVX2(x, x).
+//
+//go:noescape
+func sumSqF64AVX2(x []float32) (sum float64, sq float64)
+
 // sgemmKernelAVX2 is the 6×16 micro-kernel: c[i*ldc+j] = alpha*Σ_p a[p*6+i]*b[p*16+j] + beta*c[i*ldc+j].
 // k >= 1; a, b and c must hold the whole tile (checked by the Go driver, not here).
 //

@@ -381,6 +381,247 @@ tr_g1_done:
 tr_done:
 	RET
 
+// func transposeF64AVX(dst []float64, src []float32, ld int, rows int, k int, stride int)
+// Requires: AVX
+TEXT ·transposeF64AVX(SB), NOSPLIT, $0-80
+	MOVQ dst_base+0(FP), AX
+	MOVQ src_base+24(FP), CX
+	MOVQ ld+48(FP), DX
+	MOVQ rows+56(FP), BX
+	MOVQ stride+72(FP), SI
+	SHLQ $0x02, DX
+	SHLQ $0x03, SI
+	LEAQ (SI)(SI*2), DI
+
+trd_rows4:
+	CMPQ BX, $0x04
+	JL   trd_rows2
+	MOVQ CX, R8
+	LEAQ (R8)(DX*1), R9
+	LEAQ (R9)(DX*1), R10
+	LEAQ (R10)(DX*1), R11
+	MOVQ AX, R12
+	MOVQ k+64(FP), R13
+
+trd_g4_loop4:
+	CMPQ      R13, $0x04
+	JL        trd_g4_tail
+	VMOVUPS   (R8), X0
+	VMOVUPS   (R9), X1
+	VMOVUPS   (R10), X2
+	VMOVUPS   (R11), X3
+	VUNPCKLPS X1, X0, X4
+	VUNPCKHPS X1, X0, X5
+	VUNPCKLPS X3, X2, X1
+	VUNPCKHPS X3, X2, X3
+	VUNPCKLPD X1, X4, X0
+	VUNPCKHPD X1, X4, X1
+	VUNPCKLPD X3, X5, X2
+	VUNPCKHPD X3, X5, X3
+	VCVTPS2PD X0, Y0
+	VCVTPS2PD X1, Y1
+	VCVTPS2PD X2, Y2
+	VCVTPS2PD X3, Y3
+	VMOVUPD   Y0, (R12)
+	VMOVUPD   Y1, (R12)(SI*1)
+	VMOVUPD   Y2, (R12)(SI*2)
+	VMOVUPD   Y3, (R12)(DI*1)
+	ADDQ      $0x10, R8
+	ADDQ      $0x10, R9
+	ADDQ      $0x10, R10
+	ADDQ      $0x10, R11
+	LEAQ      (R12)(SI*4), R12
+	SUBQ      $0x04, R13
+	JMP       trd_g4_loop4
+
+trd_g4_tail:
+	TESTQ     R13, R13
+	JZ        trd_g4_done
+	VMOVSS    (R8), X0
+	VCVTSS2SD X0, X0, X0
+	VMOVSD    X0, (R12)
+	ADDQ      $0x04, R8
+	VMOVSS    (R9), X1
+	VCVTSS2SD X1, X1, X1
+	VMOVSD    X1, 8(R12)
+	ADDQ      $0x04, R9
+	VMOVSS    (R10), X2
+	VCVTSS2SD X2, X2, X2
+	VMOVSD    X2, 16(R12)
+	ADDQ      $0x04, R10
+	VMOVSS    (R11), X3
+	VCVTSS2SD X3, X3, X3
+	VMOVSD    X3, 24(R12)
+	ADDQ      $0x04, R11
+	ADDQ      SI, R12
+	DECQ      R13
+	JMP       trd_g4_tail
+
+trd_g4_done:
+	LEAQ (CX)(DX*4), CX
+	ADDQ $0x20, AX
+	SUBQ $0x04, BX
+	JMP  trd_rows4
+
+trd_rows2:
+	CMPQ BX, $0x02
+	JL   trd_rows1
+	MOVQ CX, R8
+	LEAQ (R8)(DX*1), R9
+	MOVQ AX, R10
+	MOVQ k+64(FP), R11
+
+trd_g2_loop4:
+	CMPQ         R11, $0x04
+	JL           trd_g2_tail
+	VMOVUPS      (R8), X0
+	VMOVUPS      (R9), X1
+	VUNPCKLPS    X1, X0, X2
+	VUNPCKHPS    X1, X0, X0
+	VCVTPS2PD    X2, Y1
+	VCVTPS2PD    X0, Y0
+	VEXTRACTF128 $0x01, Y1, X2
+	VEXTRACTF128 $0x01, Y0, X3
+	VMOVUPD      X1, (R10)
+	VMOVUPD      X2, (R10)(SI*1)
+	VMOVUPD      X0, (R10)(SI*2)
+	VMOVUPD      X3, (R10)(DI*1)
+	ADDQ         $0x10, R8
+	ADDQ         $0x10, R9
+	LEAQ         (R10)(SI*4), R10
+	SUBQ         $0x04, R11
+	JMP          trd_g2_loop4
+
+trd_g2_tail:
+	TESTQ     R11, R11
+	JZ        trd_g2_done
+	VMOVSS    (R8), X0
+	VCVTSS2SD X0, X0, X0
+	VMOVSD    X0, (R10)
+	ADDQ      $0x04, R8
+	VMOVSS    (R9), X1
+	VCVTSS2SD X1, X1, X1
+	VMOVSD    X1, 8(R10)
+	ADDQ      $0x04, R9
+	ADDQ      SI, R10
+	DECQ      R11
+	JMP       trd_g2_tail
+
+trd_g2_done:
+	LEAQ (CX)(DX*2), CX
+	ADDQ $0x10, AX
+	SUBQ $0x02, BX
+
+trd_rows1:
+	TESTQ BX, BX
+	JZ    trd_done
+	MOVQ  AX, AX
+	MOVQ  k+64(FP), DX
+
+trd_g1_loop4:
+	CMPQ         DX, $0x04
+	JL           trd_g1_tail
+	VMOVUPS      (CX), X0
+	VCVTPS2PD    X0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VMOVSD       X0, (AX)
+	VMOVHPD      X0, (AX)(SI*1)
+	VMOVSD       X1, (AX)(SI*2)
+	VMOVHPD      X1, (AX)(DI*1)
+	ADDQ         $0x10, CX
+	LEAQ         (AX)(SI*4), AX
+	SUBQ         $0x04, DX
+	JMP          trd_g1_loop4
+
+trd_g1_tail:
+	TESTQ     DX, DX
+	JZ        trd_g1_done
+	VMOVSS    (CX), X0
+	VCVTSS2SD X0, X0, X0
+	VMOVSD    X0, (AX)
+	ADDQ      $0x04, CX
+	ADDQ      SI, AX
+	DECQ      DX
+	JMP       trd_g1_tail
+
+trd_g1_done:
+trd_done:
+	VZEROUPPER
+	RET
+
+// func sumSqF64AVX2(x []float32) (sum float64, sq float64)
+// Requires: AVX, FMA3, SSE2
+TEXT ·sumSqF64AVX2(SB), NOSPLIT, $0-40
+	MOVQ   x_base+0(FP), AX
+	MOVQ   x_len+8(FP), CX
+	VXORPD Y0, Y0, Y0
+	VXORPD Y4, Y4, Y4
+	VXORPD Y1, Y1, Y1
+	VXORPD Y5, Y5, Y5
+	VXORPD Y2, Y2, Y2
+	VXORPD Y6, Y6, Y6
+	VXORPD Y3, Y3, Y3
+	VXORPD Y7, Y7, Y7
+
+sumsq_loop16:
+	CMPQ        CX, $0x10
+	JL          sumsq_loop4
+	VCVTPS2PD   (AX), Y8
+	VADDPD      Y8, Y0, Y0
+	VFMADD231PD Y8, Y8, Y4
+	VCVTPS2PD   16(AX), Y8
+	VADDPD      Y8, Y1, Y1
+	VFMADD231PD Y8, Y8, Y5
+	VCVTPS2PD   32(AX), Y8
+	VADDPD      Y8, Y2, Y2
+	VFMADD231PD Y8, Y8, Y6
+	VCVTPS2PD   48(AX), Y8
+	VADDPD      Y8, Y3, Y3
+	VFMADD231PD Y8, Y8, Y7
+	ADDQ        $0x40, AX
+	SUBQ        $0x10, CX
+	JMP         sumsq_loop16
+
+sumsq_loop4:
+	CMPQ        CX, $0x04
+	JL          sumsq_reduce
+	VCVTPS2PD   (AX), Y8
+	VADDPD      Y8, Y0, Y0
+	VFMADD231PD Y8, Y8, Y4
+	ADDQ        $0x10, AX
+	SUBQ        $0x04, CX
+	JMP         sumsq_loop4
+
+sumsq_reduce:
+	VADDPD       Y1, Y0, Y0
+	VADDPD       Y3, Y2, Y2
+	VADDPD       Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPD       X1, X0, X0
+	VHADDPD      X0, X0, X0
+	VADDPD       Y5, Y4, Y4
+	VADDPD       Y7, Y6, Y6
+	VADDPD       Y6, Y4, Y4
+	VEXTRACTF128 $0x01, Y4, X1
+	VADDPD       X1, X4, X4
+	VHADDPD      X4, X4, X4
+
+sumsq_loop1:
+	TESTQ       CX, CX
+	JZ          sumsq_done
+	VCVTSS2SD   (AX), X9, X9
+	VADDSD      X9, X0, X0
+	VFMADD231SD X9, X9, X4
+	ADDQ        $0x04, AX
+	DECQ        CX
+	JMP         sumsq_loop1
+
+sumsq_done:
+	VZEROUPPER
+	MOVSD X0, sum+24(FP)
+	MOVSD X4, sq+32(FP)
+	RET
+
 // func sgemmKernelAVX2(k int, a []float32, b []float32, c []float32, ldc int, alpha float32, beta float32)
 // Requires: AVX, FMA3, MMX+
 TEXT ·sgemmKernelAVX2(SB), NOSPLIT, $0-96

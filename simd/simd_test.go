@@ -193,6 +193,27 @@ func TestDotF64Precision(t *testing.T) {
 	})
 }
 
+func TestSumSqF64(t *testing.T) {
+	forEachImpl(t, func(t *testing.T, im *impl) {
+		// Lengths around the kernels' 16/4/1 steps and sharedOnes' length.
+		for _, n := range []int{0, 1, 3, 4, 5, 15, 16, 17, 31, 33, 67, 4095, 4096, 4097, 5000} {
+			x := newGuarded(n, n%3, randVals(uint64(n)+7))
+			ones := make([]float32, n)
+			for i := range ones {
+				ones[i] = 1
+			}
+			sum, sq := sumSqF64(im, x.data)
+			if want := im.dotF64(x.data, ones); math.Float64bits(sum) != math.Float64bits(want) {
+				t.Errorf("n=%d: sum %v, dotF64(x, ones) %v", n, sum, want)
+			}
+			if want := im.dotF64(x.data, x.data); math.Float64bits(sq) != math.Float64bits(want) {
+				t.Errorf("n=%d: sum of squares %v, dotF64(x, x) %v", n, sq, want)
+			}
+			x.check(t, fmt.Sprintf("sumSq n=%d", n))
+		}
+	})
+}
+
 func TestAxpy(t *testing.T) {
 	forEachImpl(t, func(t *testing.T, im *impl) {
 		for _, alpha := range []float32{0, 1, -1, 0.37, 3} {

@@ -28,6 +28,8 @@ func main() {
 	genAxpy()
 	genScale()
 	genTranspose()
+	genTransposeF64()
+	genSumSqF64()
 
 	// GEMM micro-kernels. The shape (MR rows × NV vectors) must match the
 	// microKernel values in dispatch_amd64.go.
@@ -714,6 +716,216 @@ func genTranspose() {
 	rowGroup(1, "tr_g1")
 
 	Label("tr_done")
+	RET()
+}
+
+// genTransposeF64 emits the widening packing transpose
+//
+//	func transposeF64AVX(dst []float64, src []float32, ld, rows, k, stride int)
+//
+// setting dst[p*stride+r] = float64(src[r*ld+p]): genTranspose's 4×4
+// in-register transpose, each transposed row widened by VCVTPS2PD. The
+// float64 GEMM (GemmF64Acc, activation statistics) packs float32 operands
+// this way; in Go the packing cost more than the multiplication when the
+// matrices have few rows (16–64 channels).
+func genTransposeF64() {
+	TEXT("transposeF64AVX", NOSPLIT, "func(dst []float64, src []float32, ld, rows, k, stride int)")
+	Pragma("noescape")
+	Doc("transposeF64AVX sets dst[p*stride+r] = float64(src[r*ld+p]) for r < rows and p < k.",
+		"The Go caller checks that both slices are long enough.")
+	dst := Load(Param("dst").Base(), GP64())
+	src := Load(Param("src").Base(), GP64())
+	ld := Load(Param("ld"), GP64())
+	rows := Load(Param("rows"), GP64())
+	stride := Load(Param("stride"), GP64())
+	SHLQ(U8(2), ld)
+	SHLQ(U8(3), stride)
+	stride3 := GP64()
+	LEAQ(Mem{Base: stride, Index: stride, Scale: 2}, stride3)
+
+	rowGroup := func(g int, name string) {
+		s := []GPVirtual{GP64(), GP64(), GP64(), GP64()}[:g]
+		MOVQ(src, s[0])
+		for i := 1; i < g; i++ {
+			LEAQ(Mem{Base: s[i-1], Index: ld, Scale: 1}, s[i])
+		}
+		d := GP64()
+		MOVQ(dst, d)
+		p := Load(Param("k"), GP64())
+		x := []VecVirtual{XMM(), XMM(), XMM(), XMM()}
+		Label(name + "_loop4")
+		CMPQ(p, U8(4))
+		JL(LabelRef(name + "_tail"))
+		for i := 0; i < g; i++ {
+			VMOVUPS(mem(s[i], 0), x[i])
+		}
+		switch g {
+		case 4:
+			t := []VecVirtual{XMM(), XMM(), XMM(), XMM()}
+			VUNPCKLPS(x[1], x[0], t[0]) // a0 b0 a1 b1
+			VUNPCKHPS(x[1], x[0], t[1]) // a2 b2 a3 b3
+			VUNPCKLPS(x[3], x[2], t[2]) // c0 d0 c1 d1
+			VUNPCKHPS(x[3], x[2], t[3]) // c2 d2 c3 d3
+			VUNPCKLPD(t[2], t[0], x[0]) // a0 b0 c0 d0
+			VUNPCKHPD(t[2], t[0], x[1]) // a1 b1 c1 d1
+			VUNPCKLPD(t[3], t[1], x[2]) // a2 b2 c2 d2
+			VUNPCKHPD(t[3], t[1], x[3]) // a3 b3 c3 d3
+			y := []VecVirtual{YMM(), YMM(), YMM(), YMM()}
+			for i := range y {
+				VCVTPS2PD(x[i], y[i])
+			}
+			VMOVUPD(y[0], mem(d, 0))
+			VMOVUPD(y[1], Mem{Base: d, Index: stride, Scale: 1})
+			VMOVUPD(y[2], Mem{Base: d, Index: stride, Scale: 2})
+			VMOVUPD(y[3], Mem{Base: d, Index: stride3, Scale: 1})
+		case 2:
+			t0, t1 := XMM(), XMM()
+			VUNPCKLPS(x[1], x[0], t0) // a0 b0 a1 b1
+			VUNPCKHPS(x[1], x[0], t1) // a2 b2 a3 b3
+			y0, y1 := YMM(), YMM()
+			VCVTPS2PD(t0, y0)
+			VCVTPS2PD(t1, y1)
+			h0, h1 := XMM(), XMM()
+			VEXTRACTF128(U8(1), y0, h0)
+			VEXTRACTF128(U8(1), y1, h1)
+			VMOVUPD(y0.AsX(), mem(d, 0))
+			VMOVUPD(h0, Mem{Base: d, Index: stride, Scale: 1})
+			VMOVUPD(y1.AsX(), Mem{Base: d, Index: stride, Scale: 2})
+			VMOVUPD(h1, Mem{Base: d, Index: stride3, Scale: 1})
+		case 1:
+			y := YMM()
+			VCVTPS2PD(x[0], y)
+			h := XMM()
+			VEXTRACTF128(U8(1), y, h)
+			VMOVSD(y.AsX(), mem(d, 0))
+			VMOVHPD(y.AsX(), Mem{Base: d, Index: stride, Scale: 1})
+			VMOVSD(h, Mem{Base: d, Index: stride, Scale: 2})
+			VMOVHPD(h, Mem{Base: d, Index: stride3, Scale: 1})
+		}
+		for i := 0; i < g; i++ {
+			ADDQ(U8(16), s[i])
+		}
+		LEAQ(Mem{Base: d, Index: stride, Scale: 4}, d)
+		SUBQ(U8(4), p)
+		JMP(LabelRef(name + "_loop4"))
+
+		Label(name + "_tail")
+		TESTQ(p, p)
+		JZ(LabelRef(name + "_done"))
+		for i := 0; i < g; i++ {
+			VMOVSS(mem(s[i], 0), x[i])
+			VCVTSS2SD(x[i], x[i], x[i])
+			VMOVSD(x[i], mem(d, 8*i))
+			ADDQ(U8(4), s[i])
+		}
+		ADDQ(stride, d)
+		DECQ(p)
+		JMP(LabelRef(name + "_tail"))
+		Label(name + "_done")
+	}
+
+	Label("trd_rows4")
+	CMPQ(rows, U8(4))
+	JL(LabelRef("trd_rows2"))
+	rowGroup(4, "trd_g4")
+	LEAQ(Mem{Base: src, Index: ld, Scale: 4}, src)
+	ADDQ(U8(32), dst)
+	SUBQ(U8(4), rows)
+	JMP(LabelRef("trd_rows4"))
+
+	Label("trd_rows2")
+	CMPQ(rows, U8(2))
+	JL(LabelRef("trd_rows1"))
+	rowGroup(2, "trd_g2")
+	LEAQ(Mem{Base: src, Index: ld, Scale: 2}, src)
+	ADDQ(U8(16), dst)
+	SUBQ(U8(2), rows)
+
+	Label("trd_rows1")
+	TESTQ(rows, rows)
+	JZ(LabelRef("trd_done"))
+	rowGroup(1, "trd_g1")
+
+	Label("trd_done")
+	VZEROUPPER()
+	RET()
+}
+
+// genSumSqF64 emits
+//
+//	func sumSqF64AVX2(x []float32) (sum, sq float64)
+//
+// Σx and Σx² in one pass, with dotF64AVX2's lanes, order and reduction, so
+// that sum is dotF64AVX2(x, ones) and sq is dotF64AVX2(x, x) bit for bit:
+// a float32 times 1 or times itself is exact in float64, so the FMA's one
+// rounding is the addition's.
+func genSumSqF64() {
+	TEXT("sumSqF64AVX2", NOSPLIT, "func(x []float32) (sum, sq float64)")
+	Pragma("noescape")
+	Doc("sumSqF64AVX2 returns Σ float64(x[i]) and Σ float64(x[i])² over i < len(x),",
+		"bit for bit dotF64AVX2(x, ones) and dotF64AVX2(x, x).")
+	x := Load(Param("x").Base(), GP64())
+	n := Load(Param("x").Len(), GP64())
+
+	accS := []VecVirtual{YMM(), YMM(), YMM(), YMM()}
+	accQ := []VecVirtual{YMM(), YMM(), YMM(), YMM()}
+	for j := range accS {
+		VXORPD(accS[j], accS[j], accS[j])
+		VXORPD(accQ[j], accQ[j], accQ[j])
+	}
+	Label("sumsq_loop16")
+	CMPQ(n, U8(16))
+	JL(LabelRef("sumsq_loop4"))
+	for j := range accS {
+		tx := YMM()
+		VCVTPS2PD(mem(x, 16*j), tx)
+		VADDPD(tx, accS[j], accS[j])
+		VFMADD231PD(tx, tx, accQ[j])
+	}
+	ADDQ(U8(64), x)
+	SUBQ(U8(16), n)
+	JMP(LabelRef("sumsq_loop16"))
+
+	Label("sumsq_loop4")
+	CMPQ(n, U8(4))
+	JL(LabelRef("sumsq_reduce"))
+	tx := YMM()
+	VCVTPS2PD(mem(x, 0), tx)
+	VADDPD(tx, accS[0], accS[0])
+	VFMADD231PD(tx, tx, accQ[0])
+	ADDQ(U8(16), x)
+	SUBQ(U8(4), n)
+	JMP(LabelRef("sumsq_loop4"))
+
+	Label("sumsq_reduce")
+	reduce := func(acc []VecVirtual) Register {
+		VADDPD(acc[1], acc[0], acc[0])
+		VADDPD(acc[3], acc[2], acc[2])
+		VADDPD(acc[2], acc[0], acc[0])
+		hi := XMM()
+		s := acc[0].AsX()
+		VEXTRACTF128(U8(1), acc[0], hi)
+		VADDPD(hi, s, s)
+		VHADDPD(s, s, s)
+		return s
+	}
+	s, q := reduce(accS), reduce(accQ)
+
+	Label("sumsq_loop1")
+	TESTQ(n, n)
+	JZ(LabelRef("sumsq_done"))
+	sx := XMM()
+	VCVTSS2SD(mem(x, 0), sx, sx)
+	VADDSD(sx, s, s)
+	VFMADD231SD(sx, sx, q)
+	ADDQ(U8(4), x)
+	DECQ(n)
+	JMP(LabelRef("sumsq_loop1"))
+
+	Label("sumsq_done")
+	VZEROUPPER()
+	Store(s, ReturnIndex(0))
+	Store(q, ReturnIndex(1))
 	RET()
 }
 
