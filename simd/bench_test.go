@@ -2,6 +2,7 @@ package simd
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"testing"
 
@@ -103,6 +104,35 @@ func BenchmarkGemmF64Acc(b *testing.B) {
 	}
 }
 
+// BenchmarkGemmF64AccRuns measures the activation statistics' cross
+// products: c channels of two models' activations (outer images × c
+// channels × inner positions, float32), summed in float64 (package
+// activation, channelStats.add). With few channels the packing of the
+// float32 runs into float64 panels costs as much as the products.
+func BenchmarkGemmF64AccRuns(b *testing.B) {
+	for _, sh := range []struct{ outer, c, inner int }{{64, 16, 784}, {64, 64, 196}, {64, 128, 49}} {
+		b.Run(fmt.Sprintf("c=%d/inner=%d", sh.c, sh.inner), func(b *testing.B) {
+			n := sh.outer * sh.c * sh.inner
+			gen := rand.New(rand.NewPCG(1, 2))
+			xa, xb := make([]float32, n), make([]float32, n)
+			for i := range xa {
+				xa[i], xb[i] = float32(gen.NormFloat64()), float32(gen.NormFloat64())
+			}
+			runs := make([]Run, sh.outer)
+			for o := range runs {
+				runs[o] = Run{Col: o * sh.inner, Off: o * sh.c * sh.inner, Len: sh.inner}
+			}
+			cross := make([]float64, sh.c*sh.c)
+			b.SetBytes(int64(8 * n))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				GemmF64AccRuns(0, sh.c, sh.c, sh.outer*sh.inner, RunMatrix{Data: xa, RowStride: sh.inner, Runs: runs},
+					RunMatrix{Data: xb, RowStride: sh.inner, Runs: runs}, cross, sh.c)
+			}
+		})
+	}
+}
+
 func BenchmarkVector(b *testing.B) {
 	for _, n := range []int{64, 4096} {
 		x, y, _ := benchMatrices(64)
@@ -125,6 +155,15 @@ func BenchmarkVector(b *testing.B) {
 				s += DotF64(x, y)
 			}
 			sink = float32(s)
+		})
+		b.Run(fmt.Sprintf("SumSqF64/n=%d", n), func(b *testing.B) {
+			b.SetBytes(int64(4 * n))
+			var s, q float64
+			for i := 0; i < b.N; i++ {
+				s1, q1 := SumSqF64(x)
+				s, q = s+s1, q+q1
+			}
+			sink = float32(s + q)
 		})
 		b.Run(fmt.Sprintf("Axpy/n=%d", n), func(b *testing.B) {
 			b.SetBytes(int64(8 * n))
