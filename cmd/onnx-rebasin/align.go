@@ -46,12 +46,13 @@ func loadPair(pathA, pathB string) (*onnx.Model, *onnx.Model, *graph.Analysis, e
 
 // alignOptions says how alignModels aligns.
 type alignOptions struct {
-	method  string        // weight, activation or hybrid (checked by checkMethod)
-	fit     *eval.Dataset // data for activation and hybrid
-	batch   int
-	seed    uint64
-	maxIter int
-	quiet   bool
+	method   string        // weight, activation or hybrid (checked by checkMethod)
+	fit      *eval.Dataset // data for activation and hybrid
+	batch    int
+	seed     uint64
+	maxIter  int
+	restarts int // match.Options.Restarts
+	quiet    bool
 }
 
 // alignModels loads a and b and finds the permutations of b that align it
@@ -71,7 +72,7 @@ func alignModels(c *cmdContext, pathA, pathB string, o alignOptions) (*onnx.Mode
 // alignLoaded finds the permutations of mb (read from pathB) that align it
 // to ma (read from pathA); ga is ma's analysis.
 func alignLoaded(c *cmdContext, ma, mb *onnx.Model, ga *graph.Analysis, pathA, pathB string, o alignOptions) (*match.Result, error) {
-	opts := match.Options{Seed: o.seed, MaxIter: o.maxIter, Progress: c.sweepLog(o.quiet), Context: c.ctx}
+	opts := match.Options{Seed: o.seed, MaxIter: o.maxIter, Restarts: o.restarts, Progress: c.sweepLog(o.quiet), Context: c.ctx}
 	if o.method == "activation" || o.method == "hybrid" {
 		if o.fit == nil {
 			return nil, usagef("--method %s needs --data", o.method)
@@ -89,6 +90,9 @@ func alignLoaded(c *cmdContext, ma, mb *onnx.Model, ga *graph.Analysis, pathA, p
 	if err != nil {
 		return nil, fmt.Errorf("aligning %s to %s: %w", pathB, pathA, err)
 	}
+	if !o.quiet && len(res.Descents) > 1 {
+		fmt.Fprintf(c.stderr, "descents: final objectives %.6g, kept the highest\n", res.Descents)
+	}
 	return res, nil
 }
 
@@ -104,11 +108,12 @@ func (c *cmdContext) sweepLog(quiet bool) func(match.Sweep) {
 }
 
 func runAlign(c *cmdContext, args []string) error {
-	fs := newFlags(c, "align", "a.onnx b.onnx -o b_aligned.onnx [--seed N] [--max-iter K] [--report r.json]",
+	fs := newFlags(c, "align", "a.onnx b.onnx -o b_aligned.onnx [--seed N] [--max-iter K] [--restarts R] [--report r.json]",
 		"Permute b's hidden units to match a's (weight matching). The output computes what b computes.")
 	out := fs.output("output model `path` (required)")
 	seed := fs.seed("the order in which groups are visited")
 	maxIter := fs.maxIter()
+	restarts := fs.restarts()
 	report := fs.String("report", "", "write a JSON report (groups, sweeps, objective, permutations) to this `path`")
 	quiet := fs.quiet()
 	force := fs.force()
@@ -130,7 +135,7 @@ func runAlign(c *cmdContext, args []string) error {
 	if *verifyData != "" && !*verify {
 		return usagef("align: --verify-data needs --verify")
 	}
-	if err := firstErr(checkPositive("max-iter", *maxIter), checkPositive("batch", *batch)); err != nil {
+	if err := firstErr(checkPositive("max-iter", *maxIter), checkPositive("batch", *batch), checkRange("restarts", *restarts, 0, 1000)); err != nil {
 		return err
 	}
 	paths := files{force: *force}
@@ -146,7 +151,7 @@ func runAlign(c *cmdContext, args []string) error {
 		return err
 	}
 	start := time.Now()
-	o := alignOptions{method: *method, batch: *batch, seed: *seed, maxIter: *maxIter, quiet: *quiet}
+	o := alignOptions{method: *method, batch: *batch, seed: *seed, maxIter: *maxIter, restarts: *restarts, quiet: *quiet}
 	if o.fit, err = loadData(*data, ""); err != nil {
 		return err
 	}

@@ -53,6 +53,8 @@ var badCalls = []badCall{
 	{"6 align max-iter 0", "align a.onnx b.onnx -o out.onnx --max-iter 0", 2, `--max-iter must be at least 1, got 0`},
 	{"6 merge max-iter 0", "merge a.onnx b.onnx -o out.onnx --max-iter 0", 2, `--max-iter must be at least 1`},
 	{"6 interp max-iter 0", "interp a.onnx b.onnx -o p --max-iter 0", 2, `--max-iter must be at least 1`},
+	{"6 align negative restarts", "align a.onnx b.onnx -o out.onnx --restarts -1", 2, `--restarts must be between 0 and 1000, got -1`},
+	{"6 merge negative restarts", "merge a.onnx b.onnx -o out.onnx --restarts -1", 2, `--restarts must be between 0 and 1000`},
 	{"6 unknown method", "align a.onnx b.onnx -o out.onnx --method bogus", 2, `unknown --method "bogus" \(weight, activation, hybrid\)`},
 	{"6 unknown method with data", "align a.onnx b.onnx -o out.onnx --method bogus --data x.npy", 2, `unknown --method "bogus"`},
 	{"6 barrier unknown method", "barrier a.onnx b.onnx --data x.npy --labels y.npy --method bogus", 2, `unknown --method "bogus"`},

@@ -25,6 +25,7 @@ func runMerge(c *cmdContext, args []string) error {
 	noAlign := fs.Bool("no-align", false, "average without aligning (naive merge)")
 	seed := fs.seed("the order of groups and models")
 	maxIter := fs.maxIter()
+	restarts := fs.restarts()
 	resetBN := fs.resetBN("the merged model")
 	repair := fs.repair("the merged model (two models only)")
 	method := fs.method("--data")
@@ -57,7 +58,7 @@ func runMerge(c *cmdContext, args []string) error {
 	if *repair != "" && len(pos) != 2 {
 		return usagef("merge: --repair works on two models, got %d", len(pos))
 	}
-	if err := firstErr(checkPositive("max-iter", *maxIter), checkPositive("batch", *batch)); err != nil {
+	if err := firstErr(checkPositive("max-iter", *maxIter), checkPositive("batch", *batch), checkRange("restarts", *restarts, 0, 1000)); err != nil {
 		return err
 	}
 	if *ref != "" {
@@ -118,7 +119,7 @@ func runMerge(c *cmdContext, args []string) error {
 	if bnData != nil && !hasOp(models[0], "BatchNormalization") {
 		return usagef("merge: --reset-bn: %s has no BatchNormalization", pos[0])
 	}
-	opts := match.Options{Seed: *seed, MaxIter: *maxIter, Context: c.ctx}
+	opts := match.Options{Seed: *seed, MaxIter: *maxIter, Restarts: *restarts, Context: c.ctx}
 	var perms []permute.Perms
 	switch {
 	case *noAlign:
@@ -137,7 +138,7 @@ func runMerge(c *cmdContext, args []string) error {
 		}
 	default:
 		perms = append(perms, permute.Identity(analyses[0]))
-		o := alignOptions{method: *method, fit: fit, batch: *batch, seed: *seed, maxIter: *maxIter, quiet: true}
+		o := alignOptions{method: *method, fit: fit, batch: *batch, seed: *seed, maxIter: *maxIter, restarts: *restarts, quiet: true}
 		for i := 1; i < len(models); i++ {
 			res, err := alignLoaded(c, models[0], models[i], analyses[0], pos[0], pos[i], o)
 			if err != nil {

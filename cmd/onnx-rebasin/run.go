@@ -142,6 +142,9 @@ func (f *flags) batch() *int {
 func (f *flags) maxIter() *int {
 	return f.Int("max-iter", 100, "maximum number of weight-matching sweeps (at least 1)")
 }
+func (f *flags) restarts() *int {
+	return f.Int("restarts", 0, "further weight-matching descents, each from the identity (or the activation match with --method hybrid) in a visiting order of its own; the one that ends with the highest objective is kept")
+}
 func (f *flags) asJSON() *bool {
 	return f.Bool("json", false, "print JSON on stdout (see docs/json.md)")
 }
