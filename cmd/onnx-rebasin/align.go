@@ -135,7 +135,7 @@ func runAlign(c *cmdContext, args []string) error {
 	if *verifyData != "" && !*verify {
 		return usagef("align: --verify-data needs --verify")
 	}
-	if err := firstErr(checkPositive("max-iter", *maxIter), checkPositive("batch", *batch), checkRange("restarts", *restarts, 0, 1000)); err != nil {
+	if err := firstErr(checkPositive("max-iter", *maxIter), checkPositive("batch", *batch), checkRestarts(*restarts, *method, false)); err != nil {
 		return err
 	}
 	paths := files{force: *force}

@@ -35,6 +35,21 @@ func checkMethod(method, data string) error {
 	return usagef("unknown --method %q (%s)", method, strings.Join(methods, ", "))
 }
 
+// checkRestarts accepts --restarts: 0 to 1000, and above 0 only where a
+// weight matching runs (a flag with nothing to act on is a usage error).
+func checkRestarts(restarts int, method string, noAlign bool) error {
+	if err := checkRange("restarts", restarts, 0, 1000); err != nil || restarts == 0 {
+		return err
+	}
+	if noAlign {
+		return usagef("--restarts with --no-align: nothing is aligned")
+	}
+	if method == "activation" {
+		return usagef("--restarts repeats weight matching: it needs --method weight or hybrid, not activation")
+	}
+	return nil
+}
+
 // checkPositive rejects a count flag below 1.
 func checkPositive(name string, v int) error {
 	if v < 1 {

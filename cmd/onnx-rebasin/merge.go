@@ -58,7 +58,7 @@ func runMerge(c *cmdContext, args []string) error {
 	if *repair != "" && len(pos) != 2 {
 		return usagef("merge: --repair works on two models, got %d", len(pos))
 	}
-	if err := firstErr(checkPositive("max-iter", *maxIter), checkPositive("batch", *batch), checkRange("restarts", *restarts, 0, 1000)); err != nil {
+	if err := firstErr(checkPositive("max-iter", *maxIter), checkPositive("batch", *batch), checkRestarts(*restarts, *method, *noAlign)); err != nil {
 		return err
 	}
 	if *ref != "" {
@@ -237,6 +237,7 @@ func runInterp(c *cmdContext, args []string) error {
 	noAlign := fs.Bool("no-align", false, "interpolate without aligning (the naive path)")
 	seed := fs.seed("the order in which groups are visited")
 	maxIter := fs.maxIter()
+	restarts := fs.restarts()
 	quiet := fs.quiet()
 	force := fs.force()
 	pos, err := fs.parse(args, 2, 2)
@@ -246,7 +247,7 @@ func runInterp(c *cmdContext, args []string) error {
 	if *out == "" {
 		return usagef("missing -o output prefix")
 	}
-	if err := firstErr(checkRange("steps", *steps, 2, 1001), checkPositive("max-iter", *maxIter)); err != nil {
+	if err := firstErr(checkRange("steps", *steps, 2, 1001), checkPositive("max-iter", *maxIter), checkRestarts(*restarts, "weight", *noAlign)); err != nil {
 		return err
 	}
 	stepPaths := interpPaths(*out, *steps)
@@ -263,7 +264,7 @@ func runInterp(c *cmdContext, args []string) error {
 	ga := analyses[0]
 	perms := []permute.Perms{permute.Identity(ga), permute.Identity(ga)}
 	if !*noAlign {
-		res, err := match.Weights(models[0], models[1], ga, match.Options{Seed: *seed, MaxIter: *maxIter, Progress: c.sweepLog(*quiet), Context: c.ctx})
+		res, err := match.Weights(models[0], models[1], ga, match.Options{Seed: *seed, MaxIter: *maxIter, Restarts: *restarts, Progress: c.sweepLog(*quiet), Context: c.ctx})
 		if err != nil {
 			return fmt.Errorf("aligning %s to %s: %w", pos[1], pos[0], err)
 		}
