@@ -27,8 +27,8 @@ func main() {
 	genDotF64()
 	genAxpy()
 	genScale()
-	genTranspose()
-	genTransposeF64()
+	genTranspose(false)
+	genTranspose(true)
 	genSumSqF64()
 
 	// GEMM micro-kernels. The shape (MR rows × NV vectors) must match the
@@ -186,14 +186,7 @@ func genDotF64() {
 	JMP(LabelRef("dotf64_loop4"))
 
 	Label("dotf64_reduce")
-	VADDPD(acc[1], acc[0], acc[0])
-	VADDPD(acc[3], acc[2], acc[2])
-	VADDPD(acc[2], acc[0], acc[0])
-	hi := XMM()
-	s := acc[0].AsX()
-	VEXTRACTF128(U8(1), acc[0], hi)
-	VADDPD(hi, s, s)
-	VHADDPD(s, s, s)
+	s := reducePD(acc)
 
 	Label("dotf64_loop1")
 	TESTQ(n, n)
@@ -211,6 +204,21 @@ func genDotF64() {
 	VZEROUPPER()
 	Store(s, ReturnIndex(0))
 	RET()
+}
+
+// reducePD sums the four YMM accumulators of float64 lanes, (0+1)+(2+3),
+// then the lanes, and returns the XMM register whose low lane holds the sum
+// (dotF64AVX2's order, which sumSqF64AVX2 must repeat bit for bit).
+func reducePD(acc []VecVirtual) Register {
+	VADDPD(acc[1], acc[0], acc[0])
+	VADDPD(acc[3], acc[2], acc[2])
+	VADDPD(acc[2], acc[0], acc[0])
+	hi := XMM()
+	s := acc[0].AsX()
+	VEXTRACTF128(U8(1), acc[0], hi)
+	VADDPD(hi, s, s)
+	VHADDPD(s, s, s)
+	return s
 }
 
 func genAxpy() {
@@ -601,29 +609,51 @@ func genGemmImpl(name string, f64, zmm, strided, indirect bool, mr, nv, unroll i
 	})
 }
 
-// genTranspose emits the packing transpose
+// genTranspose emits the packing transposes
 //
 //	func transposeAVX(dst, src []float32, ld, rows, k, stride int)
+//	func transposeF64AVX(dst []float64, src []float32, ld, rows, k, stride int)
 //
-// setting dst[p*stride+r] = src[r*ld+p] for r < rows, p < k: packing A
-// (untransposed) and Bᵀ are transposes, and in Go they cost as much as a
-// good part of the multiplication. Rows go four at a time through a 4×4
-// in-register transpose (four 16-byte loads and stores per 16 elements),
-// then two, then one.
-func genTranspose() {
-	TEXT("transposeAVX", NOSPLIT, "func(dst, src []float32, ld, rows, k, stride int)")
+// setting dst[p*stride+r] = src[r*ld+p] for r < rows, p < k (widened to
+// float64 by the second): packing A (untransposed) and Bᵀ are transposes,
+// and in Go they cost as much as a good part of the multiplication; the
+// float64 GEMM (activation statistics) packs float32 operands with few rows,
+// where the packing cost more than the products. Rows go four at a time
+// through a 4×4 in-register transpose (four 16-byte loads, and four 16-byte
+// stores or, widened by VCVTPS2PD, four 32-byte ones, per 16 elements), then
+// two, then one.
+func genTranspose(widen bool) {
+	name, sig, prefix, esz := "transposeAVX", "func(dst, src []float32, ld, rows, k, stride int)", "tr", 4
+	doc := "transposeAVX sets dst[p*stride+r] = src[r*ld+p] for r < rows and p < k."
+	if widen {
+		name, sig, prefix, esz = "transposeF64AVX", "func(dst []float64, src []float32, ld, rows, k, stride int)", "trd", 8
+		doc = "transposeF64AVX sets dst[p*stride+r] = float64(src[r*ld+p]) for r < rows and p < k."
+	}
+	TEXT(name, NOSPLIT, sig)
 	Pragma("noescape")
-	Doc("transposeAVX sets dst[p*stride+r] = src[r*ld+p] for r < rows and p < k.",
-		"The Go caller checks that both slices are long enough.")
+	Doc(doc, "The Go caller checks that both slices are long enough.")
 	dst := Load(Param("dst").Base(), GP64())
 	src := Load(Param("src").Base(), GP64())
 	ld := Load(Param("ld"), GP64())
 	rows := Load(Param("rows"), GP64())
 	stride := Load(Param("stride"), GP64())
 	SHLQ(U8(2), ld)
-	SHLQ(U8(2), stride)
+	if widen {
+		SHLQ(U8(3), stride)
+	} else {
+		SHLQ(U8(2), stride)
+	}
 	stride3 := GP64()
 	LEAQ(Mem{Base: stride, Index: stride, Scale: 2}, stride3)
+	at := func(d Register, i int) Mem { // row i of a group of four destination rows
+		switch i {
+		case 0:
+			return mem(d, 0)
+		case 3:
+			return Mem{Base: d, Index: stride3, Scale: 1}
+		}
+		return Mem{Base: d, Index: stride, Scale: uint8(i)}
+	}
 
 	// rowGroup transposes g rows starting at src/dst, k columns.
 	rowGroup := func(g int, name string) {
@@ -653,23 +683,48 @@ func genTranspose() {
 			VUNPCKHPD(t[2], t[0], x[1]) // a1 b1 c1 d1
 			VUNPCKLPD(t[3], t[1], x[2]) // a2 b2 c2 d2
 			VUNPCKHPD(t[3], t[1], x[3]) // a3 b3 c3 d3
-			VMOVUPS(x[0], mem(d, 0))
-			VMOVUPS(x[1], Mem{Base: d, Index: stride, Scale: 1})
-			VMOVUPS(x[2], Mem{Base: d, Index: stride, Scale: 2})
-			VMOVUPS(x[3], Mem{Base: d, Index: stride3, Scale: 1})
+			for i := range x {
+				if widen {
+					y := YMM()
+					VCVTPS2PD(x[i], y)
+					VMOVUPD(y, at(d, i))
+				} else {
+					VMOVUPS(x[i], at(d, i))
+				}
+			}
 		case 2:
 			t0, t1 := XMM(), XMM()
 			VUNPCKLPS(x[1], x[0], t0) // a0 b0 a1 b1
 			VUNPCKHPS(x[1], x[0], t1) // a2 b2 a3 b3
-			VMOVLPS(t0, mem(d, 0))
-			VMOVHPS(t0, Mem{Base: d, Index: stride, Scale: 1})
-			VMOVLPS(t1, Mem{Base: d, Index: stride, Scale: 2})
-			VMOVHPS(t1, Mem{Base: d, Index: stride3, Scale: 1})
+			if !widen {
+				VMOVLPS(t0, at(d, 0))
+				VMOVHPS(t0, at(d, 1))
+				VMOVLPS(t1, at(d, 2))
+				VMOVHPS(t1, at(d, 3))
+				break
+			}
+			for i, t := range []VecVirtual{t0, t1} {
+				y, h := YMM(), XMM()
+				VCVTPS2PD(t, y)
+				VEXTRACTF128(U8(1), y, h)
+				VMOVUPD(y.AsX(), at(d, 2*i))
+				VMOVUPD(h, at(d, 2*i+1))
+			}
 		case 1:
-			VMOVSS(x[0], mem(d, 0))
-			VEXTRACTPS(U8(1), x[0], Mem{Base: d, Index: stride, Scale: 1})
-			VEXTRACTPS(U8(2), x[0], Mem{Base: d, Index: stride, Scale: 2})
-			VEXTRACTPS(U8(3), x[0], Mem{Base: d, Index: stride3, Scale: 1})
+			if !widen {
+				VMOVSS(x[0], at(d, 0))
+				VEXTRACTPS(U8(1), x[0], at(d, 1))
+				VEXTRACTPS(U8(2), x[0], at(d, 2))
+				VEXTRACTPS(U8(3), x[0], at(d, 3))
+				break
+			}
+			y, h := YMM(), XMM()
+			VCVTPS2PD(x[0], y)
+			VEXTRACTF128(U8(1), y, h)
+			VMOVSD(y.AsX(), at(d, 0))
+			VMOVHPD(y.AsX(), at(d, 1))
+			VMOVSD(h, at(d, 2))
+			VMOVHPD(h, at(d, 3))
 		}
 		for i := 0; i < g; i++ {
 			ADDQ(U8(16), s[i])
@@ -683,7 +738,12 @@ func genTranspose() {
 		JZ(LabelRef(name + "_done"))
 		for i := 0; i < g; i++ {
 			VMOVSS(mem(s[i], 0), x[i])
-			VMOVSS(x[i], mem(d, 4*i))
+			if widen {
+				VCVTSS2SD(x[i], x[i], x[i])
+				VMOVSD(x[i], mem(d, esz*i))
+			} else {
+				VMOVSS(x[i], mem(d, esz*i))
+			}
 			ADDQ(U8(4), s[i])
 		}
 		ADDQ(stride, d)
@@ -693,161 +753,32 @@ func genTranspose() {
 	}
 
 	// Groups of four rows, then a pair, then a single row.
-	Label("tr_rows4")
+	Label(prefix + "_rows4")
 	CMPQ(rows, U8(4))
-	JL(LabelRef("tr_rows2"))
-	rowGroup(4, "tr_g4")
+	JL(LabelRef(prefix + "_rows2"))
+	rowGroup(4, prefix+"_g4")
 	LEAQ(Mem{Base: src, Index: ld, Scale: 4}, src)
-	ADDQ(U8(16), dst)
+	ADDQ(U8(4*esz), dst)
 	SUBQ(U8(4), rows)
-	JMP(LabelRef("tr_rows4"))
+	JMP(LabelRef(prefix + "_rows4"))
 
-	Label("tr_rows2")
+	Label(prefix + "_rows2")
 	CMPQ(rows, U8(2))
-	JL(LabelRef("tr_rows1"))
-	rowGroup(2, "tr_g2")
+	JL(LabelRef(prefix + "_rows1"))
+	rowGroup(2, prefix+"_g2")
 	LEAQ(Mem{Base: src, Index: ld, Scale: 2}, src)
-	ADDQ(U8(8), dst)
+	ADDQ(U8(2*esz), dst)
 	SUBQ(U8(2), rows)
 
-	Label("tr_rows1")
+	Label(prefix + "_rows1")
 	TESTQ(rows, rows)
-	JZ(LabelRef("tr_done"))
-	rowGroup(1, "tr_g1")
+	JZ(LabelRef(prefix + "_done"))
+	rowGroup(1, prefix+"_g1")
 
-	Label("tr_done")
-	RET()
-}
-
-// genTransposeF64 emits the widening packing transpose
-//
-//	func transposeF64AVX(dst []float64, src []float32, ld, rows, k, stride int)
-//
-// setting dst[p*stride+r] = float64(src[r*ld+p]): genTranspose's 4×4
-// in-register transpose, each transposed row widened by VCVTPS2PD. The
-// float64 GEMM (GemmF64Acc, activation statistics) packs float32 operands
-// this way; in Go the packing cost more than the multiplication when the
-// matrices have few rows (16–64 channels).
-func genTransposeF64() {
-	TEXT("transposeF64AVX", NOSPLIT, "func(dst []float64, src []float32, ld, rows, k, stride int)")
-	Pragma("noescape")
-	Doc("transposeF64AVX sets dst[p*stride+r] = float64(src[r*ld+p]) for r < rows and p < k.",
-		"The Go caller checks that both slices are long enough.")
-	dst := Load(Param("dst").Base(), GP64())
-	src := Load(Param("src").Base(), GP64())
-	ld := Load(Param("ld"), GP64())
-	rows := Load(Param("rows"), GP64())
-	stride := Load(Param("stride"), GP64())
-	SHLQ(U8(2), ld)
-	SHLQ(U8(3), stride)
-	stride3 := GP64()
-	LEAQ(Mem{Base: stride, Index: stride, Scale: 2}, stride3)
-
-	rowGroup := func(g int, name string) {
-		s := []GPVirtual{GP64(), GP64(), GP64(), GP64()}[:g]
-		MOVQ(src, s[0])
-		for i := 1; i < g; i++ {
-			LEAQ(Mem{Base: s[i-1], Index: ld, Scale: 1}, s[i])
-		}
-		d := GP64()
-		MOVQ(dst, d)
-		p := Load(Param("k"), GP64())
-		x := []VecVirtual{XMM(), XMM(), XMM(), XMM()}
-		Label(name + "_loop4")
-		CMPQ(p, U8(4))
-		JL(LabelRef(name + "_tail"))
-		for i := 0; i < g; i++ {
-			VMOVUPS(mem(s[i], 0), x[i])
-		}
-		switch g {
-		case 4:
-			t := []VecVirtual{XMM(), XMM(), XMM(), XMM()}
-			VUNPCKLPS(x[1], x[0], t[0]) // a0 b0 a1 b1
-			VUNPCKHPS(x[1], x[0], t[1]) // a2 b2 a3 b3
-			VUNPCKLPS(x[3], x[2], t[2]) // c0 d0 c1 d1
-			VUNPCKHPS(x[3], x[2], t[3]) // c2 d2 c3 d3
-			VUNPCKLPD(t[2], t[0], x[0]) // a0 b0 c0 d0
-			VUNPCKHPD(t[2], t[0], x[1]) // a1 b1 c1 d1
-			VUNPCKLPD(t[3], t[1], x[2]) // a2 b2 c2 d2
-			VUNPCKHPD(t[3], t[1], x[3]) // a3 b3 c3 d3
-			y := []VecVirtual{YMM(), YMM(), YMM(), YMM()}
-			for i := range y {
-				VCVTPS2PD(x[i], y[i])
-			}
-			VMOVUPD(y[0], mem(d, 0))
-			VMOVUPD(y[1], Mem{Base: d, Index: stride, Scale: 1})
-			VMOVUPD(y[2], Mem{Base: d, Index: stride, Scale: 2})
-			VMOVUPD(y[3], Mem{Base: d, Index: stride3, Scale: 1})
-		case 2:
-			t0, t1 := XMM(), XMM()
-			VUNPCKLPS(x[1], x[0], t0) // a0 b0 a1 b1
-			VUNPCKHPS(x[1], x[0], t1) // a2 b2 a3 b3
-			y0, y1 := YMM(), YMM()
-			VCVTPS2PD(t0, y0)
-			VCVTPS2PD(t1, y1)
-			h0, h1 := XMM(), XMM()
-			VEXTRACTF128(U8(1), y0, h0)
-			VEXTRACTF128(U8(1), y1, h1)
-			VMOVUPD(y0.AsX(), mem(d, 0))
-			VMOVUPD(h0, Mem{Base: d, Index: stride, Scale: 1})
-			VMOVUPD(y1.AsX(), Mem{Base: d, Index: stride, Scale: 2})
-			VMOVUPD(h1, Mem{Base: d, Index: stride3, Scale: 1})
-		case 1:
-			y := YMM()
-			VCVTPS2PD(x[0], y)
-			h := XMM()
-			VEXTRACTF128(U8(1), y, h)
-			VMOVSD(y.AsX(), mem(d, 0))
-			VMOVHPD(y.AsX(), Mem{Base: d, Index: stride, Scale: 1})
-			VMOVSD(h, Mem{Base: d, Index: stride, Scale: 2})
-			VMOVHPD(h, Mem{Base: d, Index: stride3, Scale: 1})
-		}
-		for i := 0; i < g; i++ {
-			ADDQ(U8(16), s[i])
-		}
-		LEAQ(Mem{Base: d, Index: stride, Scale: 4}, d)
-		SUBQ(U8(4), p)
-		JMP(LabelRef(name + "_loop4"))
-
-		Label(name + "_tail")
-		TESTQ(p, p)
-		JZ(LabelRef(name + "_done"))
-		for i := 0; i < g; i++ {
-			VMOVSS(mem(s[i], 0), x[i])
-			VCVTSS2SD(x[i], x[i], x[i])
-			VMOVSD(x[i], mem(d, 8*i))
-			ADDQ(U8(4), s[i])
-		}
-		ADDQ(stride, d)
-		DECQ(p)
-		JMP(LabelRef(name + "_tail"))
-		Label(name + "_done")
+	Label(prefix + "_done")
+	if widen {
+		VZEROUPPER()
 	}
-
-	Label("trd_rows4")
-	CMPQ(rows, U8(4))
-	JL(LabelRef("trd_rows2"))
-	rowGroup(4, "trd_g4")
-	LEAQ(Mem{Base: src, Index: ld, Scale: 4}, src)
-	ADDQ(U8(32), dst)
-	SUBQ(U8(4), rows)
-	JMP(LabelRef("trd_rows4"))
-
-	Label("trd_rows2")
-	CMPQ(rows, U8(2))
-	JL(LabelRef("trd_rows1"))
-	rowGroup(2, "trd_g2")
-	LEAQ(Mem{Base: src, Index: ld, Scale: 2}, src)
-	ADDQ(U8(16), dst)
-	SUBQ(U8(2), rows)
-
-	Label("trd_rows1")
-	TESTQ(rows, rows)
-	JZ(LabelRef("trd_done"))
-	rowGroup(1, "trd_g1")
-
-	Label("trd_done")
-	VZEROUPPER()
 	RET()
 }
 
@@ -898,18 +829,7 @@ func genSumSqF64() {
 	JMP(LabelRef("sumsq_loop4"))
 
 	Label("sumsq_reduce")
-	reduce := func(acc []VecVirtual) Register {
-		VADDPD(acc[1], acc[0], acc[0])
-		VADDPD(acc[3], acc[2], acc[2])
-		VADDPD(acc[2], acc[0], acc[0])
-		hi := XMM()
-		s := acc[0].AsX()
-		VEXTRACTF128(U8(1), acc[0], hi)
-		VADDPD(hi, s, s)
-		VHADDPD(s, s, s)
-		return s
-	}
-	s, q := reduce(accS), reduce(accQ)
+	s, q := reducePD(accS), reducePD(accQ)
 
 	Label("sumsq_loop1")
 	TESTQ(n, n)
