@@ -168,7 +168,8 @@ type Runner struct {
 	version string
 	starts  int
 
-	afterSend func(*process) // test hook, called after a request is sent
+	beforeSend func(*process) // test hook, called before a request is sent
+	afterSend  func(*process) // test hook, called after a request is sent
 }
 
 // Timing is how long ONNX Runtime took for one request, as measured in the
@@ -478,6 +479,9 @@ func (r *Runner) roundTripLocked(req *wireRequest) (*wireResponse, error) {
 		return nil, err
 	}
 	line = append(line, '\n')
+	if r.beforeSend != nil {
+		r.beforeSend(r.proc)
+	}
 	if _, err := r.proc.stdin.Write(line); err != nil {
 		msg := r.deadLocked()
 		return nil, fmt.Errorf("ortref: sending request to node: %v%s", err, msg)

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -303,11 +304,18 @@ func TestTimeoutAndRestart(t *testing.T) {
 		t.Errorf("starts = %d, want 3", r.starts)
 	}
 
-	// node dying during a request is an error for that request.
+	// node dying during a request is an error for that request. node is
+	// stopped before the request is sent, so that it cannot answer before
+	// the kill lands (it did at times: a flaky test).
+	r.beforeSend = func(p *process) {
+		if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+	}
 	r.afterSend = func(p *process) { p.cmd.Process.Kill() }
 	start := time.Now()
 	_, err = r.Run(mlp, in)
-	r.afterSend = nil
+	r.beforeSend, r.afterSend = nil, nil
 	if err == nil || !strings.Contains(err.Error(), "exited unexpectedly") {
 		t.Errorf("node killed mid-request: got %v", err)
 	} else {
