@@ -119,6 +119,11 @@ type matchUse struct {
 	sites  []int   // indices into matcher.sites
 	maps   [][]int // per axis: the index each index reads under the current permutations; nil = identity
 	mapBuf [][]int // storage for maps
+	// mapsFrom[k] is the permutation of site sites[k]'s group that maps
+	// was built from (nil before the first build): setMaps skips the
+	// rebuild while they are all unchanged, as in most calls of later
+	// sweeps.
+	mapsFrom [][]int
 }
 
 type matcher struct {
@@ -539,6 +544,15 @@ func newMatcher(a, b *onnx.Model, ga *graph.Analysis) (*matcher, error) {
 // setMaps fills use.maps from perms: on every axis that a site permutes,
 // the index each index reads.
 func (mt *matcher) setMaps(use *matchUse, perms permute.Perms) {
+	if mt.mapsCurrent(use, perms) {
+		return
+	}
+	if use.mapsFrom == nil {
+		use.mapsFrom = make([][]int, len(use.sites))
+	}
+	for k, si := range use.sites {
+		use.mapsFrom[k] = append(use.mapsFrom[k][:0], perms[mt.sites[si].group]...)
+	}
 	clear(use.maps)
 	for _, si := range use.sites {
 		s := &mt.sites[si]
@@ -560,15 +574,44 @@ func (mt *matcher) setMaps(use *matchUse, perms permute.Perms) {
 			}
 			continue
 		}
-		for i, j := range perms[s.group] {
-			for c := 0; c < s.repeat; c++ {
-				to, from := sitelayout.UnitIndex(i, c, s.perBlock, s.repeat, s.block, s.off), sitelayout.UnitIndex(j, c, s.perBlock, s.repeat, s.block, s.off)
+		switch {
+		case s.repeat == 1 && s.block == 1:
+			// Most sites: UnitIndex is off + u, without its divisions.
+			m := m[s.off : s.off+len(perms[s.group])]
+			for i, j := range perms[s.group] {
+				m[i] = s.off + j
+			}
+		case s.repeat == 1:
+			for i, j := range perms[s.group] {
+				to, from := s.off+i*s.block, s.off+j*s.block
 				for k := 0; k < s.block; k++ {
 					m[to+k] = from + k
 				}
 			}
+		default:
+			for i, j := range perms[s.group] {
+				for c := 0; c < s.repeat; c++ {
+					to, from := sitelayout.UnitIndex(i, c, s.perBlock, s.repeat, s.block, s.off), sitelayout.UnitIndex(j, c, s.perBlock, s.repeat, s.block, s.off)
+					for k := 0; k < s.block; k++ {
+						m[to+k] = from + k
+					}
+				}
+			}
 		}
 	}
+}
+
+// mapsCurrent reports whether use.maps were built from perms.
+func (mt *matcher) mapsCurrent(use *matchUse, perms permute.Perms) bool {
+	if use.mapsFrom == nil {
+		return false
+	}
+	for k, si := range use.sites {
+		if !slices.Equal(use.mapsFrom[k], perms[mt.sites[si].group]) {
+			return false
+		}
+	}
+	return true
 }
 
 // scratch returns buf grown to n elements.

@@ -75,6 +75,54 @@ func TestGroupCostUpToDate(t *testing.T) {
 	}
 }
 
+// TestSetMapsFollowsPerms: setMaps keeps a use's maps while the
+// permutations they were built from are unchanged and rebuilds them when
+// any changes, in place or by a new slice; after every change the maps
+// equal those a fresh matcher builds. Sites with blocks (Flatten), repeats
+// (grouped-query attention) and shared within-block permutations included.
+func TestSetMapsFollowsPerms(t *testing.T) {
+	for _, name := range []string{"cnn_bn", "resnet", "transformer", "attn_gqa"} {
+		t.Run(name, func(t *testing.T) {
+			path := "../testmodels/" + name + "_s0.onnx"
+			if strings.HasPrefix(name, "attn_") {
+				path = "../testmodels/" + name + ".onnx"
+			}
+			a, ga := testkit.LoadAnalyze(t, path)
+			mt, err := newMatcher(a, a, ga)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := rand.New(rand.NewPCG(7, 8))
+			perms := permute.Random(ga, 2)
+			for round := 0; round < 8; round++ {
+				g := r.IntN(len(perms))
+				switch round % 3 {
+				case 1: // in place
+					i, j := r.IntN(len(perms[g])), r.IntN(len(perms[g]))
+					perms[g][i], perms[g][j] = perms[g][j], perms[g][i]
+				case 2: // a new slice
+					perms[g] = slices.Clone(permute.Random(ga, uint64(round))[g])
+				}
+				fresh, err := newMatcher(a, a, ga)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for u := range mt.uses {
+					for rep := 0; rep < 2; rep++ { // the second call takes the cached maps
+						mt.setMaps(&mt.uses[u], perms)
+					}
+					fresh.setMaps(&fresh.uses[u], perms)
+					for axis, want := range fresh.uses[u].maps {
+						if got := mt.uses[u].maps[axis]; !slices.Equal(got, want) {
+							t.Fatalf("round %d, use %s axis %d: maps differ from a fresh build", round, mt.uses[u].tensor, axis)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
 // exactGroupCost evaluates group g's cost matrix from its definition in
 // float64, with Σ|a||b| per entry as the scale of rounding errors.
 func exactGroupCost(mt *matcher, g int, perms permute.Perms) (cost, scale []float64) {
