@@ -107,6 +107,19 @@ func (c *cmdContext) sweepLog(quiet bool) func(match.Sweep) {
 	}
 }
 
+// descents lists the final objective of every weight-matching descent of
+// res, the first being the one without restarts: none for activation
+// matching, one without --restarts.
+func descents(res *match.Result, method string) []float64 {
+	switch {
+	case method == "activation":
+		return []float64{}
+	case res.Descents != nil:
+		return res.Descents
+	}
+	return []float64{res.ObjectiveAfter}
+}
+
 func runAlign(c *cmdContext, args []string) error {
 	fs := newFlags(c, "align", "a.onnx b.onnx -o b_aligned.onnx [--seed N] [--max-iter K] [--restarts R] [--report r.json]",
 		"Permute b's hidden units to match a's (weight matching). The output computes what b computes.")
@@ -193,7 +206,7 @@ func runAlign(c *cmdContext, args []string) error {
 	if *report != "" {
 		r := alignReport{A: pos[0], B: pos[1], Out: *out, Method: *method, Seed: *seed, Groups: []groupReport{},
 			Sweeps: newSweepsJSON(res.Sweeps), ObjectiveBefore: res.ObjectiveBefore, ObjectiveAfter: res.ObjectiveAfter,
-			ElapsedS: time.Since(start).Seconds(), Perms: res.Perms}
+			Restarts: *restarts, Descents: descents(res, *method), ElapsedS: time.Since(start).Seconds(), Perms: res.Perms}
 		for i, g := range ga.Groups {
 			moved := 0
 			for k, j := range res.Perms[i] {

@@ -205,6 +205,8 @@ type alignReport struct {
 	Sweeps          []sweepJSON   `json:"sweeps"` // empty for --method activation
 	ObjectiveBefore float64       `json:"objective_before"`
 	ObjectiveAfter  float64       `json:"objective_after"`
+	Restarts        int           `json:"restarts"`
+	Descents        []float64     `json:"descents"` // final objective of every descent; empty for --method activation
 	ElapsedS        float64       `json:"elapsed_s"`
 	Perms           permute.Perms `json:"perms"` // per group: new unit i is old unit perms[g][i] of b
 }
