@@ -575,13 +575,8 @@ func (mt *matcher) setMaps(use *matchUse, perms permute.Perms) {
 			continue
 		}
 		switch {
-		case s.repeat == 1 && s.block == 1:
-			// Most sites: UnitIndex is off + u, without its divisions.
-			m := m[s.off : s.off+len(perms[s.group])]
-			for i, j := range perms[s.group] {
-				m[i] = s.off + j
-			}
 		case s.repeat == 1:
+			// Most sites: UnitIndex is off + u·block, without its divisions.
 			for i, j := range perms[s.group] {
 				to, from := s.off+i*s.block, s.off+j*s.block
 				for k := 0; k < s.block; k++ {
