@@ -27,7 +27,6 @@ bin=$out/onnx-rebasin
 T=testmodels
 fit=$T/fashion_train_x.npy
 . bench/quality/testset.sh
-accuracy() { "$bin" eval -q "$1" --data "$test_x" --labels "$test_y" --json | $PY -c 'import json,sys; print(json.load(sys.stdin)["accuracy"])'; }
 
 echo "| pair | endpoints (mean) | method | midpoint accuracy | loss barrier | numpy port WM midpoint |"
 echo "|---|---|---|---|---|---|"

@@ -29,7 +29,6 @@ trap 'rm -rf "$out"' EXIT
 go build -o "$out/onnx-rebasin" ./cmd/onnx-rebasin
 bin=$out/onnx-rebasin
 . bench/quality/testset.sh
-accuracy() { "$bin" eval -q "$1" --data "$test_x" --labels "$test_y" --json | $PY -c 'import json,sys; print("%.4f" % json.load(sys.stdin)["accuracy"])'; }
 a=$T/${pair}_s0.onnx b=$T/${pair}_s1.onnx
 
 header="| seed |" rule="|---|"
@@ -41,11 +40,11 @@ for s in $seeds; do
 	row="| $s |"
 	for r in $restarts; do
 		"$bin" merge -q "$a" "$b" --seed "$s" --restarts "$r" -o "$out/mid.onnx"
-		row="$row $(accuracy "$out/mid.onnx") |"
+		row="$row $(printf %.4f "$(accuracy "$out/mid.onnx")") |"
 	done
 	if [ "$port" = 1 ]; then
 		$PY bench/wm/wm.py "$a" "$b" --seed "$s" --merge-out "$out/port.onnx" >/dev/null
-		row="$row $(accuracy "$out/port.onnx") |"
+		row="$row $(printf %.4f "$(accuracy "$out/port.onnx")") |"
 	fi
 	echo "$row"
 done | tee "$out/rows"

@@ -2,7 +2,7 @@
 # test_name: the full Fashion-MNIST test set from Debian's
 # dataset-fashion-mnist, written as .npy into $out, or the committed
 # 1,000-image slice (QUALITY_SLICE=1, or the package missing). Needs $out,
-# $T (testmodels) and $PY.
+# $T (testmodels) and $PY; accuracy MODEL (test accuracy by `eval`) needs $bin.
 full=/usr/share/datasets/fashion-mnist
 if [ "${QUALITY_SLICE:-0}" != 1 ] && [ -f $full/t10k-images-idx3-ubyte.gz ]; then
 	$PY - "$full" "$out" <<'PY'
@@ -22,3 +22,4 @@ PY
 else
 	test_x=$T/fashion_test_x.npy test_y=$T/fashion_test_y.npy test_name="the committed 1,000-image test slice"
 fi
+accuracy() { "$bin" eval -q "$1" --data "$test_x" --labels "$test_y" --json | $PY -c 'import json,sys; print(json.load(sys.stdin)["accuracy"])'; }
