@@ -229,10 +229,7 @@ func buildBatchNorm(b *nodeCtx) (kernel, error) {
 				af := float32(a)
 				for img := 0; img < n; img++ {
 					o := (img*ch + k) * S
-					src, dst := x.F[o:o+S], y.F[o:o+S]
-					for i, xv := range src {
-						dst[i] = xv*af + sh
-					}
+					simd.ScaleShift(y.F[o:o+S], x.F[o:o+S], af, sh)
 				}
 			}
 		})

@@ -22,8 +22,10 @@ type impl struct {
 	// dotF64(x, x) (nil: those two calls).
 	sumSq func(x []float32) (sum, sq float64)
 
-	strided    []*stridedKernel // PackedA kernels, at least one
-	relu       func(dst, src []float32)
+	strided []*stridedKernel // PackedA kernels, at least one
+	relu    func(dst, src []float32)
+	// scaleShift sets dst[i] = src[i]*a + b, the product rounded first.
+	scaleShift func(dst, src []float32, a, b float32)
 	maxPool2x2 func(dst, r0, r1 []float32) // len(r0), len(r1) >= 2*len(dst)
 	// maxPool2x2Rows does what it can of MaxPool2x2Rows and returns the
 	// rows done (nil: Go only).
@@ -51,6 +53,7 @@ var genericImpl = &impl{
 
 	strided:    []*stridedKernel{{mr: 4, nr: 4, kc: genericKC, cost: 1, fn: stridedGeneric, ind: indirectGeneric}},
 	relu:       reluGeneric,
+	scaleShift: scaleShiftGeneric,
 	maxPool2x2: maxPool2x2Generic,
 	exp:        expGeneric,
 	erf:        erfGeneric,

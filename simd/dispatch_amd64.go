@@ -26,6 +26,7 @@ var avx2Impl = &impl{
 
 	strided:    []*stridedKernel{{mr: 6, nr: 16, kc: kcAVX, cost: 1, fn: sgemmStridedAVX2, ind: sgemmIndirectAVX2}},
 	relu:       reluAVX2,
+	scaleShift: scaleShiftAVX2,
 	maxPool2x2: maxPool2x2AVX,
 
 	maxPool2x2Rows: maxPool2x2RowsAVX2,

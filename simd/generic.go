@@ -44,6 +44,15 @@ func axpyGeneric(alpha float32, x, y []float32) {
 	}
 }
 
+// scaleShiftGeneric: the conversion rounds the product, so that no
+// compiler fuses it with the sum (Go fuses on arm64 otherwise).
+func scaleShiftGeneric(dst, src []float32, a, b float32) {
+	dst = dst[:len(src)]
+	for i, v := range src {
+		dst[i] = float32(v*a) + b
+	}
+}
+
 func scaleGeneric(alpha float32, x []float32) {
 	for i := range x {
 		x[i] *= alpha

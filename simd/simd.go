@@ -63,6 +63,17 @@ func Axpy(alpha float32, x, y []float32) {
 	active.axpy(alpha, x, y)
 }
 
+// ScaleShift sets dst[i] = src[i]·a + b for i < len(src), the product
+// rounded to float32 before the sum (no fused multiply-add), so every path
+// gives the bits of the plain Go expression float32(src[i]*a) + b. dst may
+// be src. It panics if dst is shorter than src.
+func ScaleShift(dst, src []float32, a, b float32) {
+	if len(dst) < len(src) {
+		panic("simd: ScaleShift: dst shorter than src")
+	}
+	active.scaleShift(dst, src, a, b)
+}
+
 // Scale sets x[i] *= alpha.
 func Scale(alpha float32, x []float32) {
 	active.scale(alpha, x)

@@ -26,6 +26,11 @@ func axpyAVX2(alpha float32, x []float32, y []float32)
 //go:noescape
 func scaleAVX2(alpha float32, x []float32)
 
+// scaleShiftAVX2 sets dst[i] = src[i]*a + b (product rounded, then the sum) for i < len(src).
+//
+//go:noescape
+func scaleShiftAVX2(dst []float32, src []float32, a float32, b float32)
+
 // transposeAVX sets dst[p*stride+r] = src[r*ld+p] for r < rows and p < k.
 // The Go caller checks that both slices are long enough.
 //

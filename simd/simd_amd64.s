@@ -231,6 +231,63 @@ scale_done:
 	VZEROUPPER
 	RET
 
+// func scaleShiftAVX2(dst []float32, src []float32, a float32, b float32)
+// Requires: AVX, AVX2, SSE
+TEXT ·scaleShiftAVX2(SB), NOSPLIT, $0-56
+	MOVQ         dst_base+0(FP), AX
+	MOVQ         src_base+24(FP), CX
+	MOVQ         src_len+32(FP), DX
+	MOVSS        a+48(FP), X0
+	MOVSS        b+52(FP), X1
+	VBROADCASTSS X0, Y2
+	VBROADCASTSS X1, Y3
+
+scaleshift_loop32:
+	CMPQ    DX, $0x20
+	JL      scaleshift_loop8
+	VMULPS  (CX), Y2, Y4
+	VMULPS  32(CX), Y2, Y5
+	VMULPS  64(CX), Y2, Y6
+	VMULPS  96(CX), Y2, Y7
+	VADDPS  Y3, Y4, Y4
+	VADDPS  Y3, Y5, Y5
+	VADDPS  Y3, Y6, Y6
+	VADDPS  Y3, Y7, Y7
+	VMOVUPS Y4, (AX)
+	VMOVUPS Y5, 32(AX)
+	VMOVUPS Y6, 64(AX)
+	VMOVUPS Y7, 96(AX)
+	ADDQ    $0x80, CX
+	ADDQ    $0x80, AX
+	SUBQ    $0x20, DX
+	JMP     scaleshift_loop32
+
+scaleshift_loop8:
+	CMPQ    DX, $0x08
+	JL      scaleshift_loop1
+	VMULPS  (CX), Y2, Y4
+	VADDPS  Y3, Y4, Y4
+	VMOVUPS Y4, (AX)
+	ADDQ    $0x20, CX
+	ADDQ    $0x20, AX
+	SUBQ    $0x08, DX
+	JMP     scaleshift_loop8
+
+scaleshift_loop1:
+	TESTQ  DX, DX
+	JZ     scaleshift_done
+	VMULSS (CX), X0, X2
+	VADDSS X1, X2, X2
+	VMOVSS X2, (AX)
+	ADDQ   $0x04, CX
+	ADDQ   $0x04, AX
+	DECQ   DX
+	JMP    scaleshift_loop1
+
+scaleshift_done:
+	VZEROUPPER
+	RET
+
 // func transposeAVX(dst []float32, src []float32, ld int, rows int, k int, stride int)
 // Requires: AVX
 TEXT ·transposeAVX(SB), NOSPLIT, $0-80

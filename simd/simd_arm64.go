@@ -16,6 +16,12 @@ func axpyNEON(alpha float32, x, y []float32)
 //go:noescape
 func scaleNEON(alpha float32, x []float32)
 
+// scaleShiftNEON sets dst[i] = src[i]*a + b (FMUL, then FADD: no fused
+// multiply-add) for i < len(src).
+//
+//go:noescape
+func scaleShiftNEON(dst, src []float32, a, b float32)
+
 // sgemmKernelNEON is the 6×16 float32 micro-kernel (contract: microKernel).
 //
 //go:noescape
@@ -43,6 +49,7 @@ var neonImpl = &impl{
 	// packed one; the pooling kernels are the Go ones.
 	strided:    stridedFromPacked(newMicroKernel(6, 16, kcNEON, sgemmKernelNEON)),
 	relu:       reluGeneric,
+	scaleShift: scaleShiftNEON,
 	maxPool2x2: maxPool2x2Generic,
 	exp:        expGeneric,
 	erf:        erfGeneric,

@@ -209,6 +209,55 @@ scale_loop1:
 scale_done:
 	RET
 
+// func scaleShiftNEON(dst, src []float32, a, b float32)
+// dst[i] = src[i]*a + b: FMUL, then FADD (no fused multiply-add).
+TEXT ·scaleShiftNEON(SB), NOSPLIT, $0-56
+	MOVD  dst_base+0(FP), R0
+	MOVD  src_base+24(FP), R1
+	MOVD  src_len+32(FP), R2
+	FMOVS a+48(FP), F30
+	FMOVS b+52(FP), F31
+	VDUP  V30.S[0], V28.S4
+	VDUP  V31.S[0], V29.S4
+
+scaleshift_loop16:
+	CMP    $16, R2
+	BLT    scaleshift_loop4
+	VLD1.P 64(R1), [V0.S4, V1.S4, V2.S4, V3.S4]
+	FMUL4S(28, 0, 0)
+	FMUL4S(28, 1, 1)
+	FMUL4S(28, 2, 2)
+	FMUL4S(28, 3, 3)
+	FADD4S(29, 0, 0)
+	FADD4S(29, 1, 1)
+	FADD4S(29, 2, 2)
+	FADD4S(29, 3, 3)
+	VST1.P [V0.S4, V1.S4, V2.S4, V3.S4], 64(R0)
+	SUB    $16, R2
+	B      scaleshift_loop16
+
+scaleshift_loop4:
+	CMP    $4, R2
+	BLT    scaleshift_loop1
+	VLD1.P 16(R1), [V0.S4]
+	FMUL4S(28, 0, 0)
+	FADD4S(29, 0, 0)
+	VST1.P [V0.S4], 16(R0)
+	SUB    $4, R2
+	B      scaleshift_loop4
+
+scaleshift_loop1:
+	CBZ     R2, scaleshift_done
+	FMOVS.P 4(R1), F0
+	FMULS   F30, F0, F0
+	FADDS   F31, F0, F0
+	FMOVS.P F0, 4(R0)
+	SUB     $1, R2
+	B       scaleshift_loop1
+
+scaleshift_done:
+	RET
+
 // The GEMM micro-kernels have the contract of the amd64 ones (see
 // microKernel in gemm.go): c[i*ldc+j] = alpha*Σ_p a[p*mr+i]*b[p*nr+j] +
 // beta*c, each lane an FMA chain from zero in increasing p, then one FMA

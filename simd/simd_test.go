@@ -267,6 +267,54 @@ func TestScale(t *testing.T) {
 	})
 }
 
+// TestScaleShift: every path gives the bits of the Go expression
+// float32(v*a) + b (the product rounded before the sum: a fused
+// multiply-add would differ), in place too, on random values and on
+// specials (signed zeros, infinities, NaNs, subnormals), without writing
+// outside dst.
+func TestScaleShift(t *testing.T) {
+	forEachImpl(t, func(t *testing.T, im *impl) {
+		fused := 0 // cases where a fused multiply-add gives other bits
+		for _, ab := range [][2]float32{{1, 0}, {0.37, -1.25}, {-2, 3e-39}, {3e38, -3e38}, {1.0000001, 1e-8}} {
+			a, b := ab[0], ab[1]
+			for n := 0; n <= 67; n++ {
+				gen := randVals(uint64(n))
+				if n%2 == 1 {
+					gen = func(i int) float32 { return specials[(i*7+n)%len(specials)] }
+				}
+				src := newGuarded(n, n%3, gen)
+				dst := newGuarded(n, n%5, func(int) float32 { return guard32 })
+				want := make([]float32, n)
+				for i, v := range src.data {
+					want[i] = float32(v*a) + b
+					if f := float32(math.FMA(float64(v), float64(a), float64(b))); f == f && f != want[i] {
+						fused++
+					}
+				}
+				im.scaleShift(dst.data, src.data, a, b)
+				src.check(t, "scaleShift src")
+				dst.check(t, "scaleShift dst")
+				for i := range want {
+					if math.Float32bits(dst.data[i]) != math.Float32bits(want[i]) && !(isNaN32(dst.data[i]) && isNaN32(want[i])) {
+						t.Fatalf("a=%v b=%v n=%d i=%d: scaleShift(%v) = %v, want %v", a, b, n, i, src.data[i], dst.data[i], want[i])
+					}
+				}
+				im.scaleShift(src.data, src.data, a, b) // in place
+				for i := range want {
+					if math.Float32bits(src.data[i]) != math.Float32bits(dst.data[i]) {
+						t.Fatalf("a=%v b=%v n=%d: in-place scaleShift differs at %d", a, b, n, i)
+					}
+				}
+			}
+		}
+		if fused == 0 {
+			t.Fatal("no case tells the product-then-sum apart from a fused multiply-add")
+		}
+	})
+}
+
+func isNaN32(v float32) bool { return v != v }
+
 func TestLengthMismatchPanics(t *testing.T) {
 	for name, f := range map[string]func(){
 		"Dot":    func() { Dot(make([]float32, 3), make([]float32, 4)) },

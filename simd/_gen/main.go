@@ -27,6 +27,7 @@ func main() {
 	genDotF64()
 	genAxpy()
 	genScale()
+	genScaleShift()
 	genTranspose(false)
 	genTranspose(true)
 	genSumSqF64()
@@ -323,6 +324,69 @@ func genScale() {
 	JMP(LabelRef("scale_loop1"))
 
 	Label("scale_done")
+	VZEROUPPER()
+	RET()
+}
+
+// genScaleShift emits scaleShiftAVX2(dst, src []float32, a, b float32):
+// dst[i] = src[i]*a + b with the product rounded before the sum (VMULPS then
+// VADDPS, no FMA), as the Go loop computes it.
+func genScaleShift() {
+	TEXT("scaleShiftAVX2", NOSPLIT, "func(dst, src []float32, a, b float32)")
+	Pragma("noescape")
+	Doc("scaleShiftAVX2 sets dst[i] = src[i]*a + b (product rounded, then the sum) for i < len(src).")
+	dst := Load(Param("dst").Base(), GP64())
+	src := Load(Param("src").Base(), GP64())
+	n := Load(Param("src").Len(), GP64())
+	a := Load(Param("a"), XMM())
+	b := Load(Param("b"), XMM())
+	av, bv := YMM(), YMM()
+	VBROADCASTSS(a, av)
+	VBROADCASTSS(b, bv)
+
+	Label("scaleshift_loop32")
+	CMPQ(n, U8(32))
+	JL(LabelRef("scaleshift_loop8"))
+	ts := []VecVirtual{YMM(), YMM(), YMM(), YMM()}
+	for j, t := range ts {
+		VMULPS(mem(src, 32*j), av, t)
+	}
+	for _, t := range ts {
+		VADDPS(bv, t, t)
+	}
+	for j, t := range ts {
+		VMOVUPS(t, mem(dst, 32*j))
+	}
+	ADDQ(U8(128), src)
+	ADDQ(U8(128), dst)
+	SUBQ(U8(32), n)
+	JMP(LabelRef("scaleshift_loop32"))
+
+	Label("scaleshift_loop8")
+	CMPQ(n, U8(8))
+	JL(LabelRef("scaleshift_loop1"))
+	t := YMM()
+	VMULPS(mem(src, 0), av, t)
+	VADDPS(bv, t, t)
+	VMOVUPS(t, mem(dst, 0))
+	ADDQ(U8(32), src)
+	ADDQ(U8(32), dst)
+	SUBQ(U8(8), n)
+	JMP(LabelRef("scaleshift_loop8"))
+
+	Label("scaleshift_loop1")
+	TESTQ(n, n)
+	JZ(LabelRef("scaleshift_done"))
+	t1 := XMM()
+	VMULSS(mem(src, 0), a, t1)
+	VADDSS(b, t1, t1)
+	VMOVSS(t1, mem(dst, 0))
+	ADDQ(U8(4), src)
+	ADDQ(U8(4), dst)
+	DECQ(n)
+	JMP(LabelRef("scaleshift_loop1"))
+
+	Label("scaleshift_done")
 	VZEROUPPER()
 	RET()
 }
