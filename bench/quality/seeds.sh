@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # Weight matching alone, seed by seed: the midpoint (λ = ½) test accuracy of
-# `merge --seed N` with each number of restarts, and of the numpy port of the
+# `merge --seed N` with each start and number of restarts, and of the numpy port of the
 # paper's weight matching (bench/wm/wm.py --seed N --merge-out), then the
 # mean and its standard error per column. The visiting orders of the two
 # tools differ for the same seed, so only the means compare.
 #
 #   bench/quality/seeds.sh                       cnn_bn, seeds 0-31, restarts 0 and 3, the port
 #   PAIR=mlp32 SEEDS="$(seq 0 63)" PORT=0 bench/quality/seeds.sh
+#   PAIR=resnet STARTS="signature identity" RESTARTS="0 1" PORT=0 \
+#       MERGE_FLAGS="--reset-bn testmodels/fashion_train_x.npy" bench/quality/seeds.sh
 #
 # Environment:
 #   PAIR=cnn_bn          testmodels/<PAIR>_s0.onnx and _s1.onnx
 #   SEEDS="0 1 ... 31"   seeds to run
-#   RESTARTS="0 3"       --restarts values, one column each
+#   STARTS="signature"   --start values; one column per start and restarts value
+#   RESTARTS="0 3"       --restarts values
+#   MERGE_FLAGS=""       more flags for every `merge` (e.g. --reset-bn FILE)
 #   PORT=1               also run the numpy port (needs /usr/bin/python3 with numpy, onnx)
 #   QUALITY_SLICE=1      the committed 1,000-image test slice instead of the full test set
 #
@@ -23,6 +27,7 @@ T=testmodels
 pair=${PAIR:-cnn_bn}
 seeds=${SEEDS:-$(seq 0 31)}
 restarts=${RESTARTS:-0 3}
+starts=${STARTS:-signature}
 port=${PORT:-1}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
@@ -32,15 +37,24 @@ bin=$out/onnx-rebasin
 a=$T/${pair}_s0.onnx b=$T/${pair}_s1.onnx
 
 header="| seed |" rule="|---|"
-for r in $restarts; do header="$header ours, --restarts $r |" rule="$rule---|"; done
+for st in $starts; do
+	for r in $restarts; do
+		label="ours,"
+		[ "$st" = signature ] || label="$label --start $st"
+		header="$header $label --restarts $r |" rule="$rule---|"
+	done
+done
 [ "$port" = 1 ] && header="$header numpy port |" rule="$rule---|"
 echo "$header"
 echo "$rule"
 for s in $seeds; do
 	row="| $s |"
-	for r in $restarts; do
-		"$bin" merge -q "$a" "$b" --seed "$s" --restarts "$r" -o "$out/mid.onnx"
-		row="$row $(printf %.4f "$(accuracy "$out/mid.onnx")") |"
+	for st in $starts; do
+		for r in $restarts; do
+			# shellcheck disable=SC2086 # MERGE_FLAGS is a list of flags
+			"$bin" merge -q "$a" "$b" --seed "$s" --start "$st" --restarts "$r" ${MERGE_FLAGS:-} -o "$out/mid.onnx"
+			row="$row $(printf %.4f "$(accuracy "$out/mid.onnx")") |"
+		done
 	done
 	if [ "$port" = 1 ]; then
 		$PY bench/wm/wm.py "$a" "$b" --seed "$s" --merge-out "$out/port.onnx" >/dev/null
@@ -59,4 +73,4 @@ def mean_se(x):
 print("| mean ± s.e. |" + "|".join(f" {mean_se(c)} " for c in cols) + "|")
 PY
 echo
-echo "Test data: $test_name. $pair, seeds $(echo $seeds | awk '{print $1 "–" $NF}') ($(echo $seeds | wc -w) seeds)."
+echo "Test data: $test_name. $pair, seeds $(echo $seeds | awk '{print $1 "–" $NF}') ($(echo $seeds | wc -w) seeds)${MERGE_FLAGS:+, merge $MERGE_FLAGS}."

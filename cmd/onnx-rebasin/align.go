@@ -51,7 +51,8 @@ type alignOptions struct {
 	batch    int
 	seed     uint64
 	maxIter  int
-	restarts int // match.Options.Restarts
+	restarts int    // match.Options.Restarts
+	start    string // --start: signature or identity (match.Options.IdentityStart)
 	quiet    bool
 }
 
@@ -72,7 +73,7 @@ func alignModels(c *cmdContext, pathA, pathB string, o alignOptions) (*onnx.Mode
 // alignLoaded finds the permutations of mb (read from pathB) that align it
 // to ma (read from pathA); ga is ma's analysis.
 func alignLoaded(c *cmdContext, ma, mb *onnx.Model, ga *graph.Analysis, pathA, pathB string, o alignOptions) (*match.Result, error) {
-	opts := match.Options{Seed: o.seed, MaxIter: o.maxIter, Restarts: o.restarts, Progress: c.sweepLog(o.quiet), Context: c.ctx}
+	opts := match.Options{Seed: o.seed, MaxIter: o.maxIter, Restarts: o.restarts, IdentityStart: o.start == "identity", Progress: c.sweepLog(o.quiet), Context: c.ctx}
 	if o.method == "activation" || o.method == "hybrid" {
 		if o.fit == nil {
 			return nil, usagef("--method %s needs --data", o.method)
@@ -107,6 +108,19 @@ func (c *cmdContext) sweepLog(quiet bool) func(match.Sweep) {
 	}
 }
 
+// startReport is the report's "start": where the first weight-matching
+// descent started (--start, or the activation match for hybrid), "" for
+// activation matching.
+func startReport(method, start string) string {
+	switch method {
+	case "activation":
+		return ""
+	case "hybrid":
+		return "activation"
+	}
+	return start
+}
+
 // descents lists the final objective of every weight-matching descent of
 // res, the first being the one without restarts: none for activation
 // matching, one without --restarts.
@@ -121,12 +135,13 @@ func descents(res *match.Result, method string) []float64 {
 }
 
 func runAlign(c *cmdContext, args []string) error {
-	fs := newFlags(c, "align", "a.onnx b.onnx -o b_aligned.onnx [--seed N] [--max-iter K] [--restarts R] [--report r.json]",
+	fs := newFlags(c, "align", "a.onnx b.onnx -o b_aligned.onnx [--seed N] [--max-iter K] [--start S] [--restarts R] [--report r.json]",
 		"Permute b's hidden units to match a's (weight matching). The output computes what b computes.")
 	out := fs.output("output model `path` (required)")
 	seed := fs.seed("the order in which groups are visited")
 	maxIter := fs.maxIter()
 	restarts := fs.restarts()
+	startAt := fs.start()
 	report := fs.String("report", "", "write a JSON report (groups, sweeps, objective, permutations) to this `path`")
 	quiet := fs.quiet()
 	force := fs.force()
@@ -148,7 +163,7 @@ func runAlign(c *cmdContext, args []string) error {
 	if *verifyData != "" && !*verify {
 		return usagef("align: --verify-data needs --verify")
 	}
-	if err := firstErr(checkPositive("max-iter", *maxIter), checkPositive("batch", *batch), checkRestarts(*restarts, *method, false)); err != nil {
+	if err := firstErr(checkPositive("max-iter", *maxIter), checkPositive("batch", *batch), checkRestarts(*restarts, *method, false), checkStart(*startAt, *method, false)); err != nil {
 		return err
 	}
 	paths := files{force: *force}
@@ -164,7 +179,7 @@ func runAlign(c *cmdContext, args []string) error {
 		return err
 	}
 	start := time.Now()
-	o := alignOptions{method: *method, batch: *batch, seed: *seed, maxIter: *maxIter, restarts: *restarts, quiet: *quiet}
+	o := alignOptions{method: *method, batch: *batch, seed: *seed, maxIter: *maxIter, restarts: *restarts, start: *startAt, quiet: *quiet}
 	if o.fit, err = loadData(*data, ""); err != nil {
 		return err
 	}
@@ -206,7 +221,7 @@ func runAlign(c *cmdContext, args []string) error {
 	if *report != "" {
 		r := alignReport{A: pos[0], B: pos[1], Out: *out, Method: *method, Seed: *seed, Groups: []groupReport{},
 			Sweeps: newSweepsJSON(res.Sweeps), ObjectiveBefore: res.ObjectiveBefore, ObjectiveAfter: res.ObjectiveAfter,
-			Restarts: *restarts, Descents: descents(res, *method), ElapsedS: time.Since(start).Seconds(), Perms: res.Perms}
+			Start: startReport(*method, *startAt), Restarts: *restarts, Descents: descents(res, *method), ElapsedS: time.Since(start).Seconds(), Perms: res.Perms}
 		for i, g := range ga.Groups {
 			moved := 0
 			for k, j := range res.Perms[i] {

@@ -34,6 +34,7 @@ func runBarrier(c *cmdContext, args []string) error {
 	seed := fs.seed("weight matching")
 	maxIter := fs.maxIter()
 	restarts := fs.restarts()
+	startAt := fs.start()
 	quiet := fs.quiet()
 	force := fs.force()
 	pos, err := fs.parse(args, 2, 2)
@@ -43,7 +44,7 @@ func runBarrier(c *cmdContext, args []string) error {
 	if *data == "" || *labels == "" {
 		return usagef("barrier: --data and --labels are required")
 	}
-	if err := firstErr(checkRange("steps", *steps, 2, 101), checkPositive("batch", *batch), checkPositive("max-iter", *maxIter), checkRestarts(*restarts, *method, false)); err != nil {
+	if err := firstErr(checkRange("steps", *steps, 2, 101), checkPositive("batch", *batch), checkPositive("max-iter", *maxIter), checkRestarts(*restarts, *method, false), checkStart(*startAt, *method, false)); err != nil {
 		return err
 	}
 	if ext := strings.ToLower(filepath.Ext(*plotPath)); *plotPath != "" && ext != ".png" && ext != ".svg" {
@@ -84,7 +85,7 @@ func runBarrier(c *cmdContext, args []string) error {
 	}
 	defer bnData.Close()
 	defer repairData.Close()
-	ma, mb, ga, res, err := alignModels(c, pos[0], pos[1], alignOptions{method: *method, fit: fit, batch: *batch, seed: *seed, maxIter: *maxIter, restarts: *restarts, quiet: *quiet})
+	ma, mb, ga, res, err := alignModels(c, pos[0], pos[1], alignOptions{method: *method, fit: fit, batch: *batch, seed: *seed, maxIter: *maxIter, restarts: *restarts, start: *startAt, quiet: *quiet})
 	if err != nil {
 		return err
 	}

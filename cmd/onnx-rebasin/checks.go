@@ -50,6 +50,24 @@ func checkRestarts(restarts int, method string, noAlign bool) error {
 	return nil
 }
 
+// checkStart accepts --start: signature (the default) or identity, the
+// latter only where weight matching starts from a start of its own.
+func checkStart(start, method string, noAlign bool) error {
+	if start != "signature" && start != "identity" {
+		return usagef("unknown --start %q (signature, identity)", start)
+	}
+	if start == "signature" {
+		return nil
+	}
+	if noAlign {
+		return usagef("--start with --no-align: nothing is aligned")
+	}
+	if method != "weight" {
+		return usagef("--start is for --method weight: with --method %s weight matching does not start on its own", method)
+	}
+	return nil
+}
+
 // checkPositive rejects a count flag below 1.
 func checkPositive(name string, v int) error {
 	if v < 1 {

@@ -205,6 +205,7 @@ type alignReport struct {
 	Sweeps          []sweepJSON   `json:"sweeps"` // empty for --method activation
 	ObjectiveBefore float64       `json:"objective_before"`
 	ObjectiveAfter  float64       `json:"objective_after"`
+	Start           string        `json:"start"` // the first descent's start: signature, identity, activation (hybrid) or "" (activation)
 	Restarts        int           `json:"restarts"`
 	Descents        []float64     `json:"descents"` // final objective of every descent; empty for --method activation
 	ElapsedS        float64       `json:"elapsed_s"`

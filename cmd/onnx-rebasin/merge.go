@@ -26,6 +26,7 @@ func runMerge(c *cmdContext, args []string) error {
 	seed := fs.seed("the order of groups and models")
 	maxIter := fs.maxIter()
 	restarts := fs.restarts()
+	startAt := fs.start()
 	resetBN := fs.resetBN("the merged model")
 	repair := fs.repair("the merged model (two models only)")
 	method := fs.method("--data")
@@ -58,7 +59,7 @@ func runMerge(c *cmdContext, args []string) error {
 	if *repair != "" && len(pos) != 2 {
 		return usagef("merge: --repair works on two models, got %d", len(pos))
 	}
-	if err := firstErr(checkPositive("max-iter", *maxIter), checkPositive("batch", *batch), checkRestarts(*restarts, *method, *noAlign)); err != nil {
+	if err := firstErr(checkPositive("max-iter", *maxIter), checkPositive("batch", *batch), checkRestarts(*restarts, *method, *noAlign), checkStart(*startAt, *method, *noAlign)); err != nil {
 		return err
 	}
 	if *ref != "" {
@@ -119,7 +120,7 @@ func runMerge(c *cmdContext, args []string) error {
 	if bnData != nil && !hasOp(models[0], "BatchNormalization") {
 		return usagef("merge: --reset-bn: %s has no BatchNormalization", pos[0])
 	}
-	opts := match.Options{Seed: *seed, MaxIter: *maxIter, Restarts: *restarts, Context: c.ctx}
+	opts := match.Options{Seed: *seed, MaxIter: *maxIter, Restarts: *restarts, IdentityStart: *startAt == "identity", Context: c.ctx}
 	var perms []permute.Perms
 	switch {
 	case *noAlign:
@@ -138,7 +139,7 @@ func runMerge(c *cmdContext, args []string) error {
 		}
 	default:
 		perms = append(perms, permute.Identity(analyses[0]))
-		o := alignOptions{method: *method, fit: fit, batch: *batch, seed: *seed, maxIter: *maxIter, restarts: *restarts, quiet: true}
+		o := alignOptions{method: *method, fit: fit, batch: *batch, seed: *seed, maxIter: *maxIter, restarts: *restarts, start: *startAt, quiet: true}
 		for i := 1; i < len(models); i++ {
 			res, err := alignLoaded(c, models[0], models[i], analyses[0], pos[0], pos[i], o)
 			if err != nil {
@@ -238,6 +239,7 @@ func runInterp(c *cmdContext, args []string) error {
 	seed := fs.seed("the order in which groups are visited")
 	maxIter := fs.maxIter()
 	restarts := fs.restarts()
+	startAt := fs.start()
 	quiet := fs.quiet()
 	force := fs.force()
 	pos, err := fs.parse(args, 2, 2)
@@ -247,7 +249,7 @@ func runInterp(c *cmdContext, args []string) error {
 	if *out == "" {
 		return usagef("missing -o output prefix")
 	}
-	if err := firstErr(checkRange("steps", *steps, 2, 1001), checkPositive("max-iter", *maxIter), checkRestarts(*restarts, "weight", *noAlign)); err != nil {
+	if err := firstErr(checkRange("steps", *steps, 2, 1001), checkPositive("max-iter", *maxIter), checkRestarts(*restarts, "weight", *noAlign), checkStart(*startAt, "weight", *noAlign)); err != nil {
 		return err
 	}
 	stepPaths := interpPaths(*out, *steps)
@@ -264,7 +266,7 @@ func runInterp(c *cmdContext, args []string) error {
 	ga := analyses[0]
 	perms := []permute.Perms{permute.Identity(ga), permute.Identity(ga)}
 	if !*noAlign {
-		res, err := match.Weights(models[0], models[1], ga, match.Options{Seed: *seed, MaxIter: *maxIter, Restarts: *restarts, Progress: c.sweepLog(*quiet), Context: c.ctx})
+		res, err := match.Weights(models[0], models[1], ga, match.Options{Seed: *seed, MaxIter: *maxIter, Restarts: *restarts, IdentityStart: *startAt == "identity", Progress: c.sweepLog(*quiet), Context: c.ctx})
 		if err != nil {
 			return fmt.Errorf("aligning %s to %s: %w", pos[1], pos[0], err)
 		}
