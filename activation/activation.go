@@ -542,39 +542,48 @@ func (p *sitePairing) add(k, side int, t, partner *infer.Tensor) error {
 	return s.add(ta.Shape, ta.F, tb.F)
 }
 
-// unitCorrelation returns correlation() over the n units of the group: for
-// repeated channels, the mean over the copies of the correlation of A's
-// copy of unit u with B's same copy of unit v (the copies move together).
-func (s *channelStats) unitCorrelation(n int) []float64 {
-	corr := s.correlation()
+// addUnitCorrelation adds correlation() over the n units of the group to
+// dst (n×n): for repeated channels, the mean over the copies of the
+// correlation of A's copy of unit u with B's same copy of unit v (the
+// copies move together).
+func (s *channelStats) addUnitCorrelation(n int, dst []float64) {
 	if s.repeat <= 1 {
-		return corr
+		s.addCorrelation(dst)
+		return
 	}
-	out := make([]float64, n*n)
+	corr := s.correlation()
 	for u := range n {
 		for v := range n {
 			sum := 0.0
 			for j := range s.repeat {
 				sum += corr[sitelayout.UnitIndex(u, j, s.perBlock, s.repeat, 1, 0)*s.channels+sitelayout.UnitIndex(v, j, s.perBlock, s.repeat, 1, 0)]
 			}
-			out[u*n+v] = sum / float64(s.repeat)
+			dst[u*n+v] += sum / float64(s.repeat)
 		}
 	}
-	return out
 }
 
 // correlation returns the c×c matrix of Pearson correlations between A's
-// channel i and B's channel j. Correlations, not raw products, so that every
-// site counts alike however its activations are scaled.
+// channel i and B's channel j (see addCorrelation).
 func (s *channelStats) correlation() []float64 {
+	out := make([]float64, s.channels*s.channels)
+	s.addCorrelation(out)
+	return out
+}
+
+// addCorrelation adds the c×c matrix of Pearson correlations between A's
+// channel i and B's channel j to dst. Correlations, not raw products, so
+// that every site counts alike however its activations are scaled. Rows
+// are split over the cores (a ResNet-50 has sites of 2,048 channels); each
+// element is computed by one goroutine, so the sums do not depend on them.
+func (s *channelStats) addCorrelation(dst []float64) {
 	c := s.channels
 	src := s
 	if s.from != nil {
 		src = s.from
 	}
-	out := make([]float64, c*c)
 	if src.n == 0 {
-		return out
+		return
 	}
 	meanA, meanB := make([]float64, c), make([]float64, c)
 	stdA, stdB := make([]float64, c), make([]float64, c)
@@ -588,21 +597,25 @@ func (s *channelStats) correlation() []float64 {
 		scaleA, scaleB = nil, nil
 	}
 	const eps = 1e-8
-	for i := 0; i < c; i++ {
-		for j := 0; j < c; j++ {
-			cov := src.cross[i*c+j]/src.n - meanA[i]*meanB[j]
-			sa, sb := stdA[i], stdB[j]
-			if scaleA != nil {
-				// The moments of y from those of x: cov scales by
-				// a_i·b_j, the deviations by |a_i| and |b_j|.
-				cov *= scaleA[i] * scaleB[j]
-				sa *= math.Abs(scaleA[i])
-				sb *= math.Abs(scaleB[j])
+	threads := runtime.GOMAXPROCS(0)
+	parts := min(c, 4*threads)
+	simd.Parallel(threads, parts, func(p int) {
+		for i := p * c / parts; i < (p+1)*c/parts; i++ {
+			row, cross := dst[i*c:(i+1)*c], src.cross[i*c:(i+1)*c]
+			for j := range row {
+				cov := cross[j]/src.n - meanA[i]*meanB[j]
+				sa, sb := stdA[i], stdB[j]
+				if scaleA != nil {
+					// The moments of y from those of x: cov scales by
+					// a_i·b_j, the deviations by |a_i| and |b_j|.
+					cov *= scaleA[i] * scaleB[j]
+					sa *= math.Abs(scaleA[i])
+					sb *= math.Abs(scaleB[j])
+				}
+				row[j] += cov / (sa*sb + eps)
 			}
-			out[i*c+j] = cov / (sa*sb + eps)
 		}
-	}
-	return out
+	})
 }
 
 // Match is the paper's activation matching: both models run on
@@ -622,10 +635,9 @@ func Match(a, b *onnx.Model, ga *graph.Analysis, ds *eval.Dataset, opts Options)
 	for g, gs := range stats {
 		n := ga.Groups[g].Size
 		cost := make([]float64, n*n)
-		for _, s := range gs {
-			for i, v := range s.unitCorrelation(n) {
-				cost[i] += v
-			}
+		for k, s := range gs {
+			s.addUnitCorrelation(n, cost)
+			gs[k] = nil // its sums (8·c² bytes) are no longer needed
 		}
 		if sets[g] >= 0 {
 			costs[g] = cost // solved with its block set below
