@@ -104,30 +104,38 @@ func BenchmarkGemmF64Acc(b *testing.B) {
 	}
 }
 
-// BenchmarkGemmF64AccRuns measures the activation statistics' cross
-// products: c channels of two models' activations (outer images × c
-// channels × inner positions, float32), summed in float64 (package
-// activation, channelStats.add). With few channels the packing of the
-// float32 runs into float64 panels costs as much as the products.
+// BenchmarkGemmF64AccRuns measures cross products of the activation
+// statistics' shape: c channels of two models' activations (outer images ×
+// c channels × inner positions, float32), read in place, summed in float64
+// (GemmF64AccRuns, as package activation did before 2026-12-05; weight
+// matching's delta updates still do) and in float32 (GemmRuns, what
+// activation's channelStats.add now runs per chunk). With few channels the
+// packing of the runs costs as much as the products.
 func BenchmarkGemmF64AccRuns(b *testing.B) {
 	for _, sh := range []struct{ outer, c, inner int }{{64, 16, 784}, {64, 64, 196}, {64, 128, 49}} {
-		b.Run(fmt.Sprintf("c=%d/inner=%d", sh.c, sh.inner), func(b *testing.B) {
-			n := sh.outer * sh.c * sh.inner
-			gen := rand.New(rand.NewPCG(1, 2))
-			xa, xb := make([]float32, n), make([]float32, n)
-			for i := range xa {
-				xa[i], xb[i] = float32(gen.NormFloat64()), float32(gen.NormFloat64())
-			}
-			runs := make([]Run, sh.outer)
-			for o := range runs {
-				runs[o] = Run{Col: o * sh.inner, Off: o * sh.c * sh.inner, Len: sh.inner}
-			}
+		n := sh.outer * sh.c * sh.inner
+		gen := rand.New(rand.NewPCG(1, 2))
+		xa, xb := make([]float32, n), make([]float32, n)
+		for i := range xa {
+			xa[i], xb[i] = float32(gen.NormFloat64()), float32(gen.NormFloat64())
+		}
+		runs := make([]Run, sh.outer)
+		for o := range runs {
+			runs[o] = Run{Col: o * sh.inner, Off: o * sh.c * sh.inner, Len: sh.inner}
+		}
+		a, bm := RunMatrix{Data: xa, RowStride: sh.inner, Runs: runs}, RunMatrix{Data: xb, RowStride: sh.inner, Runs: runs}
+		b.Run(fmt.Sprintf("f64/c=%d/inner=%d", sh.c, sh.inner), func(b *testing.B) {
 			cross := make([]float64, sh.c*sh.c)
 			b.SetBytes(int64(8 * n))
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				GemmF64AccRuns(0, sh.c, sh.c, sh.outer*sh.inner, RunMatrix{Data: xa, RowStride: sh.inner, Runs: runs},
-					RunMatrix{Data: xb, RowStride: sh.inner, Runs: runs}, cross, sh.c)
+			for b.Loop() {
+				GemmF64AccRuns(0, sh.c, sh.c, sh.outer*sh.inner, a, bm, cross, sh.c)
+			}
+		})
+		b.Run(fmt.Sprintf("f32/c=%d/inner=%d", sh.c, sh.inner), func(b *testing.B) {
+			cross := make([]float32, sh.c*sh.c)
+			b.SetBytes(int64(8 * n))
+			for b.Loop() {
+				GemmRuns(0, sh.c, sh.c, sh.outer*sh.inner, a, bm, cross, sh.c)
 			}
 		})
 	}
