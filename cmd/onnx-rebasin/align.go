@@ -52,7 +52,7 @@ type alignOptions struct {
 	seed     uint64
 	maxIter  int
 	restarts int    // match.Options.Restarts
-	start    string // --start: signature or identity (match.Options.IdentityStart)
+	start    string // --start: "" or signature, or identity (match.Options.IdentityStart)
 	quiet    bool
 }
 
@@ -117,6 +117,10 @@ func startReport(method, start string) string {
 		return ""
 	case "hybrid":
 		return "activation"
+	case "weight":
+		if start == "" {
+			return "signature"
+		}
 	}
 	return start
 }

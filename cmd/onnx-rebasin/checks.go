@@ -50,14 +50,14 @@ func checkRestarts(restarts int, method string, noAlign bool) error {
 	return nil
 }
 
-// checkStart accepts --start: signature (the default) or identity, the
-// latter only where weight matching starts from a start of its own.
+// checkStart accepts --start: unset (the signature start), signature or
+// identity, set only where weight matching starts from a start of its own.
 func checkStart(start, method string, noAlign bool) error {
+	if start == "" {
+		return nil
+	}
 	if start != "signature" && start != "identity" {
 		return usagef("unknown --start %q (signature, identity)", start)
-	}
-	if start == "signature" {
-		return nil
 	}
 	if noAlign {
 		return usagef("--start with --no-align: nothing is aligned")

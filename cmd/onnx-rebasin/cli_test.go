@@ -62,6 +62,7 @@ var badCalls = []badCall{
 	{"6 align unknown start", "align a.onnx b.onnx -o out.onnx --start random", 2, `unknown --start "random" \(signature, identity\)`},
 	{"6 align start with hybrid", "align a.onnx b.onnx -o out.onnx --method hybrid --data x.npy --start identity", 2, `--start is for --method weight: with --method hybrid weight matching does not start on its own`},
 	{"6 merge start with no-align", "merge a.onnx b.onnx -o out.onnx --no-align --start identity", 2, `--start with --no-align: nothing is aligned`},
+	{"6 align signature start with activation", "align a.onnx b.onnx -o out.onnx --method activation --data x.npy --start signature", 2, `--start is for --method weight: with --method activation`},
 	{"6 interp start with no-align", "interp a.onnx b.onnx -o p --no-align --start identity", 2, `--start with --no-align`},
 	{"6 barrier start with activation", "barrier a.onnx b.onnx --data x.npy --labels y.npy --method activation --start identity", 2, `--start is for --method weight`},
 	{"6 barrier restarts with activation", "barrier a.onnx b.onnx --data x.npy --labels y.npy --method activation --restarts 1", 2, `--restarts repeats weight matching`},

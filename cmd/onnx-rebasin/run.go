@@ -146,7 +146,7 @@ func (f *flags) restarts() *int {
 	return f.Int("restarts", 0, "further weight-matching descents, each from the identity (or the activation match with --method hybrid) in a visiting order of its own; the one that ends with the highest objective is kept")
 }
 func (f *flags) start() *string {
-	return f.String("start", "signature", "where weight matching's first descent starts: signature (pairs units by a statistic of their weights, or the identity where that scores lower) or identity (the paper's start)")
+	return f.String("start", "", "where weight matching's first descent starts: signature (the default: units paired by a statistic of their weights, or the identity where that scores lower) or identity (the paper's start)")
 }
 func (f *flags) asJSON() *bool {
 	return f.Bool("json", false, "print JSON on stdout (see docs/json.md)")
