@@ -46,6 +46,7 @@ for p in "${PAIRS[@]}"; do
       fi
     done
   done
+  rm -f "$OUT/whole_$p.same" # a previous run's verdict must not be printed for this one
   if [ -n "${BASE:-}" ]; then
     cmp -s "$OUT/whole_base.onnx" "$OUT/whole_bin.onnx" && echo same >"$OUT/whole_$p.same" || echo DIFFERENT >"$OUT/whole_$p.same"
   fi
