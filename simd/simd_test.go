@@ -320,6 +320,8 @@ func TestLengthMismatchPanics(t *testing.T) {
 		"Dot":    func() { Dot(make([]float32, 3), make([]float32, 4)) },
 		"DotF64": func() { DotF64(make([]float32, 3), make([]float32, 2)) },
 		"Axpy":   func() { Axpy(1, make([]float32, 3), make([]float32, 2)) },
+		// dst shorter than src
+		"ScaleShift": func() { ScaleShift(make([]float32, 2), make([]float32, 3), 1, 0) },
 	} {
 		func() {
 			defer func() {
