@@ -246,12 +246,12 @@ scaleshift_loop32:
 	CMPQ    DX, $0x20
 	JL      scaleshift_loop8
 	VMULPS  (CX), Y2, Y4
-	VMULPS  32(CX), Y2, Y5
-	VMULPS  64(CX), Y2, Y6
-	VMULPS  96(CX), Y2, Y7
 	VADDPS  Y3, Y4, Y4
+	VMULPS  32(CX), Y2, Y5
 	VADDPS  Y3, Y5, Y5
+	VMULPS  64(CX), Y2, Y6
 	VADDPS  Y3, Y6, Y6
+	VMULPS  96(CX), Y2, Y7
 	VADDPS  Y3, Y7, Y7
 	VMOVUPS Y4, (AX)
 	VMOVUPS Y5, 32(AX)

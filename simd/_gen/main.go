@@ -233,48 +233,61 @@ func genAxpy() {
 	n := Load(Param("x").Len(), GP64())
 	av := YMM()
 	VBROADCASTSS(a, av)
+	elementwise("axpy", x, y, n,
+		func(t VecVirtual, off int) {
+			VMOVUPS(mem(x, off), t)
+			VFMADD213PS(mem(y, off), av, t)
+		},
+		func(t VecVirtual) {
+			VMOVSS(mem(x, 0), t)
+			VFMADD213SS(mem(y, 0), a, t)
+		})
+}
 
-	Label("axpy_loop32")
+// elementwise emits the loops of a kernel that writes dst[i] from src[i]
+// (and dst[i]) for i < n: 32 floats at a time, then 8, then one. vec sets
+// t to the 8 results at byte offset off from src and dst, scalar the one
+// result at their start; elementwise stores them and advances both
+// pointers. Labels start with prefix.
+func elementwise(prefix string, src, dst, n Register, vec func(t VecVirtual, off int), scalar func(t VecVirtual)) {
+	Label(prefix + "_loop32")
 	CMPQ(n, U8(32))
-	JL(LabelRef("axpy_loop8"))
+	JL(LabelRef(prefix + "_loop8"))
 	ts := []VecVirtual{YMM(), YMM(), YMM(), YMM()}
 	for j, t := range ts {
-		VMOVUPS(mem(x, 32*j), t)
-		VFMADD213PS(mem(y, 32*j), av, t)
+		vec(t, 32*j)
 	}
 	for j, t := range ts {
-		VMOVUPS(t, mem(y, 32*j))
+		VMOVUPS(t, mem(dst, 32*j))
 	}
-	ADDQ(U8(128), x)
-	ADDQ(U8(128), y)
+	ADDQ(U8(128), src)
+	ADDQ(U8(128), dst)
 	SUBQ(U8(32), n)
-	JMP(LabelRef("axpy_loop32"))
+	JMP(LabelRef(prefix + "_loop32"))
 
-	Label("axpy_loop8")
+	Label(prefix + "_loop8")
 	CMPQ(n, U8(8))
-	JL(LabelRef("axpy_loop1"))
+	JL(LabelRef(prefix + "_loop1"))
 	t := YMM()
-	VMOVUPS(mem(x, 0), t)
-	VFMADD213PS(mem(y, 0), av, t)
-	VMOVUPS(t, mem(y, 0))
-	ADDQ(U8(32), x)
-	ADDQ(U8(32), y)
+	vec(t, 0)
+	VMOVUPS(t, mem(dst, 0))
+	ADDQ(U8(32), src)
+	ADDQ(U8(32), dst)
 	SUBQ(U8(8), n)
-	JMP(LabelRef("axpy_loop8"))
+	JMP(LabelRef(prefix + "_loop8"))
 
-	Label("axpy_loop1")
+	Label(prefix + "_loop1")
 	TESTQ(n, n)
-	JZ(LabelRef("axpy_done"))
+	JZ(LabelRef(prefix + "_done"))
 	t1 := XMM()
-	VMOVSS(mem(x, 0), t1)
-	VFMADD213SS(mem(y, 0), a, t1)
-	VMOVSS(t1, mem(y, 0))
-	ADDQ(U8(4), x)
-	ADDQ(U8(4), y)
+	scalar(t1)
+	VMOVSS(t1, mem(dst, 0))
+	ADDQ(U8(4), src)
+	ADDQ(U8(4), dst)
 	DECQ(n)
-	JMP(LabelRef("axpy_loop1"))
+	JMP(LabelRef(prefix + "_loop1"))
 
-	Label("axpy_done")
+	Label(prefix + "_done")
 	VZEROUPPER()
 	RET()
 }
@@ -343,52 +356,15 @@ func genScaleShift() {
 	av, bv := YMM(), YMM()
 	VBROADCASTSS(a, av)
 	VBROADCASTSS(b, bv)
-
-	Label("scaleshift_loop32")
-	CMPQ(n, U8(32))
-	JL(LabelRef("scaleshift_loop8"))
-	ts := []VecVirtual{YMM(), YMM(), YMM(), YMM()}
-	for j, t := range ts {
-		VMULPS(mem(src, 32*j), av, t)
-	}
-	for _, t := range ts {
-		VADDPS(bv, t, t)
-	}
-	for j, t := range ts {
-		VMOVUPS(t, mem(dst, 32*j))
-	}
-	ADDQ(U8(128), src)
-	ADDQ(U8(128), dst)
-	SUBQ(U8(32), n)
-	JMP(LabelRef("scaleshift_loop32"))
-
-	Label("scaleshift_loop8")
-	CMPQ(n, U8(8))
-	JL(LabelRef("scaleshift_loop1"))
-	t := YMM()
-	VMULPS(mem(src, 0), av, t)
-	VADDPS(bv, t, t)
-	VMOVUPS(t, mem(dst, 0))
-	ADDQ(U8(32), src)
-	ADDQ(U8(32), dst)
-	SUBQ(U8(8), n)
-	JMP(LabelRef("scaleshift_loop8"))
-
-	Label("scaleshift_loop1")
-	TESTQ(n, n)
-	JZ(LabelRef("scaleshift_done"))
-	t1 := XMM()
-	VMULSS(mem(src, 0), a, t1)
-	VADDSS(b, t1, t1)
-	VMOVSS(t1, mem(dst, 0))
-	ADDQ(U8(4), src)
-	ADDQ(U8(4), dst)
-	DECQ(n)
-	JMP(LabelRef("scaleshift_loop1"))
-
-	Label("scaleshift_done")
-	VZEROUPPER()
-	RET()
+	elementwise("scaleshift", src, dst, n,
+		func(t VecVirtual, off int) {
+			VMULPS(mem(src, off), av, t)
+			VADDPS(bv, t, t)
+		},
+		func(t VecVirtual) {
+			VMULSS(mem(src, 0), a, t)
+			VADDSS(b, t, t)
+		})
 }
 
 var (
