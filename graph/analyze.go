@@ -323,6 +323,7 @@ func (a *analyzer) result() *Analysis {
 			g.SharedWithin = len(a.withinSites[c.root]) > 0
 		}
 		g.Repeated = repeated[c.root]
+		g.Layers = r.layers
 		res.Groups = append(res.Groups, g)
 		rootOf = append(rootOf, c.root)
 		res.PermutableUnits += g.Size + g.Repeated

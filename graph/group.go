@@ -76,6 +76,13 @@ type Group struct {
 	// this group's units (sites with Repeat > 1: the query heads of
 	// grouped-query attention move with their K/V head, in order).
 	Repeated int `json:"repeated,omitempty"`
+	// Layers counts the layers whose weights compute the group's
+	// channels: the Gemm, MatMul, Conv or ConvTranspose layers whose output
+	// units they are, and depthwise convolutions that pass them on. A
+	// plain layer's hidden units have one; a residual stream has one for
+	// every layer that adds to it, and attention's queries and keys are
+	// computed by two.
+	Layers int `json:"layers,omitempty"`
 	// Reasons lists what tied the members together, e.g.
 	// `Add "/layer1/Add" ties its inputs (residual stream)`.
 	Reasons []string

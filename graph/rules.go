@@ -334,9 +334,25 @@ func (c *nodeCtx) free(p port) {
 
 // markUnits records that p holds the output units of a layer.
 func (c *nodeCtx) markUnits(p port) {
-	if l, ok := c.layoutOf(p, false); ok {
-		for _, pt := range l {
-			c.a.u.root(pt.elem).units = true
+	c.markLayer(p, true)
+}
+
+// markLayer counts the node as a layer that computes p's channels with
+// weights of its own (Group.Layers), once per class; units says that p
+// holds its output units (not so for a depthwise convolution, whose
+// channels are its input's).
+func (c *nodeCtx) markLayer(p port, units bool) {
+	l, ok := c.layoutOf(p, false)
+	if !ok {
+		return
+	}
+	counted := map[int]bool{}
+	for _, pt := range l {
+		r := c.a.u.find(pt.elem)
+		c.a.u.els[r].units = c.a.u.els[r].units || units
+		if !counted[r] {
+			counted[r] = true
+			c.a.u.els[r].layers++
 		}
 	}
 }
@@ -738,6 +754,7 @@ func (c *nodeCtx) conv(transpose bool) {
 		// Depthwise: channel c of the output reads only channel c of the
 		// input, so both are one class with the filters.
 		c.tie(out(0, 1), in(0, 1), "depthwise channels")
+		c.markLayer(out(0, 1), false)
 		c.tie(in(1, 0), out(0, 1), "depthwise filters")
 	case c.groupedConv(g, transpose):
 	default:

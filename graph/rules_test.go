@@ -962,3 +962,70 @@ func attentionCase(name, extra string, groups, frozen []string) ruleCase {
 	return ruleCase{name: name, build: build, groups: groups,
 		frozen: append([]string{`x#2(6)~graph input`}, append(frozen, `y#2(6)~graph output`)...)}
 }
+
+// TestGroupLayers checks Group.Layers, the number of layers that compute a
+// group's channels, on rule cases and the trained test models.
+func TestGroupLayers(t *testing.T) {
+	// Normalisations and Flatten compute no channels of their own.
+	rules := map[string][]int{
+		"gemm transB (torch Linear)":                       {1},
+		"single-head attention: matmul of two activations": {2, 1},
+		"conv, relu, conv":                                 {1},
+		"depthwise conv shares its input's group":          {2},
+		"residual blocks tie the stream":                   {3, 1, 1},
+		"batch norm ties scale, bias, mean and var":        {1},
+		"flatten expands channels into blocks":             {1, 1},
+		"grouped conv: input and output blocks move together, input channels alike in every block": {1, 1},
+	}
+	found := 0
+	for _, tc := range ruleCases() {
+		want, ok := rules[tc.name]
+		if !ok {
+			continue
+		}
+		found++
+		a, err := graph.Analyze(tc.build().model())
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := groupLayers(a); !slices.Equal(got, want) {
+			t.Errorf("%s: layers per group %v, want %v", tc.name, got, want)
+		}
+	}
+	if found != len(rules) {
+		t.Fatalf("found %d of the %d rule cases named", found, len(rules))
+	}
+	models := []struct {
+		file   string
+		layers []int
+	}{
+		{"mlp_s0.onnx", []int{1, 1, 1}},
+		{"cnn_bn_s0.onnx", []int{1, 1, 1}},
+		// The stem and every block's second convolution add to a stage's stream.
+		{"resnet_s0.onnx", []int{3, 1, 1, 3, 1, 1}},
+		// The stream: the patch embedding, and each layer's attention
+		// output and second MLP layer; queries and keys: two.
+		{"transformer_s0.onnx", []int{5, 2, 1, 1, 2, 1, 1}},
+	}
+	for _, tc := range models {
+		m, err := onnx.Load(filepath.Join("..", "testmodels", tc.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := graph.Analyze(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := groupLayers(a); !slices.Equal(got, tc.layers) {
+			t.Errorf("%s: layers per group %v, want %v", tc.file, got, tc.layers)
+		}
+	}
+}
+
+func groupLayers(a *graph.Analysis) []int {
+	var out []int
+	for _, g := range a.Groups {
+		out = append(out, g.Layers)
+	}
+	return out
+}

@@ -18,6 +18,7 @@ type element struct {
 	whyAxis   int
 	io        bool     // the class holds an axis of a graph input or output
 	units     bool     // the class is the output units of a layer
+	layers    int      // layers whose weights compute the class's channels (Group.Layers)
 	hasSite   bool     // the class holds a weight site
 	reasons   []string // what tied the members, in order, may repeat
 	firstNode int      // first node (topological position) that touched it
@@ -69,6 +70,7 @@ func (u *unionFind) union(a, b int, reason string) error {
 	}
 	ea.io = ea.io || eb.io
 	ea.units = ea.units || eb.units
+	ea.layers += eb.layers
 	ea.hasSite = ea.hasSite || eb.hasSite
 	ea.firstNode = min(ea.firstNode, eb.firstNode)
 	ea.reasons = append(ea.reasons, eb.reasons...)

@@ -31,7 +31,7 @@ func TestSharedWithinDescent(t *testing.T) {
 		if err := permute.Apply(b, ga, permute.Random(ga, seed)); err != nil {
 			t.Fatal(err)
 		}
-		res, err := Weights(a, b, ga, Options{Seed: seed, IdentityStart: true})
+		res, err := Weights(a, b, ga, Options{Seed: seed, Start: StartIdentity})
 		if err != nil {
 			t.Fatal(err)
 		}

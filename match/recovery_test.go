@@ -26,7 +26,7 @@ func TestSelfRecovery(t *testing.T) {
 // their weights carry little structure for the descent to follow; the
 // signature start recovers them, see TestSelfRecovery.)
 func TestSelfRecoveryByDescent(t *testing.T) {
-	testSelfRecovery(t, testreq.Glob(t, "../testmodels/*_s[01].onnx"), Options{IdentityStart: true})
+	testSelfRecovery(t, testreq.Glob(t, "../testmodels/*_s[01].onnx"), Options{Start: StartIdentity})
 }
 
 // TestSelfRecoveryByRank is TestSelfRecovery with the signature start of

@@ -102,7 +102,7 @@ func checkMismatched(t *testing.T, models []*onnx.Model, ds *eval.Dataset) {
 		}
 		wantErr("match.Weights", func() error { _, err := match.Weights(a, b, gx, match.Options{MaxIter: 2}); return err })
 		wantErr("match.Weights from the identity", func() error {
-			_, err := match.Weights(a, b, gx, match.Options{MaxIter: 2, IdentityStart: true})
+			_, err := match.Weights(a, b, gx, match.Options{MaxIter: 2, Start: match.StartIdentity})
 			return err
 		})
 		wantErr("Aligned", func() error {

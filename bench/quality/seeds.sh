@@ -13,7 +13,7 @@
 # Environment:
 #   PAIR=cnn_bn          testmodels/<PAIR>_s0.onnx and _s1.onnx
 #   SEEDS="0 1 ... 31"   seeds to run
-#   STARTS="signature"   --start values; one column per start and restarts value
+#   STARTS="auto"        --start values; one column per start and restarts value
 #   RESTARTS="0 3"       --restarts values
 #   MERGE_FLAGS=""       more flags for every `merge` (e.g. --reset-bn FILE)
 #   PORT=1               also run the numpy port (needs /usr/bin/python3 with numpy, onnx)
@@ -27,7 +27,7 @@ T=testmodels
 pair=${PAIR:-cnn_bn}
 seeds=${SEEDS:-$(seq 0 31)}
 restarts=${RESTARTS:-0 3}
-starts=${STARTS:-signature}
+starts=${STARTS:-auto}
 port=${PORT:-1}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

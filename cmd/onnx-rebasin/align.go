@@ -52,7 +52,7 @@ type alignOptions struct {
 	seed     uint64
 	maxIter  int
 	restarts int    // match.Options.Restarts
-	start    string // --start: "" or signature, or identity (match.Options.IdentityStart)
+	start    string // --start: auto, signature or identity (match.Options.Start)
 	quiet    bool
 }
 
@@ -73,7 +73,7 @@ func alignModels(c *cmdContext, pathA, pathB string, o alignOptions) (*onnx.Mode
 // alignLoaded finds the permutations of mb (read from pathB) that align it
 // to ma (read from pathA); ga is ma's analysis.
 func alignLoaded(c *cmdContext, ma, mb *onnx.Model, ga *graph.Analysis, pathA, pathB string, o alignOptions) (*match.Result, error) {
-	opts := match.Options{Seed: o.seed, MaxIter: o.maxIter, Restarts: o.restarts, IdentityStart: o.start == "identity", Progress: c.sweepLog(o.quiet), Context: c.ctx}
+	opts := match.Options{Seed: o.seed, MaxIter: o.maxIter, Restarts: o.restarts, Start: startOf(o.start), Progress: c.sweepLog(o.quiet), Context: c.ctx}
 	if o.method == "activation" || o.method == "hybrid" {
 		if o.fit == nil {
 			return nil, usagef("--method %s needs --data", o.method)
@@ -109,20 +109,16 @@ func (c *cmdContext) sweepLog(quiet bool) func(match.Sweep) {
 }
 
 // startReport is the report's "start": where the first weight-matching
-// descent started (--start, or the activation match for hybrid), "" for
-// activation matching.
-func startReport(method, start string) string {
+// descent started (signature or identity, --start resolved; the
+// activation match for hybrid), "" for activation matching.
+func startReport(method string, res *match.Result) string {
 	switch method {
 	case "activation":
 		return ""
 	case "hybrid":
 		return "activation"
-	case "weight":
-		if start == "" {
-			return "signature"
-		}
 	}
-	return start
+	return res.Start.String()
 }
 
 // descents lists the final objective of every weight-matching descent of
@@ -167,7 +163,7 @@ func runAlign(c *cmdContext, args []string) error {
 	if *verifyData != "" && !*verify {
 		return usagef("align: --verify-data needs --verify")
 	}
-	if err := firstErr(checkPositive("max-iter", *maxIter), checkPositive("batch", *batch), checkRestarts(*restarts, *method, false), checkStart(*startAt, *method, false)); err != nil {
+	if err := firstErr(checkPositive("max-iter", *maxIter), checkPositive("batch", *batch), checkRestarts(*restarts, *method, false), checkStart(*startAt, fs.isSet("start"), *method, false)); err != nil {
 		return err
 	}
 	paths := files{force: *force}
@@ -225,7 +221,7 @@ func runAlign(c *cmdContext, args []string) error {
 	if *report != "" {
 		r := alignReport{A: pos[0], B: pos[1], Out: *out, Method: *method, Seed: *seed, Groups: []groupReport{},
 			Sweeps: newSweepsJSON(res.Sweeps), ObjectiveBefore: res.ObjectiveBefore, ObjectiveAfter: res.ObjectiveAfter,
-			Start: startReport(*method, *startAt), Restarts: *restarts, Descents: descents(res, *method), ElapsedS: time.Since(start).Seconds(), Perms: res.Perms}
+			Start: startReport(*method, res), Restarts: *restarts, Descents: descents(res, *method), ElapsedS: time.Since(start).Seconds(), Perms: res.Perms}
 		for i, g := range ga.Groups {
 			moved := 0
 			for k, j := range res.Perms[i] {

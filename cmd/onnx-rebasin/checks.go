@@ -9,6 +9,7 @@ import (
 
 	"github.com/onnx-rebasin/onnx-rebasin/eval"
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
+	"github.com/onnx-rebasin/onnx-rebasin/match"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
 )
@@ -50,14 +51,14 @@ func checkRestarts(restarts int, method string, noAlign bool) error {
 	return nil
 }
 
-// checkStart accepts --start: unset (the signature start), signature or
-// identity, set only where weight matching starts from a start of its own.
-func checkStart(start, method string, noAlign bool) error {
-	if start == "" {
-		return nil
+// checkStart accepts --start: auto, signature or identity, set only where
+// weight matching starts from a start of its own.
+func checkStart(start string, set bool, method string, noAlign bool) error {
+	if _, ok := startOption(start); !ok {
+		return usagef("unknown --start %q (auto, signature, identity)", start)
 	}
-	if start != "signature" && start != "identity" {
-		return usagef("unknown --start %q (signature, identity)", start)
+	if !set {
+		return nil
 	}
 	if noAlign {
 		return usagef("--start with --no-align: nothing is aligned")
@@ -66,6 +67,22 @@ func checkStart(start, method string, noAlign bool) error {
 		return usagef("--start is for --method weight: with --method %s weight matching does not start on its own", method)
 	}
 	return nil
+}
+
+// startOption returns the match.Start that --start names.
+func startOption(start string) (match.Start, bool) {
+	for _, s := range []match.Start{match.StartAuto, match.StartSignature, match.StartIdentity} {
+		if start == s.String() {
+			return s, true
+		}
+	}
+	return match.StartAuto, false
+}
+
+// startOf is startOption for a --start that checkStart accepted.
+func startOf(start string) match.Start {
+	s, _ := startOption(start)
+	return s
 }
 
 // checkPositive rejects a count flag below 1.

@@ -59,7 +59,7 @@ func runMerge(c *cmdContext, args []string) error {
 	if *repair != "" && len(pos) != 2 {
 		return usagef("merge: --repair works on two models, got %d", len(pos))
 	}
-	if err := firstErr(checkPositive("max-iter", *maxIter), checkPositive("batch", *batch), checkRestarts(*restarts, *method, *noAlign), checkStart(*startAt, *method, *noAlign)); err != nil {
+	if err := firstErr(checkPositive("max-iter", *maxIter), checkPositive("batch", *batch), checkRestarts(*restarts, *method, *noAlign), checkStart(*startAt, fs.isSet("start"), *method, *noAlign)); err != nil {
 		return err
 	}
 	if *ref != "" {
@@ -120,7 +120,7 @@ func runMerge(c *cmdContext, args []string) error {
 	if bnData != nil && !hasOp(models[0], "BatchNormalization") {
 		return usagef("merge: --reset-bn: %s has no BatchNormalization", pos[0])
 	}
-	opts := match.Options{Seed: *seed, MaxIter: *maxIter, Restarts: *restarts, IdentityStart: *startAt == "identity", Context: c.ctx}
+	opts := match.Options{Seed: *seed, MaxIter: *maxIter, Restarts: *restarts, Start: startOf(*startAt), Context: c.ctx}
 	var perms []permute.Perms
 	switch {
 	case *noAlign:
@@ -249,7 +249,7 @@ func runInterp(c *cmdContext, args []string) error {
 	if *out == "" {
 		return usagef("missing -o output prefix")
 	}
-	if err := firstErr(checkRange("steps", *steps, 2, 1001), checkPositive("max-iter", *maxIter), checkRestarts(*restarts, "weight", *noAlign), checkStart(*startAt, "weight", *noAlign)); err != nil {
+	if err := firstErr(checkRange("steps", *steps, 2, 1001), checkPositive("max-iter", *maxIter), checkRestarts(*restarts, "weight", *noAlign), checkStart(*startAt, fs.isSet("start"), "weight", *noAlign)); err != nil {
 		return err
 	}
 	stepPaths := interpPaths(*out, *steps)
@@ -266,7 +266,7 @@ func runInterp(c *cmdContext, args []string) error {
 	ga := analyses[0]
 	perms := []permute.Perms{permute.Identity(ga), permute.Identity(ga)}
 	if !*noAlign {
-		res, err := match.Weights(models[0], models[1], ga, match.Options{Seed: *seed, MaxIter: *maxIter, Restarts: *restarts, IdentityStart: *startAt == "identity", Progress: c.sweepLog(*quiet), Context: c.ctx})
+		res, err := match.Weights(models[0], models[1], ga, match.Options{Seed: *seed, MaxIter: *maxIter, Restarts: *restarts, Start: startOf(*startAt), Progress: c.sweepLog(*quiet), Context: c.ctx})
 		if err != nil {
 			return fmt.Errorf("aligning %s to %s: %w", pos[1], pos[0], err)
 		}

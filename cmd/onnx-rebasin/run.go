@@ -126,6 +126,13 @@ func newFlags(c *cmdContext, name, args, summary string) *flags {
 	return &flags{fs, usage}
 }
 
+// isSet reports whether the named flag was given on the command line.
+func (f *flags) isSet(name string) bool {
+	set := false
+	f.Visit(func(fl *flag.Flag) { set = set || fl.Name == name })
+	return set
+}
+
 // The shared flags.
 
 func (f *flags) output(usage string) *string { return f.String("o", "", usage) }
@@ -146,7 +153,7 @@ func (f *flags) restarts() *int {
 	return f.Int("restarts", 0, "further weight-matching descents, each from the identity (or the activation match with --method hybrid) in a visiting order of its own; the one that ends with the highest objective is kept")
 }
 func (f *flags) start() *string {
-	return f.String("start", "", "where weight matching's first descent starts: signature (the default: units paired by a statistic of their weights, or the identity where that scores lower) or identity (the paper's start)")
+	return f.String("start", "auto", "where weight matching's first descent starts: signature (units paired by a statistic of their weights, or the identity where that scores lower), identity (the paper's start), or auto: signature where some group is computed by several layers (residual stream, depthwise convolution, attention), identity otherwise")
 }
 func (f *flags) asJSON() *bool {
 	return f.Bool("json", false, "print JSON on stdout (see docs/json.md)")
