@@ -15,7 +15,8 @@
 #   SEEDS="0 1 ... 31"   seeds to run
 #   STARTS="auto"        --start values; one column per start and restarts value
 #   RESTARTS="0 3"       --restarts values
-#   MERGE_FLAGS=""       more flags for every `merge` (e.g. --reset-bn FILE)
+#   MERGE_FLAGS=""       more flags for every `merge` (e.g. --reset-bn FILE); the port's
+#                        midpoint gets them too (merged with itself, --no-align)
 #   PORT=1               also run the numpy port (needs /usr/bin/python3 with numpy, onnx)
 #   QUALITY_SLICE=1      the committed 1,000-image test slice instead of the full test set
 #
@@ -58,6 +59,13 @@ for s in $seeds; do
 	done
 	if [ "$port" = 1 ]; then
 		$PY bench/wm/wm.py "$a" "$b" --seed "$s" --merge-out "$out/port.onnx" >/dev/null
+		if [ -n "${MERGE_FLAGS:-}" ]; then
+			# The same after-steps for the port's midpoint (e.g. its BatchNorm
+			# statistics reset): merged with itself, without alignment.
+			# shellcheck disable=SC2086
+			"$bin" merge -q "$out/port.onnx" "$out/port.onnx" --no-align ${MERGE_FLAGS} -o "$out/port_after.onnx"
+			mv "$out/port_after.onnx" "$out/port.onnx"
+		fi
 		row="$row $(printf %.4f "$(accuracy "$out/port.onnx")") |"
 	fi
 	echo "$row"
