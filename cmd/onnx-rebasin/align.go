@@ -163,7 +163,7 @@ func runAlign(c *cmdContext, args []string) error {
 	if *verifyData != "" && !*verify {
 		return usagef("align: --verify-data needs --verify")
 	}
-	if err := firstErr(checkPositive("max-iter", *maxIter), checkPositive("batch", *batch), checkRestarts(*restarts, *method, false), checkStart(*startAt, fs.isSet("start"), *method, false)); err != nil {
+	if err := firstErr(checkPositive("max-iter", *maxIter), checkPositive("batch", *batch), checkRestarts(*restarts, *method, false), checkStart(*startAt, flagGiven(fs, "start"), *method, false)); err != nil {
 		return err
 	}
 	paths := files{force: *force}

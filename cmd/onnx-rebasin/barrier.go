@@ -44,7 +44,7 @@ func runBarrier(c *cmdContext, args []string) error {
 	if *data == "" || *labels == "" {
 		return usagef("barrier: --data and --labels are required")
 	}
-	if err := firstErr(checkRange("steps", *steps, 2, 101), checkPositive("batch", *batch), checkPositive("max-iter", *maxIter), checkRestarts(*restarts, *method, false), checkStart(*startAt, fs.isSet("start"), *method, false)); err != nil {
+	if err := firstErr(checkRange("steps", *steps, 2, 101), checkPositive("batch", *batch), checkPositive("max-iter", *maxIter), checkRestarts(*restarts, *method, false), checkStart(*startAt, flagGiven(fs, "start"), *method, false)); err != nil {
 		return err
 	}
 	if ext := strings.ToLower(filepath.Ext(*plotPath)); *plotPath != "" && ext != ".png" && ext != ".svg" {

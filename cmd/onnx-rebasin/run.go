@@ -126,13 +126,6 @@ func newFlags(c *cmdContext, name, args, summary string) *flags {
 	return &flags{fs, usage}
 }
 
-// isSet reports whether the named flag was given on the command line.
-func (f *flags) isSet(name string) bool {
-	set := false
-	f.Visit(func(fl *flag.Flag) { set = set || fl.Name == name })
-	return set
-}
-
 // The shared flags.
 
 func (f *flags) output(usage string) *string { return f.String("o", "", usage) }
