@@ -29,6 +29,13 @@ func TestSelfRecoveryByDescent(t *testing.T) {
 	testSelfRecovery(t, testreq.Glob(t, "../testmodels/*_s[01].onnx"), Options{Start: StartIdentity})
 }
 
+// TestSelfRecoveryBySignature is TestSelfRecovery from the signature start
+// on the committed trained models, the plain ones included (whose default
+// start is the identity).
+func TestSelfRecoveryBySignature(t *testing.T) {
+	testSelfRecovery(t, testreq.Glob(t, "../testmodels/*_s[01].onnx"), Options{Start: StartSignature})
+}
+
 // TestSelfRecoveryByRank is TestSelfRecovery with the signature start of
 // large groups (rank pairing of unit energies) forced on every group.
 func TestSelfRecoveryByRank(t *testing.T) {
@@ -40,7 +47,7 @@ func TestSelfRecoveryByRank(t *testing.T) {
 			paths = append(paths, p)
 		}
 	}
-	testSelfRecovery(t, paths, Options{})
+	testSelfRecovery(t, paths, Options{Start: StartSignature})
 }
 
 func testSelfRecovery(t *testing.T, paths []string, opts Options) {

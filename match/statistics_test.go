@@ -72,17 +72,25 @@ func TestStatisticsNotScored(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			res2, err := Weights(a, changed, ga, Options{Seed: 0})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if res2.ObjectiveBefore != res.ObjectiveBefore || res2.ObjectiveAfter != res.ObjectiveAfter {
-				t.Errorf("objective depends on B's running statistics: %v -> %v before, %v -> %v after",
-					res.ObjectiveBefore, res2.ObjectiveBefore, res.ObjectiveAfter, res2.ObjectiveAfter)
-			}
-			for g := range res.Perms {
-				if !slices.Equal(res.Perms[g], res2.Perms[g]) {
-					t.Errorf("group %d: permutation depends on B's running statistics", g)
+			// Both starts: the signature start must not read the statistics
+			// either (the default start of cnn_bn is the identity).
+			for _, start := range []Start{StartSignature, StartIdentity} {
+				res1, err := Weights(a, b, ga, Options{Start: start})
+				if err != nil {
+					t.Fatal(err)
+				}
+				res2, err := Weights(a, changed, ga, Options{Start: start})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res2.ObjectiveBefore != res1.ObjectiveBefore || res2.ObjectiveAfter != res1.ObjectiveAfter {
+					t.Errorf("%v start: objective depends on B's running statistics: %v -> %v before, %v -> %v after",
+						start, res1.ObjectiveBefore, res2.ObjectiveBefore, res1.ObjectiveAfter, res2.ObjectiveAfter)
+				}
+				for g := range res1.Perms {
+					if !slices.Equal(res1.Perms[g], res2.Perms[g]) {
+						t.Errorf("%v start, group %d: permutation depends on B's running statistics", start, g)
+					}
 				}
 			}
 
