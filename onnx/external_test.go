@@ -114,7 +114,8 @@ func TestExternalDataConfined(t *testing.T) {
 			if !strings.HasPrefix(msg, path+": ") || !strings.Contains(msg, c.want) || strings.Contains(msg, "\n") {
 				t.Fatalf("error %q should be one line naming %s and saying %q", msg, path, c.want)
 			}
-			if strings.Contains(msg, "1221") {
+			// Past the path: the temporary folder's random name may hold the digits.
+			if strings.Contains(strings.TrimPrefix(msg, path), "1221") {
 				t.Fatalf("error %q gives the size of a file outside the folder", msg)
 			}
 			if got, _ := os.ReadFile(path); !bytes.Equal(got, model) {
