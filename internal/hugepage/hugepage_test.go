@@ -40,21 +40,3 @@ func TestMake(t *testing.T) {
 		t.Errorf("bytes: len %d at %p", len(b), &b[0])
 	}
 }
-
-func BenchmarkTouch(b *testing.B) {
-	for _, c := range []struct {
-		name string
-		make func(int) []byte
-	}{{"make", func(n int) []byte { return make([]byte, n) }}, {"hugepage", Make[byte]}} {
-		b.Run(c.name, func(b *testing.B) {
-			const n = 64 << 20
-			b.SetBytes(n)
-			for b.Loop() {
-				s := c.make(n)
-				for i := 0; i < n; i += 4096 {
-					s[i] = 1
-				}
-			}
-		})
-	}
-}
