@@ -8,7 +8,14 @@ import (
 	"testing"
 
 	"github.com/onnx-rebasin/onnx-rebasin/internal/testreq"
+	"golang.org/x/sys/unix"
 )
+
+// isDirect reports whether f is in direct I/O mode.
+func isDirect(f *os.File) bool {
+	flags, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)
+	return err == nil && flags&unix.O_DIRECT != 0
+}
 
 // requireDirect fails under CI (and skips elsewhere) when dir's file
 // system has no direct I/O, which the tests below need.

@@ -28,9 +28,3 @@ func setDirect(f *os.File, on bool) error {
 	_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags)
 	return err
 }
-
-// isDirect reports whether f is in direct I/O mode.
-func isDirect(f *os.File) bool {
-	flags, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)
-	return err == nil && flags&unix.O_DIRECT != 0
-}

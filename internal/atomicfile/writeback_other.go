@@ -13,5 +13,3 @@ func startWriteback(f *os.File, off, n int64) {}
 
 // setDirect: direct I/O is used on Linux only.
 func setDirect(f *os.File, on bool) error { return errors.ErrUnsupported }
-
-func isDirect(f *os.File) bool { return false }
