@@ -58,12 +58,13 @@ unit: ortref
 
 # The concurrent parts under the race detector: the GEMM worker pool, and
 # weight matching's look-ahead, parallel loops and concurrent signature
-# start, and the two models' concurrent data passes (the whole suite takes
-# too long with -race).
+# start, the two models' concurrent data passes, and concurrent first runs
+# of a fused program (the whole suite takes too long with -race).
 race:
 	$(GO) test -race -count=1 -run '^(TestParallel|TestGemmGOMAXPROCS)$$' ./simd
 	$(GO) test -race -count=1 -run '^(TestLookAheadSameDescent|TestSignatureStartSameOnAnyThreads)$$' ./match
 	$(GO) test -race -count=1 -run '^(TestSitePairingOrders|TestStreamedStatisticsMatchCapture)$$' ./activation
+	$(GO) test -race -count=1 -run '^TestFusionBuiltOnFirstUse$$' ./infer
 
 # NEON and generic code paths of simd on arm64, under qemu-user.
 arm64:

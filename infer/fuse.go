@@ -13,7 +13,8 @@ import (
 //
 //   - an inference-mode BatchNormalization after a Conv with constant
 //     weights is folded into them: W'[o] = W[o]·a[o], b'[o] = (b[o] − μ[o])·a[o] + β[o]
-//     with a = γ/√(σ² + ε), computed in float64 and rounded once;
+//     with a = γ/√(σ² + ε), computed in float64 and rounded once, on the
+//     fused program's first run (see fuseConv);
 //   - an Add of another value computed earlier (a residual connection),
 //     then a Relu, or a Clip with bounds known at NewSession, become the
 //     Conv's epilogue, applied to each image's output while it is in cache;
@@ -129,9 +130,9 @@ func (s *Session) fuse() {
 // nothing follows nd that can be fused.
 func (s *Session) fuseConv(nd *node, next func(int) *node, readersOf func(int) *node, computedBefore func(v int, nd *node) bool) (op *convOp, out int, removed []*node, resSlot int) {
 	base := nd.conv
-	wt, bias := base.conv, base.bias
-	m := wt.Shape[0]
+	m := base.conv.Shape[0]
 	cur := nd.out[0]
+	var fold func() (*Tensor, []float32) // the folded weights and bias, if a BatchNormalization folds
 	if bn := next(cur); bn != nil && bn.op == "BatchNormalization" && bn.bn != nil && bn.bn.foldable && len(bn.in) == 5 {
 		var p [4][]float32 // scale, B, mean, var
 		ok := true
@@ -144,7 +145,10 @@ func (s *Session) fuseConv(nd *node, next func(int) *node, readersOf func(int) *
 			p[j] = t.F
 		}
 		if ok {
-			wt, bias = foldBatchNorm(wt, bias, p[0], p[1], p[2], p[3], bn.bn.eps)
+			eps := bn.bn.eps
+			fold = func() (*Tensor, []float32) {
+				return foldBatchNorm(base.conv, base.bias, p[0], p[1], p[2], p[3], eps)
+			}
 			cur = bn.out[0]
 			removed = append(removed, bn)
 		}
@@ -177,7 +181,7 @@ func (s *Session) fuseConv(nd *node, next func(int) *node, readersOf func(int) *
 		}
 	}
 	pool := false
-	if p := next(cur); p != nil && resSlot < 0 && p.op == "MaxPool" && p.maxPool2 && len(wt.Shape) == 4 && s.dtypes[cur] == Float32 {
+	if p := next(cur); p != nil && resSlot < 0 && p.op == "MaxPool" && p.maxPool2 && len(base.conv.Shape) == 4 && s.dtypes[cur] == Float32 {
 		pool = true
 		cur = p.out[0]
 		removed = append(removed, p)
@@ -186,9 +190,17 @@ func (s *Session) fuseConv(nd *node, next func(int) *node, readersOf func(int) *
 		return nil, 0, nil, -1
 	}
 	op = &convOp{attrs: base.attrs, group: base.group, act: act, pool: pool, resFirst: resFirst}
-	op.prepare(wt, bias)
-	if len(op.packed) != op.group {
-		return nil, 0, nil, -1
+	if fold == nil {
+		// The Conv's own weights: share its packing.
+		op.conv, op.bias, op.packed = base.conv, base.bias, base.packed
+	} else {
+		// Folded and packed on the fused program's first run: a session
+		// whose runs all observe intermediate values (activation
+		// matching, REPAIR) never uses it, and the folded, packed weights
+		// are as large as the model. The folded weights have the Conv's
+		// shape and a bias per output channel, which base's packing
+		// accepted, so prepare packs them too.
+		op.build = func() { op.prepare(fold()) }
 	}
 	return op, cur, removed, resSlot
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand"
 	"slices"
+	"sync"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -458,5 +459,91 @@ func TestFusionModels(t *testing.T) {
 				t.Logf("%s batch %d: max |fused - unfused| = %.2g", name, n, worst)
 			}
 		}
+	}
+}
+
+// fusedConvs returns the Conv nodes of s's fused program, each with the
+// Conv of the unfused program that it replaces.
+func fusedConvs(s *Session) (fused, plain []*convOp) {
+	byName := map[string]*convOp{}
+	for _, nd := range s.nodes {
+		if nd.op == "Conv" {
+			byName[nd.name] = nd.conv
+		}
+	}
+	for _, nd := range s.fused {
+		if nd.op == "Conv" && nd.conv != nil && nd.conv != byName[nd.name] {
+			fused, plain = append(fused, nd.conv), append(plain, byName[nd.name])
+		}
+	}
+	return fused, plain
+}
+
+// TestFusionBuiltOnFirstUse: a fused Conv that folds a BatchNormalization
+// folds and packs its weights on the fused program's first run, not at
+// NewSession, so that sessions whose runs all observe fused-away values
+// never pay for them; concurrent first runs build it once and all get the
+// fused result. One that folds nothing shares the Conv's own packing.
+func TestFusionBuiltOnFirstUse(t *testing.T) {
+	lazy, shared := 0, 0
+	for i, c := range chainCases {
+		if c.fused == nil || c.capVal == "" {
+			continue
+		}
+		rng := rand.New(rand.NewSource(int64(100 + i)))
+		m := c.model(rng)
+		x := randT(rng, c.in...)
+		s := mustSession(t, m)
+		want := mustRun(t, mustSession(t, m), x)["y"] // a session of its own: fused
+		ops, bases := fusedConvs(s)
+		if len(ops) == 0 {
+			t.Fatalf("%s: no fused Conv", c.name)
+		}
+		for k, op := range ops {
+			switch {
+			case op.build != nil && op.packed != nil:
+				t.Fatalf("%s: folded weights packed before any run", c.name)
+			case op.build != nil:
+				lazy++
+			case len(op.packed) == 0 || &op.packed[0] != &bases[k].packed[0]:
+				t.Fatalf("%s: a fused Conv that folds nothing does not share the Conv's packing", c.name)
+			default:
+				shared++
+			}
+		}
+		mustRun(t, s, x, Capture(c.capVal)) // runs unfused
+		for _, op := range ops {
+			if op.build != nil && op.packed != nil {
+				t.Fatalf("%s: a run of the unfused program built the fused weights", c.name)
+			}
+		}
+		var wg sync.WaitGroup
+		got := make([]*Tensor, 4)
+		for g := range got {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				out, err := s.Run(map[string]*Tensor{"x": x})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				got[g] = out["y"]
+			}()
+		}
+		wg.Wait()
+		for g, y := range got {
+			if y == nil || !bitsEqual(y, want) {
+				t.Fatalf("%s: concurrent first run %d differs from a fused session's", c.name, g)
+			}
+		}
+		for _, op := range ops {
+			if len(op.packed) != op.group {
+				t.Fatalf("%s: after a fused run the Conv is not packed", c.name)
+			}
+		}
+	}
+	if lazy == 0 || shared == 0 {
+		t.Fatalf("%d fused Convs built on first use, %d sharing the Conv's packing: the cases should have both", lazy, shared)
 	}
 }

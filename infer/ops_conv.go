@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/onnx-rebasin/onnx-rebasin/simd"
@@ -378,6 +379,11 @@ type convOp struct {
 	// inputs of one shape recur run after run.
 	wide atomic.Pointer[wideConv]
 
+	// build, when set, makes conv, bias and packed on the first run (a
+	// fused Conv's folded weights, see fuseConv); built runs it once.
+	build func()
+	built sync.Once
+
 	act activation
 	// pool: a fused 2×2, stride-2 MaxPool (after act) follows; the output
 	// is the pooled one.
@@ -437,6 +443,9 @@ func (op *convOp) prepare(wt *Tensor, bias []float32) {
 
 func (op *convOp) kernel() kernel {
 	return func(c *runCtx, in []*Tensor) ([]*Tensor, error) {
+		if op.build != nil {
+			op.built.Do(op.build)
+		}
 		wt := in[1]
 		var bias, res *Tensor
 		if len(in) > 2 && op.resIdx != 2 {
