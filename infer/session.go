@@ -91,8 +91,8 @@ type sessionConfig struct {
 // Conv with constant weights followed by an inference-mode
 // BatchNormalization and/or a Relu or Clip, where nothing else reads the
 // intermediate values, runs as one node: the BatchNormalization folded into
-// the weights and bias on the first run that uses the fused graph, the activation applied to each
-// image's output while it is in cache. Results then differ from the
+// the weights and bias (on the first run that uses the fused graph), the
+// activation applied to each image's output while it is in cache. Results then differ from the
 // unfused graph by rounding only (the folded weights round differently).
 // Runs that observe intermediate values (OnValue, BatchNormStatistics, or
 // Capture or Observe of a fused-away value) always execute the unfused
