@@ -339,18 +339,36 @@ func TestFusion(t *testing.T) {
 	}
 }
 
-// TestFusionHooks: runs that observe intermediate values execute the
-// unfused program, so they see exactly what a session without fusion
-// computes; Capture of values the fused program still computes keeps the
-// fused program.
-func TestFusionHooks(t *testing.T) {
+// capturableCase is a chain case that fuses away a value it can capture,
+// with its model and an input.
+type capturableCase struct {
+	chainCase
+	m *onnx.Model
+	x *Tensor
+}
+
+// capturableCases returns the chain cases that fuse away a value to
+// capture, each with its model and an input drawn from the case's seed.
+func capturableCases() []capturableCase {
+	var cs []capturableCase
 	for i, c := range chainCases {
 		if c.fused == nil || c.capVal == "" {
 			continue
 		}
 		rng := rand.New(rand.NewSource(int64(100 + i)))
 		m := c.model(rng)
-		x := randT(rng, c.in...)
+		cs = append(cs, capturableCase{c, m, randT(rng, c.in...)})
+	}
+	return cs
+}
+
+// TestFusionHooks: runs that observe intermediate values execute the
+// unfused program, so they see exactly what a session without fusion
+// computes; Capture of values the fused program still computes keeps the
+// fused program.
+func TestFusionHooks(t *testing.T) {
+	for _, hc := range capturableCases() {
+		c, m, x := hc.chainCase, hc.m, hc.x
 		fused := mustSession(t, m)
 		plain := mustSession(t, m, Fusion(false))
 		want := mustRun(t, plain, x)["y"]
@@ -486,13 +504,8 @@ func fusedConvs(s *Session) (fused, plain []*convOp) {
 // fused result. One that folds nothing shares the Conv's own packing.
 func TestFusionBuiltOnFirstUse(t *testing.T) {
 	lazy, shared := 0, 0
-	for i, c := range chainCases {
-		if c.fused == nil || c.capVal == "" {
-			continue
-		}
-		rng := rand.New(rand.NewSource(int64(100 + i)))
-		m := c.model(rng)
-		x := randT(rng, c.in...)
+	for _, hc := range capturableCases() {
+		c, m, x := hc.chainCase, hc.m, hc.x
 		s := mustSession(t, m)
 		want := mustRun(t, mustSession(t, m), x)["y"] // a session of its own: fused
 		ops, bases := fusedConvs(s)
