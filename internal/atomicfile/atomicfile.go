@@ -222,8 +222,8 @@ func (w *writeback) startDirect() {
 	w.direct = setDirect(w.f, true) == nil
 }
 
-// staging returns the staging buffer, taken from stagePool on first use.
-func (w *writeback) staging() []byte {
+// takeStage takes the staging buffer from stagePool on first use.
+func (w *writeback) takeStage() {
 	if w.stageBuf == nil {
 		if b, ok := stagePool.Get().(*[]byte); ok {
 			w.stageBuf = *b
@@ -234,11 +234,10 @@ func (w *writeback) staging() []byte {
 		}
 		w.stage = w.stageBuf[:0]
 	}
-	return w.stage
 }
 
 // release gives the staging buffer back to stagePool (if it is one that
-// staging would make: tests stage through misaligned ones).
+// takeStage would make: tests stage through misaligned ones).
 func (w *writeback) release() {
 	if b := w.stageBuf; b != nil {
 		if cap(b) == writebackChunk && uintptr(unsafe.Pointer(&b[:1][0]))%directAlign == 0 {
@@ -262,7 +261,7 @@ func (w *writeback) writeDirect(p []byte) (int, error) {
 		if err := w.ctx.Err(); err != nil {
 			return done, err
 		}
-		w.staging()
+		w.takeStage()
 		n := copy(w.stage[len(w.stage):cap(w.stage)], p[done:])
 		w.stage = w.stage[:len(w.stage)+n]
 		done += n
