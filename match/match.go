@@ -197,15 +197,22 @@ type matcher struct {
 	// until first computed. costVersion[g] counts its changes.
 	cost        [][]float64
 	costVersion []int
+	// costWork[g] is the multiply-adds of g's whole cost: n² per column of
+	// its sites.
+	costWork []int
 	// scratch, reused so that matching touches little fresh memory
-	lBuf, rBuf, tmp32 []float32  // lBuf: signatures only
-	useBuf            useScratch // for exactGain
+	lBuf   []float32   // signatures only
+	main   costScratch // the descent's own goroutine's
+	useBuf useScratch  // for exactGain
 	// how group costs were brought up to date (for tests)
-	fullCosts, deltaCosts int
+	fullCosts, deltaCosts atomic.Int32
 	// solving counts the assignment solves running on goroutines; each
 	// takes a core, which the products leave to it (see gemmWorkers).
 	solving atomic.Int32
 }
+
+// costScratch is the scratch of one goroutine computing group costs.
+type costScratch struct{ rBuf, tmp32 []float32 }
 
 // gemmWorkers is the number of goroutines for a product now: the cores
 // that no assignment solve holds, at least one.
@@ -307,13 +314,16 @@ func descend(a, b *onnx.Model, ga *graph.Analysis, opts Options, stream uint64) 
 	// its groups in the sweep's order.
 	visited := make([]int, len(ga.BlockSets))
 	// Assignments are solved on goroutines (queue), so that while one is
-	// solved the costs of the next groups can be computed and their
-	// assignments started too, when no group visited before them shares a
-	// weight with them: nothing the descent does before their turn then
-	// changes their cost. A speculative solve is used if, at its group's
-	// turn, the cost has not changed since; the solver is deterministic,
-	// so it is the solve the turn would make, and the descent is the
-	// sequential one (see TestLookAheadSameDescent).
+	// solved the next groups' costs can be computed and their assignments
+	// solved too, on goroutines of their own, when no group visited before
+	// them shares a weight with them: nothing the descent does before
+	// their turn then changes their cost. A speculative solve is used if,
+	// at its group's turn, the cost has not changed since; the solver is
+	// deterministic, so it is the solve the turn would make, and the
+	// descent is the sequential one (see TestLookAheadSameDescent). Until
+	// a speculative cost is computed, the descent leaves alone what it
+	// reads: the weight uses of its group (waitCost before any group that
+	// shares one is visited).
 	queue := newSolveQueue(&mt.solving)
 	defer queue.drain()
 	for sweep := 1; sweep <= maxIter; sweep++ {
@@ -332,6 +342,7 @@ func descend(a, b *onnx.Model, ga *graph.Analysis, opts Options, stream uint64) 
 				for _, h := range set {
 					settled[h] = true
 				}
+				queue.waitCosts()
 				gain, moved, err := mt.blockStep(set, perms, objective, &solver)
 				if err != nil {
 					return nil, fmt.Errorf("groups %v: %w", set, err)
@@ -356,6 +367,7 @@ func descend(a, b *onnx.Model, ga *graph.Analysis, opts Options, stream uint64) 
 			settled[g] = true
 			n := mt.groups[g].Size
 			spec := queue.take(g)
+			queue.waitCost(mt.neighbours[g])
 			cost := mt.groupCost(g, perms) // no work if computed ahead
 			var r assignment
 			adopted := spec != nil && spec.version == mt.costVersion[g]
@@ -369,8 +381,16 @@ func descend(a, b *onnx.Model, ga *graph.Analysis, opts Options, stream uint64) 
 			}
 			if lookAhead {
 				for _, h := range mt.aheadOf(g, order[k+1:], settled, queue) {
-					c := mt.groupCost(h, perms)
-					queue.start(h, mt.costVersion[h], mt.groups[h].Size, c, perms[h], duals[h])
+					if mt.costWork[h] > asyncCostWork {
+						// Large products use every free core from here.
+						c := mt.groupCost(h, perms)
+						queue.start(h, mt.costVersion[h], mt.groups[h].Size, c, perms[h], duals[h])
+						continue
+					}
+					queue.startAhead(h, mt.groups[h].Size, perms[h], duals[h], func(sc *costScratch) (int, []float64) {
+						c := mt.groupCostWith(h, perms, sc)
+						return mt.costVersion[h], c
+					})
 				}
 				if !adopted {
 					r = queue.take(g).result
@@ -411,6 +431,7 @@ func descend(a, b *onnx.Model, ga *graph.Analysis, opts Options, stream uint64) 
 			break
 		}
 	}
+	queue.drain()
 	res.Perms = perms
 	res.ObjectiveAfter = mt.objective(perms)
 	return res, nil
@@ -420,6 +441,13 @@ func descend(a, b *onnx.Model, ga *graph.Analysis, opts Options, stream uint64) 
 // early (see Weights); a variable so that tests can compare with the
 // plain order.
 var lookAhead = true
+
+// asyncCostWork is the most multiply-adds (see matcher.costWork) of a
+// group cost computed ahead on a goroutine of its own: one core does it in
+// a few milliseconds. Larger ones are computed where the descent is, on
+// every core that no solve holds; on a goroutine of their own they held
+// one core, which left VGG-11's descent 30% slower.
+const asyncCostWork = 1 << 25
 
 // maxAhead bounds the assignments solved ahead of the current group's. A
 // solve started too early is more likely to be stale by its turn, but since
@@ -431,7 +459,8 @@ var maxAhead = 4
 // aheadOf returns the groups whose costs to compute and assignments to
 // start now, while group g is visited: among the next few unsettled groups
 // in order (the rest of the sweep), those without a solve in queue that
-// share no weight with g nor with any unsettled group visited before them.
+// share no weight with g, with any unsettled group visited before them, nor
+// with any group in queue (whose cost may still be computing).
 func (mt *matcher) aheadOf(g int, order []int, settled []bool, queue *solveQueue) []int {
 	var ahead, before []int
 	before = append(before, g)
@@ -450,7 +479,8 @@ func (mt *matcher) aheadOf(g int, order []int, settled []bool, queue *solveQueue
 			before = append(before, h)
 			continue
 		}
-		if !queue.has(h) && !slices.ContainsFunc(before, func(x int) bool { return slices.Contains(mt.neighbours[x], h) }) {
+		if !queue.has(h) && !slices.ContainsFunc(before, func(x int) bool { return slices.Contains(mt.neighbours[x], h) }) &&
+			!slices.ContainsFunc(mt.neighbours[h], queue.has) {
 			ahead = append(ahead, h)
 			room--
 		}
@@ -587,6 +617,13 @@ func newMatcher(a, b *onnx.Model, ga *graph.Analysis) (*matcher, error) {
 			s.rowStride = s.rowOff[1] - s.rowOff[0]
 		}
 	}
+	mt.costWork = make([]int, len(ga.Groups))
+	for g, sites := range mt.byGroup {
+		n := mt.groups[g].Size
+		for _, si := range sites {
+			mt.costWork[g] += n * n * mt.sites[si].cols
+		}
+	}
 	if len(mt.sites) == 0 && len(ga.Groups) > 0 {
 		return nil, errors.New("groups have no weights to match")
 	}
@@ -698,6 +735,14 @@ func (s *matchSite) colOffsets(use *matchUse, dst []int) []int {
 // a site's columns, it is updated by the change of those columns alone,
 // with float64 accumulation; otherwise it is recomputed.
 func (mt *matcher) groupCost(g int, perms permute.Perms) []float64 {
+	return mt.groupCostWith(g, perms, &mt.main)
+}
+
+// groupCostWith is groupCost with the scratch sc. It touches nothing of
+// the matcher's but g's sites and cost and the maps of g's weight uses, so
+// it can compute g's cost on another goroutine while the descent goes on
+// with groups that share no weight with g (see aheadOf).
+func (mt *matcher) groupCostWith(g int, perms permute.Perms, sc *costScratch) []float64 {
 	n := mt.groups[g].Size
 	changed, fullWork, deltaWork := 0, 0, 0
 	for _, si := range mt.byGroup[g] {
@@ -724,10 +769,10 @@ func (mt *matcher) groupCost(g int, perms permute.Perms) []float64 {
 	case cost != nil && changed == 0:
 		return cost
 	case cost != nil && deltaWork < fullWork:
-		mt.deltaCosts++
+		mt.deltaCosts.Add(1)
 		mt.costVersion[g]++
 		for _, si := range mt.byGroup[g] {
-			mt.updateSite(&mt.sites[si], cost)
+			mt.updateSite(&mt.sites[si], cost, sc)
 		}
 		return cost
 	}
@@ -737,9 +782,9 @@ func (mt *matcher) groupCost(g int, perms permute.Perms) []float64 {
 	} else {
 		clear(cost)
 	}
-	mt.fullCosts++
+	mt.fullCosts.Add(1)
 	mt.costVersion[g]++
-	tmp := scratch(&mt.tmp32, n*n)
+	tmp := scratch(&sc.tmp32, n*n)
 	for _, si := range mt.byGroup[g] {
 		s := &mt.sites[si]
 		s.colOff, s.next = s.next, s.colOff
@@ -763,7 +808,7 @@ func (mt *matcher) groupCost(g int, perms permute.Perms) []float64 {
 // current: cost += A_Q·(B_new − B_old)ᵀ, a float64-accumulated product.
 // The float32 differences round once each (exact when the two values are
 // within a factor of 2), far less than a float32 product would.
-func (mt *matcher) updateSite(s *matchSite, cost []float64) {
+func (mt *matcher) updateSite(s *matchSite, cost []float64, sc *costScratch) {
 	// Changed columns in runs whose offsets in A and in old and new B
 	// are consecutive (a conv kernel's taps move together).
 	type delta struct{ a, from, to, n int }
@@ -788,7 +833,7 @@ func (mt *matcher) updateSite(s *matchSite, cost []float64) {
 	}
 	// A_Q is read in place; B_new − B_old is formed in r.
 	n, k := s.rows, q
-	r := scratch(&mt.rBuf, n*k)
+	r := scratch(&sc.rBuf, n*k)
 	a, b := mt.uses[s.use].a, mt.uses[s.use].b
 	aRuns := make([]simd.Run, len(runs))
 	j := 0
@@ -853,14 +898,22 @@ func (mt *matcher) exactGain(g int, perms permute.Perms, p []int) float64 {
 		a, b := mt.uses[s.use].a, mt.uses[s.use].b
 		runs := jointRuns(s.aCol, s.colOff, nil)
 		// Row i's change ⟨A_i, B_p(i) − B_old(i)⟩, read in place run by
-		// run (gathering the rows first cost more than the products).
+		// run (gathering the rows first cost more than the products), or
+		// column by column where runs are short: a 1×1 convolution whose
+		// input channels another group has permuted has runs of one
+		// column, and a slice per column cost more than the products.
 		// Rows in parallel, each summed in run order, then added up in
 		// row order: the same result for any number of threads.
+		byColumn := len(runs)*shortRun > s.cols
 		workers := min(runtime.GOMAXPROCS(0), len(rows), len(rows)*s.cols>>15+1)
 		sitelayout.InParallel(len(rows), workers, func(lo, hi int) {
 			for k := lo; k < hi; k++ {
 				i := rows[k]
-				d[k] = rowChange(a, b, s.rowOff[i], s.rowOff[p[i]], s.rowOff[old[i]], runs)
+				if byColumn {
+					d[k] = rowChangeByColumn(a, b, s.rowOff[i], s.rowOff[p[i]], s.rowOff[old[i]], s.aCol, s.colOff)
+				} else {
+					d[k] = rowChange(a, b, s.rowOff[i], s.rowOff[p[i]], s.rowOff[old[i]], runs)
+				}
 			}
 		})
 		for _, v := range d {
@@ -909,6 +962,31 @@ func rowChange(a, b []float32, ra, rNew, rOld int, runs []jointRun) float64 {
 		sum += t
 	}
 	return sum
+}
+
+// shortRun is the mean run length (columns) below which exactGain reads a
+// site column by column rather than run by run.
+const shortRun = 32
+
+// rowChangeByColumn is rowChange over columns given one by one: A's column
+// offsets aCol and B's bCol.
+func rowChangeByColumn(a, b []float32, ra, rNew, rOld int, aCol, bCol []int) float64 {
+	bCol = bCol[:len(aCol)]
+	// Four sums break the chain of dependent additions.
+	var s0, s1, s2, s3 float64
+	c := 0
+	for ; c+4 <= len(aCol); c += 4 {
+		ac, bc := aCol[c:c+4:c+4], bCol[c:c+4:c+4]
+		// A float32 difference is exact in float64.
+		s0 += float64(a[ra+ac[0]]) * (float64(b[rNew+bc[0]]) - float64(b[rOld+bc[0]]))
+		s1 += float64(a[ra+ac[1]]) * (float64(b[rNew+bc[1]]) - float64(b[rOld+bc[1]]))
+		s2 += float64(a[ra+ac[2]]) * (float64(b[rNew+bc[2]]) - float64(b[rOld+bc[2]]))
+		s3 += float64(a[ra+ac[3]]) * (float64(b[rNew+bc[3]]) - float64(b[rOld+bc[3]]))
+	}
+	for ; c < len(aCol); c++ {
+		s0 += float64(a[ra+aCol[c]]) * (float64(b[rNew+bCol[c]]) - float64(b[rOld+bCol[c]]))
+	}
+	return (s0 + s1) + (s2 + s3)
 }
 
 // objective is Σ over permuted weight uses of ⟨W_A, π(W_B)⟩, in float64.

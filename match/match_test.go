@@ -68,10 +68,51 @@ func TestGroupCostUpToDate(t *testing.T) {
 					}
 				}
 			}
-			if mt.deltaCosts == 0 || mt.fullCosts == 0 {
-				t.Fatalf("updated %d and recomputed %d cost matrices: both paths should have run", mt.deltaCosts, mt.fullCosts)
+			if mt.deltaCosts.Load() == 0 || mt.fullCosts.Load() == 0 {
+				t.Fatalf("updated %d and recomputed %d cost matrices: both paths should have run", mt.deltaCosts.Load(), mt.fullCosts.Load())
 			}
 		})
+	}
+}
+
+// TestExactGain: exactGain is the change of the objective when one group's
+// permutation changes, both on sites it reads run by run and on sites it
+// reads column by column (short runs: convolutions whose input channels
+// another group has permuted).
+func TestExactGain(t *testing.T) {
+	byColumn := map[bool]int{} // sites seen, by how exactGain reads them
+	for _, name := range []string{"mlp", "cnn_bn", "resnet", "transformer"} {
+		t.Run(name, func(t *testing.T) {
+			a, ga := testkit.LoadAnalyze(t, "../testmodels/"+name+"_s0.onnx")
+			b, _ := testkit.LoadAnalyze(t, "../testmodels/"+name+"_s1.onnx")
+			mt, err := newMatcher(a, b, ga)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := rand.New(rand.NewPCG(9, 10))
+			perms := permute.Random(ga, 3)
+			for g := range perms {
+				mt.groupCost(g, perms) // brings the sites' columns up to date
+				for _, si := range mt.byGroup[g] {
+					s := &mt.sites[si]
+					byColumn[len(jointRuns(s.aCol, s.colOff, nil))*shortRun > s.cols]++
+				}
+				p := slices.Clone(perms[g])
+				r.Shuffle(len(p), func(i, j int) { p[i], p[j] = p[j], p[i] })
+				got := mt.exactGain(g, perms, p)
+				before := mt.objective(perms)
+				old := perms[g]
+				perms[g] = p
+				after := mt.objective(perms)
+				perms[g] = old
+				if want := after - before; math.Abs(got-want) > 1e-9*(math.Abs(before)+math.Abs(after)) {
+					t.Errorf("group %d: exact gain %v, objective changed by %v", g, got, want)
+				}
+			}
+		})
+	}
+	if byColumn[true] == 0 || byColumn[false] == 0 {
+		t.Fatalf("sites read column by column: %d, run by run: %d; both should be tested", byColumn[true], byColumn[false])
 	}
 }
 

@@ -37,7 +37,7 @@ func (mt *matcher) signatureStart() (permute.Perms, error) {
 	for i := range mt.sites {
 		largest = max(largest, mt.sites[i].rows*mt.sites[i].cols)
 	}
-	scratch(&mt.rBuf, largest/2+1)
+	scratch(&mt.main.rBuf, largest/2+1)
 	// Groups are independent: each of up to GOMAXPROCS goroutines takes
 	// the next group, largest first (so that the last to finish are
 	// small), builds its signatures and cost and solves its assignment.
@@ -54,7 +54,7 @@ func (mt *matcher) signatureStart() (permute.Perms, error) {
 	for w := 0; w < min(procs, len(order)); w++ {
 		// The first goroutine uses the matcher's scratch, which the
 		// descent reuses; the others their own.
-		sc := &sigScratch{sa: &mt.lBuf, sb: &mt.rBuf, tmp: &mt.tmp32}
+		sc := &sigScratch{sa: &mt.lBuf, sb: &mt.main.rBuf, tmp: &mt.main.tmp32}
 		if w > 0 {
 			sc = &sigScratch{sa: new([]float32), sb: new([]float32), tmp: new([]float32)}
 		}

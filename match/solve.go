@@ -49,17 +49,26 @@ func solveAssignment(solver *lap.Solver, n int, cost []float64, prev []int, dual
 }
 
 // solveQueue runs assignment solves on goroutines, each with a solver of
-// its own, and hands out their results by group.
+// its own, and hands out their results by group. A solve may first
+// compute its group's cost (startAhead).
 type solveQueue struct {
 	pending map[int]*queuedSolve
-	free    []*lap.Solver
+	free    []*queueWorker
 	running *atomic.Int32 // solves in progress
 }
 
+// queueWorker is what one goroutine of the queue works with, kept for the
+// next.
+type queueWorker struct {
+	solver  lap.Solver
+	scratch costScratch
+}
+
 type queuedSolve struct {
-	version int // of the group's cost that is solved
+	version int           // of the group's cost that is solved
+	costed  chan struct{} // closed once the cost is computed
 	done    chan struct{}
-	solver  *lap.Solver
+	worker  *queueWorker
 	result  assignment
 }
 
@@ -70,18 +79,46 @@ func newSolveQueue(running *atomic.Int32) *solveQueue {
 // start solves group g's assignment (see solveAssignment) on a goroutine.
 // Until take(g), cost, prev and duals must not change.
 func (q *solveQueue) start(g, version, n int, cost []float64, prev []int, duals []float64) {
-	sv := &lap.Solver{}
+	q.startAhead(g, n, prev, duals, func(*costScratch) (int, []float64) { return version, cost })
+}
+
+// startAhead is start with the cost and its version computed first, on
+// the same goroutine, by cost with the worker's scratch. Until
+// waitCost(g), the descent must not change what cost reads.
+func (q *solveQueue) startAhead(g, n int, prev []int, duals []float64, cost func(*costScratch) (int, []float64)) {
+	w := &queueWorker{}
 	if k := len(q.free); k > 0 {
-		sv, q.free = q.free[k-1], q.free[:k-1]
+		w, q.free = q.free[k-1], q.free[:k-1]
 	}
-	qs := &queuedSolve{version: version, done: make(chan struct{}), solver: sv}
+	qs := &queuedSolve{costed: make(chan struct{}), done: make(chan struct{}), worker: w}
 	q.pending[g] = qs
+	// A core is held from the cost on (see matcher.gemmWorkers).
 	q.running.Add(1)
 	go func() {
 		defer close(qs.done)
-		qs.result = solveAssignment(sv, n, cost, prev, duals)
+		version, c := cost(&w.scratch)
+		qs.version = version
+		close(qs.costed)
+		qs.result = solveAssignment(&w.solver, n, c, prev, duals)
 		q.running.Add(-1)
 	}()
+}
+
+// waitCost waits until the costs of the queued groups among groups are
+// computed.
+func (q *solveQueue) waitCost(groups []int) {
+	for _, g := range groups {
+		if qs := q.pending[g]; qs != nil {
+			<-qs.costed
+		}
+	}
+}
+
+// waitCosts waits until every queued cost is computed.
+func (q *solveQueue) waitCosts() {
+	for _, qs := range q.pending {
+		<-qs.costed
+	}
 }
 
 // take waits for group g's solve and returns it, or returns nil if none
@@ -93,7 +130,7 @@ func (q *solveQueue) take(g int) *queuedSolve {
 	}
 	<-qs.done
 	delete(q.pending, g)
-	q.free = append(q.free, qs.solver)
+	q.free = append(q.free, qs.worker)
 	return qs
 }
 
