@@ -197,6 +197,9 @@ type matcher struct {
 	// until first computed. costVersion[g] counts its changes.
 	cost        [][]float64
 	costVersion []int
+	// spareCost[g], if not nil, is memory of g's cost size for cost[g]
+	// (left by the signature start).
+	spareCost [][]float64
 	// costWork[g] is the multiply-adds of g's whole cost: n² per column of
 	// its sites.
 	costWork []int
@@ -776,11 +779,17 @@ func (mt *matcher) groupCostWith(g int, perms permute.Perms, sc *costScratch) []
 		}
 		return cost
 	}
-	if cost == nil {
+	switch {
+	case cost != nil:
+		clear(cost)
+	case g < len(mt.spareCost) && len(mt.spareCost[g]) == n*n:
+		cost = mt.spareCost[g]
+		mt.spareCost[g] = nil
+		clear(cost)
+		mt.cost[g] = cost
+	default:
 		cost = hugepage.Make[float64](n * n)
 		mt.cost[g] = cost
-	} else {
-		clear(cost)
 	}
 	mt.fullCosts.Add(1)
 	mt.costVersion[g]++

@@ -79,6 +79,10 @@ func (mt *matcher) signatureStart() (permute.Perms, error) {
 	if err := mt.signatureSets(perms, sigCost); err != nil {
 		return nil, err
 	}
+	// The signature costs are the size of the descent's: it takes them
+	// over (see groupCostWith) rather than touching fresh memory, which
+	// cost more than computing them on the benchmark VM.
+	mt.spareCost = sigCost
 	return perms, nil
 }
 
@@ -86,9 +90,9 @@ func (mt *matcher) signatureStart() (permute.Perms, error) {
 type sigScratch struct{ sa, sb, tmp *[]float32 }
 
 // groupSignature builds group g's signature start on up to threads
-// goroutines: its permutation, unless g belongs to a block set, for which it
-// returns the signature cost instead (nil for a group too large for an
-// assignment).
+// goroutines: its signature cost (nil for a group too large for an
+// assignment) and, unless g belongs to a block set (solved with its set),
+// its permutation.
 func (mt *matcher) groupSignature(g int, sc *sigScratch, threads int) (cost []float64, perm []int, err error) {
 	n := mt.groups[g].Size
 	assign := n <= maxSignatureAssign
@@ -116,7 +120,7 @@ func (mt *matcher) groupSignature(g int, sc *sigScratch, threads int) (cost []fl
 	if assign {
 		var solver lap.Solver
 		perm, _, err = solver.Solve(n, cost)
-		return nil, perm, err
+		return cost, perm, err
 	}
 	ra, rb := rankOrder(keyA), rankOrder(keyB)
 	perm = make([]int, n)

@@ -104,6 +104,47 @@ func BenchmarkRankSignature(b *testing.B) {
 	}
 }
 
+// TestSignatureCostsTakenOver: the descent computes its group costs in the
+// memory of the signature start's costs, and gets the same bits as in
+// fresh memory.
+func TestSignatureCostsTakenOver(t *testing.T) {
+	for _, name := range []string{"cnn_bn", "resnet", "transformer"} {
+		t.Run(name, func(t *testing.T) {
+			a, ga := testkit.LoadAnalyze(t, "../testmodels/"+name+"_s0.onnx")
+			b, _ := testkit.LoadAnalyze(t, "../testmodels/"+name+"_s1.onnx")
+			mt, err := newMatcher(a, b, ga)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sig, err := mt.signatureStart()
+			if err != nil {
+				t.Fatal(err)
+			}
+			spare := slices.Clone(mt.spareCost)
+			fresh, err := newMatcher(a, b, ga)
+			if err != nil {
+				t.Fatal(err)
+			}
+			reused := 0
+			for g := range sig {
+				got, want := mt.groupCost(g, sig), fresh.groupCost(g, sig)
+				if !slices.Equal(got, want) {
+					t.Fatalf("group %d: cost computed in the signature's memory differs from one in fresh memory", g)
+				}
+				if spare[g] != nil {
+					if &got[0] != &spare[g][0] {
+						t.Fatalf("group %d: the signature's cost memory was not taken over", g)
+					}
+					reused++
+				}
+			}
+			if reused == 0 {
+				t.Fatal("no signature cost to take over")
+			}
+		})
+	}
+}
+
 // TestSignatureStartSameOnAnyThreads builds the signature start with 1, 2
 // and 4 threads (groups built concurrently, each on the threads no other
 // holds) and checks that the permutations are the same: who computes what
