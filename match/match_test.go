@@ -83,12 +83,8 @@ func TestExactGain(t *testing.T) {
 	byColumn := map[bool]int{} // sites seen, by how exactGain reads them
 	for _, name := range []string{"mlp", "cnn_bn", "resnet", "transformer"} {
 		t.Run(name, func(t *testing.T) {
-			a, ga := testkit.LoadAnalyze(t, "../testmodels/"+name+"_s0.onnx")
-			b, _ := testkit.LoadAnalyze(t, "../testmodels/"+name+"_s1.onnx")
-			mt, err := newMatcher(a, b, ga)
-			if err != nil {
-				t.Fatal(err)
-			}
+			a, b, ga := trainedPair(t, name)
+			mt := mustMatcher(t, a, b, ga)
 			r := rand.New(rand.NewPCG(9, 10))
 			perms := permute.Random(ga, 3)
 			for g := range perms {
@@ -162,6 +158,25 @@ func TestSetMapsFollowsPerms(t *testing.T) {
 			}
 		})
 	}
+}
+
+// trainedPair loads the trained test pair name (seeds 0 and 1) and the
+// analysis of the first.
+func trainedPair(t *testing.T, name string) (a, b *onnx.Model, ga *graph.Analysis) {
+	t.Helper()
+	a, ga = testkit.LoadAnalyze(t, "../testmodels/"+name+"_s0.onnx")
+	b, _ = testkit.LoadAnalyze(t, "../testmodels/"+name+"_s1.onnx")
+	return a, b, ga
+}
+
+// mustMatcher is newMatcher, failing t on an error.
+func mustMatcher(t *testing.T, a, b *onnx.Model, ga *graph.Analysis) *matcher {
+	t.Helper()
+	mt, err := newMatcher(a, b, ga)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mt
 }
 
 // exactGroupCost evaluates group g's cost matrix from its definition in

@@ -110,21 +110,14 @@ func BenchmarkRankSignature(b *testing.B) {
 func TestSignatureCostsTakenOver(t *testing.T) {
 	for _, name := range []string{"cnn_bn", "resnet", "transformer"} {
 		t.Run(name, func(t *testing.T) {
-			a, ga := testkit.LoadAnalyze(t, "../testmodels/"+name+"_s0.onnx")
-			b, _ := testkit.LoadAnalyze(t, "../testmodels/"+name+"_s1.onnx")
-			mt, err := newMatcher(a, b, ga)
-			if err != nil {
-				t.Fatal(err)
-			}
+			a, b, ga := trainedPair(t, name)
+			mt := mustMatcher(t, a, b, ga)
 			sig, err := mt.signatureStart()
 			if err != nil {
 				t.Fatal(err)
 			}
 			spare := slices.Clone(mt.spareCost)
-			fresh, err := newMatcher(a, b, ga)
-			if err != nil {
-				t.Fatal(err)
-			}
+			fresh := mustMatcher(t, a, b, ga)
 			reused := 0
 			for g := range sig {
 				got, want := mt.groupCost(g, sig), fresh.groupCost(g, sig)
@@ -153,17 +146,12 @@ func TestSignatureCostsTakenOver(t *testing.T) {
 func TestSignatureStartSameOnAnyThreads(t *testing.T) {
 	for _, name := range []string{"mlp", "cnn_bn", "resnet", "transformer"} {
 		t.Run(name, func(t *testing.T) {
-			a, ga := testkit.LoadAnalyze(t, "../testmodels/"+name+"_s0.onnx")
-			b, _ := testkit.LoadAnalyze(t, "../testmodels/"+name+"_s1.onnx")
+			a, b, ga := trainedPair(t, name)
 			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
 			var first [][]int
 			for _, procs := range []int{1, 2, 4} {
 				runtime.GOMAXPROCS(procs)
-				mt, err := newMatcher(a, b, ga)
-				if err != nil {
-					t.Fatal(err)
-				}
-				sig, err := mt.signatureStart()
+				sig, err := mustMatcher(t, a, b, ga).signatureStart()
 				if err != nil {
 					t.Fatal(err)
 				}
