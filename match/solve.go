@@ -2,6 +2,7 @@ package match
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/onnx-rebasin/onnx-rebasin/internal/sitelayout"
 	"github.com/onnx-rebasin/onnx-rebasin/lap"
@@ -106,6 +107,9 @@ func (q *solveQueue) startAhead(g, n int, prev []int, duals []float64, cost func
 	q.running.Add(1)
 	go func() {
 		defer close(qs.done)
+		if aheadCostDelay > 0 {
+			time.Sleep(aheadCostDelay)
+		}
 		version, c := cost(&w.scratch)
 		qs.version = version
 		close(qs.costed)
@@ -113,6 +117,10 @@ func (q *solveQueue) startAhead(g, n int, prev []int, duals []float64, cost func
 		q.running.Add(-1)
 	}()
 }
+
+// aheadCostDelay holds back every queued cost by this long, so that tests
+// can check that the descent waits for it where it must.
+var aheadCostDelay time.Duration
 
 // waitCost waits until the costs of the queued groups among groups are
 // computed.
