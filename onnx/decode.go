@@ -17,11 +17,11 @@ type rawDataRef struct {
 }
 
 // unmarshalModel decodes data into mp as proto.Unmarshal does, except that
-// the main graph's large initializers' raw_data are copied into one
-// buffer on huge-page boundaries (see package hugepage) by readAt, which must fill
+// the main graph's large initializers' raw_data are read into one buffer
+// on huge-page boundaries (see package hugepage) by readAt, which must fill
 // its buffer from data at the offset given (a read from the file spares
-// mapping those pages). Those bytes were most of a model, and copying them
-// into ordinary fresh memory most of the time it took to load one.
+// mapping those pages). Those bytes are most of a model: one read into one
+// buffer, rather than a decoded copy per tensor.
 func unmarshalModel(data []byte, mp *onnxpb.ModelProto, readAt func(buf []byte, off int64) error) error {
 	skeleton, refs := withoutLargeRawData(data)
 	if refs == nil {
