@@ -62,7 +62,7 @@ unit: ortref
 # of a fused program (the whole suite takes too long with -race).
 race:
 	$(GO) test -race -count=1 -run '^(TestParallel|TestGemmGOMAXPROCS)$$' ./simd
-	$(GO) test -race -count=1 -run '^(TestLookAheadSameDescent|TestAheadOfSkipsQueuedNeighbours|TestSignatureStartSameOnAnyThreads)$$' ./match
+	$(GO) test -race -count=1 -run '^(TestSameDescentAsPlain|TestAheadOfSkipsQueuedNeighbours|TestSignatureStartSameOnAnyThreads)$$' ./match
 	$(GO) test -race -count=1 -run '^(TestSitePairingOrders|TestStreamedStatisticsMatchCapture)$$' ./activation
 	$(GO) test -race -count=1 -run '^TestFusionBuiltOnFirstUse$$' ./infer
 

@@ -63,7 +63,7 @@ func (mt *matcher) blockStep(set []int, perms permute.Perms, objective float64, 
 		}
 		if g1 > 1e-12*math.Abs(objective) {
 			for k, g := range set {
-				perms[g] = ps[k]
+				mt.assign(perms, g, ps[k])
 			}
 			gain, moved = g1, true
 		}
@@ -95,7 +95,7 @@ func (mt *matcher) blockStep(set []int, perms permute.Perms, objective float64, 
 			g2 += mt.withinGain(g, perms, p)
 		}
 		if g2 > 1e-12*math.Abs(objective+gain) {
-			perms[g] = p
+			mt.assign(perms, g, p)
 			gain += g2
 			moved = true
 		}
