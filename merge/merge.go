@@ -116,6 +116,7 @@ func Average(models []*onnx.Model, weights []float64) (*onnx.Model, error) {
 		}
 		return src, nil
 	}
+	names := sitelayout.NamesOf(out)
 	for _, name := range slices.Sorted(maps.Keys(ow)) {
 		rs := readers[name]
 		if len(rs) == 0 {
@@ -161,7 +162,7 @@ func Average(models []*onnx.Model, weights []float64) (*onnx.Model, error) {
 				u := groups[k][0]
 				dt := so.ElemType(nodes[u.Node].Input[u.Input])
 				var err error
-				if target, err = sitelayout.CopyAs(out, ow[name], sitelayout.UniqueName(out, name+"_merged"+strconv.Itoa(gi)), dt); err != nil {
+				if target, err = sitelayout.CopyAs(out, ow[name], names.Unique(name+"_merged"+strconv.Itoa(gi)), dt); err != nil {
 					return nil, err
 				}
 				for _, u := range groups[k] {

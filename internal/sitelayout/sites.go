@@ -137,7 +137,18 @@ func CopyAs(m *onnx.Model, t *onnxpb.TensorProto, name string, dt onnxpb.TensorP
 
 // UniqueName returns base, or base with a suffix, that names no value of m.
 func UniqueName(m *onnx.Model, base string) string {
-	used := map[string]bool{}
+	return NamesOf(m).Unique(base)
+}
+
+// Names is a set of value names of a model. A command that adds many
+// values keeps one and names each with Unique: building the set anew for
+// every name (UniqueName) was quadratic, a quarter of applying
+// permutations to DenseNet-121, which copies dozens of shared weights.
+type Names map[string]bool
+
+// NamesOf returns the names of m's initializers, node outputs and inputs.
+func NamesOf(m *onnx.Model) Names {
+	used := Names{}
 	g := m.Proto.GetGraph()
 	for _, t := range g.GetInitializer() {
 		used[t.GetName()] = true
@@ -150,9 +161,16 @@ func UniqueName(m *onnx.Model, base string) string {
 	for _, v := range g.GetInput() {
 		used[v.GetName()] = true
 	}
+	return used
+}
+
+// Unique returns base, or base with a suffix, that is not in ns, and
+// adds it to ns.
+func (ns Names) Unique(base string) string {
 	name := base
-	for i := 2; used[name]; i++ {
+	for i := 2; ns[name]; i++ {
 		name = base + "_" + strconv.Itoa(i)
 	}
+	ns[name] = true
 	return name
 }
