@@ -58,13 +58,15 @@ unit: ortref
 
 # The concurrent parts under the race detector: the GEMM worker pool, and
 # weight matching's look-ahead, parallel loops and concurrent signature
-# start, the two models' concurrent data passes, and concurrent first runs
-# of a fused program (the whole suite takes too long with -race).
-race:
+# start, the two models' concurrent data passes, concurrent first runs of a
+# fused program, and tensors permuted concurrently (the whole suite takes
+# too long with -race).
+race: ortref
 	$(GO) test -race -count=1 -run '^(TestParallel|TestGemmGOMAXPROCS)$$' ./simd
 	$(GO) test -race -count=1 -run '^(TestSameDescentAsPlain|TestAheadOfSkipsQueuedNeighbours|TestSignatureStartSameOnAnyThreads)$$' ./match
 	$(GO) test -race -count=1 -run '^(TestSitePairingOrders|TestStreamedStatisticsMatchCapture)$$' ./activation
 	$(GO) test -race -count=1 -run '^TestFusionBuiltOnFirstUse$$' ./infer
+	$(GO) test -race -count=1 -run '^TestPermuteKeepsFunction$$' ./permute
 
 # NEON and generic code paths of simd on arm64, under qemu-user.
 arm64:
