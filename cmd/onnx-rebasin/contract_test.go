@@ -212,3 +212,25 @@ func TestInfiniteMaskMerges(t *testing.T) {
 		t.Errorf("merged mask %v, %v; want [-Inf 0]", v, err)
 	}
 }
+
+// TestHasNonFinite: NaNs of any sign and payload and both infinities are
+// found wherever they are; zeros, subnormals and the largest finite values
+// are not.
+func TestHasNonFinite(t *testing.T) {
+	nonFinite := []float32{float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()),
+		math.Float32frombits(0x7f800001), math.Float32frombits(0xffc00000), math.Float32frombits(0x7fffffff)}
+	finite := []float32{0, float32(math.Copysign(0, -1)), 1, -1, math.MaxFloat32, -math.MaxFloat32,
+		math.SmallestNonzeroFloat32, -math.SmallestNonzeroFloat32, math.Float32frombits(0x7f7fffff), math.Float32frombits(0x007fffff)}
+	if hasNonFinite(finite) || hasNonFinite(nil) {
+		t.Fatalf("finite values %v reported as non-finite", finite)
+	}
+	for _, x := range nonFinite {
+		for _, at := range []int{0, 5, 9} {
+			v := append([]float32(nil), finite...)
+			v[at] = x
+			if !hasNonFinite(v) {
+				t.Errorf("%v (bits %#x) at %d not found", x, math.Float32bits(x), at)
+			}
+		}
+	}
+}
