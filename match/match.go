@@ -695,7 +695,7 @@ func newMatcher(a, b *onnx.Model, ga *graph.Analysis) (*matcher, error) {
 			s.rowStride = s.rowOff[1] - s.rowOff[0]
 		}
 		for _, ti := range use.sites {
-			if t := mt.sites[ti]; t.axis != s.axis && !slices.Contains(s.deps, t.group) {
+			if t := &mt.sites[ti]; t.axis != s.axis && !slices.Contains(s.deps, t.group) {
 				s.deps = append(s.deps, t.group)
 			}
 		}
