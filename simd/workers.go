@@ -94,6 +94,29 @@ func (w *poolWorker) loop() {
 	}
 }
 
+// offer puts j in w's slot, waking w if it sleeps. A slot may still hold
+// an earlier job whose parts all went to other goroutines: a worker woken
+// for a short phase often runs only after its caller has done every part,
+// and a later phase (the product after the packing) found the slot taken
+// and went without the worker, which then slept again. Such a job is
+// replaced. A worker whose slot holds a job with parts left is busy for a
+// concurrent caller and is skipped: the caller and the others run its
+// share.
+func (w *poolWorker) offer(j *poolJob) {
+	for {
+		old := w.slot.Load()
+		if old != nil && old.next.Load() < old.parts {
+			return
+		}
+		if w.slot.CompareAndSwap(old, j) {
+			if w.sleeping.CompareAndSwap(true, false) {
+				w.wake <- struct{}{}
+			}
+			return
+		}
+	}
+}
+
 // workers returns n pool workers, starting them the first time.
 func workers(n int) []*poolWorker {
 	pool.mu.Lock()
@@ -124,11 +147,7 @@ func Parallel(threads, parts int, fn func(part int)) {
 	j := &poolJob{fn: fn, parts: int32(parts)}
 	ws := workers(helpers)
 	for _, w := range ws {
-		if w.slot.CompareAndSwap(nil, j) && w.sleeping.CompareAndSwap(true, false) {
-			w.wake <- struct{}{}
-		}
-		// A busy worker (slot taken by a concurrent caller) is skipped:
-		// the caller and the others run its share.
+		w.offer(j)
 	}
 	j.run()
 	for spins := 0; j.done.Load() < j.parts; spins++ {

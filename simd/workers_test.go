@@ -52,3 +52,30 @@ func TestParallel(t *testing.T) {
 	}()
 	check(3, 7) // the pool still works after a panic
 }
+
+// TestOfferReplacesExhaustedJob: a job whose parts were all claimed (its
+// caller ran them before the woken worker took it) no longer holds the
+// worker's slot: the next job replaces it, and a sleeping worker is woken
+// once. A job with parts left stays, for the worker to run.
+func TestOfferReplacesExhaustedJob(t *testing.T) {
+	w := &poolWorker{wake: make(chan struct{}, 1)}
+	exhausted := &poolJob{parts: 2}
+	exhausted.next.Store(2)
+	w.slot.Store(exhausted)
+	w.sleeping.Store(true)
+	next := &poolJob{parts: 2}
+	w.offer(next)
+	if w.slot.Load() != next {
+		t.Fatal("a job whose parts were all claimed kept the slot")
+	}
+	if len(w.wake) != 1 || w.sleeping.Load() {
+		t.Fatalf("sleeping worker not woken: %d tokens, sleeping %v", len(w.wake), w.sleeping.Load())
+	}
+	w.offer(&poolJob{parts: 2})
+	if w.slot.Load() != next {
+		t.Fatal("a job with parts left was replaced")
+	}
+	if len(w.wake) != 1 {
+		t.Fatalf("%d wake tokens, want 1", len(w.wake))
+	}
+}
