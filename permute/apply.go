@@ -10,13 +10,12 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"strconv"
-	"sync"
-	"sync/atomic"
 
 	"github.com/onnx-rebasin/onnx-rebasin/graph"
 	"github.com/onnx-rebasin/onnx-rebasin/internal/sitelayout"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx"
 	"github.com/onnx-rebasin/onnx-rebasin/onnx/onnxpb"
+	"github.com/onnx-rebasin/onnx-rebasin/simd"
 )
 
 // Perms holds one permutation per group of an analysis, in group order.
@@ -288,11 +287,11 @@ type tensorMoves struct {
 	ms []axisMove
 }
 
-// permuteTensors is permuteTensor on each of ts, on up to GOMAXPROCS
-// goroutines. The moves are computed in parallel on the tensors' bytes;
-// storing them back (SetTensorBytes, which may update the model's map of
-// external data) is done in order on the caller, which also reports the
-// first error in order.
+// permuteTensors is permuteTensor on each of ts. The moves are computed
+// on every core, simd.Parallel handing out the tensors one by one; storing
+// them back (SetTensorBytes, which may update the model's map of external
+// data) is done in order on the caller, which also reports the first error
+// in order.
 func permuteTensors(m *onnx.Model, ts []tensorMoves) error {
 	raws := make([][]byte, len(ts))
 	for k, tm := range ts {
@@ -303,18 +302,9 @@ func permuteTensors(m *onnx.Model, ts []tensorMoves) error {
 		raws[k] = raw
 	}
 	errs := make([]error, len(ts))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(ts)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for k := int(next.Add(1) - 1); k < len(ts); k = int(next.Add(1) - 1) {
-				errs[k] = moveElements(ts[k].t, raws[k], ts[k].ms)
-			}
-		}()
-	}
-	wg.Wait()
+	simd.Parallel(runtime.GOMAXPROCS(0), len(ts), func(k int) {
+		errs[k] = moveElements(ts[k].t, raws[k], ts[k].ms)
+	})
 	for k, tm := range ts {
 		if errs[k] != nil {
 			return errs[k]
