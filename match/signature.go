@@ -224,15 +224,27 @@ func rankSignatureRuns(data []float32, base int, runs []simd.Run, n int, sig []f
 	// Block means of the sample, scaled to the block sums of the whole
 	// row over √(block length): (n/l)·mean/√(n/l).
 	energy := 0.0
+	scale := math.Sqrt(float64(n) / float64(l))
+	// Block b holds ranks [b·m/l, (b+1)·m/l). The bounds advance by m/l
+	// and carry m%l, rather than by two integer divisions a block: a row
+	// of a few hundred values has a block or two per value, and the
+	// divisions took a sixth of its signature.
+	step, rem := m/l, m%l
+	r0, carry := 0, 0
 	for b := 0; b < l; b++ {
-		r0, r1 := b*m/l, (b+1)*m/l
+		r1 := r0 + step
+		if carry += rem; carry >= l {
+			carry -= l
+			r1++
+		}
 		sum := 0.0
 		for _, k := range keys[r0:r1] {
 			v := float64(sigValue(k))
 			sum += v
 			energy += v * v
 		}
-		sig[b] = float32(sum / float64(r1-r0) * math.Sqrt(float64(n)/float64(l)))
+		sig[b] = float32(sum / float64(r1-r0) * scale)
+		r0 = r1
 	}
 	return energy * (float64(n) / float64(m))
 }

@@ -2,6 +2,7 @@ package match
 
 import (
 	"cmp"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"runtime"
@@ -85,22 +86,28 @@ func TestRankSignature(t *testing.T) {
 	}
 }
 
-// BenchmarkRankSignature computes the signatures of the input-channel
-// site of a 512×512×3×3 convolution weight, as signatureStart does.
+// BenchmarkRankSignature computes signatures of 512 rows of the
+// lengths that sites of small models have: a 3×3 depthwise kernel (9), 1×1
+// convolutions and squeeze-excitation layers (48 to 1,152), and a
+// 512×512×3×3 convolution's input channels (4,608, sampled).
 func BenchmarkRankSignature(b *testing.B) {
-	r := rand.New(rand.NewPCG(1, 2))
-	const rows, cols = 512, 4608
-	src := make([]float32, rows*cols)
-	for i := range src {
-		src[i] = float32(r.NormFloat64())
-	}
-	sig := make([]float32, sigBlocks)
-	keys, tmp := make([]uint16, cols), make([]uint16, cols)
-	b.SetBytes(int64(4 * len(src)))
-	for b.Loop() {
-		for i := 0; i < rows; i++ {
-			rankSignature(src[i*cols:(i+1)*cols], sig, keys, tmp)
-		}
+	for _, cols := range []int{9, 48, 144, 320, 1152, 4608} {
+		b.Run(fmt.Sprint(cols), func(b *testing.B) {
+			r := rand.New(rand.NewPCG(1, 2))
+			const rows = 512
+			src := make([]float32, rows*cols)
+			for i := range src {
+				src[i] = float32(r.NormFloat64())
+			}
+			sig := make([]float32, min(sigBlocks, cols))
+			keys, tmp := make([]uint16, cols), make([]uint16, cols)
+			b.SetBytes(int64(4 * len(src)))
+			for b.Loop() {
+				for i := 0; i < rows; i++ {
+					rankSignature(src[i*cols:(i+1)*cols], sig, keys, tmp)
+				}
+			}
+		})
 	}
 }
 
