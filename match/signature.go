@@ -227,8 +227,8 @@ func rankSignatureRuns(data []float32, base int, runs []simd.Run, n int, sig []f
 	scale := math.Sqrt(float64(n) / float64(l))
 	// Block b holds ranks [b·m/l, (b+1)·m/l). The bounds advance by m/l
 	// and carry m%l, rather than by two integer divisions a block: a row
-	// of a few hundred values has a block or two per value, and the
-	// divisions took a sixth of its signature.
+	// of up to 256 values has a block per value, and the divisions took a
+	// tenth to a sixth of its signature.
 	step, rem := m/l, m%l
 	r0, carry := 0, 0
 	for b := 0; b < l; b++ {
