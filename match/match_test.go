@@ -226,7 +226,6 @@ func trainedPair(t *testing.T, name string) (a, b *onnx.Model, ga *graph.Analysi
 	return a, b, ga
 }
 
-// mustMatcher is newMatcher, failing t on an error.
 // testPair is trainedPair, or for a model trained once (the attention
 // and grouped-conv models), the model and a randomly permuted copy.
 func testPair(t *testing.T, name string) (a, b *onnx.Model, ga *graph.Analysis) {
@@ -242,6 +241,7 @@ func testPair(t *testing.T, name string) (a, b *onnx.Model, ga *graph.Analysis) 
 	return a, b, ga
 }
 
+// mustMatcher is newMatcher, failing t on an error.
 func mustMatcher(t *testing.T, a, b *onnx.Model, ga *graph.Analysis) *matcher {
 	t.Helper()
 	mt, err := newMatcher(a, b, ga)
